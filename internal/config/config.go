@@ -1,0 +1,154 @@
+// Package config reads the service's configuration from the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything chatd reads from its environment. The OTEL_* variables are read by the
+// OpenTelemetry SDK itself.
+type Config struct {
+	// Addr is the listen address of the API, health and metrics (CHAT_ADDR).
+	Addr string
+	// MongoURI and MongoDatabase locate the record (CHAT_MONGODB_URI, CHAT_MONGODB_DATABASE).
+	MongoURI      string
+	MongoDatabase string
+	// RedisURL locates the cache and presence/event bus (CHAT_REDIS_URL).
+	RedisURL string
+	// TenantsDir holds the tenant files (CHAT_TENANTS_DIR).
+	TenantsDir string
+	// LogLevel is debug, info, warn or error (CHAT_LOG_LEVEL).
+	LogLevel slog.Level
+	// PresenceTTL is how long an admin stays online without a heartbeat (CHAT_PRESENCE_TTL).
+	PresenceTTL time.Duration
+	// IdempotencyTTL is how long an Idempotency-Key is remembered (CHAT_IDEMPOTENCY_TTL).
+	IdempotencyTTL time.Duration
+	// OIDCTimeout bounds one discovery or JWKS fetch of a tenant's issuer (CHAT_OIDC_TIMEOUT).
+	OIDCTimeout time.Duration
+	// MongoTimeout bounds one database operation (CHAT_MONGODB_TIMEOUT).
+	MongoTimeout time.Duration
+	// MaxBodyBytes is the largest request body accepted; larger ones get 413 (CHAT_MAX_BODY_BYTES).
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the graceful shutdown after SIGTERM (CHAT_SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+	// MetricsTenantLabel adds the tenant id as a label to per-tenant metrics
+	// (CHAT_METRICS_TENANT_LABEL). Tenants come from configuration, so the label's values are
+	// bounded; turn it off for deployments with very many tenants.
+	MetricsTenantLabel bool
+}
+
+// Var describes one environment variable: its name, its default and what it sets.
+type Var struct {
+	Name    string
+	Default string
+	Help    string
+	Secret  bool
+}
+
+// Vars returns every variable Load reads, in the order the README documents them.
+func Vars() []Var {
+	return []Var{
+		{"CHAT_ADDR", ":8080", "listen address of the API, /healthz, /readyz and /metrics", false},
+		{"CHAT_MONGODB_URI", "mongodb://localhost:27017", "MongoDB connection string (may hold credentials)", true},
+		{"CHAT_MONGODB_DATABASE", "supportchat", "MongoDB database name", false},
+		{"CHAT_REDIS_URL", "redis://localhost:6379/0", "Redis URL for presence, cache and events (may hold credentials)", true},
+		{"CHAT_TENANTS_DIR", "./tenants", "folder of tenant files, re-read on change and on SIGHUP", false},
+		{"CHAT_LOG_LEVEL", "info", "debug, info, warn or error", false},
+		{"CHAT_PRESENCE_TTL", "60s", "how long an admin stays online or away without a heartbeat", false},
+		{"CHAT_IDEMPOTENCY_TTL", "24h", "how long an Idempotency-Key is remembered", false},
+		{"CHAT_OIDC_TIMEOUT", "5s", "bound for one discovery or JWKS fetch of a tenant's issuer", false},
+		{"CHAT_MONGODB_TIMEOUT", "5s", "bound for one MongoDB operation", false},
+		{"CHAT_MAX_BODY_BYTES", "65536", "largest request body; larger ones answer 413", false},
+		{"CHAT_SHUTDOWN_TIMEOUT", "20s", "bound for finishing in-flight requests after SIGTERM", false},
+		{"CHAT_METRICS_TENANT_LABEL", "true", "label per-tenant metrics with the tenant id", false},
+	}
+}
+
+// Load reads the configuration through getenv, using the defaults of Vars for unset variables.
+// It returns every invalid variable at once.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, v := range Vars() {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	var errs []error
+	duration := func(name string) time.Duration {
+		d, err := time.ParseDuration(get(name))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive duration such as 30s, got %q", name, get(name)))
+		}
+		return d
+	}
+	c := Config{
+		Addr:            get("CHAT_ADDR"),
+		MongoURI:        get("CHAT_MONGODB_URI"),
+		MongoDatabase:   get("CHAT_MONGODB_DATABASE"),
+		RedisURL:        get("CHAT_REDIS_URL"),
+		TenantsDir:      get("CHAT_TENANTS_DIR"),
+		PresenceTTL:     duration("CHAT_PRESENCE_TTL"),
+		IdempotencyTTL:  duration("CHAT_IDEMPOTENCY_TTL"),
+		OIDCTimeout:     duration("CHAT_OIDC_TIMEOUT"),
+		MongoTimeout:    duration("CHAT_MONGODB_TIMEOUT"),
+		ShutdownTimeout: duration("CHAT_SHUTDOWN_TIMEOUT"),
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("CHAT_LOG_LEVEL"))); err != nil {
+		errs = append(errs, fmt.Errorf("CHAT_LOG_LEVEL: want debug, info, warn or error, got %q", get("CHAT_LOG_LEVEL")))
+	}
+	n, err := strconv.ParseInt(get("CHAT_MAX_BODY_BYTES"), 10, 64)
+	if err != nil || n < 1024 {
+		errs = append(errs, fmt.Errorf("CHAT_MAX_BODY_BYTES: want a byte count of at least 1024, got %q", get("CHAT_MAX_BODY_BYTES")))
+	}
+	c.MaxBodyBytes = n
+	if c.MetricsTenantLabel, err = strconv.ParseBool(get("CHAT_METRICS_TENANT_LABEL")); err != nil {
+		errs = append(errs, fmt.Errorf("CHAT_METRICS_TENANT_LABEL: want true or false, got %q", get("CHAT_METRICS_TENANT_LABEL")))
+	}
+	if u, err := url.Parse(c.MongoURI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
+		errs = append(errs, errors.New("CHAT_MONGODB_URI: want a mongodb:// or mongodb+srv:// URI"))
+	}
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+		errs = append(errs, errors.New("CHAT_REDIS_URL: want a redis://, rediss:// or unix:// URL"))
+	}
+	if c.MongoDatabase == "" || strings.ContainsAny(c.MongoDatabase, "/\\. \"$") {
+		errs = append(errs, fmt.Errorf("CHAT_MONGODB_DATABASE: %q is not a valid database name", c.MongoDatabase))
+	}
+	return c, errors.Join(errs...)
+}
+
+// String returns the configuration for a start-up log line, with credentials masked.
+func (c Config) String() string {
+	return fmt.Sprintf("addr=%s mongodb=%s database=%s redis=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t",
+		c.Addr, MaskURL(c.MongoURI), c.MongoDatabase, MaskURL(c.RedisURL), c.TenantsDir, c.LogLevel, c.PresenceTTL,
+		c.IdempotencyTTL, c.OIDCTimeout, c.MongoTimeout, c.MaxBodyBytes, c.ShutdownTimeout, c.MetricsTenantLabel)
+}
+
+// MaskURL returns raw with any password replaced by "xxxxx"; an unparsable value is hidden whole.
+func MaskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") || strings.Contains(strings.ToLower(k), "secret") {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}

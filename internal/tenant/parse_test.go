@@ -1,0 +1,262 @@
+package tenant_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+// shopFile is a valid tenant file; the error cases below edit it and name its line numbers.
+const shopFile = `id: demo-shop
+name: Demo Shop
+hosts: [support.demo-shop.example, Chat.Demo-Shop.example]
+oidc:
+  issuer: https://id.demo-shop.example/realms/shop
+  audience: support-chat
+  admin_claim: realm_access.roles
+  admin_values: [support_admin, lead]
+  name_claim: name
+chat:
+  away_prompt: "We are away."
+  business_hours:
+    timezone: Europe/Berlin
+    weekly:
+      mon: ["09:00-18:00"]
+      fri: ["13:00-17:00", "09:00-12:00"]
+  unassign_on_away: true
+`
+
+// compareLocations compares time zones by name.
+var compareLocations = cmp.Comparer(func(a, b *time.Location) bool { return a.String() == b.String() })
+
+func TestParseValidFile(t *testing.T) {
+	got, err := tenant.Parse("tenants/demo-shop.yaml", []byte(shopFile))
+	if err != nil {
+		t.Fatalf("Parse(valid file) = %v", err)
+	}
+	want := &tenant.Tenant{
+		ID:    "demo-shop",
+		Name:  "Demo Shop",
+		Hosts: []string{"support.demo-shop.example", "chat.demo-shop.example"},
+		OIDC: tenant.OIDC{
+			Issuer:      "https://id.demo-shop.example/realms/shop",
+			Audience:    "support-chat",
+			AdminClaim:  "realm_access.roles",
+			AdminValues: []string{"support_admin", "lead"},
+			NameClaim:   "name",
+		},
+		Chat: tenant.Chat{
+			AwayPrompt:     "We are away.",
+			BusinessHours:  &tenant.BusinessHours{Location: mustLocation(t, "Europe/Berlin")},
+			UnassignOnAway: true,
+		},
+		Source: "tenants/demo-shop.yaml",
+	}
+	want.Chat.BusinessHours.Weekly[time.Monday] = []tenant.Range{{Start: 9 * 60, End: 18 * 60}}
+	want.Chat.BusinessHours.Weekly[time.Friday] = []tenant.Range{{Start: 9 * 60, End: 12 * 60}, {Start: 13 * 60, End: 17 * 60}}
+	if diff := cmp.Diff(want, got, compareLocations); diff != "" {
+		t.Errorf("Parse(valid file) mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseMinimalFile(t *testing.T) {
+	const minimal = `id: tiny
+name: Tiny
+oidc: {issuer: "https://login.tiny.example", audience: chat, admin_claim: roles, admin_values: [admin]}
+`
+	got, err := tenant.Parse("tiny.yml", []byte(minimal))
+	if err != nil {
+		t.Fatalf("Parse(minimal file) = %v", err)
+	}
+	if got.Chat.AwayPrompt != "" || got.Chat.BusinessHours != nil || got.Chat.UnassignOnAway || got.Hosts != nil {
+		t.Errorf("Parse(minimal file).Chat = %+v, hosts %v; want no prompt, no hours, no unassigning, no hosts", got.Chat, got.Hosts)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		file string // default demo-shop.yaml
+		old  string // replaced by new in shopFile
+		new  string
+		// want is the exact start of one of the errors, "file:line: ..."; empty for a valid file.
+		want string
+	}{
+		{name: "an unknown field is refused", old: "  name_claim: name\n", new: "  name_claim: name\n  colour: blue\n",
+			want: `demo-shop.yaml:10: unknown field "oidc.colour"`},
+		{name: "an unknown top-level field is refused", old: "name: Demo Shop\n", new: "name: Demo Shop\ntheme: dark\n",
+			want: `demo-shop.yaml:3: unknown field "theme"`},
+		{name: "a field set twice is refused", old: "name: Demo Shop\n", new: "name: Demo Shop\nname: Shop\n",
+			want: `demo-shop.yaml:3: name is set twice`},
+		{name: "an id with capitals is refused", file: "Demo_Shop.yaml", old: "id: demo-shop", new: "id: Demo_Shop",
+			want: `Demo_Shop.yaml:1: id "Demo_Shop" must be 2 to 63 of a-z, 0-9 and -`},
+		{name: "a one-letter id is refused", file: "d.yaml", old: "id: demo-shop", new: "id: d",
+			want: `d.yaml:1: id "d" must be 2`},
+		{name: "an id different from the file name is refused", file: "other-shop.yaml",
+			want: `other-shop.yaml:1: id "demo-shop" must equal the file name "other-shop"`},
+		{name: "a missing id is refused", old: "id: demo-shop\n", new: "",
+			want: `demo-shop.yaml:1: id is required`},
+		{name: "a missing name is refused", old: "name: Demo Shop", new: "name:",
+			want: `demo-shop.yaml:2: name is required`},
+		{name: "a name over 200 characters is refused", old: "name: Demo Shop", new: "name: " + strings.Repeat("x", 201),
+			want: `demo-shop.yaml:2: name is longer than 200 characters`},
+		{name: "a host with a port is refused", old: "Chat.Demo-Shop.example", new: "chat.demo-shop.example:8443",
+			want: `demo-shop.yaml:3: hosts: "chat.demo-shop.example:8443" must not have a port`},
+		{name: "a host that is not a DNS name is refused", old: "Chat.Demo-Shop.example", new: "chat_shop.example",
+			want: `demo-shop.yaml:3: hosts: "chat_shop.example" is not a DNS host name`},
+		{name: "a host listed twice is refused", old: "Chat.Demo-Shop.example", new: "Support.demo-shop.example",
+			want: `demo-shop.yaml:3: hosts: "Support.demo-shop.example" is listed twice`},
+		{name: "an http issuer on a public host is refused", old: "https://id.demo-shop.example", new: "http://id.demo-shop.example",
+			want: `demo-shop.yaml:5: oidc.issuer "http://id.demo-shop.example/realms/shop" must use https`},
+		{name: "an http issuer on 127.0.0.1 is accepted", old: "https://id.demo-shop.example", new: "http://127.0.0.1:8080"},
+		{name: "an http issuer on ::1 is accepted", old: "https://id.demo-shop.example", new: "http://[::1]:8080"},
+		{name: "an http issuer on localhost is accepted", old: "https://id.demo-shop.example", new: "http://localhost:8080"},
+		{name: "an issuer with a query is refused", old: "realms/shop", new: "realms/shop?x=1",
+			want: `demo-shop.yaml:5: oidc.issuer "https://id.demo-shop.example/realms/shop?x=1" must not have a query or fragment`},
+		{name: "an issuer with user info is refused", old: "https://id.", new: "https://me@id.",
+			want: `demo-shop.yaml:5: oidc.issuer "https://me@id.demo-shop.example/realms/shop" must not contain user info`},
+		{name: "a relative issuer is refused", old: "https://id.demo-shop.example/realms/shop", new: "/realms/shop",
+			want: `demo-shop.yaml:5: oidc.issuer "/realms/shop" is not an absolute URL`},
+		{name: "a missing audience is refused", old: "  audience: support-chat\n", new: "",
+			want: `demo-shop.yaml:4: oidc.audience is required`},
+		{name: "an empty audience is refused", old: "audience: support-chat", new: `audience: ""`,
+			want: `demo-shop.yaml:6: oidc.audience is required`},
+		{name: "an admin claim with an empty segment is refused", old: "realm_access.roles", new: "realm_access..roles",
+			want: `demo-shop.yaml:7: oidc.admin_claim "realm_access..roles" must be a claim name or dotted path`},
+		{name: "no admin values is refused", old: "[support_admin, lead]", new: "[]",
+			want: `demo-shop.yaml:8: oidc.admin_values needs at least one role name`},
+		{name: "an empty admin value is refused", old: "[support_admin, lead]", new: `[support_admin, ""]`,
+			want: `demo-shop.yaml:8: oidc.admin_values must not contain an empty value`},
+		{name: "a missing oidc section is refused", old: "oidc:\n  issuer: https://id.demo-shop.example/realms/shop\n  audience: support-chat\n  admin_claim: realm_access.roles\n  admin_values: [support_admin, lead]\n  name_claim: name\n", new: "",
+			want: `demo-shop.yaml:1: oidc is required`},
+		{name: "an away prompt over 1000 characters is refused", old: `"We are away."`, new: strings.Repeat("z", 1001),
+			want: `demo-shop.yaml:11: chat.away_prompt is longer than 1000 characters`},
+		{name: "an unknown time zone is refused", old: "Europe/Berlin", new: "Mars/Olympus",
+			want: `demo-shop.yaml:13: chat.business_hours.timezone: unknown time zone "Mars/Olympus"`},
+		{name: "business hours without a time zone are refused", old: "    timezone: Europe/Berlin\n", new: "",
+			want: `demo-shop.yaml:12: chat.business_hours.timezone: required`},
+		{name: "a range without leading zeros is refused", old: `"09:00-18:00"`, new: `"9:00-18:00"`,
+			want: `demo-shop.yaml:15: chat.business_hours.weekly.mon: "9:00-18:00" is not HH:MM-HH:MM`},
+		{name: "a range past 24:00 is refused", old: `"09:00-18:00"`, new: `"09:00-24:30"`,
+			want: `demo-shop.yaml:15: chat.business_hours.weekly.mon: "09:00-24:30" has a time outside 00:00-24:00`},
+		{name: "a range ending where it starts is refused", old: `"09:00-18:00"`, new: `"09:00-09:00"`,
+			want: `demo-shop.yaml:15: chat.business_hours.weekly.mon: "09:00-09:00" starts and ends at the same time`},
+		{name: "an unknown day is refused", old: "      fri:", new: "      fry:",
+			want: `demo-shop.yaml:16: chat.business_hours.weekly: unknown day "fry"`},
+		{name: "overlapping ranges of one day are refused, at the later range",
+			old: `      fri: ["13:00-17:00", "09:00-12:00"]`, new: "      fri:\n        - 09:00-13:00\n        - 12:00-17:00",
+			want: `demo-shop.yaml:18: chat.business_hours.weekly.fri: "12:00-17:00" overlaps "09:00-13:00"`},
+		{name: "an overnight range overlapping a late range is refused", old: `"09:00-18:00"`, new: `"22:00-02:00", "23:00-23:30"`,
+			want: `demo-shop.yaml:15: chat.business_hours.weekly.mon: "23:00-23:30" overlaps "22:00-02:00"`},
+		{name: "unassign_on_away must be a boolean", old: "unassign_on_away: true", new: "unassign_on_away: yes",
+			want: `demo-shop.yaml:17: chat.unassign_on_away must be true or false`},
+		{name: "an unclosed list is refused at the line it starts", old: "  audience: support-chat", new: "  audience: [support-chat",
+			want: `demo-shop.yaml:6: invalid YAML: did not find expected ',' or ']'`},
+		{name: "a bad escape in a string is refused at its line", old: "audience: support-chat", new: `audience: "support\qchat"`,
+			want: `demo-shop.yaml:6: invalid YAML: found unknown escape character`},
+		{name: "a list item inside a mapping is refused at the line the mapping starts", old: "  audience: support-chat", new: "  - audience",
+			want: `demo-shop.yaml:5: invalid YAML: did not find expected key`},
+		{name: "an empty file is refused", old: shopFile, new: "",
+			want: `demo-shop.yaml:1: file is empty`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := tt.file
+			if file == "" {
+				file = "demo-shop.yaml"
+			}
+			data := shopFile
+			if tt.old != "" {
+				if !strings.Contains(data, tt.old) {
+					t.Fatalf("test file has no %q", tt.old)
+				}
+				data = strings.Replace(data, tt.old, tt.new, 1)
+			}
+			got, err := tenant.Parse(file, []byte(data))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Parse = %v, want no error", err)
+				}
+				return
+			}
+			if got != nil || err == nil {
+				t.Fatalf("Parse = %v, %v; want nil and an error %q", got, err, tt.want)
+			}
+			errs := flattenErrors(err)
+			for _, e := range errs {
+				var fe *tenant.FileError
+				if !errors.As(e, &fe) {
+					t.Errorf("error %q (%T) is not a *FileError", e, e)
+				}
+				if strings.HasPrefix(e.Error(), tt.want) {
+					return
+				}
+			}
+			t.Errorf("Parse errors = %q, want one starting with %q", errs, tt.want)
+		})
+	}
+}
+
+func TestParseReportsEveryProblem(t *testing.T) {
+	data := strings.NewReplacer("id: demo-shop", "id: Demo", "audience: support-chat", "audience:", `"09:00-18:00"`, `"9-18"`).Replace(shopFile)
+	_, err := tenant.Parse("demo-shop.yaml", []byte(data))
+	var got []string
+	for _, e := range flattenErrors(err) {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		`demo-shop.yaml:1: id "Demo" must be 2 to 63 of a-z, 0-9 and -`,
+		`demo-shop.yaml:6: oidc.audience is required`,
+		`demo-shop.yaml:15: chat.business_hours.weekly.mon: "9-18" is not HH:MM-HH:MM`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Parse errors mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "demo-shop.yaml")
+	if err := os.WriteFile(path, []byte(shopFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tenant.LoadFile(path)
+	if err != nil || got.ID != "demo-shop" || got.Source != path {
+		t.Errorf("LoadFile(%s) = %+v, %v; want demo-shop from that file", path, got, err)
+	}
+
+	missing := filepath.Join(dir, "gone.yaml")
+	_, err = tenant.LoadFile(missing)
+	var fe *tenant.FileError
+	if !errors.As(err, &fe) || fe.File != missing || !strings.HasPrefix(err.Error(), missing+": read: ") {
+		t.Errorf("LoadFile(missing file) = %v, want a *FileError %q", err, missing+": read: ...")
+	}
+}
+
+// flattenErrors returns the errors joined in err.
+func flattenErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
+
+// mustLocation loads a time zone.
+func mustLocation(tb testing.TB, name string) *time.Location {
+	tb.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return loc
+}

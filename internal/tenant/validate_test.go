@@ -1,0 +1,76 @@
+package tenant_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+func TestExampleTenantsAreValid(t *testing.T) {
+	tenants, errs := tenant.ValidateDir("../../tenants")
+	for _, err := range errs {
+		t.Errorf("ValidateDir(../../tenants): %v", err)
+	}
+	if got, want := tenant.Summary(tenants), "3 tenants valid: acme-outdoor, demo-shop, nordic-books"; got != want {
+		t.Errorf("Summary = %q, want %q", got, want)
+	}
+}
+
+func TestValidateDirReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	writeTenant(t, dir, "alpha", "Alpha", "shop.example")
+	writeTenant(t, dir, "beta", "Beta", "shop.example", "beta.example")
+	writeFile(t, filepath.Join(dir, "broken.yaml"), "id: broken\nname: Broken\nhosts: [a:1]\n")
+	writeFile(t, filepath.Join(dir, "alpha.yml"), fmt.Sprintf(tenantYAML, "alpha", "Alpha again", ""))
+
+	tenants, errs := tenant.ValidateDir(dir)
+	var got []string
+	for _, err := range errs {
+		got = append(got, strings.TrimPrefix(err.Error(), dir+string(filepath.Separator)))
+	}
+	want := []string{
+		`alpha.yml:1: tenant id "alpha" is already defined by ` + filepath.Join(dir, "alpha.yaml"),
+		`beta.yaml:3: hosts: "shop.example" is already claimed by tenant "alpha" (` + filepath.Join(dir, "alpha.yaml") + ")",
+		`broken.yaml:3: hosts: "a:1" must not have a port`,
+		`broken.yaml:1: oidc is required`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ValidateDir errors mismatch (-want +got):\n%s", diff)
+	}
+	if got := tenant.Summary(tenants); got != "1 tenant valid: alpha" {
+		t.Errorf("Summary = %q, want only alpha", got)
+	}
+}
+
+func TestValidateDirWithoutTenants(t *testing.T) {
+	if _, errs := tenant.ValidateDir(t.TempDir()); len(errs) != 1 {
+		t.Errorf("ValidateDir(empty dir) errors = %v, want one", errs)
+	}
+	if _, errs := tenant.ValidateDir(filepath.Join(t.TempDir(), "missing")); len(errs) != 1 {
+		t.Errorf("ValidateDir(missing dir) errors = %v, want one", errs)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	tests := []struct {
+		name    string
+		tenants []*tenant.Tenant
+		want    string
+	}{
+		{"no tenants", nil, "0 tenants valid"},
+		{"one tenant", []*tenant.Tenant{{ID: "demo-shop"}}, "1 tenant valid: demo-shop"},
+		{"tenants are listed by id", []*tenant.Tenant{{ID: "nordic-books"}, {ID: "acme-outdoor"}}, "2 tenants valid: acme-outdoor, nordic-books"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tenant.Summary(tt.tenants); got != tt.want {
+				t.Errorf("Summary = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
