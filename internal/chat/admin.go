@@ -1,0 +1,260 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+// Limits of the admin workflow.
+const (
+	MaxAwayPromptChars = 1000
+	// unassignBatch is how many conversations one pass of unassigning handles.
+	unassignBatch = 100
+	// lapseBatch is how many lapsed admins one sweep handles.
+	lapseBatch = 100
+)
+
+// Patch changes the admin workflow state of a conversation. Nil fields stay as they are;
+// AssigneeSet with an empty Assignee unassigns.
+type Patch struct {
+	Status      *Status
+	AssigneeSet bool
+	Assignee    string
+}
+
+// PresenceState is an admin's presence after setting it, with the support state it leads to.
+type PresenceState struct {
+	Status    AdminStatus
+	ExpiresAt time.Time
+	Support   Support
+}
+
+// requireAdmin returns the scope of an admin-only call; customers get Forbidden.
+func requireAdmin(ctx context.Context) (*tenant.Tenant, Caller, error) {
+	t, caller, err := scope(ctx)
+	if err != nil {
+		return nil, Caller{}, err
+	}
+	if !caller.IsAdmin() {
+		return nil, Caller{}, Errorf(Forbidden, "only admins can do this")
+	}
+	return t, caller, nil
+}
+
+// Update applies p to conversation id. Admins only: customers get Forbidden; NotFound for an
+// unknown id, Invalid for a bad patch.
+func (s *Service) Update(ctx context.Context, id string, p Patch) (*View, error) {
+	t, caller, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.Status == nil && !p.AssigneeSet {
+		return nil, FieldError("status", "give status or assignee to change")
+	}
+	if p.Status != nil && !p.Status.Valid() {
+		return nil, FieldError("status", "must be open or resolved")
+	}
+	if p.AssigneeSet && p.Assignee != "" {
+		if err := checkID("assignee", p.Assignee); err != nil {
+			return nil, err
+		}
+	}
+	c, err := s.change(ctx, t, caller, id, func(c *Conversation) bool {
+		changed := false
+		if p.Status != nil && c.Status != *p.Status {
+			c.Status, changed = *p.Status, true
+		}
+		if p.AssigneeSet && c.Assignee != p.Assignee {
+			c.Assignee, changed = p.Assignee, true
+		}
+		return changed
+	})
+	if err != nil {
+		return nil, err
+	}
+	v := viewOf(c, caller, DefaultListMessages)
+	return &v, nil
+}
+
+// change applies edit to conversation id with compare-and-swap retries, touching UpdatedAt and
+// publishing conversation.updated when edit reports a change.
+func (s *Service) change(ctx context.Context, t *tenant.Tenant, caller Caller, id string, edit func(*Conversation) bool) (*Conversation, error) {
+	for range maxCommitAttempts {
+		c, err := s.visible(ctx, t, caller, id)
+		if err != nil {
+			return nil, err
+		}
+		next := c.clone()
+		if !edit(next) {
+			return c, nil
+		}
+		now := s.clock()
+		next.touch(now)
+		next.Version++
+		if err := s.store.UpdateConversation(ctx, next, c.Version); err != nil {
+			if errors.Is(err, ErrConflict) {
+				continue
+			}
+			return nil, err
+		}
+		s.publish(ctx, Event{Type: EventConversationUpdated, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: now, Conversation: next})
+		return next, nil
+	}
+	return nil, Errorf(Conflict, "the conversation is too busy right now; retry the request")
+}
+
+// SetPresence records the calling admin as online or away until the presence TTL passes
+// without another call. Going away unassigns the admin's open conversations when the tenant
+// has unassign_on_away. Returns Forbidden for customers, Invalid for another status and
+// Unavailable when presence cannot be stored.
+func (s *Service) SetPresence(ctx context.Context, status AdminStatus) (*PresenceState, error) {
+	t, caller, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if status != AdminOnline && status != AdminAway {
+		return nil, FieldError("status", "must be online or away")
+	}
+	expires, err := s.presence.SetAdminStatus(ctx, t.ID, caller.ID, status, s.presenceTTL)
+	if err != nil {
+		return nil, &Error{Code: Unavailable, Message: "presence is unavailable right now", Err: err}
+	}
+	sup, err := s.Support(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	if sup.Status == SupportOnline {
+		if err := s.presence.MarkSupportOnline(ctx, t.ID, now); err != nil {
+			s.log.WarnContext(ctx, "recording support online", "tenant", t.ID, "error", err)
+		}
+	}
+	if status == AdminAway {
+		s.unassignIfSet(ctx, t, caller.ID)
+	}
+	s.publish(ctx, Event{Type: EventPresenceChanged, TenantID: t.ID, At: now, Support: &sup})
+	return &PresenceState{Status: status, ExpiresAt: expires.UTC(), Support: sup}, nil
+}
+
+// SweepPresence handles admins whose online status lapsed without a heartbeat: their tenants
+// hear of the change, and their conversations are unassigned where the tenant wants that. Each
+// lapse is handled by one replica. It returns how many lapses it handled.
+func (s *Service) SweepPresence(ctx context.Context) (int, error) {
+	lapses, err := s.presence.ClaimLapsed(ctx, s.clock(), lapseBatch)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range lapses {
+		t, err := s.tenants.Get(l.TenantID)
+		if err != nil {
+			continue // the tenant was removed meanwhile
+		}
+		tctx := tenant.NewContext(ctx, t)
+		s.unassignIfSet(tctx, t, l.AdminID)
+		if sup, err := s.Support(tctx); err == nil {
+			s.publish(ctx, Event{Type: EventPresenceChanged, TenantID: t.ID, At: s.clock(), Support: &sup})
+		}
+	}
+	return len(lapses), nil
+}
+
+// unassignIfSet unassigns the open conversations of adminID when the tenant has
+// unassign_on_away. Failures are logged: the admin's presence is already stored.
+func (s *Service) unassignIfSet(ctx context.Context, t *tenant.Tenant, adminID string) {
+	settings, _, err := s.effectiveSettings(ctx, t)
+	if err != nil {
+		s.log.WarnContext(ctx, "reading settings to unassign", "tenant", t.ID, "error", err)
+		return
+	}
+	if !settings.UnassignOnAway {
+		return
+	}
+	if err := s.unassign(ctx, t, adminID); err != nil {
+		s.log.WarnContext(ctx, "unassigning an away admin's conversations", "tenant", t.ID, "error", err)
+	}
+}
+
+// unassign clears adminID as assignee of each of its open conversations.
+func (s *Service) unassign(ctx context.Context, t *tenant.Tenant, adminID string) error {
+	system := Caller{ID: string(RoleSystem), Role: RoleAdmin}
+	for {
+		convs, err := s.store.AssignedOpen(ctx, t.ID, adminID, unassignBatch)
+		if err != nil {
+			return err
+		}
+		for _, c := range convs {
+			_, err := s.change(ctx, t, system, c.ID, func(c *Conversation) bool {
+				if c.Assignee != adminID || c.Status != StatusOpen {
+					return false
+				}
+				c.Assignee = ""
+				return true
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if len(convs) < unassignBatch {
+			return nil
+		}
+	}
+}
+
+// Settings returns the tenant's effective chat settings. Admins only.
+func (s *Service) Settings(ctx context.Context) (*SettingsView, error) {
+	t, _, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.settings.Overrides(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	return settingsView(t, o), nil
+}
+
+// PutSettings replaces the tenant's overrides with o; a field left nil falls back to the tenant
+// file. Admins only; Invalid for a bad away prompt.
+func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsView, error) {
+	t, caller, err := requireAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if o.AwayPrompt != nil {
+		p, err := cleanText("away_prompt", *o.AwayPrompt, MaxAwayPromptChars)
+		if err != nil {
+			return nil, err
+		}
+		o.AwayPrompt = &p
+	}
+	o.UpdatedAt = s.clock()
+	o.UpdatedBy = caller.ID
+	if err := s.settings.PutOverrides(ctx, t.ID, o); err != nil {
+		return nil, err
+	}
+	s.overrides.forget(t.ID)
+	s.publish(ctx, Event{Type: EventSettingsChanged, TenantID: t.ID, At: o.UpdatedAt})
+	return settingsView(t, o), nil
+}
+
+// settingsView returns the effective settings of t with overrides o.
+func settingsView(t *tenant.Tenant, o Overrides) *SettingsView {
+	v := &SettingsView{Settings: o.Apply(t.Chat), Overridden: []string{}, UpdatedBy: o.UpdatedBy}
+	if o.AwayPrompt != nil {
+		v.Overridden = append(v.Overridden, "away_prompt")
+	}
+	if o.BusinessHoursSet {
+		v.Overridden = append(v.Overridden, "business_hours")
+	}
+	if o.UnassignOnAway != nil {
+		v.Overridden = append(v.Overridden, "unassign_on_away")
+	}
+	if !o.UpdatedAt.IsZero() {
+		at := o.UpdatedAt
+		v.UpdatedAt = &at
+	}
+	return v
+}

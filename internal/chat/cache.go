@@ -1,0 +1,64 @@
+package chat
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// loadTimeout bounds one load of a cached value.
+const loadTimeout = 5 * time.Second
+
+// ttlCache keeps one value per key for ttl, loading a missing or stale value once however many
+// callers ask for it at the same time.
+type ttlCache[V any] struct {
+	ttl   time.Duration
+	now   func() time.Time
+	group singleflight.Group
+
+	mu      sync.Mutex
+	entries map[string]ttlEntry[V]
+}
+
+type ttlEntry[V any] struct {
+	value   V
+	expires time.Time
+}
+
+func newTTLCache[V any](ttl time.Duration, now func() time.Time) *ttlCache[V] {
+	return &ttlCache[V]{ttl: ttl, now: now, entries: make(map[string]ttlEntry[V])}
+}
+
+// get returns the cached value of key, calling load when it is missing or stale. A failed load
+// is not cached.
+func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && c.now().Before(e.expires) {
+		return e.value, nil
+	}
+	v, err, _ := c.group.Do(key, func() (any, error) {
+		// The load serves every waiting caller, so one caller giving up must not cancel it.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+		defer cancel()
+		v, err := load(lctx)
+		if err != nil {
+			return v, err
+		}
+		c.mu.Lock()
+		c.entries[key] = ttlEntry[V]{value: v, expires: c.now().Add(c.ttl)}
+		c.mu.Unlock()
+		return v, nil
+	})
+	return v.(V), err
+}
+
+// forget drops the cached value of key.
+func (c *ttlCache[V]) forget(key string) {
+	c.mu.Lock()
+	delete(c.entries, key)
+	c.mu.Unlock()
+}

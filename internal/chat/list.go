@@ -1,0 +1,227 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"hash/fnv"
+	"time"
+)
+
+// List limits of PRODUCT.md.
+const (
+	DefaultListLimit    = 20
+	MaxListLimit        = 100
+	DefaultListMessages = 1
+)
+
+// ListQuery is a request for one page of the caller's conversations. Zero Limit and a nil
+// Messages take the defaults; the filters are for admins only.
+type ListQuery struct {
+	Limit    int
+	Messages *int
+	Cursor   string
+
+	Status     Status
+	Assignee   string // "me", "none" or an admin id
+	CustomerID string
+	Unread     bool
+}
+
+// ListFilter selects conversations in the store.
+type ListFilter struct {
+	// CustomerID, when set, keeps the conversations of that customer.
+	CustomerID string
+	// Status, when set, keeps conversations in that status.
+	Status Status
+	// Assignee, when not nil, keeps conversations assigned to *Assignee ("" for unassigned).
+	Assignee *string
+	// TeamUnread keeps conversations with customer messages no admin has read.
+	TeamUnread bool
+}
+
+// Position is a place in a list ordered by UpdatedAt then ID, both descending.
+type Position struct {
+	UpdatedAt time.Time
+	ID        string
+}
+
+// View is a conversation as one caller sees it.
+type View struct {
+	*Conversation
+	// Messages are the newest messages the caller asked for, oldest first.
+	Messages    []Message
+	UnreadCount int64
+	// ShowAssignee is true for admins; customers do not see who is assigned.
+	ShowAssignee bool
+}
+
+// ListPage is one page of a list.
+type ListPage struct {
+	Conversations []View
+	// NextCursor continues the list; empty on the last page.
+	NextCursor string
+	Support    Support
+}
+
+// List returns a page of the caller's conversations (a customer's own, or all of the tenant's
+// for admins), newest activity first, with the tenant's support status. Returns Invalid for bad
+// parameters and Forbidden when a customer uses an admin filter.
+func (s *Service) List(ctx context.Context, q ListQuery) (*ListPage, error) {
+	t, caller, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, limit, messages, err := listParams(caller, q)
+	if err != nil {
+		return nil, err
+	}
+	var after *Position
+	if q.Cursor != "" {
+		if after, err = decodeCursor(q.Cursor, f); err != nil {
+			return nil, err
+		}
+	}
+	convs, err := s.store.ListConversations(ctx, t.ID, f, after, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	page := &ListPage{}
+	if len(convs) > limit {
+		convs = convs[:limit]
+		last := convs[limit-1]
+		page.NextCursor = encodeCursor(Position{UpdatedAt: last.UpdatedAt, ID: last.ID}, f)
+	}
+	page.Conversations = make([]View, len(convs))
+	for i, c := range convs {
+		page.Conversations[i] = viewOf(c, caller, messages)
+	}
+	page.Support, err = s.Support(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+// viewOf returns c as caller sees it, with its newest n messages.
+func viewOf(c *Conversation, caller Caller, n int) View {
+	v := View{Conversation: c, UnreadCount: c.UnreadFor(caller), ShowAssignee: caller.IsAdmin()}
+	if n > len(c.Latest) {
+		n = len(c.Latest)
+	}
+	v.Messages = c.Latest[len(c.Latest)-n:]
+	return v
+}
+
+// listParams validates q for caller and returns the store filter, page size and message count.
+func listParams(caller Caller, q ListQuery) (ListFilter, int, int, error) {
+	var f ListFilter
+	limit := q.Limit
+	if limit == 0 {
+		limit = DefaultListLimit
+	}
+	if limit < 1 || limit > MaxListLimit {
+		return f, 0, 0, FieldError("limit", "must be between 1 and %d", MaxListLimit)
+	}
+	messages := DefaultListMessages
+	if q.Messages != nil {
+		messages = *q.Messages
+	}
+	if messages < 0 || messages > MaxLatest {
+		return f, 0, 0, FieldError("messages", "must be between 0 and %d", MaxLatest)
+	}
+	if !caller.IsAdmin() {
+		for _, filter := range []struct {
+			field string
+			set   bool
+		}{{"status", q.Status != ""}, {"assignee", q.Assignee != ""}, {"customer_id", q.CustomerID != ""}, {"unread", q.Unread}} {
+			if filter.set {
+				return f, 0, 0, &Error{Code: Forbidden, Field: filter.field, Message: "only admins can filter conversations"}
+			}
+		}
+		f.CustomerID = caller.ID
+		return f, limit, messages, nil
+	}
+	if q.Status != "" && !q.Status.Valid() {
+		return f, 0, 0, FieldError("status", "must be open or resolved")
+	}
+	f.Status = q.Status
+	switch q.Assignee {
+	case "":
+	case "me":
+		f.Assignee = &caller.ID
+	case "none":
+		none := ""
+		f.Assignee = &none
+	default:
+		if err := checkID("assignee", q.Assignee); err != nil {
+			return f, 0, 0, err
+		}
+		a := q.Assignee
+		f.Assignee = &a
+	}
+	if q.CustomerID != "" {
+		if err := checkID("customer_id", q.CustomerID); err != nil {
+			return f, 0, 0, err
+		}
+	}
+	f.CustomerID = q.CustomerID
+	f.TeamUnread = q.Unread
+	return f, limit, messages, nil
+}
+
+// cursorVersion is the first byte of every cursor, so the format can change.
+const cursorVersion = 1
+
+// errBadCursor is the answer to a cursor this service did not make for this query.
+var errBadCursor = FieldError("cursor", "is not a cursor of this list; start again without it")
+
+// encodeCursor returns the opaque cursor for the position p in the list filtered by f.
+func encodeCursor(p Position, f ListFilter) string {
+	var b bytes.Buffer
+	b.WriteByte(cursorVersion)
+	_ = binary.Write(&b, binary.BigEndian, p.UpdatedAt.UnixMilli())
+	_ = binary.Write(&b, binary.BigEndian, filterHash(f))
+	b.WriteString(p.ID)
+	return base64.RawURLEncoding.EncodeToString(b.Bytes())
+}
+
+// decodeCursor returns the position of a cursor made by encodeCursor for the same filter f.
+func decodeCursor(s string, f ListFilter) (*Position, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) < 1+8+4+1 || raw[0] != cursorVersion {
+		return nil, errBadCursor
+	}
+	ms := int64(binary.BigEndian.Uint64(raw[1:9]))
+	if binary.BigEndian.Uint32(raw[9:13]) != filterHash(f) {
+		return nil, FieldError("cursor", "belongs to a list with other filters; start again without it")
+	}
+	id := string(raw[13:])
+	if !isObjectID(id) {
+		return nil, errBadCursor
+	}
+	return &Position{UpdatedAt: time.UnixMilli(ms).UTC(), ID: id}, nil
+}
+
+// filterHash fingerprints a filter so a cursor cannot be replayed against another list.
+func filterHash(f ListFilter) uint32 {
+	h := fnv.New32a()
+	assignee := "\x00any"
+	if f.Assignee != nil {
+		assignee = *f.Assignee
+	}
+	unread := "0"
+	if f.TeamUnread {
+		unread = "1"
+	}
+	for _, part := range []string{f.CustomerID, string(f.Status), assignee, unread} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return h.Sum32()
+}
+
+// isNotFound reports whether err says something does not exist.
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -1,0 +1,188 @@
+package chat
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"hash/fnv"
+	"slices"
+)
+
+// History limits.
+const (
+	DefaultHistoryLimit = 50
+	MaxHistoryLimit     = 100
+)
+
+// HistoryQuery is a request for one page of a conversation's messages. A zero Limit takes the default.
+type HistoryQuery struct {
+	Limit  int
+	Before string
+}
+
+// HistoryPage is one page of messages, oldest first.
+type HistoryPage struct {
+	Messages []Message
+	// NextCursor continues towards older messages; empty at the start of the conversation.
+	NextCursor string
+}
+
+// ReadState is the caller's side's read state after marking a conversation read.
+type ReadState struct {
+	ConversationID string
+	UnreadCount    int64
+}
+
+// Conversation returns conversation id as the caller sees it, with its newest messages (0..20).
+// Returns NotFound when the caller may not see it.
+func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*View, error) {
+	t, caller, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := DefaultListMessages
+	if messages != nil {
+		n = *messages
+	}
+	if n < 0 || n > MaxLatest {
+		return nil, FieldError("messages", "must be between 0 and %d", MaxLatest)
+	}
+	c, err := s.visible(ctx, t, caller, id)
+	if err != nil {
+		return nil, err
+	}
+	v := viewOf(c, caller, n)
+	return &v, nil
+}
+
+// History returns a page of the messages of conversation id, newest page first and oldest first
+// within the page. Returns NotFound when the caller may not see it and Invalid for bad parameters.
+func (s *Service) History(ctx context.Context, id string, q HistoryQuery) (*HistoryPage, error) {
+	t, caller, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	limit := q.Limit
+	if limit == 0 {
+		limit = DefaultHistoryLimit
+	}
+	if limit < 1 || limit > MaxHistoryLimit {
+		return nil, FieldError("limit", "must be between 1 and %d", MaxHistoryLimit)
+	}
+	c, err := s.visible(ctx, t, caller, id)
+	if err != nil {
+		return nil, err
+	}
+	var before int64
+	if q.Before != "" {
+		if before, err = decodeHistoryCursor(q.Before, id); err != nil {
+			return nil, err
+		}
+	}
+	// Messages committed by a writer that has not copied them into the history yet (or died
+	// before it could) are copied now, so the history never lacks what the list shows.
+	if err := s.writePending(ctx, c); err != nil {
+		return nil, err
+	}
+	s.clearPending(ctx, c)
+	msgs, err := s.store.Messages(ctx, t.ID, id, before, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	page := &HistoryPage{}
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+		page.NextCursor = encodeHistoryCursor(msgs[limit-1].Seq, id)
+	}
+	slices.Reverse(msgs)
+	page.Messages = msgs
+	return page, nil
+}
+
+// MarkRead moves the read mark of the caller's side (the customer, or the tenant's whole team
+// for admins) up to message messageID, or to the newest message when it is empty. Read marks
+// never move backwards. Returns NotFound when the caller may not see the conversation and
+// Invalid when the message is not one of it.
+func (s *Service) MarkRead(ctx context.Context, id, messageID string) (*ReadState, error) {
+	t, caller, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for range maxCommitAttempts {
+		c, err := s.visible(ctx, t, caller, id)
+		if err != nil {
+			return nil, err
+		}
+		m, ok, err := s.readTarget(ctx, c, messageID)
+		if err != nil {
+			return nil, err
+		}
+		next := c.clone()
+		if !ok || !next.markRead(caller, m) {
+			return &ReadState{ConversationID: id, UnreadCount: c.UnreadFor(caller)}, nil
+		}
+		next.Version++
+		if err := s.store.UpdateConversation(ctx, next, c.Version); err != nil {
+			if errors.Is(err, ErrConflict) {
+				continue
+			}
+			return nil, err
+		}
+		s.publish(ctx, Event{Type: EventConversationRead, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: s.clock(), Conversation: next})
+		return &ReadState{ConversationID: id, UnreadCount: next.UnreadFor(caller)}, nil
+	}
+	return nil, Errorf(Conflict, "the conversation is too busy right now; retry the request")
+}
+
+// readTarget returns the message to mark read up to: messageID, or the newest message.
+func (s *Service) readTarget(ctx context.Context, c *Conversation, messageID string) (Message, bool, error) {
+	if messageID == "" {
+		m, ok := c.newest()
+		return m, ok, nil
+	}
+	if m, ok := c.heldMessage(messageID); ok {
+		return m, true, nil
+	}
+	notOurs := FieldError("message_id", "is not a message of this conversation")
+	if !isObjectID(messageID) {
+		return Message{}, false, notOurs
+	}
+	m, err := s.store.Message(ctx, c.TenantID, c.ID, messageID)
+	if err != nil {
+		if isNotFound(err) {
+			return Message{}, false, notOurs
+		}
+		return Message{}, false, err
+	}
+	return *m, true, nil
+}
+
+// encodeHistoryCursor returns the cursor for messages before seq in conversation convID.
+func encodeHistoryCursor(seq int64, convID string) string {
+	var b bytes.Buffer
+	b.WriteByte(cursorVersion)
+	_ = binary.Write(&b, binary.BigEndian, seq)
+	_ = binary.Write(&b, binary.BigEndian, idHash(convID))
+	return base64.RawURLEncoding.EncodeToString(b.Bytes())
+}
+
+// decodeHistoryCursor returns the seq of a cursor made by encodeHistoryCursor for convID.
+func decodeHistoryCursor(s, convID string) (int64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) != 1+8+4 || raw[0] != cursorVersion || binary.BigEndian.Uint32(raw[9:]) != idHash(convID) {
+		return 0, FieldError("before", "is not a cursor of this conversation's messages")
+	}
+	seq := int64(binary.BigEndian.Uint64(raw[1:9]))
+	if seq < 1 {
+		return 0, FieldError("before", "is not a cursor of this conversation's messages")
+	}
+	return seq, nil
+}
+
+func idHash(id string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return h.Sum32()
+}

@@ -1,0 +1,172 @@
+package chat
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+// ConversationStore keeps conversations and their message history. Every method is scoped by
+// tenant id; an id of another tenant is simply not found.
+type ConversationStore interface {
+	// CreateConversation stores the new conversation c. Returns ErrConflict when its id exists.
+	CreateConversation(ctx context.Context, c *Conversation) error
+	// Conversation returns the conversation id of the tenant. Returns ErrNotFound when there is
+	// none (including when id is malformed).
+	Conversation(ctx context.Context, tenantID, id string) (*Conversation, error)
+	// UpdateConversation replaces the stored conversation with c if its stored Version is still
+	// prev. Returns ErrConflict when it changed meanwhile, ErrNotFound when it is gone.
+	UpdateConversation(ctx context.Context, c *Conversation, prev int64) error
+	// ClearPending removes the pending messages of a conversation if its first pending message
+	// is still firstID; it does nothing otherwise.
+	ClearPending(ctx context.Context, tenantID, convID, firstID string) error
+	// ListConversations returns up to limit conversations matching f, newest UpdatedAt first
+	// (ties: greater id first), strictly after the position after when it is not nil.
+	ListConversations(ctx context.Context, tenantID string, f ListFilter, after *Position, limit int) ([]*Conversation, error)
+	// InsertMessages adds msgs to the message history; a message already there (same id) is
+	// skipped, so replaying pending messages is safe.
+	InsertMessages(ctx context.Context, tenantID string, msgs []Message) error
+	// Messages returns up to limit messages of the conversation with Seq below before (0: from
+	// the newest), newest first.
+	Messages(ctx context.Context, tenantID, convID string, before int64, limit int) ([]Message, error)
+	// Message returns the message id of the conversation. Returns ErrNotFound when there is none.
+	Message(ctx context.Context, tenantID, convID, id string) (*Message, error)
+	// AssignedOpen returns up to limit open conversations of the tenant assigned to adminID.
+	AssignedOpen(ctx context.Context, tenantID, adminID string, limit int) ([]*Conversation, error)
+	// FirstReplySeconds returns the first-reply times, in seconds, of up to limit conversations
+	// first answered at or after since, newest first.
+	FirstReplySeconds(ctx context.Context, tenantID string, since time.Time, limit int) ([]int64, error)
+}
+
+// SettingsStore keeps the chat settings tenant admins set through the API.
+type SettingsStore interface {
+	// Overrides returns the tenant's overrides; the zero Overrides when it has none.
+	Overrides(ctx context.Context, tenantID string) (Overrides, error)
+	// PutOverrides replaces the tenant's overrides with o.
+	PutOverrides(ctx context.Context, tenantID string, o Overrides) error
+}
+
+// Presence keeps which admins are online or away. It lives in Redis, which may be down: callers
+// treat its errors as "nobody online".
+type Presence interface {
+	// SetAdminStatus records that adminID is online or away until ttl passes without another
+	// call; it returns when that status expires.
+	SetAdminStatus(ctx context.Context, tenantID, adminID string, s AdminStatus, ttl time.Duration) (time.Time, error)
+	// TeamPresence returns how many admins of the tenant are online and away now.
+	TeamPresence(ctx context.Context, tenantID string) (TeamPresence, error)
+	// MarkSupportOnline records that the tenant's support was online at t.
+	MarkSupportOnline(ctx context.Context, tenantID string, t time.Time) error
+	// ClaimLapsed returns up to limit admins whose online status expired before now, each lapse
+	// to exactly one caller across all replicas.
+	ClaimLapsed(ctx context.Context, now time.Time, limit int) ([]Lapse, error)
+}
+
+// Lapse is an admin whose online status expired without a heartbeat.
+type Lapse struct {
+	TenantID string
+	AdminID  string
+}
+
+// Publisher delivers events to live subscribers. Publishing is best effort: the record is in
+// MongoDB, and a lost event only delays what a client sees until it lists again.
+type Publisher interface {
+	Publish(ctx context.Context, e Event)
+}
+
+// Tenants finds tenant definitions by id.
+type Tenants interface {
+	// Get returns the tenant id. Returns tenant.ErrNotFound when there is none.
+	Get(id string) (*tenant.Tenant, error)
+}
+
+// Deps are what a Service is built from.
+type Deps struct {
+	Conversations ConversationStore
+	Settings      SettingsStore
+	Presence      Presence
+	Events        Publisher
+	Tenants       Tenants
+	// Now is the clock; NewID returns a new unique id (24 hex digits).
+	Now   func() time.Time
+	NewID func() string
+	// PresenceTTL is how long an admin stays online or away without a heartbeat.
+	PresenceTTL time.Duration
+	// SettingsTTL is how long a replica caches a tenant's settings overrides; StatsTTL how long
+	// it caches the expected reply time.
+	SettingsTTL time.Duration
+	StatsTTL    time.Duration
+	Logger      *slog.Logger
+}
+
+// Service implements the use cases of Support Chat. It takes the tenant and the caller of each
+// call from its context (tenant.NewContext, NewContext).
+type Service struct {
+	store       ConversationStore
+	settings    SettingsStore
+	presence    Presence
+	events      Publisher
+	tenants     Tenants
+	now         func() time.Time
+	newID       func() string
+	presenceTTL time.Duration
+	log         *slog.Logger
+
+	overrides  *ttlCache[Overrides]
+	replyStats *ttlCache[*int64]
+}
+
+// NewService returns a Service using d.
+func NewService(d Deps) *Service {
+	if d.PresenceTTL <= 0 {
+		d.PresenceTTL = 60 * time.Second
+	}
+	if d.SettingsTTL <= 0 {
+		d.SettingsTTL = 5 * time.Second
+	}
+	if d.StatsTTL <= 0 {
+		d.StatsTTL = time.Minute
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		store:       d.Conversations,
+		settings:    d.Settings,
+		presence:    d.Presence,
+		events:      d.Events,
+		tenants:     d.Tenants,
+		now:         d.Now,
+		newID:       d.NewID,
+		presenceTTL: d.PresenceTTL,
+		log:         d.Logger,
+		overrides:   newTTLCache[Overrides](d.SettingsTTL, d.Now),
+		replyStats:  newTTLCache[*int64](d.StatsTTL, d.Now),
+	}
+}
+
+// clock returns the current time at the millisecond precision MongoDB keeps.
+func (s *Service) clock() time.Time {
+	return s.now().UTC().Truncate(time.Millisecond)
+}
+
+// scope returns the tenant and caller of ctx.
+func scope(ctx context.Context) (*tenant.Tenant, Caller, error) {
+	t, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, Caller{}, Errorf(NotFound, "unknown tenant")
+	}
+	c, err := CallerFromContext(ctx)
+	if err != nil {
+		return nil, Caller{}, err
+	}
+	return t, c, nil
+}
+
+// publish sends e to live subscribers.
+func (s *Service) publish(ctx context.Context, e Event) {
+	if s.events != nil {
+		s.events.Publish(ctx, e)
+	}
+}

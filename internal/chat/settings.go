@@ -1,0 +1,94 @@
+package chat
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+// Reply statistics: the window of PRODUCT.md and how many samples one computation reads at most.
+const (
+	replyStatsWindow     = 7 * 24 * time.Hour
+	replyStatsMaxSamples = 10000
+)
+
+// SettingsView is a tenant's effective chat settings and the fields its admins override.
+type SettingsView struct {
+	Settings
+	Overridden []string
+	UpdatedAt  *time.Time
+	UpdatedBy  string
+}
+
+// effectiveSettings returns the settings of t with its stored overrides, cached for a few seconds.
+func (s *Service) effectiveSettings(ctx context.Context, t *tenant.Tenant) (Settings, Overrides, error) {
+	o, err := s.overrides.get(ctx, t.ID, func(ctx context.Context) (Overrides, error) {
+		return s.settings.Overrides(ctx, t.ID)
+	})
+	if err != nil {
+		return Settings{}, Overrides{}, err
+	}
+	return o.Apply(t.Chat), o, nil
+}
+
+// Support returns the support block of the request's tenant: presence combined with business
+// hours, the away prompt and the expected reply time. Presence that cannot be read counts as
+// nobody online; it never fails the request.
+func (s *Service) Support(ctx context.Context) (Support, error) {
+	t, err := tenant.FromContext(ctx)
+	if err != nil {
+		return Support{}, Errorf(NotFound, "unknown tenant")
+	}
+	settings, _, err := s.effectiveSettings(ctx, t)
+	if err != nil {
+		return Support{}, err
+	}
+	sup := supportAt(s.clock(), settings, s.teamPresence(ctx, t.ID))
+	sup.ExpectedReplySeconds = s.expectedReply(ctx, t.ID)
+	return sup, nil
+}
+
+// teamPresence reads the tenant's presence, treating an unreachable Redis as nobody online.
+func (s *Service) teamPresence(ctx context.Context, tenantID string) TeamPresence {
+	p, err := s.presence.TeamPresence(ctx, tenantID)
+	if err != nil {
+		s.log.DebugContext(ctx, "presence unavailable; support reads as offline", "tenant", tenantID, "error", err)
+		return TeamPresence{}
+	}
+	return p
+}
+
+// expectedReply returns the tenant's median time to first reply over the last seven days, or nil
+// without data. It is computed at most once per StatsTTL per replica, from an indexed range of
+// first replies, never from all conversations; a failure reads as no data.
+func (s *Service) expectedReply(ctx context.Context, tenantID string) *int64 {
+	v, err := s.replyStats.get(ctx, tenantID, func(ctx context.Context) (*int64, error) {
+		samples, err := s.store.FirstReplySeconds(ctx, tenantID, s.clock().Add(-replyStatsWindow), replyStatsMaxSamples)
+		if err != nil {
+			return nil, err
+		}
+		return median(samples), nil
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "expected reply time unavailable", "tenant", tenantID, "error", err)
+		return nil
+	}
+	return v
+}
+
+// median returns the median of samples (the mean of the middle two for an even count), or nil.
+func median(samples []int64) *int64 {
+	if len(samples) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(samples)
+	slices.Sort(sorted)
+	n := len(sorted)
+	m := sorted[n/2]
+	if n%2 == 0 {
+		m = (sorted[n/2-1] + sorted[n/2]) / 2
+	}
+	return &m
+}

@@ -1,0 +1,67 @@
+package chat
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Text limits of PRODUCT.md and of this service.
+const (
+	MaxBodyChars    = 4000
+	MaxSubjectChars = 200
+	maxIDBytes      = 255
+	maxContextChars = 256
+	maxPageURLChars = 2048
+)
+
+// checkID validates a user id given as a parameter: what an OIDC 'sub' can be.
+func checkID(field, s string) error {
+	if s == "" || len(s) > maxIDBytes || !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return FieldError(field, "must be a user id of 1 to %d bytes without control characters", maxIDBytes)
+	}
+	return nil
+}
+
+// isObjectID reports whether s has the form of the ids this service makes (24 lowercase hex digits).
+func isObjectID(s string) bool {
+	if len(s) != 24 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanText trims s and checks it is valid UTF-8 of 1 to max characters without control
+// characters other than newlines and tabs.
+func cleanText(field, s string, max int) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", FieldError(field, "must be valid UTF-8")
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", FieldError(field, "must not be empty")
+	}
+	if n := utf8.RuneCountInString(s); n > max {
+		return "", FieldError(field, "must be at most %d characters, got %d", max, n)
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' }) >= 0 {
+		return "", FieldError(field, "must not contain control characters")
+	}
+	return s, nil
+}
+
+// cleanBody validates a message body: cleanText with MaxBodyChars, where a body that is too
+// long is TooLarge (HTTP 413, as PRODUCT.md says) rather than Invalid.
+func cleanBody(field, s string) (string, error) {
+	body, err := cleanText(field, s, MaxBodyChars)
+	if err != nil && utf8.ValidString(s) && utf8.RuneCountInString(strings.TrimSpace(s)) > MaxBodyChars {
+		return "", &Error{Code: TooLarge, Field: field, Message: fmt.Sprintf("must be at most %d characters", MaxBodyChars)}
+	}
+	return body, err
+}

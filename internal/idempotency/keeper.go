@@ -1,0 +1,134 @@
+package idempotency
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MaxKeyLength is the longest Idempotency-Key accepted.
+const MaxKeyLength = 255
+
+// ErrKeyReused is returned when a key comes back with a different request body (HTTP 422).
+var ErrKeyReused = errors.New("idempotency key reused with a different request")
+
+// ErrBadKey is returned for a key that is empty, too long or not printable ASCII (HTTP 400).
+var ErrBadKey = fmt.Errorf("idempotency key must be 1 to %d printable ASCII characters", MaxKeyLength)
+
+// Request is one idempotent request as the keeper sees it.
+type Request struct {
+	TenantID string
+	CallerID string
+	// Route names the operation, e.g. "POST /api/v1/chat/start"; a key is scoped to it.
+	Route string
+	Key   string
+	Body  []byte
+}
+
+// Attempt is the go-ahead to run a request. Replay is set when the request already has its
+// response; otherwise run it with Seed and report the outcome with Finish.
+type Attempt struct {
+	Seed   string
+	Replay *Record
+	rec    Record
+	// reserved is true for the attempt that stored the record; only it may release the key.
+	reserved bool
+}
+
+// Keeper runs the idempotency protocol over a Store.
+type Keeper struct {
+	store   Store
+	ttl     time.Duration
+	now     func() time.Time
+	newSeed func() string
+}
+
+// NewKeeper returns a Keeper remembering keys for ttl. newSeed returns a fresh random string.
+func NewKeeper(store Store, ttl time.Duration, now func() time.Time, newSeed func() string) *Keeper {
+	return &Keeper{store: store, ttl: ttl, now: now, newSeed: newSeed}
+}
+
+// Begin looks the request's key up, reserving it when it is new. A request whose key is
+// reserved but not finished (a racing twin, or an attempt that died) runs again with the same
+// Seed: the operations it guards create nothing twice for one seed. Returns ErrBadKey and
+// ErrKeyReused, or the store's error.
+func (k *Keeper) Begin(ctx context.Context, r Request) (*Attempt, error) {
+	if !validKey(r.Key) {
+		return nil, ErrBadKey
+	}
+	now := k.now().UTC()
+	rec := Record{
+		Key:         scopeHash(r),
+		TenantID:    r.TenantID,
+		Fingerprint: fingerprint(r.Body),
+		Seed:        k.newSeed(),
+		CreatedAt:   now,
+		ExpiresAt:   now.Add(k.ttl),
+	}
+	stored, reserved, err := k.store.Reserve(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	if stored.Fingerprint != rec.Fingerprint {
+		return nil, ErrKeyReused
+	}
+	a := &Attempt{Seed: stored.Seed, rec: stored, reserved: reserved}
+	if stored.Done {
+		a.Replay = &stored
+	}
+	return a, nil
+}
+
+// Finish stores the response of a successful (2xx) attempt for replays, or releases the key
+// after a failure so the client can retry it. Only the attempt that reserved the key releases
+// it: a failing racing twin must not make the key forget the seed its sibling is using.
+func (k *Keeper) Finish(ctx context.Context, a *Attempt, status int, body []byte, location string) error {
+	if status < 200 || status > 299 {
+		if !a.reserved {
+			return nil
+		}
+		return k.store.Release(ctx, a.rec.TenantID, a.rec.Key)
+	}
+	rec := a.rec
+	rec.Done, rec.Status, rec.Body, rec.Location = true, status, body, location
+	return k.store.Complete(ctx, rec)
+}
+
+// validKey reports whether key is 1..MaxKeyLength printable ASCII characters.
+func validKey(key string) bool {
+	if key == "" || len(key) > MaxKeyLength {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// scopeHash scopes a key to its caller and operation (the store adds the tenant).
+func scopeHash(r Request) string {
+	h := sha256.New()
+	for _, part := range []string{r.CallerID, r.Route, r.Key} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// fingerprint hashes a request body; JSON bodies are compacted first, so the same request sent
+// with other white space is still the same request.
+func fingerprint(body []byte) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, body) == nil {
+		body = buf.Bytes()
+	}
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,125 @@
+package idempotency
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memStore is an in-memory Store for the keeper's pure logic; the MongoDB store has its own
+// integration tests, and the API tests run the whole protocol against it.
+type memStore struct {
+	mu   sync.Mutex
+	recs map[string]Record
+	now  func() time.Time
+}
+
+func (m *memStore) Reserve(_ context.Context, rec Record) (Record, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := rec.TenantID + ":" + rec.Key
+	if old, ok := m.recs[k]; ok && old.ExpiresAt.After(m.now()) {
+		return old, false, nil
+	}
+	m.recs[k] = rec
+	return rec, true, nil
+}
+
+func (m *memStore) Complete(_ context.Context, rec Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recs[rec.TenantID+":"+rec.Key] = rec
+	return nil
+}
+
+func (m *memStore) Release(_ context.Context, tenantID, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r, ok := m.recs[tenantID+":"+key]; ok && !r.Done {
+		delete(m.recs, tenantID+":"+key)
+	}
+	return nil
+}
+
+func newKeeper() (*Keeper, *time.Time) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	n := 0
+	var mu sync.Mutex
+	seed := func() string { mu.Lock(); defer mu.Unlock(); n++; return "seed-" + strconv.Itoa(n) }
+	return NewKeeper(&memStore{recs: map[string]Record{}, now: clock}, time.Hour, clock, seed), &now
+}
+
+func TestKeeper(t *testing.T) {
+	ctx := context.Background()
+	k, now := newKeeper()
+	req := Request{TenantID: "shop", CallerID: "ada", Route: "POST /chat/start", Key: "k1", Body: []byte(`{"message": "hi"}`)}
+
+	first, err := k.Begin(ctx, req)
+	if err != nil || first.Replay != nil {
+		t.Fatalf("first Begin = %+v, %v", first, err)
+	}
+	// A racing twin runs with the same seed.
+	twin, err := k.Begin(ctx, req)
+	if err != nil || twin.Replay != nil || twin.Seed != first.Seed {
+		t.Fatalf("twin = %+v, %v; want the first seed %q", twin, err, first.Seed)
+	}
+	// The twin failing does not release the key its sibling is using.
+	if err := k.Finish(ctx, twin, 409, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Finish(ctx, first, 201, []byte(`{"id":"c1"}`), "/api/v1/chat/c1"); err != nil {
+		t.Fatal(err)
+	}
+	// The same body with other white space replays.
+	spaced := req
+	spaced.Body = []byte(`{ "message":"hi" }`)
+	again, err := k.Begin(ctx, spaced)
+	if err != nil || again.Replay == nil || again.Replay.Status != 201 || string(again.Replay.Body) != `{"id":"c1"}` || again.Replay.Location != "/api/v1/chat/c1" {
+		t.Fatalf("replay = %+v, %v", again, err)
+	}
+	other := req
+	other.Body = []byte(`{"message":"other"}`)
+	if _, err := k.Begin(ctx, other); !errors.Is(err, ErrKeyReused) {
+		t.Errorf("another body = %v, want ErrKeyReused", err)
+	}
+	// The key is scoped to caller and route.
+	for _, r := range []Request{{TenantID: "shop", CallerID: "bob", Route: req.Route, Key: "k1", Body: req.Body}, {TenantID: "shop", CallerID: "ada", Route: "POST /chat/x/messages", Key: "k1", Body: req.Body}} {
+		if a, err := k.Begin(ctx, r); err != nil || a.Replay != nil {
+			t.Errorf("Begin(%+v) = %+v, %v; want a fresh attempt", r, a, err)
+		}
+	}
+	// After the TTL the key is forgotten.
+	*now = now.Add(2 * time.Hour)
+	if a, err := k.Begin(ctx, req); err != nil || a.Replay != nil {
+		t.Errorf("after expiry = %+v, %v; want a fresh attempt", a, err)
+	}
+}
+
+func TestFailureReleasesTheKey(t *testing.T) {
+	ctx := context.Background()
+	k, _ := newKeeper()
+	req := Request{TenantID: "shop", CallerID: "ada", Route: "r", Key: "k", Body: []byte(`{}`)}
+	a, _ := k.Begin(ctx, req)
+	if err := k.Finish(ctx, a, 400, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	fixed := req
+	fixed.Body = []byte(`{"message":"fixed"}`)
+	if _, err := k.Begin(ctx, fixed); err != nil {
+		t.Errorf("after a failed attempt the key is still taken: %v", err)
+	}
+}
+
+func TestBadKeys(t *testing.T) {
+	k, _ := newKeeper()
+	for _, key := range []string{"", strings.Repeat("k", MaxKeyLength+1), "tab\there", "ünïcode"} {
+		if _, err := k.Begin(context.Background(), Request{Key: key}); !errors.Is(err, ErrBadKey) {
+			t.Errorf("Begin(key %q) = %v, want ErrBadKey", key, err)
+		}
+	}
+}
