@@ -1,0 +1,250 @@
+// Package auth verifies bearer tokens against each tenant's OpenID Connect issuer and turns them
+// into a Principal.
+//
+// A Verifier discovers a tenant's issuer on first use and keeps one go-oidc verifier per tenant,
+// issuer and audience, backed by its own JWKS cache: a token with an unknown key id refetches
+// the JWKS at most once per RefetchInterval, and a down issuer is remembered for FailureBackoff
+// so that requests fail fast with ErrIssuerUnavailable. Fetches of one tenant never hold a lock
+// that another tenant needs.
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+// ErrInvalidToken is returned when a bearer token is malformed, badly signed, not meant for the
+// tenant, expired or not yet valid (HTTP 401).
+var ErrInvalidToken = errors.New("invalid token")
+
+// ErrIssuerUnavailable is returned when the tenant's issuer cannot be discovered or its keys
+// cannot be fetched, so no token of the tenant can be verified (HTTP 503).
+var ErrIssuerUnavailable = errors.New("issuer unavailable")
+
+// Principal is the caller a verified token speaks for.
+type Principal struct {
+	// Subject is the token's 'sub' claim.
+	Subject string
+	// Name is the display name from the tenant's name claim, empty when absent.
+	Name string
+	// Admin reports whether the tenant's admin claim holds one of its admin values.
+	Admin bool
+}
+
+// Observer records JWKS fetches; telemetry implements it.
+type Observer interface {
+	// JWKSFetch records one JWKS fetch of a tenant; outcome is "ok" or "error".
+	JWKSFetch(tenantID, outcome string)
+}
+
+// Options configures a Verifier. Zero values take the documented defaults.
+type Options struct {
+	// HTTPClient fetches discovery documents and JWKS. Default: a client with Timeout.
+	HTTPClient *http.Client
+	// Timeout bounds each discovery or JWKS fetch. Default 5s.
+	Timeout time.Duration
+	// Leeway is the clock skew allowed on 'exp' and 'nbf'. Default 60s.
+	Leeway time.Duration
+	// RefetchInterval is the minimum gap between JWKS refetches of a tenant caused by a token
+	// with an unknown key id. Default 30s.
+	RefetchInterval time.Duration
+	// FailureBackoff is how long a failed discovery or first JWKS fetch is remembered, so that
+	// requests to a down issuer fail at once. Default 5s.
+	FailureBackoff time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives fetch failures. Default: discard.
+	Logger *slog.Logger
+	// Observer, if not nil, records JWKS fetches.
+	Observer Observer
+}
+
+// Verifier authenticates bearer tokens for any tenant. It discovers each tenant's issuer lazily
+// on first use and caches the result; it is safe for concurrent use.
+type Verifier struct {
+	client          *http.Client
+	timeout         time.Duration
+	leeway          time.Duration
+	refetchInterval time.Duration
+	failureBackoff  time.Duration
+	now             func() time.Time
+	log             *slog.Logger
+	obs             Observer
+
+	flights singleflight.Group
+
+	mu      sync.Mutex
+	issuers map[string]*issuer // by tenant id
+}
+
+// signingAlgs are the accepted token signature algorithms: asymmetric only, never HMAC or none.
+var signingAlgs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512,
+	jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512,
+	jose.EdDSA,
+}
+
+// New returns a Verifier configured by o.
+func New(o Options) *Verifier {
+	v := &Verifier{
+		client:          o.HTTPClient,
+		timeout:         o.Timeout,
+		leeway:          o.Leeway,
+		refetchInterval: o.RefetchInterval,
+		failureBackoff:  o.FailureBackoff,
+		now:             o.Now,
+		log:             o.Logger,
+		obs:             o.Observer,
+		issuers:         make(map[string]*issuer),
+	}
+	if v.timeout <= 0 {
+		v.timeout = 5 * time.Second
+	}
+	if v.leeway <= 0 {
+		v.leeway = 60 * time.Second
+	}
+	if v.refetchInterval <= 0 {
+		v.refetchInterval = 30 * time.Second
+	}
+	if v.failureBackoff <= 0 {
+		v.failureBackoff = 5 * time.Second
+	}
+	if v.client == nil {
+		v.client = &http.Client{Timeout: v.timeout}
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	return v
+}
+
+// Authenticate verifies token against the issuer of t and returns its principal. Returns an
+// error wrapping ErrInvalidToken when the token is not acceptable, or ErrIssuerUnavailable when
+// the issuer's discovery document or keys cannot be fetched. Errors never contain the token or
+// its claims.
+func (v *Verifier) Authenticate(ctx context.Context, t *tenant.Tenant, token string) (Principal, error) {
+	if t == nil || t.OIDC.Issuer == "" || t.OIDC.Audience == "" {
+		return Principal{}, fmt.Errorf("tenant has no issuer or audience: %w", ErrIssuerUnavailable)
+	}
+	// Cheap checks on the unverified token first: they need no network, so garbage and tokens
+	// of other issuers never cause a discovery or a JWKS fetch.
+	if err := v.precheck(t, token); err != nil {
+		return Principal{}, err
+	}
+	iss, err := v.issuerFor(ctx, t)
+	if err != nil {
+		return Principal{}, err
+	}
+
+	// go-oidc flattens key set errors into strings; the key set reports its own, sentinel-
+	// wrapped error through this holder instead.
+	var ksErr keySetError
+	idToken, err := iss.verifier.Verify(context.WithValue(ctx, keySetErrorKey{}, &ksErr), token)
+	if err != nil {
+		if ksErr.err != nil {
+			return Principal{}, ksErr.err
+		}
+		return Principal{}, fmt.Errorf("token rejected: %w", ErrInvalidToken)
+	}
+
+	var claims map[string]any
+	if err := idToken.Claims(&claims); err != nil {
+		return Principal{}, fmt.Errorf("token claims: %w", ErrInvalidToken)
+	}
+	p := Principal{Subject: idToken.Subject}
+	if name, ok := claimAt(claims, t.OIDC.NameClaim).(string); ok {
+		p.Name = name
+	}
+	p.Admin = hasRole(claimAt(claims, t.OIDC.AdminClaim), t.OIDC.AdminValues)
+	return p, nil
+}
+
+// precheck parses token without verifying its signature and rejects it if its algorithm or
+// registered claims cannot be valid for t.
+func (v *Verifier) precheck(t *tenant.Tenant, token string) error {
+	jws, err := jose.ParseSignedCompact(token, signingAlgs)
+	if err != nil {
+		return fmt.Errorf("malformed token or disallowed algorithm: %w", ErrInvalidToken)
+	}
+	if len(jws.Signatures) != 1 {
+		return fmt.Errorf("not exactly one signature: %w", ErrInvalidToken)
+	}
+	var c jwt.Claims
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
+		return fmt.Errorf("malformed claims: %w", ErrInvalidToken)
+	}
+	now := v.now()
+	switch {
+	case c.Issuer != t.OIDC.Issuer:
+		return fmt.Errorf("wrong issuer: %w", ErrInvalidToken)
+	case !slices.Contains(c.Audience, t.OIDC.Audience):
+		return fmt.Errorf("wrong audience: %w", ErrInvalidToken)
+	case c.Subject == "":
+		return fmt.Errorf("missing subject: %w", ErrInvalidToken)
+	case c.Expiry == nil:
+		return fmt.Errorf("missing expiry: %w", ErrInvalidToken)
+	case now.After(c.Expiry.Time().Add(v.leeway)):
+		return fmt.Errorf("token expired: %w", ErrInvalidToken)
+	case c.NotBefore != nil && now.Add(v.leeway).Before(c.NotBefore.Time()):
+		return fmt.Errorf("token not yet valid: %w", ErrInvalidToken)
+	}
+	return nil
+}
+
+// claimAt returns the claim at a dotted path (realm_access.roles), walking nested objects, or
+// nil when there is none.
+func claimAt(claims map[string]any, path string) any {
+	if path == "" {
+		return nil
+	}
+	var cur any = claims
+	for len(path) > 0 {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		// A claim name that itself contains dots wins over nesting.
+		if val, ok := obj[path]; ok {
+			return val
+		}
+		name, rest, found := strings.Cut(path, ".")
+		if !found {
+			return nil
+		}
+		cur, path = obj[name], rest
+	}
+	return cur
+}
+
+// hasRole reports whether claim is a string equal to one of values, or an array containing one.
+func hasRole(claim any, values []string) bool {
+	switch c := claim.(type) {
+	case string:
+		return slices.Contains(values, c)
+	case []any:
+		for _, e := range c {
+			if s, ok := e.(string); ok && slices.Contains(values, s) {
+				return true
+			}
+		}
+	}
+	return false
+}

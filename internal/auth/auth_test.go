@@ -1,0 +1,516 @@
+package auth_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/supportchat/supportchat/internal/auth"
+	"github.com/supportchat/supportchat/internal/devissuer"
+	"github.com/supportchat/supportchat/internal/tenant"
+	"github.com/supportchat/supportchat/internal/testenv"
+)
+
+const audience = "support-chat"
+
+// clock is a test clock that only moves when told.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// observer counts JWKS fetches by outcome.
+type observer struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (o *observer) JWKSFetch(tenantID, outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.counts == nil {
+		o.counts = map[string]int{}
+	}
+	o.counts[tenantID+" "+outcome]++
+}
+
+func (o *observer) count(key string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.counts[key]
+}
+
+// countingTransport counts the requests that reach the network.
+type countingTransport struct {
+	n atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func tenantOf(id string, iss *testenv.Issuer) *tenant.Tenant {
+	return &tenant.Tenant{ID: id, Name: id, OIDC: iss.OIDC()}
+}
+
+func newVerifier(clk *clock, o auth.Options) *auth.Verifier {
+	o.Now = clk.Now
+	return auth.New(o)
+}
+
+func TestAuthenticateAccepts(t *testing.T) {
+	shop := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	outdoor := testenv.NewIssuer(t, audience, "realm_access.roles", "chat-agent")
+	clk := newClock()
+	v := newVerifier(clk, auth.Options{})
+	now := clk.Now()
+
+	tests := []struct {
+		name   string
+		issuer *testenv.Issuer
+		token  string
+		want   auth.Principal
+	}{
+		{"customer with an RS256 token", shop, shop.Token(t, "cust-1", false), auth.Principal{Subject: "cust-1"}},
+		{"customer with an ES256 token", shop, shop.TokenWith(t, "ES256", nil), auth.Principal{Subject: "user-1"}},
+		{"admin by a top-level roles claim", shop, shop.Token(t, "admin-1", true), auth.Principal{Subject: "admin-1", Admin: true}},
+		{"admin by a nested realm_access.roles claim", outdoor, outdoor.Token(t, "agent-1", true), auth.Principal{Subject: "agent-1", Admin: true}},
+		{"admin by a role given as a single string", shop, shop.TokenWith(t, "RS256", func(c map[string]any) { c["roles"] = "support_admin" }), auth.Principal{Subject: "user-1", Admin: true}},
+		{"customer when the role claim is missing", outdoor, outdoor.Token(t, "cust-2", false), auth.Principal{Subject: "cust-2"}},
+		{"customer when the roles are others", shop, shop.TokenWith(t, "RS256", func(c map[string]any) { c["roles"] = []string{"viewer", "chat-agent"} }), auth.Principal{Subject: "user-1"}},
+		{"customer when the nested path holds no object", outdoor, outdoor.TokenWith(t, "RS256", func(c map[string]any) { c["realm_access"] = "chat-agent" }), auth.Principal{Subject: "user-1"}},
+		{"display name from the name claim", shop, shop.TokenWith(t, "ES256", func(c map[string]any) { c["name"] = "Ada Lovelace" }), auth.Principal{Subject: "user-1", Name: "Ada Lovelace"}},
+		{"no display name when the name claim is not a string", shop, shop.TokenWith(t, "RS256", func(c map[string]any) { c["name"] = 42 }), auth.Principal{Subject: "user-1"}},
+		{"audience listed among others", shop, shop.TokenWith(t, "RS256", func(c map[string]any) { c["aud"] = []string{"billing", audience} }), auth.Principal{Subject: "user-1"}},
+		{"expired 30 s ago, within the skew", shop, shop.TokenWith(t, "RS256", func(c map[string]any) { c["exp"] = now.Add(-30 * time.Second).Unix() }), auth.Principal{Subject: "user-1"}},
+		{"valid 30 s from now, within the skew", shop, shop.TokenWith(t, "RS256", func(c map[string]any) { c["nbf"] = now.Add(30 * time.Second).Unix() }), auth.Principal{Subject: "user-1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := v.Authenticate(t.Context(), tenantOf("shop", tt.issuer), tt.token)
+			if err != nil {
+				t.Fatalf("Authenticate() error = %v, want nil", err)
+			}
+			if got != tt.want {
+				t.Errorf("Authenticate() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAuthenticateRejects(t *testing.T) {
+	shop := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	other := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	clk := newClock()
+	v := newVerifier(clk, auth.Options{})
+	now := clk.Now()
+	valid := func() map[string]any { return shop.Claims("secret-subject", "", true, time.Hour) }
+	without := func(claim string) func(map[string]any) { return func(c map[string]any) { delete(c, claim) } }
+	with := func(claim string, value any) func(map[string]any) { return func(c map[string]any) { c[claim] = value } }
+
+	tests := []struct {
+		name  string
+		token string
+	}{
+		{"HS256 signed with the public key as secret", shop.HS256(t, valid())},
+		{"alg none", shop.None(t, valid())},
+		{"signed by a key not in the JWKS under a known kid", shop.SignWithUnknownKey(t, valid())},
+		{"wrong issuer", shop.TokenWith(t, "RS256", with("iss", "https://evil.example"))},
+		{"wrong audience", shop.TokenWith(t, "ES256", with("aud", "another-app"))},
+		{"no audience", shop.TokenWith(t, "ES256", without("aud"))},
+		{"expired 61 s ago, beyond the skew", shop.TokenWith(t, "RS256", with("exp", now.Add(-61*time.Second).Unix()))},
+		{"expired an hour ago", shop.TokenWith(t, "ES256", with("exp", now.Add(-time.Hour).Unix()))},
+		{"valid only 120 s from now", shop.TokenWith(t, "RS256", with("nbf", now.Add(120*time.Second).Unix()))},
+		{"no subject", shop.TokenWith(t, "RS256", without("sub"))},
+		{"empty subject", shop.TokenWith(t, "RS256", with("sub", ""))},
+		{"no expiry", shop.TokenWith(t, "RS256", without("exp"))},
+		{"expiry not a number", shop.TokenWith(t, "RS256", with("exp", "tomorrow"))},
+		{"garbage", "not.a.token"},
+		{"empty", ""},
+		{"token of another tenant's issuer", other.Token(t, "secret-subject", true)},
+		{"token with a changed payload", tamper(t, shop.Token(t, "secret-subject", false))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := v.Authenticate(t.Context(), tenantOf("shop", shop), tt.token)
+			if !errors.Is(err, auth.ErrInvalidToken) {
+				t.Fatalf("Authenticate() = %+v, %v; want error wrapping ErrInvalidToken", p, err)
+			}
+			if msg := err.Error(); tt.token != "" && strings.Contains(msg, tt.token) || strings.Contains(msg, "secret-subject") {
+				t.Errorf("Authenticate() error %q contains the token or its claims", msg)
+			}
+		})
+	}
+}
+
+// tamper returns token with its payload's subject changed and the signature kept.
+func tamper(t *testing.T, token string) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	claims["sub"] = "someone-else"
+	b, _ := json.Marshal(claims)
+	parts[1] = base64.RawURLEncoding.EncodeToString(b)
+	return strings.Join(parts, ".")
+}
+
+func TestAuthenticateRefetchesKeysOnceAfterRotation(t *testing.T) {
+	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	clk := newClock()
+	v := newVerifier(clk, auth.Options{})
+	ten := tenantOf("shop", iss)
+
+	if _, err := v.Authenticate(t.Context(), ten, iss.Token(t, "cust-1", false)); err != nil {
+		t.Fatalf("Authenticate(before rotation) error = %v", err)
+	}
+	if _, err := iss.RotateKey("RS256"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := v.Authenticate(t.Context(), ten, iss.Token(t, "cust-1", false)); err != nil {
+			t.Fatalf("Authenticate(after rotation, #%d) error = %v", i, err)
+		}
+	}
+	if got := iss.JWKSFetches(); got != 2 {
+		t.Errorf("JWKS fetches = %d, want 2 (first use, one refetch after rotation)", got)
+	}
+}
+
+func TestAuthenticateLimitsRefetchesForUnknownKeyIDs(t *testing.T) {
+	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	clk := newClock()
+	obs := &observer{}
+	v := newVerifier(clk, auth.Options{RefetchInterval: 30 * time.Second, Observer: obs})
+	ten := tenantOf("shop", iss)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	burst := func(t *testing.T) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make([]error, 20)
+		for i := range errs {
+			kid := make([]byte, 8)
+			_, _ = rand.Read(kid)
+			token, err := devissuer.SignJWT("ES256", hex.EncodeToString(kid), key, iss.Claims("cust-1", "", false, time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() { _, errs[i] = v.Authenticate(t.Context(), ten, token) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if !errors.Is(err, auth.ErrInvalidToken) {
+				t.Fatalf("Authenticate(unknown kid #%d) error = %v, want ErrInvalidToken", i, err)
+			}
+		}
+	}
+
+	if _, err := v.Authenticate(t.Context(), ten, iss.Token(t, "cust-1", false)); err != nil {
+		t.Fatalf("Authenticate(valid) error = %v", err)
+	}
+	steps := []struct {
+		name        string
+		advance     time.Duration
+		wantFetches int
+	}{
+		{"first burst of unknown key ids refetches once", 0, 2},
+		{"second burst within the interval does not refetch", 29 * time.Second, 2},
+		{"burst after the interval refetches once more", time.Second, 3},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			clk.Advance(s.advance)
+			burst(t)
+			if got := iss.JWKSFetches(); got != s.wantFetches {
+				t.Errorf("JWKS fetches = %d, want %d", got, s.wantFetches)
+			}
+		})
+	}
+	if got, want := obs.count("shop ok"), 3; got != want {
+		t.Errorf("observed ok fetches = %d, want %d", got, want)
+	}
+}
+
+func TestAuthenticateUnreachableIssuer(t *testing.T) {
+	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	ten := &tenant.Tenant{ID: "down", OIDC: iss.OIDC()}
+	ten.OIDC.Issuer = closed.URL
+	token := iss.TokenWith(t, "RS256", func(c map[string]any) { c["iss"] = closed.URL })
+
+	clk := newClock()
+	transport := &countingTransport{}
+	const timeout = 500 * time.Millisecond
+	v := newVerifier(clk, auth.Options{HTTPClient: &http.Client{Transport: transport}, Timeout: timeout, FailureBackoff: 5 * time.Second})
+
+	steps := []struct {
+		name         string
+		advance      time.Duration
+		wantRequests int64
+	}{
+		{"first request tries discovery", 0, 1},
+		{"request within the failure backoff answers from memory", 4 * time.Second, 1},
+		{"request after the failure backoff tries again", time.Second, 2},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			clk.Advance(s.advance)
+			start := time.Now()
+			_, err := v.Authenticate(t.Context(), ten, token)
+			if !errors.Is(err, auth.ErrIssuerUnavailable) {
+				t.Fatalf("Authenticate() error = %v, want ErrIssuerUnavailable", err)
+			}
+			if d := time.Since(start); d > timeout+time.Second {
+				t.Errorf("Authenticate() took %v, want less than %v", d, timeout+time.Second)
+			}
+			if got := transport.n.Load(); got != s.wantRequests {
+				t.Errorf("requests = %d, want %d", got, s.wantRequests)
+			}
+		})
+	}
+}
+
+func TestAuthenticateHangingIssuerDoesNotBlockOtherTenants(t *testing.T) {
+	good := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	release := make(chan struct{})
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(hanging.Close)
+	t.Cleanup(func() { close(release) })
+	slow := &tenant.Tenant{ID: "slow", OIDC: good.OIDC()}
+	slow.OIDC.Issuer = hanging.URL
+	slowToken := good.TokenWith(t, "RS256", func(c map[string]any) { c["iss"] = hanging.URL })
+
+	const timeout = 400 * time.Millisecond
+	v := newVerifier(newClock(), auth.Options{Timeout: timeout})
+
+	slowDone := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := v.Authenticate(context.Background(), slow, slowToken)
+		slowDone <- err
+	}()
+	// The other tenant answers while the slow issuer's discovery is still pending.
+	if _, err := v.Authenticate(t.Context(), tenantOf("shop", good), good.Token(t, "cust-1", false)); err != nil {
+		t.Fatalf("Authenticate(other tenant) error = %v", err)
+	}
+	if d := time.Since(start); d >= timeout {
+		t.Errorf("Authenticate(other tenant) took %v, want less than the slow issuer's timeout %v", d, timeout)
+	}
+	err := <-slowDone
+	if !errors.Is(err, auth.ErrIssuerUnavailable) {
+		t.Fatalf("Authenticate(hanging issuer) error = %v, want ErrIssuerUnavailable", err)
+	}
+	if d := time.Since(start); d > timeout+time.Second {
+		t.Errorf("Authenticate(hanging issuer) took %v, want about %v", d, timeout)
+	}
+}
+
+// frontIssuer fronts a devissuer under its own URL, with a JWKS that can be switched off.
+type frontIssuer struct {
+	*testenv.Issuer
+	server       *httptest.Server
+	jwksDown     atomic.Bool
+	claimsIssuer string // the issuer its discovery document names
+}
+
+func newFrontIssuer(t *testing.T) *frontIssuer {
+	f := &frontIssuer{Issuer: testenv.NewIssuer(t, audience, "roles", "support_admin")}
+	f.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			name := f.claimsIssuer
+			if name == "" {
+				name = f.server.URL
+			}
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": name, "jwks_uri": f.server.URL + "/jwks"})
+		case "/jwks":
+			if f.jwksDown.Load() {
+				http.Error(w, "down", http.StatusBadGateway)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(f.JWKS())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(f.server.Close)
+	return f
+}
+
+func (f *frontIssuer) tenant(id string) *tenant.Tenant {
+	ten := &tenant.Tenant{ID: id, OIDC: f.OIDC()}
+	ten.OIDC.Issuer = f.server.URL
+	return ten
+}
+
+func (f *frontIssuer) token(t *testing.T) string {
+	return f.TokenWith(t, "RS256", func(c map[string]any) { c["iss"] = f.server.URL })
+}
+
+func TestAuthenticateJWKSFailures(t *testing.T) {
+	f := newFrontIssuer(t)
+	clk := newClock()
+	obs := &observer{}
+	v := newVerifier(clk, auth.Options{Observer: obs, FailureBackoff: 5 * time.Second, RefetchInterval: 30 * time.Second})
+	ten := f.tenant("shop")
+
+	f.jwksDown.Store(true)
+	if _, err := v.Authenticate(t.Context(), ten, f.token(t)); !errors.Is(err, auth.ErrIssuerUnavailable) {
+		t.Fatalf("Authenticate(JWKS down, no keys yet) error = %v, want ErrIssuerUnavailable", err)
+	}
+	if _, err := v.Authenticate(t.Context(), ten, f.token(t)); !errors.Is(err, auth.ErrIssuerUnavailable) {
+		t.Fatalf("Authenticate(JWKS down, within backoff) error = %v, want ErrIssuerUnavailable", err)
+	}
+	if got := obs.count("shop error"); got != 1 {
+		t.Errorf("observed failed fetches = %d, want 1 (the second request answered from memory)", got)
+	}
+
+	f.jwksDown.Store(false)
+	clk.Advance(5 * time.Second)
+	if _, err := v.Authenticate(t.Context(), ten, f.token(t)); err != nil {
+		t.Fatalf("Authenticate(JWKS back) error = %v", err)
+	}
+
+	// With keys cached, a failing refetch keeps them in use; an unknown key stays invalid.
+	f.jwksDown.Store(true)
+	if _, err := f.RotateKey("RS256"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Authenticate(t.Context(), ten, f.token(t)); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("Authenticate(rotated key, JWKS down) error = %v, want ErrInvalidToken", err)
+	}
+	cached := f.TokenWith(t, "ES256", func(c map[string]any) { c["iss"] = f.server.URL })
+	if _, err := v.Authenticate(t.Context(), ten, cached); err != nil {
+		t.Errorf("Authenticate(cached key, JWKS down) error = %v", err)
+	}
+	if got, want := obs.count("shop error"), 2; got != want {
+		t.Errorf("observed failed fetches = %d, want %d", got, want)
+	}
+	if got, want := obs.count("shop ok"), 1; got != want {
+		t.Errorf("observed ok fetches = %d, want %d", got, want)
+	}
+}
+
+func TestAuthenticateDiscoveryNamingAnotherIssuer(t *testing.T) {
+	f := newFrontIssuer(t)
+	f.claimsIssuer = "https://other.example"
+	v := newVerifier(newClock(), auth.Options{})
+
+	_, err := v.Authenticate(t.Context(), f.tenant("shop"), f.token(t))
+	if !errors.Is(err, auth.ErrIssuerUnavailable) {
+		t.Fatalf("Authenticate() error = %v, want ErrIssuerUnavailable", err)
+	}
+}
+
+func TestAuthenticateRejectsPlainHTTPIssuerOutsideLoopback(t *testing.T) {
+	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	ten := tenantOf("shop", iss)
+	ten.OIDC.Issuer = "http://issuer.example"
+	token := iss.TokenWith(t, "RS256", func(c map[string]any) { c["iss"] = ten.OIDC.Issuer })
+	transport := &countingTransport{}
+	v := newVerifier(newClock(), auth.Options{HTTPClient: &http.Client{Transport: transport}})
+
+	if _, err := v.Authenticate(t.Context(), ten, token); !errors.Is(err, auth.ErrIssuerUnavailable) {
+		t.Fatalf("Authenticate() error = %v, want ErrIssuerUnavailable", err)
+	}
+	if got := transport.n.Load(); got != 0 {
+		t.Errorf("requests = %d, want 0", got)
+	}
+}
+
+func TestAuthenticateFollowsReloadedTenant(t *testing.T) {
+	before := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	after := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	v := newVerifier(newClock(), auth.Options{})
+
+	steps := []struct {
+		name    string
+		issuer  *testenv.Issuer
+		token   string
+		wantErr error
+	}{
+		{"token of the first issuer", before, before.Token(t, "cust-1", false), nil},
+		{"token of the new issuer after reload", after, after.Token(t, "cust-1", false), nil},
+		{"token of the old issuer after reload", after, before.Token(t, "cust-1", false), auth.ErrInvalidToken},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			_, err := v.Authenticate(t.Context(), tenantOf("shop", s.issuer), s.token)
+			if !errors.Is(err, s.wantErr) {
+				t.Errorf("Authenticate() error = %v, want %v", err, s.wantErr)
+			}
+		})
+	}
+}
+
+func TestAuthenticateSharesFirstDiscovery(t *testing.T) {
+	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	v := newVerifier(newClock(), auth.Options{})
+	ten := tenantOf("shop", iss)
+	token := iss.Token(t, "cust-1", false)
+
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := v.Authenticate(context.Background(), ten, token); err != nil {
+				t.Errorf("Authenticate() error = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := iss.JWKSFetches(); got != 1 {
+		t.Errorf("JWKS fetches = %d, want 1", got)
+	}
+}
+
+func ExampleVerifier_Authenticate() {
+	v := auth.New(auth.Options{Timeout: 2 * time.Second})
+	shop := &tenant.Tenant{ID: "shop", OIDC: tenant.OIDC{Issuer: "https://login.shop.example", Audience: "support-chat"}}
+	_, err := v.Authenticate(context.Background(), shop, "garbage")
+	fmt.Println(err, errors.Is(err, auth.ErrInvalidToken))
+	// Output: malformed token or disallowed algorithm: invalid token true
+}
