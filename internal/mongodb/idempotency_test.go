@@ -1,0 +1,137 @@
+package mongodb_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/supportchat/supportchat/internal/idempotency"
+	"github.com/supportchat/supportchat/internal/mongodb"
+)
+
+// record returns a fresh idempotency record of shop for key, created at now for a day.
+func record(key, seed string, now time.Time) idempotency.Record {
+	return idempotency.Record{
+		Key: key, TenantID: shop, Fingerprint: "fp-" + key, Seed: seed,
+		CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour),
+	}
+}
+
+// mustStoreAt returns a store on a fresh database whose clock stands at t0.
+func mustStoreAt(tb testing.TB) *mongodb.Store {
+	tb.Helper()
+	clk := &clock{now: t0}
+	return mustOpen(tb, clk.Now).Store()
+}
+
+func TestReserveRacedOnlyOneWins(t *testing.T) {
+	s := mustStoreAt(t)
+	const racers = 8
+	type result struct {
+		rec      idempotency.Record
+		reserved bool
+		err      error
+	}
+	results := make([]result, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			r := &results[i]
+			r.rec, r.reserved, r.err = s.Reserve(context.Background(), record("k1", string(rune('a'+i)), t0))
+		})
+	}
+	wg.Wait()
+
+	winners := 0
+	var seed string
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("Reserve(racer %d): %v", i, r.err)
+		}
+		if r.reserved {
+			winners++
+			seed = r.rec.Seed
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d racers reserved the key, want exactly 1", winners)
+	}
+	for i, r := range results {
+		if r.rec.Seed != seed {
+			t.Errorf("racer %d got seed %q, want the winner's %q", i, r.rec.Seed, seed)
+		}
+	}
+}
+
+func TestReserveExpiredRecordIsReplaced(t *testing.T) {
+	clk := &clock{now: t0}
+	s := mustOpen(t, clk.Now).Store()
+	ctx := context.Background()
+	first := record("k1", "first", t0)
+	first.ExpiresAt = t0.Add(time.Hour)
+	if _, ok, err := s.Reserve(ctx, first); err != nil || !ok {
+		t.Fatalf("Reserve(new key) = %v, %v; want reserved", ok, err)
+	}
+
+	clk.Advance(30 * time.Minute)
+	got, ok, err := s.Reserve(ctx, record("k1", "second", clk.Now()))
+	if err != nil || ok || got.Seed != "first" {
+		t.Errorf("Reserve(unexpired key) = seed %q, %v, %v; want the first record, not reserved", got.Seed, ok, err)
+	}
+
+	clk.Advance(30 * time.Minute) // now == ExpiresAt: expired
+	third := record("k1", "third", clk.Now())
+	got, ok, err = s.Reserve(ctx, third)
+	if err != nil || !ok {
+		t.Fatalf("Reserve(expired key) = %v, %v; want reserved", ok, err)
+	}
+	if diff := cmp.Diff(third, got); diff != "" {
+		t.Errorf("Reserve(expired key) record (-want +got):\n%s", diff)
+	}
+	got, ok, err = s.Reserve(ctx, record("k1", "fourth", clk.Now()))
+	if err != nil || ok || got.Seed != "third" {
+		t.Errorf("Reserve(after replacement) = seed %q, %v, %v; want the third record", got.Seed, ok, err)
+	}
+}
+
+func TestCompleteAndRelease(t *testing.T) {
+	s := mustStoreAt(t)
+	ctx := context.Background()
+	done := record("done", "s1", t0)
+	if _, ok, err := s.Reserve(ctx, done); err != nil || !ok {
+		t.Fatalf("Reserve: %v, %v", ok, err)
+	}
+	done.Done, done.Status, done.Body, done.Location = true, 201, []byte(`{"id":"x"}`), "/api/v1/conversations/x"
+	if err := s.Complete(ctx, done); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if err := s.Release(ctx, shop, "done"); err != nil {
+		t.Fatalf("Release(done): %v", err)
+	}
+	got, ok, err := s.Reserve(ctx, record("done", "s2", t0))
+	if err != nil || ok {
+		t.Fatalf("Reserve(after releasing a done key) = %v, %v; want the stored record", ok, err)
+	}
+	if diff := cmp.Diff(done, got); diff != "" {
+		t.Errorf("stored record (-want +got):\n%s", diff)
+	}
+
+	if _, ok, err := s.Reserve(ctx, record("failed", "s1", t0)); err != nil || !ok {
+		t.Fatalf("Reserve: %v, %v", ok, err)
+	}
+	if err := s.Release(ctx, outdoor, "failed"); err != nil {
+		t.Fatalf("Release(other tenant): %v", err)
+	}
+	if _, ok, _ := s.Reserve(ctx, record("failed", "s2", t0)); ok {
+		t.Error("another tenant's Release freed the key")
+	}
+	if err := s.Release(ctx, shop, "failed"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if got, ok, err := s.Reserve(ctx, record("failed", "s3", t0)); err != nil || !ok || got.Seed != "s3" {
+		t.Errorf("Reserve(after release) = seed %q, %v, %v; want a new reservation", got.Seed, ok, err)
+	}
+}

@@ -1,0 +1,85 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// codeNotImplemented is the error FerretDB answers for index options it lacks (TTL indexes).
+const codeNotImplemented = 238
+
+// index is one index of a collection, named so it can be found in the server's list.
+type index struct {
+	collection string
+	name       string
+	keys       bson.D
+	unique     bool
+	// ttl makes a TTL index deleting documents when the time in its only key has passed.
+	ttl bool
+}
+
+// indexes returns the store's indexes, each backing one of its queries.
+func indexes() []index {
+	return []index{
+		{collection: conversationsCollection, name: "tenant_updated",
+			keys: keys("tenant_id", 1, "updated_at", -1, "_id", -1)},
+		{collection: conversationsCollection, name: "tenant_customer_updated",
+			keys: keys("tenant_id", 1, "customer.id", 1, "updated_at", -1, "_id", -1)},
+		{collection: conversationsCollection, name: "tenant_status_updated",
+			keys: keys("tenant_id", 1, "status", 1, "updated_at", -1, "_id", -1)},
+		{collection: conversationsCollection, name: "tenant_assignee_updated",
+			keys: keys("tenant_id", 1, "assignee", 1, "updated_at", -1, "_id", -1)},
+		{collection: conversationsCollection, name: "tenant_team_unread_updated",
+			keys: keys("tenant_id", 1, "team_unread", 1, "updated_at", -1, "_id", -1)},
+		{collection: conversationsCollection, name: "tenant_first_reply",
+			keys: keys("tenant_id", 1, "first_reply_at", -1)},
+		{collection: messagesCollection, name: "tenant_conversation_seq", unique: true,
+			keys: keys("tenant_id", 1, "conversation_id", 1, "seq", -1)},
+		{collection: idempotencyCollection, name: "expires", ttl: true,
+			keys: keys("expires_at", 1)},
+	}
+}
+
+// keys returns the index keys of name, direction pairs.
+func keys(pairs ...any) bson.D {
+	d := make(bson.D, 0, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		d = append(d, bson.E{Key: pairs[i].(string), Value: pairs[i+1]})
+	}
+	return d
+}
+
+// EnsureIndexes creates the indexes the store's queries use; those that exist are left as they
+// are, so it is safe at every start. A server without TTL indexes (FerretDB) is logged and
+// tolerated: expired idempotency records are then only replaced, never deleted.
+func (db *DB) EnsureIndexes(ctx context.Context) error {
+	for _, ix := range indexes() {
+		opts := options.Index().SetName(ix.name)
+		if ix.unique {
+			opts.SetUnique(true)
+		}
+		if ix.ttl {
+			opts.SetExpireAfterSeconds(0)
+		}
+		_, err := db.db.Collection(ix.collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: opts})
+		if ix.ttl && hasCode(err, codeNotImplemented) {
+			db.log.WarnContext(ctx, "mongodb server has no TTL indexes; expired idempotency records are kept",
+				"collection", ix.collection, "index", ix.name)
+			continue
+		}
+		if err != nil {
+			return wrap("create index "+ix.collection+"."+ix.name, err)
+		}
+	}
+	return nil
+}
+
+// hasCode reports whether err is a server error with code.
+func hasCode(err error, code int) bool {
+	var se mongo.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(code)
+}

@@ -1,0 +1,125 @@
+// Package redisconn connects to Redis with the timeouts and the circuit breaker a service needs
+// when Redis is a cache and a bus it must survive losing.
+package redisconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrOpen is returned without contacting Redis while the breaker is open after a failure.
+var ErrOpen = errors.New("redis unavailable (circuit open)")
+
+// Options tune the connection; zero values take the defaults.
+type Options struct {
+	// Timeout bounds dialing and each read and write (default 500ms): Redis answers in well under
+	// a millisecond when healthy, and a slow Redis must not make requests slow.
+	Timeout time.Duration
+	// OpenFor is how long calls fail fast after a connection failure before one is let through
+	// again (default 1s), so an outage costs at most one timeout per second, not one per request.
+	OpenFor time.Duration
+	Now     func() time.Time
+}
+
+// Open returns a client for the Redis at url (redis://, rediss:// or unix://). It does not
+// connect: Redis may be down at start-up, and the service works without it.
+func Open(url string, o Options) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis url: %w", err)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 500 * time.Millisecond
+	}
+	if o.OpenFor <= 0 {
+		o.OpenFor = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	opts.DialTimeout = o.Timeout
+	opts.ReadTimeout = o.Timeout
+	opts.WriteTimeout = o.Timeout
+	opts.PoolTimeout = o.Timeout
+	opts.MaxRetries = 1
+	opts.ContextTimeoutEnabled = true
+	client := redis.NewClient(opts)
+	client.AddHook(&Breaker{openFor: o.OpenFor, now: o.Now})
+	return client, nil
+}
+
+// Breaker is a go-redis hook that fails calls fast for a while after a connection failure.
+type Breaker struct {
+	openFor   time.Duration
+	now       func() time.Time
+	openUntil atomic.Int64 // unix nanoseconds
+}
+
+// NewBreaker returns a Breaker that stays open for openFor after a failure.
+func NewBreaker(openFor time.Duration, now func() time.Time) *Breaker {
+	return &Breaker{openFor: openFor, now: now}
+}
+
+var _ redis.Hook = (*Breaker)(nil)
+
+// DialHook passes dials through.
+func (b *Breaker) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			b.trip()
+		}
+		return conn, err
+	}
+}
+
+// ProcessHook fails fast while the breaker is open and opens it on connection failures.
+func (b *Breaker) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if b.isOpen() {
+			cmd.SetErr(ErrOpen)
+			return ErrOpen
+		}
+		err := next(ctx, cmd)
+		b.observe(err)
+		return err
+	}
+}
+
+// ProcessPipelineHook does for pipelines what ProcessHook does for single commands.
+func (b *Breaker) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if b.isOpen() {
+			for _, cmd := range cmds {
+				cmd.SetErr(ErrOpen)
+			}
+			return ErrOpen
+		}
+		err := next(ctx, cmds)
+		b.observe(err)
+		return err
+	}
+}
+
+func (b *Breaker) isOpen() bool { return b.now().UnixNano() < b.openUntil.Load() }
+
+func (b *Breaker) trip() { b.openUntil.Store(b.now().Add(b.openFor).UnixNano()) }
+
+// observe opens the breaker when err says Redis could not be reached; answers such as redis.Nil
+// or a script error mean Redis is fine.
+func (b *Breaker) observe(err error) {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) {
+		b.trip()
+	}
+}
