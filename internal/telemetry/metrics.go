@@ -1,0 +1,331 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+)
+
+// RouteUnmatched is the route label of requests that matched no route. The raw path is never a
+// label value: clients choose it, so it would let them create series without bound.
+const RouteUnmatched = "unmatched"
+
+// Label values of outcome and result.
+const (
+	outcomeOK    = "ok"
+	outcomeError = "error"
+	resultHit    = "hit"
+	resultMiss   = "miss"
+)
+
+// MetricsOptions configures NewMetrics.
+type MetricsOptions struct {
+	// TenantLabel registers chat_tenant_http_requests_total{tenant,status_class}
+	// (CHAT_METRICS_TENANT_LABEL, default true). Its tenant values are the ids of the operator's
+	// tenant files, never a value a client sends, so the family has at most 5 series per tenant
+	// file; with thousands of tenants turn it off and the family is not registered at all (the
+	// global chat_http_requests_total still counts every request). chat_jwks_fetches_total keeps
+	// its tenant label either way: JWKS fetches are rare, at most 2 series per tenant, and its
+	// alert is per tenant.
+	TenantLabel bool
+	// Version is the version label of chat_build_info.
+	Version string
+}
+
+// Metrics holds the service's Prometheus metrics on a private registry. Its methods implement
+// the observer interfaces of the packages that report to it. Create it with NewMetrics.
+type Metrics struct {
+	reg     *prometheus.Registry
+	handler http.Handler
+
+	httpRequests   *prometheus.CounterVec
+	httpDuration   *prometheus.HistogramVec
+	tenantRequests *prometheus.CounterVec // nil without MetricsOptions.TenantLabel
+	mongoDuration  *prometheus.HistogramVec
+	redisDuration  *prometheus.HistogramVec
+	cacheRequests  *prometheus.CounterVec
+	jwksFetches    *prometheus.CounterVec
+	sseOpen        prometheus.Gauge
+	eventsSent     *prometheus.CounterVec
+	eventsDeliv    *prometheus.CounterVec
+	tenantReloads  *prometheus.CounterVec
+	tenantsLoaded  prometheus.Gauge
+	tenantsInvalid prometheus.Gauge
+	rateLimited    *prometheus.CounterVec
+}
+
+// Buckets of the latency histograms, in seconds.
+var (
+	httpBuckets    = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	backendBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+)
+
+// NewMetrics registers the service's metrics, the Go runtime and process collectors and
+// chat_build_info on a new private registry.
+func NewMetrics(o MetricsOptions) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_http_requests_total",
+			Help: "HTTP requests served, by method, route template (or \"unmatched\") and status class.",
+		}, []string{"method", "route", "status_class"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "chat_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by method and route template; SSE streams last as long as the client stays.",
+			Buckets: httpBuckets,
+		}, []string{"method", "route"}),
+		mongoDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "chat_mongodb_command_duration_seconds",
+			Help:    "MongoDB command round trips, by command, collection (\"none\" for database commands) and outcome (ok or error).",
+			Buckets: backendBuckets,
+		}, []string{"operation", "collection", "outcome"}),
+		redisDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "chat_redis_command_duration_seconds",
+			Help:    "Redis command round trips, by command (\"pipeline\" for a pipeline) and outcome (ok or error; a missing key is ok).",
+			Buckets: backendBuckets,
+		}, []string{"command", "outcome"}),
+		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_cache_requests_total",
+			Help: "Cache look-ups, by cache and result (hit or miss).",
+		}, []string{"cache", "result"}),
+		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_jwks_fetches_total",
+			Help: "OIDC discovery and JWKS fetches, by tenant and outcome (ok or error).",
+		}, []string{"tenant", "outcome"}),
+		sseOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chat_sse_streams_open",
+			Help: "Server-Sent Events streams open now.",
+		}),
+		eventsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_events_published_total",
+			Help: "Live events published on the event bus, by type and outcome (ok or error).",
+		}, []string{"type", "outcome"}),
+		eventsDeliv: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_events_delivered_total",
+			Help: "Live events written to SSE streams, by type.",
+		}, []string{"type"}),
+		tenantReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_tenant_reloads_total",
+			Help: "Reloads of the tenant files, by outcome (error when the folder could not be read or a file is invalid).",
+		}, []string{"outcome"}),
+		tenantsLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chat_tenants_loaded",
+			Help: "Tenants loaded at the last reload.",
+		}),
+		tenantsInvalid: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chat_tenant_files_invalid",
+			Help: "Tenant files that failed validation at the last reload.",
+		}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_rate_limit_rejections_total",
+			Help: "Requests rejected by rate limiting, by route template.",
+		}, []string{"route"}),
+	}
+	version := o.Version
+	if version == "" {
+		version = "unknown"
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "chat_build_info",
+		Help:        "Always 1; the labels name the running build.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo,
+		m.httpRequests, m.httpDuration, m.mongoDuration, m.redisDuration, m.cacheRequests,
+		m.jwksFetches, m.sseOpen, m.eventsSent, m.eventsDeliv, m.tenantReloads, m.tenantsLoaded,
+		m.tenantsInvalid, m.rateLimited,
+	)
+	if o.TenantLabel {
+		m.tenantRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_tenant_http_requests_total",
+			Help: "HTTP requests of a known tenant, by tenant id and status class.",
+		}, []string{"tenant", "status_class"})
+		reg.MustRegister(m.tenantRequests)
+	}
+	// Series that alerts and ratios divide by exist from the start.
+	m.tenantReloads.WithLabelValues(outcomeOK)
+	m.tenantReloads.WithLabelValues(outcomeError)
+	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		Registry:          reg,
+		EnableOpenMetrics: true,
+	}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text (or OpenMetrics) format, for GET /metrics.
+func (m *Metrics) Handler() http.Handler { return m.handler }
+
+// Registry returns the private registry, for tests that gather it.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObserveRequest records one served HTTP request. route is the route template, empty or
+// RouteUnmatched for a request that matched none; tenantID is empty when the request resolved no
+// tenant, and then only the global family counts it.
+func (m *Metrics) ObserveRequest(method, route string, status int, d time.Duration, tenantID string) {
+	method = methodLabel(method)
+	if route == "" {
+		route = RouteUnmatched
+	}
+	class := statusClass(status)
+	m.httpRequests.WithLabelValues(method, route, class).Inc()
+	m.httpDuration.WithLabelValues(method, route).Observe(d.Seconds())
+	if m.tenantRequests != nil && tenantID != "" {
+		m.tenantRequests.WithLabelValues(tenantID, class).Inc()
+	}
+}
+
+// JWKSFetch records one discovery or JWKS fetch of a tenant's issuer; outcome is "ok" or "error".
+func (m *Metrics) JWKSFetch(tenantID, outcome string) {
+	if outcome != outcomeOK {
+		outcome = outcomeError
+	}
+	m.jwksFetches.WithLabelValues(tenantID, outcome).Inc()
+}
+
+// EventPublished records one live event published; err is nil on success.
+func (m *Metrics) EventPublished(eventType string, err error) {
+	m.eventsSent.WithLabelValues(eventType, outcome(err)).Inc()
+}
+
+// EventDelivered records one live event written to an SSE stream.
+func (m *Metrics) EventDelivered(eventType string) {
+	m.eventsDeliv.WithLabelValues(eventType).Inc()
+}
+
+// CacheRequest records one look-up of the named cache.
+func (m *Metrics) CacheRequest(cache string, hit bool) {
+	result := resultMiss
+	if hit {
+		result = resultHit
+	}
+	m.cacheRequests.WithLabelValues(cache, result).Inc()
+}
+
+// SSEStreamOpened records that an SSE stream opened.
+func (m *Metrics) SSEStreamOpened() { m.sseOpen.Inc() }
+
+// SSEStreamClosed records that an SSE stream closed.
+func (m *Metrics) SSEStreamClosed() { m.sseOpen.Dec() }
+
+// TenantReload records one reload of the tenant files: ok is false when the folder could not be
+// read or a file is invalid; loaded and invalid count the tenants loaded and the invalid files.
+func (m *Metrics) TenantReload(ok bool, loaded, invalid int) {
+	o := outcomeOK
+	if !ok {
+		o = outcomeError
+	}
+	m.tenantReloads.WithLabelValues(o).Inc()
+	m.tenantsLoaded.Set(float64(loaded))
+	m.tenantsInvalid.Set(float64(invalid))
+}
+
+// RateLimited records one request rejected by rate limiting on route (a route template).
+func (m *Metrics) RateLimited(route string) {
+	if route == "" {
+		route = RouteUnmatched
+	}
+	m.rateLimited.WithLabelValues(route).Inc()
+}
+
+// MongoCommand records one MongoDB command; collection is empty for database-level commands
+// and err is nil on success.
+func (m *Metrics) MongoCommand(operation, collection string, d time.Duration, err error) {
+	if collection == "" {
+		collection = "none"
+	}
+	m.mongoDuration.WithLabelValues(operation, collection, outcome(err)).Observe(d.Seconds())
+}
+
+var _ MongoObserver = (*Metrics)(nil)
+
+// RedisHook returns a go-redis hook (client.AddHook) that records every command's duration and
+// outcome in chat_redis_command_duration_seconds. redis.Nil (a missing key) counts as ok.
+func (m *Metrics) RedisHook() redis.Hook { return redisHook{m.redisDuration} }
+
+// redisHook times Redis commands and pipelines.
+type redisHook struct {
+	duration *prometheus.HistogramVec
+}
+
+// DialHook leaves dialing alone.
+func (redisHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return next(ctx, network, addr)
+	}
+}
+
+// ProcessHook times one command, labelled by its lower-case name.
+func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		h.duration.WithLabelValues(cmd.Name(), outcome(redisErr(err))).Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+// ProcessPipelineHook times a pipeline or transaction as one "pipeline" command; it fails when
+// any of its commands does.
+func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		failed := redisErr(err)
+		for _, c := range cmds {
+			if failed == nil {
+				failed = redisErr(c.Err())
+			}
+		}
+		h.duration.WithLabelValues("pipeline", outcome(failed)).Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+// redisErr returns err unless it only says that a key is missing.
+func redisErr(err error) error {
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
+}
+
+// outcome is the outcome label of err: "ok" when nil, else "error".
+func outcome(err error) string {
+	if err != nil {
+		return outcomeError
+	}
+	return outcomeOK
+}
+
+// statusClass returns "1xx".."5xx" for an HTTP status, "unknown" for anything else.
+func statusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "unknown"
+	}
+	return strconv.Itoa(status/100) + "xx"
+}
+
+// methodLabel returns the method label: a standard method as is, anything else "other", so a
+// client cannot mint label values.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
