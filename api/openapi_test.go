@@ -1,0 +1,792 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	legacyrouter "github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/supportchat/supportchat/internal/auth"
+	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/httpapi"
+	"github.com/supportchat/supportchat/internal/idempotency"
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+const (
+	docFile      = "openapi.yaml"
+	routesFile   = "../internal/httpapi/routes.go"
+	problemsFile = "../internal/httpapi/problem.go"
+)
+
+func init() {
+	openapi3filter.RegisterBodyDecoder("application/problem+json", openapi3filter.JSONBodyDecoder)
+}
+
+// loadDoc loads and validates api/openapi.yaml.
+func loadDoc(t *testing.T) *openapi3.T {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromFile(docFile)
+	if err != nil {
+		t.Fatalf("loading %s: %v", docFile, err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("%s is not a valid OpenAPI document: %v", docFile, err)
+	}
+	return doc
+}
+
+func readSource(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestDocumentIsValid(t *testing.T) {
+	doc := loadDoc(t)
+	if doc.OpenAPI != "3.1.0" {
+		t.Errorf("openapi = %q, want 3.1.0", doc.OpenAPI)
+	}
+	if !doc.IsOpenAPI31OrLater() {
+		t.Error("the document does not load as OpenAPI 3.1")
+	}
+}
+
+var (
+	// groupPattern finds `api := r.Group("/api/v1", ...)`.
+	groupPattern = regexp.MustCompile(`(?m)^\s*(\w+)\s*:?=\s*r\.Group\("([^"]*)"`)
+	// routePattern finds `api.GET("/chat/list", ...)` and `r.GET("/healthz", ...)`.
+	routePattern = regexp.MustCompile(`(?m)^\s*(\w+)\.(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|Any|Handle)\("([^"]*)"`)
+	// paramPattern finds gin path parameters (:id, *rest).
+	paramPattern = regexp.MustCompile(`[:*](\w+)`)
+)
+
+// registeredRoutes returns the "METHOD /path" of every route routes.go registers, in OpenAPI
+// path syntax.
+func registeredRoutes(t *testing.T) []string {
+	t.Helper()
+	src := readSource(t, routesFile)
+	prefixes := map[string]string{"r": ""}
+	for _, m := range groupPattern.FindAllStringSubmatch(src, -1) {
+		prefixes[m[1]] = m[2]
+	}
+	var routes []string
+	for _, m := range routePattern.FindAllStringSubmatch(src, -1) {
+		prefix, ok := prefixes[m[1]]
+		if !ok {
+			t.Fatalf("routes.go registers %s %s on %q, a router group this test does not know", m[2], m[3], m[1])
+		}
+		if m[2] == "Any" || m[2] == "Handle" {
+			t.Fatalf("routes.go registers %q with %s: extend this test to name its methods", m[3], m[2])
+		}
+		path := paramPattern.ReplaceAllString(prefix+m[3], "{$1}")
+		routes = append(routes, m[2]+" "+path)
+	}
+	if len(routes) < 10 {
+		t.Fatalf("found only %d routes in routes.go (%v): has its form changed?", len(routes), routes)
+	}
+	sort.Strings(routes)
+	return routes
+}
+
+// documentedRoutes returns the "METHOD /path" of every operation of doc.
+func documentedRoutes(doc *openapi3.T) []string {
+	var routes []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			routes = append(routes, method+" "+path)
+		}
+	}
+	sort.Strings(routes)
+	return routes
+}
+
+func TestEveryRouteIsDocumented(t *testing.T) {
+	doc := loadDoc(t)
+	code, documented := registeredRoutes(t), documentedRoutes(doc)
+	for _, r := range code {
+		if !slices.Contains(documented, r) {
+			t.Errorf("routes.go registers %s, which api/openapi.yaml does not document", r)
+		}
+	}
+	for _, r := range documented {
+		if !slices.Contains(code, r) {
+			t.Errorf("api/openapi.yaml documents %s, which routes.go does not register", r)
+		}
+	}
+}
+
+// TestRoutesResolve checks that a request of each route finds its own operation in the
+// document (literal segments such as /chat/list and /chat/presence before /chat/{id}).
+func TestRoutesResolve(t *testing.T) {
+	doc := loadDoc(t)
+	doc.Servers = openapi3.Servers{{URL: "http://example.test"}}
+	router, err := legacyrouter.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range registeredRoutes(t) {
+		method, path, _ := strings.Cut(r, " ")
+		url := "http://example.test" + strings.ReplaceAll(path, "{id}", "6745c2aa0123456789abcdef")
+		req := httptest.NewRequest(method, url, nil)
+		route, _, err := router.FindRoute(req)
+		if err != nil {
+			t.Errorf("%s %s: %v", method, url, err)
+			continue
+		}
+		if route.Path != path || route.Method != method {
+			t.Errorf("%s %s resolves to %s %s", method, url, route.Method, route.Path)
+		}
+	}
+}
+
+var (
+	problemBasePattern = regexp.MustCompile(`ProblemBase\s*=\s*"([^"]+)"`)
+	problemKindPattern = regexp.MustCompile(`problemKind\{http\.Status(\w+),\s*"([^"]+)"`)
+)
+
+// statusCodes are the net/http constants problem.go uses.
+var statusCodes = map[string]int{
+	"BadRequest":            http.StatusBadRequest,
+	"Unauthorized":          http.StatusUnauthorized,
+	"Forbidden":             http.StatusForbidden,
+	"NotFound":              http.StatusNotFound,
+	"MethodNotAllowed":      http.StatusMethodNotAllowed,
+	"Conflict":              http.StatusConflict,
+	"RequestEntityTooLarge": http.StatusRequestEntityTooLarge,
+	"UnsupportedMediaType":  http.StatusUnsupportedMediaType,
+	"UnprocessableEntity":   http.StatusUnprocessableEntity,
+	"TooManyRequests":       http.StatusTooManyRequests,
+	"InternalServerError":   http.StatusInternalServerError,
+	"ServiceUnavailable":    http.StatusServiceUnavailable,
+}
+
+// enumStrings returns the string values of a schema's enum.
+func enumStrings(s *openapi3.Schema) []string {
+	var out []string
+	for _, v := range s.Enum {
+		if str, ok := v.(string); ok {
+			out = append(out, str)
+		}
+	}
+	return out
+}
+
+// problemVariant returns the type and status enums of a component response built as
+// allOf [Problem, {type, status}].
+func problemVariant(t *testing.T, resp *openapi3.Response) (types []string, statuses []int) {
+	t.Helper()
+	mt := resp.Content.Get("application/problem+json")
+	if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
+		return nil, nil
+	}
+	for _, part := range mt.Schema.Value.AllOf {
+		if part.Ref != "" {
+			continue
+		}
+		if ts := part.Value.Properties["type"]; ts != nil {
+			types = append(types, enumStrings(ts.Value)...)
+		}
+		if ss := part.Value.Properties["status"]; ss != nil {
+			for _, v := range ss.Value.Enum {
+				if f, ok := v.(float64); ok {
+					statuses = append(statuses, int(f))
+				}
+			}
+		}
+	}
+	return types, statuses
+}
+
+func TestEveryProblemIsDocumented(t *testing.T) {
+	doc := loadDoc(t)
+	src := readSource(t, problemsFile)
+	base := problemBasePattern.FindStringSubmatch(src)
+	if base == nil {
+		t.Fatal("no ProblemBase in problem.go")
+	}
+	if base[1] != httpapi.ProblemBase {
+		t.Fatalf("ProblemBase parsed as %q, want %q", base[1], httpapi.ProblemBase)
+	}
+	problem := doc.Components.Schemas["Problem"]
+	if problem == nil {
+		t.Fatal("no Problem schema")
+	}
+	typeEnum := enumStrings(problem.Value.Properties["type"].Value)
+	var statusEnum []int
+	for _, v := range problem.Value.Properties["status"].Value.Enum {
+		statusEnum = append(statusEnum, int(v.(float64)))
+	}
+	kinds := problemKindPattern.FindAllStringSubmatch(src, -1)
+	if len(kinds) < 10 {
+		t.Fatalf("found only %d problem kinds in problem.go: has its form changed?", len(kinds))
+	}
+	slugs := map[string]bool{}
+	for _, k := range kinds {
+		code, ok := statusCodes[k[1]]
+		if !ok {
+			t.Errorf("problem %q has status http.Status%s: add it to statusCodes", k[2], k[1])
+			continue
+		}
+		uri := base[1] + k[2]
+		slugs[uri] = true
+		if !slices.Contains(typeEnum, uri) {
+			t.Errorf("problem type %s is not in the enum of Problem.type", uri)
+		}
+		if !strings.Contains(problem.Value.Description, "`"+k[2]+"`") {
+			t.Errorf("the Problem description does not list the slug %s", k[2])
+		}
+		if !slices.Contains(statusEnum, code) {
+			t.Errorf("status %d of problem %s is not in the enum of Problem.status", code, k[2])
+		}
+		// The component response for the status lists the type.
+		found := false
+		for name, ref := range doc.Components.Responses {
+			types, statuses := problemVariant(t, ref.Value)
+			if slices.Contains(statuses, code) {
+				found = true
+				if !slices.Contains(types, uri) {
+					t.Errorf("response %s (status %d) does not list problem type %s", name, code, uri)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no component response describes status %d (problem %s)", code, k[2])
+		}
+	}
+	for _, uri := range typeEnum {
+		if !slugs[uri] {
+			t.Errorf("Problem.type lists %s, which problem.go does not define", uri)
+		}
+	}
+}
+
+// TestErrorResponsesAreProblems checks every documented error of the API is a problem response
+// with the headers its status calls for.
+func TestErrorResponsesAreProblems(t *testing.T) {
+	doc := loadDoc(t)
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if !strings.HasPrefix(path, "/api/") {
+				continue
+			}
+			for _, code := range []string{"401", "404", "500", "503"} {
+				if op.Responses.Value(code) == nil {
+					t.Errorf("%s %s does not document %s", method, path, code)
+				}
+			}
+			for code, ref := range op.Responses.Map() {
+				if code[0] != '4' && code[0] != '5' {
+					continue
+				}
+				resp := ref.Value
+				if resp.Content.Get("application/problem+json") == nil || len(resp.Content) != 1 {
+					t.Errorf("%s %s → %s is not only application/problem+json", method, path, code)
+				}
+				want := map[string]string{"401": "WWW-Authenticate", "503": "Retry-After"}[code]
+				if want != "" && (resp.Headers[want] == nil || !resp.Headers[want].Value.Required) {
+					t.Errorf("%s %s → %s does not require the %s header", method, path, code, want)
+				}
+			}
+		}
+	}
+}
+
+// The fakes below drive the real router and encoders of internal/httpapi, so the test checks
+// the document against what the code writes, not against what we think it writes.
+
+type fakeTenants struct{ t *tenant.Tenant }
+
+func (f fakeTenants) Get(id string) (*tenant.Tenant, error) {
+	if id == f.t.ID {
+		return f.t, nil
+	}
+	return nil, tenant.ErrNotFound
+}
+
+func (f fakeTenants) ByHost(string) (*tenant.Tenant, error) { return nil, tenant.ErrNotFound }
+
+type fakeAuth struct{}
+
+func (fakeAuth) Authenticate(_ context.Context, _ *tenant.Tenant, token string) (auth.Principal, error) {
+	switch token {
+	case "admin":
+		return auth.Principal{Subject: "admin-7", Name: "Grace", Admin: true}, nil
+	case "customer":
+		return auth.Principal{Subject: "cust-42"}, nil
+	case "down":
+		return auth.Principal{}, auth.ErrIssuerUnavailable
+	}
+	return auth.Principal{}, auth.ErrInvalidToken
+}
+
+// fakeIdem keeps the first answer of each key, so a second request with a key is a replay.
+type fakeIdem struct {
+	mu      sync.Mutex
+	answers map[string]*idempotency.Record
+}
+
+func (f *fakeIdem) Begin(_ context.Context, r idempotency.Request) (*idempotency.Attempt, error) {
+	if r.Key == "" || len(r.Key) > idempotency.MaxKeyLength || strings.IndexFunc(r.Key, func(c rune) bool { return c < 0x20 || c > 0x7e }) >= 0 {
+		return nil, idempotency.ErrBadKey
+	}
+	if r.Key == "reused" {
+		return nil, idempotency.ErrKeyReused
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if rec := f.answers[r.Route+" "+r.Key]; rec != nil {
+		return &idempotency.Attempt{Seed: "s", Replay: rec}, nil
+	}
+	return &idempotency.Attempt{Seed: r.Route + " " + r.Key}, nil
+}
+
+func (f *fakeIdem) Finish(_ context.Context, a *idempotency.Attempt, status int, body []byte, location string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.answers == nil {
+		f.answers = map[string]*idempotency.Record{}
+	}
+	f.answers[a.Seed] = &idempotency.Record{Done: true, Status: status, Body: body, Location: location}
+	return nil
+}
+
+const (
+	convID = "6745c2aa0123456789abcdef"
+	msgID  = "6745c2aa0123456789abcde0"
+	sysID  = "6745c2aa0123456789abcde1"
+)
+
+type fakeChat struct {
+	now   time.Time
+	hours *tenant.BusinessHours
+}
+
+// failFor returns the error a magic conversation id asks for.
+func failFor(id string) error {
+	switch id {
+	case "conflict":
+		return chat.Errorf(chat.Conflict, "the conversation is too busy right now; retry the request")
+	case "unavailable":
+		return chat.ErrUnavailable
+	case "boom":
+		return errors.New("driver exploded")
+	case convID:
+		return nil
+	}
+	return chat.Errorf(chat.NotFound, "conversation not found")
+}
+
+func (f *fakeChat) conversation(admin bool, withContext bool) *chat.View {
+	customer := chat.Participant{ID: "cust-42", Role: chat.RoleCustomer}
+	admin7 := chat.Participant{ID: "admin-7", Role: chat.RoleAdmin, Name: "Grace"}
+	c := &chat.Conversation{
+		ID: convID, TenantID: "demo-shop", Status: chat.StatusOpen, Subject: "Where is my order?",
+		Customer: customer, Participants: []chat.Participant{customer, admin7},
+		Assignee: "admin-7", CreatedAt: f.now.Add(-time.Hour), UpdatedAt: f.now,
+	}
+	if withContext {
+		c.Context = &chat.Context{OrderID: "o-1", PageURL: "https://shop.example/o/1"}
+	}
+	msgs := []chat.Message{
+		{ID: msgID, ConversationID: convID, Sender: customer, Body: "Where is it?", CreatedAt: f.now.Add(-time.Hour)},
+		{ID: sysID, ConversationID: convID, Sender: chat.Participant{ID: "system", Role: chat.RoleSystem, Name: "Demo Shop"}, Body: "We are away.", CreatedAt: f.now.Add(-time.Hour)},
+	}
+	return &chat.View{Conversation: c, Messages: msgs, UnreadCount: 1, ShowAssignee: admin}
+}
+
+func (f *fakeChat) support(online bool) chat.Support {
+	if online {
+		return chat.Support{Status: chat.SupportOnline, Available: true}
+	}
+	next, secs := f.now.Add(20*time.Hour), int64(5400)
+	return chat.Support{Status: chat.SupportAway, Reason: chat.ReasonOutsideBusinessHours, Prompt: "We are away.", NextAvailableAt: &next, ExpectedReplySeconds: &secs}
+}
+
+func isAdmin(ctx context.Context) bool {
+	c, _ := chat.CallerFromContext(ctx)
+	return c.IsAdmin()
+}
+
+func (f *fakeChat) List(ctx context.Context, q chat.ListQuery) (*chat.ListPage, error) {
+	if q.Limit > 100 {
+		return nil, chat.FieldError("limit", "must be between 1 and 100")
+	}
+	if q.Status != "" && !isAdmin(ctx) {
+		return nil, &chat.Error{Code: chat.Forbidden, Field: "status", Message: "only admins can filter conversations"}
+	}
+	page := &chat.ListPage{Conversations: []chat.View{*f.conversation(isAdmin(ctx), true), *f.conversation(isAdmin(ctx), false)}, Support: f.support(isAdmin(ctx))}
+	if q.Cursor == "" {
+		page.NextCursor = "AQAAAZNo"
+	}
+	return page, nil
+}
+
+func (f *fakeChat) Start(ctx context.Context, in chat.StartInput) (*chat.View, error) {
+	if isAdmin(ctx) {
+		return nil, chat.Errorf(chat.Forbidden, "only customers start conversations")
+	}
+	return f.conversation(false, in.Context != nil), nil
+}
+
+func (f *fakeChat) Conversation(ctx context.Context, id string, _ *int) (*chat.View, error) {
+	if err := failFor(id); err != nil {
+		return nil, err
+	}
+	return f.conversation(isAdmin(ctx), false), nil
+}
+
+func (f *fakeChat) History(_ context.Context, id string, _ chat.HistoryQuery) (*chat.HistoryPage, error) {
+	if err := failFor(id); err != nil {
+		return nil, err
+	}
+	return &chat.HistoryPage{Messages: f.conversation(false, false).Messages, NextCursor: "AQAAAAAAAAAB"}, nil
+}
+
+func (f *fakeChat) Send(_ context.Context, id string, in chat.SendInput) (*chat.Message, error) {
+	if err := failFor(id); err != nil {
+		return nil, err
+	}
+	if len(in.Body) > 4000 {
+		return nil, &chat.Error{Code: chat.TooLarge, Field: "body", Message: "must be at most 4000 characters"}
+	}
+	m := f.conversation(false, false).Messages[0]
+	return &m, nil
+}
+
+func (f *fakeChat) MarkRead(_ context.Context, id, _ string) (*chat.ReadState, error) {
+	if err := failFor(id); err != nil {
+		return nil, err
+	}
+	return &chat.ReadState{ConversationID: id}, nil
+}
+
+func (f *fakeChat) Update(ctx context.Context, id string, _ chat.Patch) (*chat.View, error) {
+	if !isAdmin(ctx) {
+		return nil, chat.Errorf(chat.Forbidden, "only admins can do this")
+	}
+	if err := failFor(id); err != nil {
+		return nil, err
+	}
+	v := f.conversation(true, true)
+	v.Assignee = ""
+	return v, nil
+}
+
+func (f *fakeChat) SetPresence(_ context.Context, s chat.AdminStatus) (*chat.PresenceState, error) {
+	return &chat.PresenceState{Status: s, ExpiresAt: f.now.Add(time.Minute), Support: f.support(s == chat.AdminOnline)}, nil
+}
+
+func (f *fakeChat) Settings(context.Context) (*chat.SettingsView, error) {
+	return &chat.SettingsView{Settings: chat.Settings{AwayPrompt: "We are away.", BusinessHours: f.hours}, Overridden: []string{}}, nil
+}
+
+func (f *fakeChat) PutSettings(_ context.Context, o chat.Overrides) (*chat.SettingsView, error) {
+	at := f.now
+	v := &chat.SettingsView{Settings: chat.Settings{AwayPrompt: "We are away.", BusinessHours: o.BusinessHours, UnassignOnAway: true},
+		Overridden: []string{"away_prompt", "business_hours"}, UpdatedAt: &at, UpdatedBy: "admin-7"}
+	return v, nil
+}
+
+// apiServer runs the real router of internal/httpapi over the fakes.
+func apiServer(t *testing.T, checks []httpapi.ReadyCheck) http.Handler {
+	t.Helper()
+	hours, err := tenant.ParseBusinessHours("Europe/Berlin", map[string][]string{"mon": {"09:00-18:00"}, "fri": {"22:00-24:00", "09:00-17:00"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httpapi.New(httpapi.Deps{
+		Chat:          &fakeChat{now: time.Date(2026, 11, 24, 10, 1, 2, 123456789, time.UTC), hours: hours},
+		Tenants:       fakeTenants{&tenant.Tenant{ID: "demo-shop", Name: "Demo Shop"}},
+		Authenticator: fakeAuth{},
+		Idempotency:   &fakeIdem{},
+		Ready:         checks,
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			_, _ = io.WriteString(w, "# HELP up Up.\nup 1\n")
+		}),
+		MaxBodyBytes: 1 << 10,
+	})
+}
+
+func openAPIRouter(t *testing.T) routers.Router {
+	t.Helper()
+	doc := loadDoc(t)
+	doc.Servers = openapi3.Servers{{URL: "http://example.test"}}
+	r, err := legacyrouter.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// exchange is one request to the API and what the test expects of its answer.
+type exchange struct {
+	method, path string
+	token        string
+	body         string
+	headers      map[string]string
+	status       int
+	slug         string
+	replayed     bool
+}
+
+func (x exchange) request() *http.Request {
+	var body io.Reader
+	if x.body != "" {
+		body = strings.NewReader(x.body)
+	}
+	req := httptest.NewRequest(x.method, "http://example.test"+x.path, body)
+	req.Header.Set("X-Tenant-ID", "demo-shop")
+	if x.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if x.token != "" {
+		req.Header.Set("Authorization", "Bearer "+x.token)
+	}
+	for k, v := range x.headers {
+		req.Header.Set(k, v)
+	}
+	return req
+}
+
+// validateResponse checks one response against the document the way the stack test does.
+func validateResponse(router routers.Router, req *http.Request, status int, header http.Header, body []byte) error {
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		return err
+	}
+	return openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 status,
+		Header:                 header,
+		Body:                   io.NopCloser(bytes.NewReader(body)),
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	})
+}
+
+// validateRequest checks a request the test sends as valid is valid by the document too.
+func validateRequest(router routers.Router, req *http.Request) error {
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		return err
+	}
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	err = openapi3filter.ValidateRequest(context.Background(), &openapi3filter.RequestValidationInput{
+		Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
+	})
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	return err
+}
+
+func TestHandlersMatchDocument(t *testing.T) {
+	checks := []httpapi.ReadyCheck{
+		{Name: "mongodb", Critical: true, Check: func(context.Context) error { return nil }},
+		{Name: "redis", Check: func(context.Context) error { return errors.New("unreachable") }},
+	}
+	handler, router := apiServer(t, checks), openAPIRouter(t)
+	unready := apiServer(t, []httpapi.ReadyCheck{{Name: "mongodb", Critical: true, Check: func(context.Context) error { return errors.New("unreachable") }}})
+	chatPath := "/api/v1/chat/" + convID
+	hours := `{"timezone":"Europe/Berlin","weekly":{"mon":["09:00-18:00"],"sat":["22:00-02:00","10:00-12:00"]}}`
+	tests := []exchange{
+		{method: "GET", path: "/healthz", status: 200},
+		{method: "GET", path: "/readyz", status: 200},
+		{method: "GET", path: "/metrics", status: 200},
+		{method: "GET", path: "/api/v1/chat/list", token: "customer", status: 200},
+		{method: "GET", path: "/api/v1/chat/list?limit=100&messages=20&status=open&assignee=me&unread=true&customer_id=c&cursor=abc", token: "admin", status: 200},
+		{method: "GET", path: "/api/v1/chat/list?limit=abc", token: "admin", status: 400, slug: "invalid-request"},
+		{method: "GET", path: "/api/v1/chat/list?limit=500", token: "admin", status: 400, slug: "invalid-request"},
+		{method: "GET", path: "/api/v1/chat/list?typo=1", token: "admin", status: 400, slug: "invalid-request"},
+		{method: "GET", path: "/api/v1/chat/list?status=open", token: "customer", status: 403, slug: "forbidden"},
+		{method: "GET", path: "/api/v1/chat/list", status: 401, slug: "invalid-token"},
+		{method: "GET", path: "/api/v1/chat/list", token: "down", status: 503, slug: "issuer-unavailable"},
+		{method: "GET", path: "/api/v1/chat/list", token: "customer", headers: map[string]string{"X-Tenant-ID": "nobody"}, status: 404, slug: "tenant-not-found"},
+		{method: "POST", path: "/api/v1/chat/start", token: "customer", body: `{"subject":"Order","message":"Where is it?","context":{"order_id":"o-1","page_url":"https://shop.example/o/1"}}`, status: 201},
+		{method: "POST", path: "/api/v1/chat/start", token: "customer", body: `{"message":"Where is it?"}`, headers: map[string]string{"Idempotency-Key": "k1"}, status: 201},
+		{method: "POST", path: "/api/v1/chat/start", token: "customer", body: `{"message":"Where is it?"}`, headers: map[string]string{"Idempotency-Key": "k1"}, status: 201, replayed: true},
+		{method: "POST", path: "/api/v1/chat/start", token: "customer", body: `{"message":"Where is it?"}`, headers: map[string]string{"Idempotency-Key": "reused"}, status: 422, slug: "idempotency-key-reused"},
+		{method: "POST", path: "/api/v1/chat/start", token: "customer", body: `{"message":"Where is it?"}`, headers: map[string]string{"Idempotency-Key": "bad\u00e9"}, status: 400, slug: "invalid-request"},
+		{method: "POST", path: "/api/v1/chat/start", token: "admin", body: `{"message":"Hi"}`, status: 403, slug: "forbidden"},
+		{method: "POST", path: "/api/v1/chat/start", token: "customer", body: `{"message":1}`, status: 400, slug: "invalid-request"},
+		{method: "POST", path: "/api/v1/chat/start", token: "customer", body: `{"message":"Hi","extra":1}`, status: 400, slug: "invalid-request"},
+		{method: "POST", path: "/api/v1/chat/start", token: "customer", body: `{"message":"` + strings.Repeat("x", 2000) + `"}`, status: 413, slug: "body-too-large"},
+		{method: "POST", path: "/api/v1/chat/start", token: "customer", body: `message=hi`, headers: map[string]string{"Content-Type": "text/plain"}, status: 415, slug: "unsupported-media-type"},
+		{method: "GET", path: chatPath, token: "customer", status: 200},
+		{method: "GET", path: chatPath + "?messages=0", token: "admin", status: 200},
+		{method: "GET", path: chatPath + "?messages=-1", token: "admin", status: 400, slug: "invalid-request"},
+		{method: "GET", path: "/api/v1/chat/nope", token: "admin", status: 404, slug: "not-found"},
+		{method: "GET", path: "/api/v1/chat/unavailable", token: "admin", status: 503, slug: "service-unavailable"},
+		{method: "GET", path: "/api/v1/chat/boom", token: "admin", status: 500, slug: "internal"},
+		{method: "PATCH", path: chatPath, token: "admin", body: `{"status":"resolved","assignee":null}`, status: 200},
+		{method: "PATCH", path: chatPath, token: "admin", body: `{"assignee":"admin-7"}`, status: 200},
+		{method: "PATCH", path: chatPath, token: "customer", body: `{"status":"resolved"}`, status: 403, slug: "forbidden"},
+		{method: "PATCH", path: "/api/v1/chat/conflict", token: "admin", body: `{"status":"open"}`, status: 409, slug: "conflict"},
+		{method: "PATCH", path: chatPath, token: "admin", body: `{"assignee":7}`, status: 400, slug: "invalid-request"},
+		{method: "GET", path: chatPath + "/messages", token: "customer", status: 200},
+		{method: "GET", path: chatPath + "/messages?limit=100&before=AQAAAAAAAAAB", token: "customer", status: 200},
+		{method: "GET", path: chatPath + "/messages?limit=0", token: "customer", status: 400, slug: "invalid-request"},
+		{method: "POST", path: chatPath + "/messages", token: "customer", body: `{"body":"Thanks"}`, status: 201},
+		{method: "POST", path: chatPath + "/messages", token: "admin", body: `{"body":"Thanks"}`, headers: map[string]string{"Idempotency-Key": "k2"}, status: 201},
+		{method: "POST", path: chatPath + "/messages", token: "admin", body: `{"body":"Thanks"}`, headers: map[string]string{"Idempotency-Key": "k2"}, status: 201, replayed: true},
+		{method: "POST", path: "/api/v1/chat/conflict/messages", token: "customer", body: `{"body":"Thanks"}`, status: 409, slug: "conflict"},
+		{method: "POST", path: chatPath + "/read", token: "customer", status: 200},
+		{method: "POST", path: chatPath + "/read", token: "customer", body: `{"message_id":"` + msgID + `"}`, status: 200},
+		{method: "POST", path: chatPath + "/read", token: "customer", body: `[]`, status: 400, slug: "invalid-request"},
+		{method: "PUT", path: "/api/v1/chat/presence", token: "admin", body: `{"status":"online"}`, status: 200},
+		{method: "PUT", path: "/api/v1/chat/presence", token: "admin", body: `{"status":"away"}`, status: 200},
+		{method: "PUT", path: "/api/v1/chat/presence", token: "admin", body: ``, status: 400, slug: "invalid-request"},
+		{method: "GET", path: "/api/v1/admin/settings", token: "admin", status: 200},
+		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"away_prompt":"Back at 9.","business_hours":` + hours + `,"unassign_on_away":true}`, status: 200},
+		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"business_hours":null}`, status: 200},
+		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"business_hours":{"timezone":"Mars/Base","weekly":{}}}`, status: 400, slug: "invalid-request"},
+	}
+	for _, x := range tests {
+		name := x.method + " " + x.path
+		t.Run(name, func(t *testing.T) {
+			req := x.request()
+			if x.status < 300 {
+				if err := validateRequest(router, x.request()); err != nil {
+					t.Errorf("the request is not valid by the document: %v", err)
+				}
+			}
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, req)
+			if rec.Code != x.status {
+				t.Fatalf("status = %d, want %d: %s", rec.Code, x.status, rec.Body)
+			}
+			if got := rec.Header().Get("Idempotent-Replayed") == "true"; got != x.replayed {
+				t.Errorf("Idempotent-Replayed: %v, want %v", got, x.replayed)
+			}
+			if x.slug != "" {
+				var p struct {
+					Type string `json:"type"`
+				}
+				_ = json.Unmarshal(rec.Body.Bytes(), &p)
+				if p.Type != httpapi.ProblemBase+x.slug {
+					t.Fatalf("problem type = %q, want %s", p.Type, x.slug)
+				}
+			}
+			if err := validateResponse(router, req, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+				t.Errorf("the response does not match the document: %v\nheaders: %v\nbody: %s", err, rec.Header(), rec.Body)
+			}
+		})
+	}
+	t.Run("GET /readyz unavailable", func(t *testing.T) {
+		req := httptest.NewRequest("GET", "http://example.test/readyz", nil)
+		rec := httptest.NewRecorder()
+		unready.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status = %d", rec.Code)
+		}
+		if err := validateResponse(router, req, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+			t.Errorf("the response does not match the document: %v\nbody: %s", err, rec.Body)
+		}
+	})
+	t.Run("method not allowed", func(t *testing.T) {
+		req := httptest.NewRequest("DELETE", "http://example.test/api/v1/chat/list", nil)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusMethodNotAllowed {
+			t.Fatalf("status = %d", rec.Code)
+		}
+		doc := loadDoc(t)
+		schema := doc.Components.Responses["MethodNotAllowed"].Value.Content.Get("application/problem+json").Schema.Value
+		var v any
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.VisitAsResponse()); err != nil {
+			t.Errorf("405 problem does not match MethodNotAllowed: %v\nbody: %s", err, rec.Body)
+		}
+	})
+}
+
+// TestDriftFails checks the validation is strict enough to catch drift: an extra field, a
+// missing one, a time without milliseconds and an undocumented status all fail.
+func TestDriftFails(t *testing.T) {
+	handler, router := apiServer(t, nil), openAPIRouter(t)
+	req := exchange{method: "GET", path: "/api/v1/chat/list", token: "admin"}.request()
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("status = %d: %s", rec.Code, rec.Body)
+	}
+	good := rec.Body.String()
+	if err := validateResponse(router, req, 200, rec.Header(), rec.Body.Bytes()); err != nil {
+		t.Fatalf("the unchanged response fails: %v", err)
+	}
+	mutations := map[string]func(map[string]any){
+		"extra top-level field": func(m map[string]any) { m["total"] = 3 },
+		"extra conversation field": func(m map[string]any) {
+			m["conversations"].([]any)[0].(map[string]any)["version"] = 4
+		},
+		"extra message field": func(m map[string]any) {
+			c := m["conversations"].([]any)[0].(map[string]any)
+			c["messages"].([]any)[0].(map[string]any)["seq"] = 1
+		},
+		"missing support field": func(m map[string]any) { delete(m["support"].(map[string]any), "prompt") },
+		"context left out": func(m map[string]any) {
+			delete(m["conversations"].([]any)[0].(map[string]any), "context")
+		},
+		"time without milliseconds": func(m map[string]any) {
+			m["conversations"].([]any)[0].(map[string]any)["created_at"] = "2026-11-24T10:01:02Z"
+		},
+		"unknown status": func(m map[string]any) {
+			m["conversations"].([]any)[0].(map[string]any)["status"] = "closed"
+		},
+		"non-null participant name missing": func(m map[string]any) {
+			c := m["conversations"].([]any)[0].(map[string]any)
+			delete(c["participants"].([]any)[0].(map[string]any), "name")
+		},
+	}
+	for name, mutate := range mutations {
+		t.Run(name, func(t *testing.T) {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(good), &m); err != nil {
+				t.Fatal(err)
+			}
+			mutate(m)
+			b, _ := json.Marshal(m)
+			if err := validateResponse(router, req, 200, rec.Header(), b); err == nil {
+				t.Errorf("a response with %s passes validation", name)
+			}
+		})
+	}
+	t.Run("undocumented status", func(t *testing.T) {
+		if err := validateResponse(router, req, http.StatusTeapot, rec.Header(), rec.Body.Bytes()); err == nil {
+			t.Error("status 418 passes validation")
+		}
+	})
+	t.Run("missing X-Request-ID", func(t *testing.T) {
+		h := rec.Header().Clone()
+		h.Del("X-Request-ID")
+		if err := validateResponse(router, req, 200, h, rec.Body.Bytes()); err == nil {
+			t.Error("a response without X-Request-ID passes validation")
+		}
+	})
+}

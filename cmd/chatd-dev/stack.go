@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/supportchat/supportchat/internal/config"
+	"github.com/supportchat/supportchat/internal/devissuer"
+	"github.com/supportchat/supportchat/internal/server"
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+// dataDir holds FerretDB's SQLite files between runs.
+const dataDir = ".chatd-dev"
+
+// stack is the embedded development stack and what it must close.
+type stack struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+
+	mu      sync.Mutex
+	issuers map[string]*devissuer.Issuer
+	closers []func()
+}
+
+// Run starts the embedded servers, then the service, seeds demo data once it listens, and
+// serves until ctx ends.
+func (s *stack) Run(ctx context.Context) error {
+	env := map[string]string{}
+	getenv := func(name string) string {
+		if v, ok := env[name]; ok {
+			return v
+		}
+		return s.getenv(name)
+	}
+	if s.getenv("CHAT_MONGODB_URI") == "" {
+		uri, err := s.startFerretDB(ctx)
+		if err != nil {
+			return fmt.Errorf("ferretdb: %w", err)
+		}
+		env["CHAT_MONGODB_URI"] = uri
+	}
+	if s.getenv("CHAT_REDIS_URL") == "" {
+		url, err := s.startRedis()
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		env["CHAT_REDIS_URL"] = url
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	seeded := make(chan error, 1)
+	runErr := server.Run(ctx, cfg, server.Options{
+		Version:       "dev",
+		Getenv:        getenv,
+		Stdout:        s.stderr, // logs go to stderr so the tokens and curl stay readable on stdout
+		RewriteTenant: s.rewrite,
+		OnListen: func(addr net.Addr) {
+			go func() { seeded <- s.welcome(ctx, cfg.TenantsDir, addr) }()
+		},
+	})
+	select {
+	case err := <-seeded:
+		if err != nil && runErr == nil {
+			fmt.Fprintln(s.stderr, "chatd-dev: demo data:", err)
+		}
+	default:
+	}
+	return runErr
+}
+
+// rewrite points a tenant's issuer at its development issuer, started on first sight.
+func (s *stack) rewrite(t *tenant.Tenant) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.issuers == nil {
+		s.issuers = map[string]*devissuer.Issuer{}
+	}
+	iss, ok := s.issuers[t.ID]
+	if !ok {
+		admin := ""
+		if len(t.OIDC.AdminValues) > 0 {
+			admin = t.OIDC.AdminValues[0]
+		}
+		var err error
+		iss, err = devissuer.New(devissuer.Options{Audience: t.OIDC.Audience, AdminClaim: t.OIDC.AdminClaim, AdminValue: admin, NameClaim: t.OIDC.NameClaim})
+		if err != nil {
+			fmt.Fprintf(s.stderr, "chatd-dev: no development issuer for %s: %v\n", t.ID, err)
+			return
+		}
+		s.issuers[t.ID] = iss
+		s.closers = append(s.closers, func() { _ = iss.Close() })
+	}
+	t.OIDC.Issuer = iss.URL()
+}
+
+// issuer returns the development issuer of tenant id.
+func (s *stack) issuer(id string) *devissuer.Issuer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issuers[id]
+}
+
+// startFerretDB runs FerretDB in process on SQLite files under dataDir.
+func (s *stack) startFerretDB(ctx context.Context) (string, error) {
+	dir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + dir + "/",
+		Logger:    slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return "", err
+	}
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(fctx)
+	}()
+	s.closers = append(s.closers, func() { cancel(); <-done })
+	return f.MongoDBURI(), nil
+}
+
+// startRedis runs a private redis-server on a free port, or embedded miniredis without one.
+func (s *stack) startRedis() (string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		m, err := miniredis.Run()
+		if err != nil {
+			return "", err
+		}
+		s.closers = append(s.closers, m.Close)
+		fmt.Fprintln(s.stderr, "chatd-dev: redis-server not on PATH; using embedded miniredis")
+		return "redis://" + m.Addr() + "/0", nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	s.closers = append(s.closers, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return "redis://" + addr + "/0", nil
+		}
+	}
+	return "", fmt.Errorf("redis-server did not start on %s", addr)
+}
+
+// freePort returns a TCP port nobody listens on right now.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Close stops everything Run started, newest first.
+func (s *stack) Close() {
+	s.mu.Lock()
+	closers := s.closers
+	s.closers = nil
+	s.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
+}

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/supportchat/supportchat/internal/testenv"
+)
+
+// syncBuffer is an io.Writer safe for the server goroutine and the test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// listeningAddr waits for the "listening" log line and returns its address.
+func listeningAddr(t *testing.T, logs *syncBuffer, errc <-chan error) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-errc:
+			t.Fatalf("run returned early: %v\nlogs:\n%s", err, logs)
+		default:
+		}
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		for sc.Scan() {
+			var line struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				return line.Addr
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("chatd did not listen within 30s; logs:\n%s", logs)
+	return ""
+}
+
+func tenantYAML(id, issuer string) string {
+	return fmt.Sprintf("id: %s\nname: %s\noidc:\n  issuer: %s\n  audience: support-chat\n  admin_claim: roles\n  admin_values: [support_admin]\n", id, id, issuer)
+}
+
+func get(t *testing.T, url, tenantID, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if tenantID != "" {
+		req.Header.Set("X-Tenant-ID", tenantID)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServe runs chatd serve on :0 against real MongoDB wire protocol and Redis, and checks
+// the probes, an authenticated list, a tenant hot reload, SIGHUP and the graceful stop.
+func TestServe(t *testing.T) {
+	uri, database := testenv.MustMongo(t)
+	rds := testenv.StartRedis(t)
+	iss := testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "shop-one.yaml"), []byte(tenantYAML("shop-one", iss.URL())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"CHAT_ADDR":             "127.0.0.1:0",
+		"CHAT_MONGODB_URI":      uri,
+		"CHAT_MONGODB_DATABASE": database,
+		"CHAT_REDIS_URL":        rds.URL(),
+		"CHAT_TENANTS_DIR":      dir,
+		"OTEL_SDK_DISABLED":     "true",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, io.Discard)
+	}()
+	base := "http://" + listeningAddr(t, &logs, errc)
+
+	if code, body := get(t, base+"/healthz", "", ""); code != 200 {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+	if code, body := get(t, base+"/readyz", "", ""); code != 200 || !strings.Contains(body, `"ready"`) {
+		t.Errorf("/readyz = %d %s", code, body)
+	}
+	if code, body := get(t, base+"/api/v1/chat/list", "shop-one", iss.Token(t, "cust-1", false)); code != 200 || !strings.Contains(body, `"support"`) {
+		t.Errorf("list = %d %s", code, body)
+	}
+
+	// A new tenant file is picked up without a restart.
+	if err := os.WriteFile(filepath.Join(dir, "shop-two.yaml"), []byte(tenantYAML("shop-two", iss.URL())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new tenant", func() bool {
+		code, _ := get(t, base+"/api/v1/chat/list", "shop-two", iss.Token(t, "cust-1", false))
+		return code == 200
+	})
+	// SIGHUP reloads too (here: a removed tenant disappears).
+	if err := os.Remove(filepath.Join(dir, "shop-two.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removed tenant to go", func() bool {
+		code, _ := get(t, base+"/api/v1/chat/list", "shop-two", iss.Token(t, "cust-1", false))
+		return code == 404
+	})
+	for _, secret := range []string{"Bearer ", "eyJ"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("logs contain %q", secret)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("run after cancel = %v, want nil (clean shutdown)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("chatd did not stop within 30s")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestTenantsValidate(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"tenants", "validate", "../../tenants"}, os.Getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("validate ../../tenants = %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "valid") || strings.Count(stdout.String(), "\n") != 1 {
+		t.Errorf("summary = %q, want one line", stdout.String())
+	}
+
+	// A broken copy fails with file:line.
+	dir := t.TempDir()
+	good, err := os.ReadFile("../../tenants/demo-shop.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(good), "audience:", "audiense:", 1)
+	if err := os.WriteFile(filepath.Join(dir, "demo-shop.yaml"), []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	err = run(context.Background(), []string{"tenants", "validate", dir}, os.Getenv, &stdout, &stderr)
+	if exitCode(err, io.Discard) != 1 {
+		t.Errorf("exit code = %d, want 1", exitCode(err, io.Discard))
+	}
+	line := 0
+	for i, l := range strings.Split(string(good), "\n") {
+		if strings.Contains(l, "audience:") {
+			line = i + 1
+			break
+		}
+	}
+	want := fmt.Sprintf("demo-shop.yaml:%d:", line)
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("errors = %q, want one at %s", stderr.String(), want)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"serv"}, {"tenants", "validate"}} {
+		if code := exitCode(run(context.Background(), args, os.Getenv, io.Discard, io.Discard), io.Discard); code != 2 {
+			t.Errorf("chatd %v exits %d, want 2", args, code)
+		}
+	}
+}
+
+// TestDependencies keeps the architecture's import rules: the production binary links no
+// embedded servers or development issuers, and the domain imports no web framework or driver.
+func TestDependencies(t *testing.T) {
+	deps := func(pkg string) []string {
+		out, err := exec.Command("go", "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		return strings.Fields(string(out))
+	}
+	rules := []struct {
+		pkg       string
+		forbidden []string
+	}{
+		{"github.com/supportchat/supportchat/cmd/chatd", []string{"github.com/FerretDB/", "github.com/alicebob/miniredis", "/internal/devissuer", "/internal/testenv"}},
+		{"github.com/supportchat/supportchat/internal/chat", []string{"github.com/gin-gonic/", "go.mongodb.org/", "github.com/redis/", "/internal/httpapi", "/internal/mongodb"}},
+		{"github.com/supportchat/supportchat/internal/tenant", []string{"github.com/gin-gonic/", "go.mongodb.org/", "github.com/redis/"}},
+	}
+	for _, r := range rules {
+		for _, d := range deps(r.pkg) {
+			for _, f := range r.forbidden {
+				if strings.Contains(d, f) {
+					t.Errorf("%s depends on %s", r.pkg, d)
+				}
+			}
+		}
+	}
+}

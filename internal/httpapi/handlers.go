@@ -1,0 +1,447 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/idempotency"
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+// handlers are the thin handlers of the API: bind, validate the shape, call the chat service,
+// encode.
+type handlers struct {
+	chat    ChatService
+	idem    Idempotency
+	maxBody int64
+}
+
+// list answers GET /chat/list.
+func (h *handlers) list(c *gin.Context) {
+	q, err := query(c, "limit", "cursor", "messages", "status", "assignee", "customer_id", "unread")
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	var lq chat.ListQuery
+	if lq.Limit, err = intParam(q, "limit"); err != nil {
+		abortWithError(c, err)
+		return
+	}
+	if lq.Messages, err = optionalInt(q, "messages"); err != nil {
+		abortWithError(c, err)
+		return
+	}
+	lq.Cursor = q.Get("cursor")
+	lq.Status = chat.Status(q.Get("status"))
+	lq.Assignee = q.Get("assignee")
+	lq.CustomerID = q.Get("customer_id")
+	switch q.Get("unread") {
+	case "", "false":
+	case "true":
+		lq.Unread = true
+	default:
+		abortWithError(c, chat.FieldError("unread", "must be true or false"))
+		return
+	}
+	page, err := h.chat.List(c.Request.Context(), lq)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	out := listJSON{Conversations: make([]conversationJSON, len(page.Conversations)), NextCursor: nullable(page.NextCursor), Support: supportOf(page.Support)}
+	for i, v := range page.Conversations {
+		out.Conversations[i] = conversationOf(v)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// startRequest is the body of POST /chat/start.
+type startRequest struct {
+	Subject string `json:"subject"`
+	Message string `json:"message"`
+	Context *struct {
+		OrderID   string `json:"order_id"`
+		ProductID string `json:"product_id"`
+		PageURL   string `json:"page_url"`
+	} `json:"context"`
+}
+
+// start answers POST /chat/start: 201 with the new conversation and its Location.
+func (h *handlers) start(c *gin.Context) {
+	body, ok := h.body(c)
+	if !ok {
+		return
+	}
+	var req startRequest
+	if err := decodeStrict(body, &req); err != nil {
+		abortWithError(c, err)
+		return
+	}
+	in := chat.StartInput{Subject: req.Subject, Message: req.Message}
+	if req.Context != nil {
+		in.Context = &chat.Context{OrderID: req.Context.OrderID, ProductID: req.Context.ProductID, PageURL: req.Context.PageURL}
+	}
+	h.idempotent(c, "POST /api/v1/chat/start", body, func(seed string) (any, string, error) {
+		in.Seed = seed
+		v, err := h.chat.Start(c.Request.Context(), in)
+		if err != nil {
+			return nil, "", err
+		}
+		return conversationOf(*v), "/api/v1/chat/" + v.ID, nil
+	})
+}
+
+// sendRequest is the body of POST /chat/{id}/messages.
+type sendRequest struct {
+	Body string `json:"body"`
+}
+
+// send answers POST /chat/{id}/messages: 201 with the new message.
+func (h *handlers) send(c *gin.Context) {
+	body, ok := h.body(c)
+	if !ok {
+		return
+	}
+	var req sendRequest
+	if err := decodeStrict(body, &req); err != nil {
+		abortWithError(c, err)
+		return
+	}
+	id := c.Param("id")
+	h.idempotent(c, "POST /api/v1/chat/{id}/messages "+id, body, func(seed string) (any, string, error) {
+		m, err := h.chat.Send(c.Request.Context(), id, chat.SendInput{Body: req.Body, Seed: seed})
+		if err != nil {
+			return nil, "", err
+		}
+		return messageOf(*m), "", nil
+	})
+}
+
+// idempotent runs a creating request under its Idempotency-Key header, if it has one: a retry
+// with the same key and body gets the stored first answer (marked Idempotent-Replayed), and a
+// racing twin runs with the same seed, so it finds what the first stored.
+func (h *handlers) idempotent(c *gin.Context, route string, body []byte, run func(seed string) (any, string, error)) {
+	ctx := c.Request.Context()
+	key, hasKey := c.Request.Header["Idempotency-Key"]
+	if !hasKey || h.idem == nil {
+		resp, location, err := run("")
+		if err != nil {
+			abortWithError(c, err)
+			return
+		}
+		created(c, resp, location)
+		return
+	}
+	t, err := tenant.FromContext(ctx)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	caller, err := chat.CallerFromContext(ctx)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	if len(key) != 1 {
+		abortWithError(c, idempotency.ErrBadKey)
+		return
+	}
+	a, err := h.idem.Begin(ctx, idempotency.Request{TenantID: t.ID, CallerID: caller.ID, Route: route, Key: key[0], Body: body})
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	if r := a.Replay; r != nil {
+		c.Header("Idempotent-Replayed", "true")
+		if r.Location != "" {
+			c.Header("Location", r.Location)
+		}
+		c.Data(r.Status, "application/json; charset=utf-8", r.Body)
+		return
+	}
+	resp, location, err := run(a.Seed)
+	if err != nil {
+		kind, _, _ := problemFor(err)
+		if ferr := h.idem.Finish(ctx, a, kind.status, nil, ""); ferr != nil {
+			loggerFrom(c).WarnContext(ctx, "idempotency key not released", "error", ferr)
+		}
+		abortWithError(c, err)
+		return
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	if err := h.idem.Finish(ctx, a, http.StatusCreated, b, location); err != nil {
+		// The write is stored; a retry re-runs with the same seed and finds it.
+		loggerFrom(c).WarnContext(ctx, "idempotent response not stored", "error", err)
+	}
+	if location != "" {
+		c.Header("Location", location)
+	}
+	c.Data(http.StatusCreated, "application/json; charset=utf-8", b)
+}
+
+// created answers 201 with resp and, when given, its Location.
+func created(c *gin.Context, resp any, location string) {
+	if location != "" {
+		c.Header("Location", location)
+	}
+	c.JSON(http.StatusCreated, resp)
+}
+
+// conversation answers GET /chat/{id}.
+func (h *handlers) conversation(c *gin.Context) {
+	q, err := query(c, "messages")
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	n, err := optionalInt(q, "messages")
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	v, err := h.chat.Conversation(c.Request.Context(), c.Param("id"), n)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, conversationOf(*v))
+}
+
+// history answers GET /chat/{id}/messages.
+func (h *handlers) history(c *gin.Context) {
+	q, err := query(c, "limit", "before")
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	limit, err := intParam(q, "limit")
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	page, err := h.chat.History(c.Request.Context(), c.Param("id"), chat.HistoryQuery{Limit: limit, Before: q.Get("before")})
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, historyJSON{Messages: messagesOf(page.Messages), NextCursor: nullable(page.NextCursor)})
+}
+
+// readRequest is the optional body of POST /chat/{id}/read.
+type readRequest struct {
+	MessageID string `json:"message_id"`
+}
+
+// read answers POST /chat/{id}/read.
+func (h *handlers) read(c *gin.Context) {
+	body, ok := h.body(c)
+	if !ok {
+		return
+	}
+	var req readRequest
+	if len(body) > 0 {
+		if err := decodeStrict(body, &req); err != nil {
+			abortWithError(c, err)
+			return
+		}
+	}
+	st, err := h.chat.MarkRead(c.Request.Context(), c.Param("id"), req.MessageID)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, readJSON{ConversationID: st.ConversationID, UnreadCount: st.UnreadCount})
+}
+
+// patchRequest is the body of PATCH /chat/{id}. Assignee is kept raw to tell null (unassign)
+// from absent (leave as is).
+type patchRequest struct {
+	Status   *string         `json:"status"`
+	Assignee json.RawMessage `json:"assignee"`
+}
+
+// update answers PATCH /chat/{id}.
+func (h *handlers) update(c *gin.Context) {
+	body, ok := h.body(c)
+	if !ok {
+		return
+	}
+	var req patchRequest
+	if err := decodeStrict(body, &req); err != nil {
+		abortWithError(c, err)
+		return
+	}
+	var p chat.Patch
+	if req.Status != nil {
+		s := chat.Status(*req.Status)
+		p.Status = &s
+	}
+	if req.Assignee != nil {
+		p.AssigneeSet = true
+		if string(req.Assignee) != "null" {
+			if err := json.Unmarshal(req.Assignee, &p.Assignee); err != nil {
+				abortWithError(c, chat.FieldError("assignee", "must be an admin id or null"))
+				return
+			}
+		}
+	}
+	v, err := h.chat.Update(c.Request.Context(), c.Param("id"), p)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, conversationOf(*v))
+}
+
+// presenceRequest is the body of PUT /chat/presence.
+type presenceRequest struct {
+	Status string `json:"status"`
+}
+
+// presence answers PUT /chat/presence.
+func (h *handlers) presence(c *gin.Context) {
+	body, ok := h.body(c)
+	if !ok {
+		return
+	}
+	var req presenceRequest
+	if err := decodeStrict(body, &req); err != nil {
+		abortWithError(c, err)
+		return
+	}
+	st, err := h.chat.SetPresence(c.Request.Context(), chat.AdminStatus(req.Status))
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, presenceJSON{Status: string(st.Status), ExpiresAt: Time(st.ExpiresAt), Support: supportOf(st.Support)})
+}
+
+// settings answers GET /admin/settings.
+func (h *handlers) settings(c *gin.Context) {
+	v, err := h.chat.Settings(c.Request.Context())
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, settingsOf(v))
+}
+
+// settingsRequest is the body of PUT /admin/settings. BusinessHours is raw to tell null (no
+// business hours) from absent (the tenant file's hours).
+type settingsRequest struct {
+	AwayPrompt     *string         `json:"away_prompt"`
+	BusinessHours  json.RawMessage `json:"business_hours"`
+	UnassignOnAway *bool           `json:"unassign_on_away"`
+}
+
+// putSettings answers PUT /admin/settings: the body replaces the tenant's overrides.
+func (h *handlers) putSettings(c *gin.Context) {
+	body, ok := h.body(c)
+	if !ok {
+		return
+	}
+	var req settingsRequest
+	if err := decodeStrict(body, &req); err != nil {
+		abortWithError(c, err)
+		return
+	}
+	o := chat.Overrides{AwayPrompt: req.AwayPrompt, UnassignOnAway: req.UnassignOnAway}
+	if req.BusinessHours != nil {
+		o.BusinessHoursSet = true
+		if string(req.BusinessHours) != "null" {
+			var bh businessHoursJSON
+			if err := decodeStrict(req.BusinessHours, &bh); err != nil {
+				abortWithError(c, prefixField("business_hours", err))
+				return
+			}
+			hours, err := tenant.ParseBusinessHours(bh.Timezone, bh.Weekly)
+			if err != nil {
+				abortWithError(c, chat.FieldError("business_hours", "%s", err.Error()))
+				return
+			}
+			o.BusinessHours = hours
+		}
+	}
+	v, err := h.chat.PutSettings(c.Request.Context(), o)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, settingsOf(v))
+}
+
+// prefixField names a nested field of a decoding error (business_hours.weekly).
+func prefixField(parent string, err error) error {
+	if ce, ok := err.(*chat.Error); ok && ce.Field != "" && ce.Field != "body" {
+		return &chat.Error{Code: ce.Code, Field: parent + "." + ce.Field, Message: ce.Message}
+	}
+	return chat.FieldError(parent, "must be an object with timezone and weekly")
+}
+
+// body reads the request body under the size limit, answering the problem itself when it cannot.
+func (h *handlers) body(c *gin.Context) ([]byte, bool) {
+	b, err := readBody(c.Request, h.maxBody)
+	if err != nil {
+		abortWithError(c, err)
+		return nil, false
+	}
+	return b, true
+}
+
+// query returns the query parameters of the request, refusing any not in allowed and any given
+// twice, so a typo never silently returns an unfiltered list.
+func query(c *gin.Context, allowed ...string) (url.Values, error) {
+	q := c.Request.URL.Query()
+	for name, vals := range q {
+		known := false
+		for _, a := range allowed {
+			if name == a {
+				known = true
+				break
+			}
+		}
+		if !known {
+			return nil, chat.FieldError(name, "is not a known query parameter")
+		}
+		if len(vals) > 1 {
+			return nil, chat.FieldError(name, "must be given at most once")
+		}
+	}
+	return q, nil
+}
+
+// intParam returns the integer query parameter name, 0 when it is absent.
+func intParam(q url.Values, name string) (int, error) {
+	n, err := optionalInt(q, name)
+	if err != nil || n == nil {
+		return 0, err
+	}
+	if *n == 0 {
+		return 0, chat.FieldError(name, "must be a positive integer")
+	}
+	return *n, nil
+}
+
+// optionalInt returns the integer query parameter name, nil when it is absent.
+func optionalInt(q url.Values, name string) (*int, error) {
+	s, ok := q[name]
+	if !ok {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(s[0])
+	if err != nil || n < 0 {
+		return nil, chat.FieldError(name, "must be a non-negative integer")
+	}
+	return &n, nil
+}

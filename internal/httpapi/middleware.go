@@ -1,0 +1,223 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/supportchat/supportchat/internal/auth"
+	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+// Gin context keys.
+const (
+	loggerKey = "chat.logger"
+	tenantKey = "chat.tenant"
+)
+
+// requestID takes a well-formed X-Request-ID from the caller or makes one, and returns it in
+// the response and every problem.
+func requestID() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.GetHeader("X-Request-ID")
+		if !validRequestID(id) {
+			var b [16]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		c.Header("X-Request-ID", id)
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDKey, id))
+		c.Next()
+	}
+}
+
+// validRequestID accepts 1..128 characters of [A-Za-z0-9._:-].
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// Observer records request metrics; telemetry implements it.
+type Observer interface {
+	ObserveRequest(method, route string, status int, d time.Duration, tenantID string)
+}
+
+// accessLog writes one line per request (method, route, status, duration, tenant, request and
+// trace ids; never headers, bodies or tokens) and reports it to obs.
+func accessLog(log *slog.Logger, obs Observer) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		ctx := c.Request.Context()
+		reqLog := log.With("request_id", requestIDFrom(ctx))
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			reqLog = reqLog.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+		}
+		c.Set(loggerKey, reqLog)
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		tenantID := ""
+		if t, ok := c.Get(tenantKey); ok {
+			tenantID = t.(*tenant.Tenant).ID
+		}
+		d := time.Since(start)
+		status := c.Writer.Status()
+		if obs != nil {
+			obs.ObserveRequest(c.Request.Method, route, status, d, tenantID)
+		}
+		level := slog.LevelInfo
+		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+			level = slog.LevelDebug
+		}
+		reqLog.Log(ctx, level, "request",
+			"method", c.Request.Method,
+			"route", route,
+			"status", status,
+			"duration_ms", float64(d.Microseconds())/1000,
+			"tenant", tenantID,
+			"bytes", c.Writer.Size(),
+		)
+	}
+}
+
+// loggerFrom returns the request's logger.
+func loggerFrom(c *gin.Context) *slog.Logger {
+	if l, ok := c.Get(loggerKey); ok {
+		return l.(*slog.Logger)
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// recovery turns a panic into a 500 problem, logged once with its stack.
+func recovery() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				loggerFrom(c).ErrorContext(c.Request.Context(), "panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				if !c.Writer.Written() {
+					abortWith(c, kindInternal, "")
+				}
+				c.Abort()
+			}
+		}()
+		c.Next()
+	}
+}
+
+// withTimeout bounds the work of one API request.
+func withTimeout(d time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
+}
+
+// Tenants finds the tenant of a request.
+type Tenants interface {
+	// Get returns the tenant id, or tenant.ErrNotFound.
+	Get(id string) (*tenant.Tenant, error)
+	// ByHost returns the tenant serving host, or tenant.ErrNotFound.
+	ByHost(host string) (*tenant.Tenant, error)
+}
+
+// resolveTenant picks the tenant from X-Tenant-ID, or else from the Host, and puts it in the
+// request context. Unknown or missing: 404 tenant-not-found.
+func resolveTenant(tenants Tenants) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var t *tenant.Tenant
+		var err error
+		if id := c.GetHeader("X-Tenant-ID"); id != "" {
+			t, err = tenants.Get(id)
+		} else {
+			t, err = tenants.ByHost(hostOnly(c.Request.Host))
+		}
+		if err != nil {
+			abortWithError(c, tenant.ErrNotFound)
+			return
+		}
+		c.Set(tenantKey, t)
+		c.Request = c.Request.WithContext(tenant.NewContext(c.Request.Context(), t))
+		c.Next()
+	}
+}
+
+// hostOnly strips the port from a Host header.
+func hostOnly(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return h
+	}
+	return host
+}
+
+// Authenticator verifies bearer tokens against a tenant's issuer.
+type Authenticator interface {
+	// Authenticate returns the principal of token. Returns errors wrapping auth.ErrInvalidToken
+	// or auth.ErrIssuerUnavailable.
+	Authenticate(ctx context.Context, t *tenant.Tenant, token string) (auth.Principal, error)
+}
+
+// authenticate verifies the bearer token against the request's tenant and puts the caller in
+// the request context.
+func authenticate(a Authenticator) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		t, err := tenant.FromContext(ctx)
+		if err != nil {
+			abortWithError(c, err)
+			return
+		}
+		token, ok := bearerToken(c.GetHeader("Authorization"))
+		if !ok {
+			abortWithError(c, auth.ErrInvalidToken)
+			return
+		}
+		p, err := a.Authenticate(ctx, t, token)
+		if err != nil {
+			loggerFrom(c).DebugContext(ctx, "token rejected", "tenant", t.ID, "reason", err)
+			abortWithError(c, err)
+			return
+		}
+		caller := chat.Caller{ID: p.Subject, Role: chat.RoleCustomer, Name: p.Name}
+		if p.Admin {
+			caller.Role = chat.RoleAdmin
+		}
+		c.Request = c.Request.WithContext(chat.NewContext(ctx, caller))
+		c.Next()
+	}
+}
+
+// bearerToken returns the token of an "Authorization: Bearer <token>" header.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}

@@ -1,0 +1,105 @@
+// Package httpapi is the HTTP face of Support Chat: the Gin router with every route, the
+// middleware chain, thin handlers, the JSON shapes and the one table of problem responses.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/idempotency"
+)
+
+// ChatService is what the handlers need of the chat domain (*chat.Service).
+type ChatService interface {
+	List(ctx context.Context, q chat.ListQuery) (*chat.ListPage, error)
+	Start(ctx context.Context, in chat.StartInput) (*chat.View, error)
+	Conversation(ctx context.Context, id string, messages *int) (*chat.View, error)
+	History(ctx context.Context, id string, q chat.HistoryQuery) (*chat.HistoryPage, error)
+	Send(ctx context.Context, id string, in chat.SendInput) (*chat.Message, error)
+	MarkRead(ctx context.Context, id, messageID string) (*chat.ReadState, error)
+	Update(ctx context.Context, id string, p chat.Patch) (*chat.View, error)
+	SetPresence(ctx context.Context, status chat.AdminStatus) (*chat.PresenceState, error)
+	Settings(ctx context.Context) (*chat.SettingsView, error)
+	PutSettings(ctx context.Context, o chat.Overrides) (*chat.SettingsView, error)
+}
+
+var _ ChatService = (*chat.Service)(nil)
+
+// Idempotency runs the Idempotency-Key protocol (*idempotency.Keeper).
+type Idempotency interface {
+	Begin(ctx context.Context, r idempotency.Request) (*idempotency.Attempt, error)
+	Finish(ctx context.Context, a *idempotency.Attempt, status int, body []byte, location string) error
+}
+
+var _ Idempotency = (*idempotency.Keeper)(nil)
+
+// Deps are what the router is built from.
+type Deps struct {
+	Chat          ChatService
+	Tenants       Tenants
+	Authenticator Authenticator
+	Idempotency   Idempotency
+	// Ready are the readiness checks of /readyz.
+	Ready []ReadyCheck
+	// Metrics serves /metrics; nil leaves the route out.
+	Metrics http.Handler
+	// Observer records request metrics; it may be nil.
+	Observer Observer
+	// Middleware runs first on every request (tracing).
+	Middleware []gin.HandlerFunc
+	Logger     *slog.Logger
+	// MaxBodyBytes is the largest request body accepted (default 64 KiB).
+	MaxBodyBytes int64
+	// RequestTimeout bounds one API request (default 15s).
+	RequestTimeout time.Duration
+}
+
+// New returns the HTTP handler of the service.
+func New(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = 64 << 10
+	}
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 15 * time.Second
+	}
+	// Gin keeps its mode in a package variable; this service always runs in release mode.
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(requestID())
+	r.Use(d.Middleware...)
+	r.Use(accessLog(d.Logger, d.Observer), recovery())
+	r.NoRoute(func(c *gin.Context) { abortWith(c, kindNotFound, "No such endpoint.") })
+	r.NoMethod(func(c *gin.Context) {
+		abortWith(c, kindMethodNotAllowed, "This endpoint does not support "+c.Request.Method+".")
+	})
+
+	r.GET("/healthz", healthz)
+	r.GET("/readyz", readyz(d.Ready))
+	if d.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(d.Metrics))
+	}
+
+	h := &handlers{chat: d.Chat, idem: d.Idempotency, maxBody: d.MaxBodyBytes}
+	api := r.Group("/api/v1", withTimeout(d.RequestTimeout), resolveTenant(d.Tenants), authenticate(d.Authenticator))
+	api.GET("/chat/list", h.list)
+	api.POST("/chat/start", h.start)
+	api.PUT("/chat/presence", h.presence)
+	api.GET("/chat/:id", h.conversation)
+	api.PATCH("/chat/:id", h.update)
+	api.GET("/chat/:id/messages", h.history)
+	api.POST("/chat/:id/messages", h.send)
+	api.POST("/chat/:id/read", h.read)
+	api.GET("/admin/settings", h.settings)
+	api.PUT("/admin/settings", h.putSettings)
+	return r
+}

@@ -1,0 +1,474 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	legacyrouter "github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportchat/supportchat/internal/auth"
+	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/httpapi"
+	"github.com/supportchat/supportchat/internal/idempotency"
+	"github.com/supportchat/supportchat/internal/mongodb"
+	"github.com/supportchat/supportchat/internal/presence"
+	"github.com/supportchat/supportchat/internal/redisconn"
+	"github.com/supportchat/supportchat/internal/telemetry"
+	"github.com/supportchat/supportchat/internal/tenant"
+	"github.com/supportchat/supportchat/internal/testenv"
+)
+
+// The two tenants of every test: their files differ in the admin claim, hours and settings.
+const (
+	shop    = "demo-shop"
+	outdoor = "acme-outdoor"
+)
+
+// clock is a test clock; it starts on a Wednesday at 12:00 in Berlin (inside business hours).
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// stack is the whole service in process against a real FerretDB and a real redis-server, with
+// one local OIDC issuer per tenant. Every response it gets is validated against api/openapi.yaml.
+type stack struct {
+	t       testing.TB
+	srv     *httptest.Server
+	handler http.Handler
+	clock   *clock
+	issuers map[string]*testenv.Issuer
+	store   *mongodb.Store
+	redis   *testenv.Redis
+	rdb     *redis.Client
+	svc     *chat.Service
+	router  routers.Router
+	metrics *telemetry.Metrics
+}
+
+// stackOptions vary the stack; the zero value is the usual one.
+type stackOptions struct {
+	// store wraps the conversation store (fault injection).
+	store func(chat.ConversationStore) chat.ConversationStore
+}
+
+// tenantFile is a tenant file with the issuer filled in.
+const tenantFile = `id: %s
+name: %s
+oidc:
+  issuer: %s
+  audience: support-chat
+  admin_claim: %s
+  admin_values: [%s]
+  name_claim: name
+chat:
+  away_prompt: "%s is away right now. We usually reply within a few hours."
+  unassign_on_away: %t
+%s`
+
+// berlinHours are demo-shop's business hours.
+const berlinHours = `  business_hours:
+    timezone: Europe/Berlin
+    weekly: {mon: ["09:00-18:00"], tue: ["09:00-18:00"], wed: ["09:00-18:00"], thu: ["09:00-18:00"], fri: ["09:00-17:00"]}
+`
+
+func newStack(t testing.TB, opts ...stackOptions) *stack {
+	t.Helper()
+	var o stackOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	ctx := context.Background()
+	s := &stack{t: t, clock: newClock(), issuers: map[string]*testenv.Issuer{}}
+
+	s.issuers[shop] = testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
+	s.issuers[outdoor] = testenv.NewIssuer(t, "support-chat", "realm_access.roles", "chat-agent")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, shop+".yaml"), fmt.Sprintf(tenantFile, shop, "Demo Shop", s.issuers[shop].URL(), "roles", "support_admin", "Demo Shop", false, berlinHours)+"hosts: [support.demo-shop.example]\n")
+	writeFile(t, filepath.Join(dir, outdoor+".yaml"), fmt.Sprintf(tenantFile, outdoor, "Acme Outdoor", s.issuers[outdoor].URL(), "realm_access.roles", "chat-agent", "Acme Outdoor", true, ""))
+	// A tenant whose issuer is down: nothing listens on its port.
+	writeFile(t, filepath.Join(dir, "down-shop.yaml"), fmt.Sprintf(tenantFile, "down-shop", "Down Shop", "http://127.0.0.1:9", "roles", "support_admin", "Down Shop", false, ""))
+	tenants := tenant.NewRegistry(dir, tenant.Options{})
+	if res := tenants.Reload(); res.Loaded != 3 || len(res.Invalid) > 0 {
+		t.Fatalf("tenants: loaded %d, invalid %v", res.Loaded, res.Invalid)
+	}
+
+	uri, database := testenv.MustMongo(t)
+	db, err := mongodb.Open(ctx, uri, database, mongodb.Options{Timeout: 5 * time.Second, Now: s.clock.Now})
+	if err != nil {
+		t.Fatalf("mongodb.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	if err := db.EnsureIndexes(ctx); err != nil {
+		t.Fatalf("EnsureIndexes: %v", err)
+	}
+	s.store = db.Store()
+
+	s.redis = testenv.StartRedis(t)
+	s.rdb, err = redisconn.Open(s.redis.URL(), redisconn.Options{Timeout: 300 * time.Millisecond, OpenFor: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("redisconn.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.rdb.Close() })
+
+	var conversations chat.ConversationStore = s.store
+	if o.store != nil {
+		conversations = o.store(s.store)
+	}
+	s.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{TenantLabel: true, Version: "test"})
+	s.svc = chat.NewService(chat.Deps{
+		Conversations: conversations,
+		Settings:      s.store,
+		Presence:      presence.New(s.rdb, s.clock.Now),
+		Tenants:       tenants,
+		Now:           s.clock.Now,
+		NewID:         randomID,
+		PresenceTTL:   time.Minute,
+		SettingsTTL:   time.Nanosecond,
+		StatsTTL:      time.Nanosecond,
+	})
+	verifier := auth.New(auth.Options{Timeout: 500 * time.Millisecond})
+	keeper := idempotency.NewKeeper(s.store, 24*time.Hour, s.clock.Now, func() string { return randomID() + randomID() })
+	handler := httpapi.New(httpapi.Deps{
+		Chat:          s.svc,
+		Tenants:       tenants,
+		Authenticator: verifier,
+		Idempotency:   keeper,
+		Metrics:       s.metrics.Handler(),
+		Observer:      s.metrics,
+		Ready: []httpapi.ReadyCheck{
+			{Name: "mongodb", Critical: true, Check: db.Ping},
+			{Name: "redis", Check: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
+		},
+	})
+	s.handler = handler
+	s.srv = httptest.NewServer(handler)
+	t.Cleanup(s.srv.Close)
+	s.router = openAPIRouter(t, s.srv.URL)
+	return s
+}
+
+// openAPIRouter loads api/openapi.yaml with the test server as its server.
+func openAPIRouter(t testing.TB, base string) routers.Router {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromFile("../../api/openapi.yaml")
+	if err != nil {
+		t.Fatalf("loading api/openapi.yaml: %v", err)
+	}
+	doc.Servers = openapi3.Servers{{URL: base}}
+	r, err := legacyrouter.NewRouter(doc)
+	if err != nil {
+		t.Fatalf("openapi router: %v", err)
+	}
+	return r
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// user is someone calling the API of one tenant.
+type user struct {
+	s      *stack
+	tenant string
+	id     string
+	token  string
+}
+
+// customer returns a customer of tenant.
+func (s *stack) customer(tenantID, id string) user {
+	s.t.Helper()
+	return user{s: s, tenant: tenantID, id: id, token: s.issuers[tenantID].Token(s.t, id, false)}
+}
+
+// admin returns an admin of tenant.
+func (s *stack) admin(tenantID, id string) user {
+	s.t.Helper()
+	return user{s: s, tenant: tenantID, id: id, token: s.issuers[tenantID].Token(s.t, id, true)}
+}
+
+// response is an API answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v.
+func (r response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decoding %s: %v", r.Body, err)
+	}
+}
+
+// problem is a problem+json answer.
+type problem struct {
+	Type      string `json:"type"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	RequestID string `json:"request_id"`
+	Errors    []struct {
+		Field string `json:"field"`
+	} `json:"errors"`
+}
+
+// Problem decodes a problem answer and checks its status.
+func (r response) Problem(t *testing.T, status int) problem {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q, want application/problem+json", ct)
+	}
+	var p problem
+	r.JSON(t, &p)
+	if p.RequestID == "" || p.RequestID != r.Header.Get("X-Request-ID") {
+		t.Errorf("problem request_id = %q, X-Request-ID %q", p.RequestID, r.Header.Get("X-Request-ID"))
+	}
+	return p
+}
+
+// Slug returns the last part of a problem's type.
+func (p problem) Slug() string { return p.Type[strings.LastIndex(p.Type, "/")+1:] }
+
+// Field returns the first field a problem names.
+func (p problem) Field() string {
+	if len(p.Errors) == 0 {
+		return ""
+	}
+	return p.Errors[0].Field
+}
+
+// do sends a request as u; body may be nil, a string (sent raw) or a value sent as JSON.
+func (u user) do(method, path string, body any, headers ...string) response {
+	u.s.t.Helper()
+	h := map[string]string{"X-Tenant-ID": u.tenant}
+	if u.token != "" {
+		h["Authorization"] = "Bearer " + u.token
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		h[headers[i]] = headers[i+1]
+	}
+	return u.s.request(method, path, body, h)
+}
+
+// request sends a request with exactly the headers h and validates the response against the
+// OpenAPI document.
+func (s *stack) request(method, path string, body any, h map[string]string) response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.srv.URL+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range h {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	resp, err := s.srv.Client().Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.validate(req, resp, raw)
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// validate checks a response against api/openapi.yaml: an undocumented route, status, header
+// or field fails the test.
+func (s *stack) validate(req *http.Request, resp *http.Response, body []byte) {
+	s.t.Helper()
+	route, params, err := s.router.FindRoute(req)
+	if err != nil {
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+			return // no such route: nothing to validate against
+		}
+		s.t.Errorf("%s %s: not in api/openapi.yaml: %v", req.Method, req.URL.Path, err)
+		return
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 resp.StatusCode,
+		Header:                 resp.Header,
+		Body:                   io.NopCloser(bytes.NewReader(body)),
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		s.t.Errorf("%s %s → %d does not match api/openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+	}
+}
+
+func TestMain(m *testing.M) {
+	openapi3filter.RegisterBodyDecoder("application/problem+json", openapi3filter.JSONBodyDecoder)
+	os.Exit(m.Run())
+}
+
+// conversationJSON is the part of a conversation the tests look at.
+type conversationJSON struct {
+	ID           string `json:"id"`
+	Status       string `json:"status"`
+	Subject      string `json:"subject"`
+	Participants []struct {
+		ID   string `json:"id"`
+		Role string `json:"role"`
+	} `json:"participants"`
+	Context  map[string]*string `json:"context"`
+	Assignee *string            `json:"assignee"`
+	Messages []messageJSON      `json:"messages"`
+	Unread   int64              `json:"unread_count"`
+	Updated  string             `json:"updated_at"`
+}
+
+type messageJSON struct {
+	ID     string `json:"id"`
+	Body   string `json:"body"`
+	Sender struct {
+		ID   string `json:"id"`
+		Role string `json:"role"`
+	} `json:"sender"`
+}
+
+type supportJSON struct {
+	Status               string  `json:"status"`
+	Available            bool    `json:"available"`
+	Reason               *string `json:"reason"`
+	Prompt               *string `json:"prompt"`
+	NextAvailableAt      *string `json:"next_available_at"`
+	ExpectedReplySeconds *int64  `json:"expected_reply_seconds"`
+}
+
+type listJSON struct {
+	Conversations []conversationJSON `json:"conversations"`
+	NextCursor    *string            `json:"next_cursor"`
+	Support       supportJSON        `json:"support"`
+}
+
+// list returns u's list for the query q ("" or "?limit=5...").
+func (u user) list(q string) listJSON {
+	u.s.t.Helper()
+	r := u.do("GET", "/api/v1/chat/list"+q, nil)
+	if r.Status != http.StatusOK {
+		u.s.t.Fatalf("GET /chat/list%s = %d %s", q, r.Status, r.Body)
+	}
+	var l listJSON
+	r.JSON(u.s.t, &l)
+	return l
+}
+
+// start starts a conversation as customer u and returns it.
+func (u user) start(message string) conversationJSON {
+	u.s.t.Helper()
+	r := u.do("POST", "/api/v1/chat/start", map[string]any{"message": message})
+	if r.Status != http.StatusCreated {
+		u.s.t.Fatalf("POST /chat/start = %d %s", r.Status, r.Body)
+	}
+	var c conversationJSON
+	r.JSON(u.s.t, &c)
+	return c
+}
+
+// send sends a message as u and returns it.
+func (u user) send(convID, body string) messageJSON {
+	u.s.t.Helper()
+	r := u.do("POST", "/api/v1/chat/"+convID+"/messages", map[string]any{"body": body})
+	if r.Status != http.StatusCreated {
+		u.s.t.Fatalf("POST /chat/%s/messages = %d %s", convID, r.Status, r.Body)
+	}
+	var m messageJSON
+	r.JSON(u.s.t, &m)
+	return m
+}
+
+// setPresence sets admin u online or away.
+func (u user) setPresence(status string) {
+	u.s.t.Helper()
+	if r := u.do("PUT", "/api/v1/chat/presence", map[string]string{"status": status}); r.Status != http.StatusOK {
+		u.s.t.Fatalf("PUT /chat/presence %s = %d %s", status, r.Status, r.Body)
+	}
+}
+
+// history returns the messages of a conversation as u sees them (one page of up to 100).
+func (u user) history(convID string) []messageJSON {
+	u.s.t.Helper()
+	r := u.do("GET", "/api/v1/chat/"+convID+"/messages?limit=100", nil)
+	if r.Status != http.StatusOK {
+		u.s.t.Fatalf("GET /chat/%s/messages = %d %s", convID, r.Status, r.Body)
+	}
+	var h struct {
+		Messages []messageJSON `json:"messages"`
+	}
+	r.JSON(u.s.t, &h)
+	return h.Messages
+}

@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/supportchat/supportchat/internal/config"
+	"github.com/supportchat/supportchat/internal/server"
+	"github.com/supportchat/supportchat/internal/testenv"
+)
+
+// TestOneTracePerListRequest shows a GET /api/v1/chat/list as one trace: the server span with
+// Redis and MongoDB child spans, each carrying the tenant, none carrying the token.
+func TestOneTracePerListRequest(t *testing.T) {
+	uri, database := testenv.MustMongo(t)
+	rds := testenv.StartRedis(t)
+	iss := testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
+	dir := t.TempDir()
+	file := fmt.Sprintf("id: traced-shop\nname: Traced\noidc:\n  issuer: %s\n  audience: support-chat\n  admin_claim: roles\n  admin_values: [support_admin]\n", iss.URL())
+	if err := os.WriteFile(filepath.Join(dir, "traced-shop.yaml"), []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"CHAT_ADDR": "127.0.0.1:0", "CHAT_MONGODB_URI": uri, "CHAT_MONGODB_DATABASE": database,
+		"CHAT_REDIS_URL": rds.URL(), "CHAT_TENANTS_DIR": dir,
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	exporter := tracetest.NewInMemoryExporter()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan net.Addr, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- server.Run(ctx, cfg, server.Options{
+			Getenv:       func(k string) string { return env[k] },
+			Stdout:       io.Discard,
+			SpanExporter: exporter,
+			OnListen:     func(a net.Addr) { addrc <- a },
+			Signals:      make(chan os.Signal),
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-addrc:
+	case err := <-errc:
+		t.Fatalf("Run = %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not listen")
+	}
+
+	token := iss.Token(t, "cust-1", false)
+	req, _ := http.NewRequest("GET", "http://"+addr.String()+"/api/v1/chat/list", nil)
+	req.Header.Set("X-Tenant-ID", "traced-shop")
+	req.Header.Set("Authorization", "Bearer "+token)
+	// The caller's trace continues in the service.
+	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("list = %d", resp.StatusCode)
+	}
+
+	var server, redis, mongo int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		server, redis, mongo = 0, 0, 0
+		for _, s := range exporter.GetSpans() {
+			if s.SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+				continue
+			}
+			attrs := map[string]string{}
+			for _, a := range s.Attributes {
+				attrs[string(a.Key)] = a.Value.Emit()
+				if strings.Contains(a.Value.Emit(), token) || strings.Contains(a.Value.Emit(), "Bearer") {
+					t.Errorf("span %q attribute %s carries the token", s.Name, a.Key)
+				}
+			}
+			if attrs["chat.tenant.id"] != "traced-shop" {
+				t.Errorf("span %q has tenant %q", s.Name, attrs["chat.tenant.id"])
+			}
+			switch {
+			case attrs["db.system.name"] == "mongodb" || attrs["db.system"] == "mongodb":
+				mongo++
+			case attrs["db.system"] == "redis" || attrs["db.system.name"] == "redis":
+				redis++
+			case s.Name == "GET /api/v1/chat/list" || strings.HasSuffix(s.Name, "/api/v1/chat/list"):
+				server++
+			}
+		}
+		if server == 1 && redis > 0 && mongo > 0 {
+			return
+		}
+	}
+	t.Errorf("trace has %d server, %d redis, %d mongodb spans; want 1, >0, >0", server, redis, mongo)
+}
