@@ -14,6 +14,8 @@ const loadTimeout = 5 * time.Second
 // ttlCache keeps one value per key for ttl, loading a missing or stale value once however many
 // callers ask for it at the same time.
 type ttlCache[V any] struct {
+	name  string
+	obs   CacheObserver
 	ttl   time.Duration
 	now   func() time.Time
 	group singleflight.Group
@@ -27,8 +29,13 @@ type ttlEntry[V any] struct {
 	expires time.Time
 }
 
-func newTTLCache[V any](ttl time.Duration, now func() time.Time) *ttlCache[V] {
-	return &ttlCache[V]{ttl: ttl, now: now, entries: make(map[string]ttlEntry[V])}
+// CacheObserver counts cache hits and misses (the telemetry metrics implement it).
+type CacheObserver interface {
+	CacheRequest(cache string, hit bool)
+}
+
+func newTTLCache[V any](name string, ttl time.Duration, now func() time.Time, obs CacheObserver) *ttlCache[V] {
+	return &ttlCache[V]{name: name, obs: obs, ttl: ttl, now: now, entries: make(map[string]ttlEntry[V])}
 }
 
 // get returns the cached value of key, calling load when it is missing or stale. A failed load
@@ -37,7 +44,11 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
-	if ok && c.now().Before(e.expires) {
+	hit := ok && c.now().Before(e.expires)
+	if c.obs != nil {
+		c.obs.CacheRequest(c.name, hit)
+	}
+	if hit {
 		return e.value, nil
 	}
 	v, err, _ := c.group.Do(key, func() (any, error) {

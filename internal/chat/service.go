@@ -98,6 +98,8 @@ type Deps struct {
 	SettingsTTL time.Duration
 	StatsTTL    time.Duration
 	Logger      *slog.Logger
+	// Caches counts cache hits and misses; it may be nil.
+	Caches CacheObserver
 }
 
 // Service implements the use cases of Support Chat. It takes the tenant and the caller of each
@@ -141,8 +143,8 @@ func NewService(d Deps) *Service {
 		newID:       d.NewID,
 		presenceTTL: d.PresenceTTL,
 		log:         d.Logger,
-		overrides:   newTTLCache[Overrides](d.SettingsTTL, d.Now),
-		replyStats:  newTTLCache[*int64](d.StatsTTL, d.Now),
+		overrides:   newTTLCache[Overrides]("settings", d.SettingsTTL, d.Now, d.Caches),
+		replyStats:  newTTLCache[*int64]("reply_stats", d.StatsTTL, d.Now, d.Caches),
 	}
 }
 

@@ -432,6 +432,7 @@ func TestSettings(t *testing.T) {
 	}{
 		{"bad time zone", map[string]any{"business_hours": map[string]any{"timezone": "Mars/Olympus", "weekly": map[string]any{}}}, "business_hours"},
 		{"bad range", map[string]any{"business_hours": map[string]any{"timezone": "Europe/Berlin", "weekly": map[string]any{"mon": []string{"9-5"}}}}, "business_hours"},
+		{"hours without weekly", map[string]any{"business_hours": map[string]any{"timezone": "Europe/Berlin"}}, "business_hours.weekly"},
 		{"prompt too long", map[string]any{"away_prompt": strings.Repeat("x", 1001)}, "away_prompt"},
 		{"identity settings are not settable", map[string]any{"issuer": "https://evil.example"}, "issuer"},
 	} {

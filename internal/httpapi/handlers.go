@@ -74,13 +74,9 @@ type startRequest struct {
 
 // start answers POST /chat/start: 201 with the new conversation and its Location.
 func (h *handlers) start(c *gin.Context) {
-	body, ok := h.body(c)
-	if !ok {
-		return
-	}
 	var req startRequest
-	if err := decodeStrict(body, &req); err != nil {
-		abortWithError(c, err)
+	body, ok := h.bind(c, &req)
+	if !ok {
 		return
 	}
 	in := chat.StartInput{Subject: req.Subject, Message: req.Message}
@@ -104,13 +100,9 @@ type sendRequest struct {
 
 // send answers POST /chat/{id}/messages: 201 with the new message.
 func (h *handlers) send(c *gin.Context) {
-	body, ok := h.body(c)
-	if !ok {
-		return
-	}
 	var req sendRequest
-	if err := decodeStrict(body, &req); err != nil {
-		abortWithError(c, err)
+	body, ok := h.bind(c, &req)
+	if !ok {
 		return
 	}
 	id := c.Param("id")
@@ -272,13 +264,9 @@ type patchRequest struct {
 
 // update answers PATCH /chat/{id}.
 func (h *handlers) update(c *gin.Context) {
-	body, ok := h.body(c)
-	if !ok {
-		return
-	}
 	var req patchRequest
-	if err := decodeStrict(body, &req); err != nil {
-		abortWithError(c, err)
+	_, ok := h.bind(c, &req)
+	if !ok {
 		return
 	}
 	var p chat.Patch
@@ -310,13 +298,9 @@ type presenceRequest struct {
 
 // presence answers PUT /chat/presence.
 func (h *handlers) presence(c *gin.Context) {
-	body, ok := h.body(c)
-	if !ok {
-		return
-	}
 	var req presenceRequest
-	if err := decodeStrict(body, &req); err != nil {
-		abortWithError(c, err)
+	_, ok := h.bind(c, &req)
+	if !ok {
 		return
 	}
 	st, err := h.chat.SetPresence(c.Request.Context(), chat.AdminStatus(req.Status))
@@ -347,13 +331,9 @@ type settingsRequest struct {
 
 // putSettings answers PUT /admin/settings: the body replaces the tenant's overrides.
 func (h *handlers) putSettings(c *gin.Context) {
-	body, ok := h.body(c)
-	if !ok {
-		return
-	}
 	var req settingsRequest
-	if err := decodeStrict(body, &req); err != nil {
-		abortWithError(c, err)
+	_, ok := h.bind(c, &req)
+	if !ok {
 		return
 	}
 	o := chat.Overrides{AwayPrompt: req.AwayPrompt, UnassignOnAway: req.UnassignOnAway}
@@ -363,6 +343,11 @@ func (h *handlers) putSettings(c *gin.Context) {
 			var bh businessHoursJSON
 			if err := decodeStrict(req.BusinessHours, &bh); err != nil {
 				abortWithError(c, prefixField("business_hours", err))
+				return
+			}
+			if bh.Weekly == nil {
+				// A forgotten weekly would silently close support all week.
+				abortWithError(c, chat.FieldError("business_hours.weekly", "is required; use \"business_hours\": null for no business hours"))
 				return
 			}
 			hours, err := tenant.ParseBusinessHours(bh.Timezone, bh.Weekly)
@@ -387,6 +372,20 @@ func prefixField(parent string, err error) error {
 		return &chat.Error{Code: ce.Code, Field: parent + "." + ce.Field, Message: ce.Message}
 	}
 	return chat.FieldError(parent, "must be an object with timezone and weekly")
+}
+
+// bind reads the request body and decodes it strictly into v, answering the problem itself
+// when it cannot. It returns the raw body (idempotency fingerprints it).
+func (h *handlers) bind(c *gin.Context, v any) ([]byte, bool) {
+	body, ok := h.body(c)
+	if !ok {
+		return nil, false
+	}
+	if err := decodeStrict(body, v); err != nil {
+		abortWithError(c, err)
+		return nil, false
+	}
+	return body, true
 }
 
 // body reads the request body under the size limit, answering the problem itself when it cannot.

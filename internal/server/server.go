@@ -139,6 +139,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		NewID:         newID,
 		PresenceTTL:   cfg.PresenceTTL,
 		Logger:        log,
+		Caches:        metrics,
 	})
 	verifier := auth.New(auth.Options{
 		HTTPClient: &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(tel.Propagator()))},

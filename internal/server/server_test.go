@@ -81,6 +81,18 @@ func TestOneTracePerListRequest(t *testing.T) {
 		t.Fatalf("list = %d", resp.StatusCode)
 	}
 
+	// Write once too, so the event and cache families have traffic, then scrape /metrics.
+	post, _ := http.NewRequest("POST", "http://"+addr.String()+"/api/v1/chat/start", strings.NewReader(`{"message":"hello"}`))
+	post.Header.Set("X-Tenant-ID", "traced-shop")
+	post.Header.Set("Authorization", "Bearer "+token)
+	post.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(post); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("start = %v, %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	checkMetrics(t, "http://"+addr.String()+"/metrics")
+
 	var server, redis, mongo int
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		server, redis, mongo = 0, 0, 0
@@ -112,4 +124,28 @@ func TestOneTracePerListRequest(t *testing.T) {
 		}
 	}
 	t.Errorf("trace has %d server, %d redis, %d mongodb spans; want 1, >0, >0", server, redis, mongo)
+}
+
+// checkMetrics scrapes url and checks that every metric family operators rely on is there.
+// (chat_events_delivered_total and chat_rate_limit_rejections_total appear with live events
+// and rate limits; the telemetry tests check them.)
+func checkMetrics(t *testing.T, url string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, family := range []string{
+		"chat_http_requests_total", "chat_http_request_duration_seconds_bucket", "chat_tenant_http_requests_total",
+		"chat_mongodb_command_duration_seconds_bucket", "chat_redis_command_duration_seconds_bucket",
+		"chat_cache_requests_total", "chat_jwks_fetches_total", "chat_sse_streams_open",
+		"chat_events_published_total", "chat_tenant_reloads_total", "chat_tenants_loaded",
+		"chat_tenant_files_invalid", "chat_build_info", "go_goroutines", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(string(body), "\n"+family) {
+			t.Errorf("/metrics lacks %s", family)
+		}
+	}
 }
