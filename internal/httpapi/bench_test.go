@@ -13,7 +13,7 @@ import (
 // verification, MongoDB on FerretDB, Redis presence) for a customer with 20 conversations in a
 // tenant of 200.
 func BenchmarkList(b *testing.B) {
-	s := newStack(b)
+	s := newStack(b, stackOptions{productionCaches: true})
 	ada := s.customer(shop, "cust-ada")
 	for i := range 200 {
 		who := ada

@@ -87,6 +87,9 @@ type stack struct {
 type stackOptions struct {
 	// store wraps the conversation store (fault injection).
 	store func(chat.ConversationStore) chat.ConversationStore
+	// productionCaches keeps the service's default cache lifetimes (benchmarks); tests see
+	// every settings change at once.
+	productionCaches bool
 }
 
 // tenantFile is a tenant file with the issuer filled in.
@@ -152,6 +155,10 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	if o.store != nil {
 		conversations = o.store(s.store)
 	}
+	cacheTTL := time.Nanosecond
+	if o.productionCaches {
+		cacheTTL = 0 // the defaults
+	}
 	s.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{TenantLabel: true, Version: "test"})
 	s.svc = chat.NewService(chat.Deps{
 		Conversations: conversations,
@@ -161,8 +168,8 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		Now:           s.clock.Now,
 		NewID:         randomID,
 		PresenceTTL:   time.Minute,
-		SettingsTTL:   time.Nanosecond,
-		StatsTTL:      time.Nanosecond,
+		SettingsTTL:   cacheTTL,
+		StatsTTL:      cacheTTL,
 	})
 	verifier := auth.New(auth.Options{Timeout: 500 * time.Millisecond})
 	keeper := idempotency.NewKeeper(s.store, 24*time.Hour, s.clock.Now, func() string { return randomID() + randomID() })
