@@ -131,6 +131,18 @@ func TestServe(t *testing.T) {
 		code, _ := get(t, base+"/api/v1/chat/list", "shop-two", iss.Token(t, "cust-1", false))
 		return code == 200
 	})
+	// A file that turns invalid keeps its tenant's last good version and shows in the metrics.
+	if err := os.WriteFile(filepath.Join(dir, "shop-one.yaml"), []byte("id: shop-one\nname: [broken\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the invalid file in the metrics", func() bool {
+		_, body := get(t, base+"/metrics", "", "")
+		return strings.Contains(body, "chat_tenant_files_invalid 1")
+	})
+	if code, body := get(t, base+"/api/v1/chat/list", "shop-one", iss.Token(t, "cust-1", false)); code != 200 {
+		t.Errorf("list of a tenant whose file broke = %d %s, want its last good version", code, body)
+	}
+
 	// SIGHUP reloads too (here: a removed tenant disappears).
 	if err := os.Remove(filepath.Join(dir, "shop-two.yaml")); err != nil {
 		t.Fatal(err)

@@ -209,35 +209,51 @@ func TestListPagingIsStableUnderConcurrentWrites(t *testing.T) {
 		ids[i] = s.customer(shop, fmt.Sprintf("cust-%d", i)).start(fmt.Sprintf("question %d", i)).ID
 		s.clock.Advance(time.Second)
 	}
-	// While one admin pages through the list, another answers some conversations, which move
-	// to the top.
-	touched := map[string]bool{}
+	// While one admin pages through the list, another answers conversations at the same time;
+	// those move to the top.
 	var mu sync.Mutex
+	touched := map[string]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		answerer := s.admin(shop, "admin-2")
+		for k := 0; k < 6; k++ { // six of the conversations, spread over the pass
+			i := (k * 7) % n
+			select {
+			case <-stop:
+				return
+			case <-time.After(15 * time.Millisecond):
+			}
+			mu.Lock()
+			touched[ids[i]] = true
+			mu.Unlock()
+			s.clock.Advance(time.Millisecond)
+			if r := answerer.do("POST", "/api/v1/chat/"+ids[i]+"/messages", map[string]string{"body": "on it"}); r.Status != http.StatusCreated {
+				t.Errorf("concurrent answer = %d %s", r.Status, r.Body)
+				return
+			}
+		}
+	})
 	seen := map[string]int{}
 	cursor := ""
-	pages := 0
 	for {
-		q := "?limit=5"
+		q := "?limit=4"
 		if cursor != "" {
 			q += "&cursor=" + cursor
 		}
 		l := admin.list(q)
-		pages++
 		for _, c := range l.Conversations {
 			seen[c.ID]++
-		}
-		if pages <= 3 {
-			id := ids[pages*3]
-			s.clock.Advance(time.Second)
-			s.admin(shop, "admin-2").send(id, "on it")
-			mu.Lock()
-			touched[id] = true
-			mu.Unlock()
 		}
 		if l.NextCursor == nil {
 			break
 		}
 		cursor = *l.NextCursor
+	}
+	close(stop)
+	wg.Wait()
+	if len(touched) == 0 {
+		t.Fatal("no write happened during the pass")
 	}
 	for _, id := range ids {
 		if seen[id] > 1 {
