@@ -26,26 +26,6 @@ import (
 
 const audience = "support-chat"
 
-// clock is a test clock that only moves when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // observer counts JWKS fetches by outcome.
 type observer struct {
 	mu     sync.Mutex
@@ -81,7 +61,7 @@ func tenantOf(id string, iss *testenv.Issuer) *tenant.Tenant {
 	return &tenant.Tenant{ID: id, Name: id, OIDC: iss.OIDC()}
 }
 
-func newVerifier(clk *clock, o auth.Options) *auth.Verifier {
+func newVerifier(clk *testenv.Clock, o auth.Options) *auth.Verifier {
 	o.Now = clk.Now
 	return auth.New(o)
 }
@@ -89,7 +69,7 @@ func newVerifier(clk *clock, o auth.Options) *auth.Verifier {
 func TestAuthenticateAccepts(t *testing.T) {
 	shop := testenv.NewIssuer(t, audience, "roles", "support_admin")
 	outdoor := testenv.NewIssuer(t, audience, "realm_access.roles", "chat-agent")
-	clk := newClock()
+	clk := testenv.NewClock(time.Now())
 	v := newVerifier(clk, auth.Options{})
 	now := clk.Now()
 
@@ -129,7 +109,7 @@ func TestAuthenticateAccepts(t *testing.T) {
 func TestAuthenticateRejects(t *testing.T) {
 	shop := testenv.NewIssuer(t, audience, "roles", "support_admin")
 	other := testenv.NewIssuer(t, audience, "roles", "support_admin")
-	clk := newClock()
+	clk := testenv.NewClock(time.Now())
 	v := newVerifier(clk, auth.Options{})
 	now := clk.Now()
 	valid := func() map[string]any { return shop.Claims("secret-subject", "", true, time.Hour) }
@@ -191,7 +171,7 @@ func tamper(t *testing.T, token string) string {
 
 func TestAuthenticateRefetchesKeysOnceAfterRotation(t *testing.T) {
 	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
-	clk := newClock()
+	clk := testenv.NewClock(time.Now())
 	v := newVerifier(clk, auth.Options{})
 	ten := tenantOf("shop", iss)
 
@@ -213,7 +193,7 @@ func TestAuthenticateRefetchesKeysOnceAfterRotation(t *testing.T) {
 
 func TestAuthenticateLimitsRefetchesForUnknownKeyIDs(t *testing.T) {
 	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
-	clk := newClock()
+	clk := testenv.NewClock(time.Now())
 	obs := &observer{}
 	v := newVerifier(clk, auth.Options{RefetchInterval: 30 * time.Second, Observer: obs})
 	ten := tenantOf("shop", iss)
@@ -276,7 +256,7 @@ func TestAuthenticateUnreachableIssuer(t *testing.T) {
 	ten.OIDC.Issuer = closed.URL
 	token := iss.TokenWith(t, "RS256", func(c map[string]any) { c["iss"] = closed.URL })
 
-	clk := newClock()
+	clk := testenv.NewClock(time.Now())
 	transport := &countingTransport{}
 	const timeout = 500 * time.Millisecond
 	v := newVerifier(clk, auth.Options{HTTPClient: &http.Client{Transport: transport}, Timeout: timeout, FailureBackoff: 5 * time.Second})
@@ -324,7 +304,7 @@ func TestAuthenticateHangingIssuerDoesNotBlockOtherTenants(t *testing.T) {
 	slowToken := good.TokenWith(t, "RS256", func(c map[string]any) { c["iss"] = hanging.URL })
 
 	const timeout = 400 * time.Millisecond
-	v := newVerifier(newClock(), auth.Options{Timeout: timeout})
+	v := newVerifier(testenv.NewClock(time.Now()), auth.Options{Timeout: timeout})
 
 	slowDone := make(chan error, 1)
 	start := time.Now()
@@ -393,7 +373,7 @@ func (f *frontIssuer) token(t *testing.T) string {
 
 func TestAuthenticateJWKSFailures(t *testing.T) {
 	f := newFrontIssuer(t)
-	clk := newClock()
+	clk := testenv.NewClock(time.Now())
 	obs := &observer{}
 	v := newVerifier(clk, auth.Options{Observer: obs, FailureBackoff: 5 * time.Second, RefetchInterval: 30 * time.Second})
 	ten := f.tenant("shop")
@@ -438,7 +418,7 @@ func TestAuthenticateJWKSFailures(t *testing.T) {
 func TestAuthenticateDiscoveryNamingAnotherIssuer(t *testing.T) {
 	f := newFrontIssuer(t)
 	f.claimsIssuer = "https://other.example"
-	v := newVerifier(newClock(), auth.Options{})
+	v := newVerifier(testenv.NewClock(time.Now()), auth.Options{})
 
 	_, err := v.Authenticate(t.Context(), f.tenant("shop"), f.token(t))
 	if !errors.Is(err, auth.ErrIssuerUnavailable) {
@@ -452,7 +432,7 @@ func TestAuthenticateRejectsPlainHTTPIssuerOutsideLoopback(t *testing.T) {
 	ten.OIDC.Issuer = "http://issuer.example"
 	token := iss.TokenWith(t, "RS256", func(c map[string]any) { c["iss"] = ten.OIDC.Issuer })
 	transport := &countingTransport{}
-	v := newVerifier(newClock(), auth.Options{HTTPClient: &http.Client{Transport: transport}})
+	v := newVerifier(testenv.NewClock(time.Now()), auth.Options{HTTPClient: &http.Client{Transport: transport}})
 
 	if _, err := v.Authenticate(t.Context(), ten, token); !errors.Is(err, auth.ErrIssuerUnavailable) {
 		t.Fatalf("Authenticate() error = %v, want ErrIssuerUnavailable", err)
@@ -465,7 +445,7 @@ func TestAuthenticateRejectsPlainHTTPIssuerOutsideLoopback(t *testing.T) {
 func TestAuthenticateFollowsReloadedTenant(t *testing.T) {
 	before := testenv.NewIssuer(t, audience, "roles", "support_admin")
 	after := testenv.NewIssuer(t, audience, "roles", "support_admin")
-	v := newVerifier(newClock(), auth.Options{})
+	v := newVerifier(testenv.NewClock(time.Now()), auth.Options{})
 
 	steps := []struct {
 		name    string
@@ -489,7 +469,7 @@ func TestAuthenticateFollowsReloadedTenant(t *testing.T) {
 
 func TestAuthenticateSharesFirstDiscovery(t *testing.T) {
 	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
-	v := newVerifier(newClock(), auth.Options{})
+	v := newVerifier(testenv.NewClock(time.Now()), auth.Options{})
 	ten := tenantOf("shop", iss)
 	token := iss.Token(t, "cust-1", false)
 

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,31 +40,9 @@ const (
 	outdoor = "acme-outdoor"
 )
 
-// clock is a test clock; it starts on a Wednesday at 12:00 in Berlin (inside business hours).
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// start is where every stack's clock stands at first: a Wednesday at 12:00 in Berlin (inside
+// business hours).
+var start = time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)
 
 // stack is the whole service in process against a real FerretDB and a real redis-server, with
 // one local OIDC issuer per tenant. Every response it gets is validated against api/openapi.yaml.
@@ -73,7 +50,7 @@ type stack struct {
 	t       testing.TB
 	srv     *httptest.Server
 	handler http.Handler
-	clock   *clock
+	clock   *testenv.Clock
 	issuers map[string]*testenv.Issuer
 	store   *mongodb.Store
 	redis   *testenv.Redis
@@ -119,7 +96,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		o = opts[0]
 	}
 	ctx := context.Background()
-	s := &stack{t: t, clock: newClock(), issuers: map[string]*testenv.Issuer{}}
+	s := &stack{t: t, clock: testenv.NewClock(start), issuers: map[string]*testenv.Issuer{}}
 
 	s.issuers[shop] = testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
 	s.issuers[outdoor] = testenv.NewIssuer(t, "support-chat", "realm_access.roles", "chat-agent")

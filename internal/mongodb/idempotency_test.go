@@ -10,6 +10,7 @@ import (
 
 	"github.com/supportchat/supportchat/internal/idempotency"
 	"github.com/supportchat/supportchat/internal/mongodb"
+	"github.com/supportchat/supportchat/internal/testenv"
 )
 
 // record returns a fresh idempotency record of shop for key, created at now for a day.
@@ -23,7 +24,7 @@ func record(key, seed string, now time.Time) idempotency.Record {
 // mustStoreAt returns a store on a fresh database whose clock stands at t0.
 func mustStoreAt(tb testing.TB) *mongodb.Store {
 	tb.Helper()
-	clk := &clock{now: t0}
+	clk := testenv.NewClock(t0)
 	return mustOpen(tb, clk.Now).Store()
 }
 
@@ -67,7 +68,7 @@ func TestReserveRacedOnlyOneWins(t *testing.T) {
 }
 
 func TestReserveExpiredRecordIsReplaced(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testenv.NewClock(t0)
 	s := mustOpen(t, clk.Now).Store()
 	ctx := context.Background()
 	first := record("k1", "first", t0)

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,24 +30,6 @@ const (
 
 // t0 is the time the fixtures start at; BSON keeps milliseconds, so fixtures use no finer.
 var t0 = time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC)
-
-// clock is a settable clock for the store.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // mustOpen returns a DB with indexes on a fresh database, closed when the test ends.
 func mustOpen(tb testing.TB, now func() time.Time) *mongodb.DB {

@@ -14,19 +14,7 @@ import (
 	"github.com/supportchat/supportchat/internal/testenv"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newStore(t *testing.T) (*presence.Store, *clock, *redis.Client) {
+func newStore(t *testing.T) (*presence.Store, *testenv.Clock, *redis.Client) {
 	t.Helper()
 	r := testenv.StartRedis(t)
 	opt, err := redis.ParseURL(r.URL())
@@ -35,7 +23,7 @@ func newStore(t *testing.T) (*presence.Store, *clock, *redis.Client) {
 	}
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
-	clk := &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 	return presence.New(rdb, clk.Now), clk, rdb
 }
 
