@@ -6,7 +6,7 @@ HELM := $(TOOLS_BIN)/helm
 export HELM
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: all build test chart-test chart-sync lint tools bench cover clean
+.PHONY: all build test consistency chart-test chart-sync lint tools bench cover clean
 
 all: build
 
@@ -16,7 +16,13 @@ build:
 
 ## test: everything: gofmt, go vet, the Go tests with the race detector, and the chart checks.
 test: lint tools
+	@(exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || [ -n "$$CHAT_TEST_POSTGRESQL_URL" ] || \
+	  echo "note: no PostgreSQL at 127.0.0.1:5432: the FerretDB-on-PostgreSQL runs of the consistency tests are skipped"
 	go test -race -count=1 -timeout 8m ./...
+
+## consistency: the write path's consistency suite 20 times over (docs/CONSISTENCY.md).
+consistency:
+	go test -race -count=20 -timeout 60m -run '^TestConsistency' ./internal/httpapi/
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \

@@ -401,12 +401,11 @@ func (f *fakeChat) conversation(admin bool, withContext bool) *chat.View {
 	customer := chat.Participant{ID: "cust-42", Role: chat.RoleCustomer}
 	admin7 := chat.Participant{ID: "admin-7", Role: chat.RoleAdmin, Name: "Grace"}
 	c := &chat.Conversation{
-		ID: convID, TenantID: "demo-shop", Status: chat.StatusOpen, Subject: "Where is my order?",
-		Customer: customer, Participants: []chat.Participant{customer, admin7},
-		Assignee: "admin-7", CreatedAt: f.now.Add(-time.Hour), UpdatedAt: f.now,
+		Header: chat.Header{ID: convID, TenantID: "demo-shop", Subject: "Where is my order?", Customer: customer, CreatedAt: f.now.Add(-time.Hour)},
+		State:  chat.State{Status: chat.StatusOpen, Admins: []chat.Participant{admin7}, Assignee: "admin-7", UpdatedAt: f.now},
 	}
 	if withContext {
-		c.Context = &chat.Context{OrderID: "o-1", PageURL: "https://shop.example/o/1"}
+		c.Context = &chat.ShopContext{OrderID: "o-1", PageURL: "https://shop.example/o/1"}
 	}
 	msgs := []chat.Message{
 		{ID: msgID, ConversationID: convID, Sender: customer, Body: "Where is it?", CreatedAt: f.now.Add(-time.Hour)},

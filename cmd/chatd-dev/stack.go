@@ -22,8 +22,10 @@ import (
 	"github.com/supportchat/supportchat/internal/tenant"
 )
 
-// dataDir holds FerretDB's SQLite files between runs.
-const dataDir = ".chatd-dev"
+// dataDir holds FerretDB's SQLite files between runs, in a folder named for the storage
+// layout, so a checkout never reads data an older one wrote in another layout (the
+// conversation logs of docs/CONSISTENCY.md replaced v1's conversations with pending messages).
+const dataDir = ".chatd-dev/v2"
 
 // stack is the embedded development stack and what it must close.
 type stack struct {

@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/supportchat/supportchat/internal/tenant"
@@ -52,7 +51,7 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (*View, error)
 		return nil, err
 	}
 	if p.Status == nil && !p.AssigneeSet {
-		return nil, FieldError("status", "give status or assignee to change")
+		return nil, FieldError("status", "or assignee must be given")
 	}
 	if p.Status != nil && !p.Status.Valid() {
 		return nil, FieldError("status", "must be open or resolved")
@@ -79,31 +78,22 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (*View, error)
 	return &v, nil
 }
 
-// change applies edit to conversation id with compare-and-swap retries, touching UpdatedAt and
-// publishing conversation.updated when edit reports a change.
+// change applies edit to conversation id as one update entry, touching UpdatedAt and publishing
+// conversation.updated when edit reports a change.
 func (s *Service) change(ctx context.Context, t *tenant.Tenant, caller Caller, id string, edit func(*Conversation) bool) (*Conversation, error) {
-	for range maxCommitAttempts {
-		c, err := s.visible(ctx, t, caller, id)
-		if err != nil {
-			return nil, err
-		}
-		next := c.clone()
-		if !edit(next) {
-			return c, nil
-		}
-		now := s.clock()
-		next.touch(now)
-		next.Version++
-		if err := s.store.UpdateConversation(ctx, next, c.Version); err != nil {
-			if errors.Is(err, ErrConflict) {
-				continue
-			}
-			return nil, err
-		}
-		s.publish(ctx, Event{Type: EventConversationUpdated, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: now, Conversation: next})
-		return next, nil
+	c, err := s.visible(ctx, t, caller, id)
+	if err != nil {
+		return nil, err
 	}
-	return nil, Errorf(Conflict, "the conversation is too busy right now; retry the request")
+	by := Participant{ID: caller.ID, Role: caller.Role, Name: caller.Name}
+	res, err := s.commit(ctx, c, true, []change{updateChange(s.newID(), by, edit)})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.appended) > 0 {
+		s.publish(ctx, Event{Type: EventConversationUpdated, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: res.appended[0].At, Conversation: res.conv})
+	}
+	return res.conv, nil
 }
 
 // SetPresence records the calling admin as online or away until the presence TTL passes
@@ -179,7 +169,7 @@ func (s *Service) unassignIfSet(ctx context.Context, t *tenant.Tenant, adminID s
 
 // unassign clears adminID as assignee of each of its open conversations.
 func (s *Service) unassign(ctx context.Context, t *tenant.Tenant, adminID string) error {
-	system := Caller{ID: string(RoleSystem), Role: RoleAdmin}
+	system := Caller{ID: string(RoleSystem), Role: RoleAdmin} // sees every conversation
 	for {
 		convs, err := s.store.AssignedOpen(ctx, t.ID, adminID, unassignBatch)
 		if err != nil {

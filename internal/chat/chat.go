@@ -63,8 +63,9 @@ type Participant struct {
 	Name string
 }
 
-// Context is what the storefront knows about the subject of a conversation, shown to admins.
-type Context struct {
+// ShopContext is what the storefront knows about the subject of a conversation (an order, a
+// product, a page), shown to admins.
+type ShopContext struct {
 	OrderID   string
 	ProductID string
 	PageURL   string
@@ -74,7 +75,8 @@ type Context struct {
 type Message struct {
 	ID             string
 	ConversationID string
-	// Seq is the message's 1-based position in its conversation.
+	// Seq is the sequence number of the message's entry in the conversation's log (see Entry):
+	// it orders the history, with gaps where other writes (read marks, updates) sit.
 	Seq       int64
 	Sender    Participant
 	Body      string
@@ -88,29 +90,30 @@ type Message struct {
 // MaxLatest is how many of the newest messages a conversation embeds for lists.
 const MaxLatest = 20
 
-// Conversation is a support conversation between one customer and the tenant's admins, with the
-// summary the list shows. It is the unit of consistency: every change is a compare-and-swap on
-// Version, and new messages are committed here (Pending) before they reach the message history.
-type Conversation struct {
+// Header is what a conversation is about. It is set when the conversation starts and never
+// changes.
+type Header struct {
 	ID       string
 	TenantID string
-	Status   Status
 	Subject  string
 	Customer Participant
-	// Participants are the customer first, then every admin who wrote, in order of their first message.
-	Participants []Participant
-	Context      *Context
-	// Assignee is the admin id the conversation is assigned to, or "".
-	Assignee  string
+	Context  *ShopContext
+	// CreatedAt is when the conversation started.
 	CreatedAt time.Time
-	// UpdatedAt is the time of the latest message or admin change; it only ever grows, which keeps
-	// keyset paging of lists stable.
-	UpdatedAt time.Time
+}
 
-	// Version counts the changes of the conversation (optimistic concurrency).
-	Version int64
-	// LastSeq is the Seq of the newest message.
-	LastSeq int64
+// State is what the writes of a conversation change. Every entry of the conversation's log
+// carries the state after it, so the newest entry alone says where the conversation stands.
+type State struct {
+	// Seq is the sequence number of the log entry this is the state after.
+	Seq      int64
+	Status   Status
+	Assignee string // the admin id the conversation is assigned to, or ""
+	// Admins are the admins who wrote, in order of their first message.
+	Admins []Participant
+	// UpdatedAt is the time of the latest message or admin change; it only ever grows, which
+	// keeps keyset paging of lists stable.
+	UpdatedAt time.Time
 	// CustomerCount and AdminCount count the messages of each side (system messages are in neither).
 	CustomerCount int64
 	AdminCount    int64
@@ -118,19 +121,28 @@ type Conversation struct {
 	// of the last message any admin has read (the team shares one read mark).
 	CustomerRead int64
 	TeamRead     int64
-
-	// Latest holds up to MaxLatest newest messages, oldest first.
-	Latest []Message
-	// Pending holds messages committed to the conversation that may not be in the message history
-	// yet; whoever finds them writes them there (idempotently) and clears them.
-	Pending []Message
-
 	// FirstReplyAt is when an admin first answered; FirstReplySeconds how long after the
 	// conversation started that was.
 	FirstReplyAt      *time.Time
 	FirstReplySeconds int64
 	// AwayNoticeAt is when the away prompt was last posted into the conversation.
 	AwayNoticeAt *time.Time
+}
+
+// Conversation is a support conversation between one customer and the tenant's admins, as lists
+// show it: its header, its state after some entry of its log (see docs/CONSISTENCY.md for how
+// this view follows the log), and its newest messages.
+type Conversation struct {
+	Header
+	State
+	// Latest holds up to MaxLatest newest messages up to State.Seq, oldest first.
+	Latest []Message
+}
+
+// Participants returns who took part in the conversation: the customer first, then every admin
+// who wrote, in order of their first message.
+func (c *Conversation) Participants() []Participant {
+	return append([]Participant{c.Customer}, c.Admins...)
 }
 
 // UnreadFor returns how many messages of the other side c has not read.

@@ -20,11 +20,27 @@ var (
 	teamCall = Caller{ID: "alan", Role: RoleAdmin}
 )
 
+// mustRecord applies ch to c and returns its entry, failing when ch changes nothing.
+func mustRecord(t *testing.T, c *Conversation, ch change, now time.Time) Entry {
+	t.Helper()
+	e, ok := c.record(ch, now)
+	if !ok {
+		t.Fatalf("%s %s changed nothing", ch.kind, ch.id)
+	}
+	return e
+}
+
+// say records a message of sender and returns it.
+func say(t *testing.T, c *Conversation, id string, sender Participant, body string, now time.Time) Message {
+	t.Helper()
+	return *mustRecord(t, c, messageChange(id, sender, body), now).Message
+}
+
 func TestMessagesMoveCountersReadMarksAndStatus(t *testing.T) {
 	c := newConversation("c1", "shop", ada, "order", nil, t0)
-	c.addMessage("m1", ada, "hi", t0)
-	c.addMessage("m2", system, "away", t0)
-	c.addMessage("m3", ada, "hello?", t0.Add(time.Second))
+	say(t, c, "m1", ada, "hi", t0)
+	say(t, c, "m2", system, "away", t0)
+	say(t, c, "m3", ada, "hello?", t0.Add(time.Second))
 	if got := c.UnreadFor(teamCall); got != 2 {
 		t.Errorf("team unread = %d, want 2 (the system message does not count)", got)
 	}
@@ -32,7 +48,7 @@ func TestMessagesMoveCountersReadMarksAndStatus(t *testing.T) {
 		t.Errorf("customer unread = %d, want 0", got)
 	}
 	c.Status = StatusResolved
-	c.addMessage("m4", grace, "here", t0.Add(90*time.Second))
+	say(t, c, "m4", grace, "here", t0.Add(90*time.Second))
 	if c.Status != StatusResolved {
 		t.Error("an admin message must not reopen")
 	}
@@ -42,34 +58,109 @@ func TestMessagesMoveCountersReadMarksAndStatus(t *testing.T) {
 	if c.FirstReplyAt == nil || c.FirstReplySeconds != 90 {
 		t.Errorf("first reply = %v, %d s", c.FirstReplyAt, c.FirstReplySeconds)
 	}
-	c.addMessage("m5", alan, "also here", t0.Add(100*time.Second))
+	say(t, c, "m5", alan, "also here", t0.Add(100*time.Second))
 	if c.FirstReplySeconds != 90 {
 		t.Error("a second reply changed the first reply time")
 	}
-	thanks := c.addMessage("m6", ada, "thanks", t0.Add(2*time.Minute))
+	thanks := say(t, c, "m6", ada, "thanks", t0.Add(2*time.Minute))
 	if c.Status != StatusOpen {
 		t.Error("a customer message must reopen a resolved conversation")
 	}
 	want := []string{"ada", "grace", "alan"}
 	var got []string
-	for _, p := range c.Participants {
+	for _, p := range c.Participants() {
 		got = append(got, p.ID)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("participants (-want +got):\n%s", diff)
 	}
-	if c.UnreadFor(teamCall) != 1 || !c.markRead(teamCall, thanks) || c.markRead(teamCall, thanks) || c.UnreadFor(teamCall) != 0 {
-		t.Error("the team's read mark must move once to the newest message and never twice")
+	if c.UnreadFor(teamCall) != 1 {
+		t.Fatalf("team unread = %d before reading, want 1", c.UnreadFor(teamCall))
 	}
-	if c.LastSeq != 6 || len(c.Pending) != 6 || len(c.Latest) != 6 {
-		t.Errorf("seq %d, pending %d, latest %d", c.LastSeq, len(c.Pending), len(c.Latest))
+	read := mustRecord(t, c, readChange("r1", teamCall, thanks), t0.Add(3*time.Minute))
+	if read.Seq != 7 || read.State.TeamRead != thanks.CustomerN || c.UnreadFor(teamCall) != 0 {
+		t.Errorf("read entry %d with team read %d, unread %d; want entry 7 with %d and 0", read.Seq, read.State.TeamRead, c.UnreadFor(teamCall), thanks.CustomerN)
+	}
+	if _, ok := c.record(readChange("r2", teamCall, thanks), t0.Add(4*time.Minute)); ok {
+		t.Error("reading the same message twice recorded a second entry")
+	}
+	if c.Seq != 7 || len(c.Latest) != 6 {
+		t.Errorf("seq %d, latest %d; want 7, 6", c.Seq, len(c.Latest))
+	}
+	if !c.UpdatedAt.Equal(t0.Add(2 * time.Minute)) {
+		t.Errorf("updated at %v, want the last message's time: reading is not activity", c.UpdatedAt)
+	}
+}
+
+func TestEntriesCarryTheStateAfterThem(t *testing.T) {
+	c := newConversation("c1", "shop", ada, "order", &ShopContext{OrderID: "o-1"}, t0)
+	first := mustRecord(t, c, messageChange("m1", ada, "hi"), t0)
+	if first.Seq != 1 || first.Header == nil || first.Header.Subject != "order" || first.Header.Context.OrderID != "o-1" {
+		t.Fatalf("first entry = %+v, want seq 1 with the header", first)
+	}
+	reply := mustRecord(t, c, messageChange("m2", grace, "hello"), t0.Add(time.Minute))
+	if reply.Header != nil || reply.State.Seq != 2 || reply.State.AdminCount != 1 || len(reply.State.Admins) != 1 {
+		t.Errorf("second entry = %+v, want seq 2, no header, the admin counted", reply)
+	}
+	// Later changes do not reach into entries already recorded.
+	mustRecord(t, c, updateChange("u1", grace, func(c *Conversation) bool { c.Assignee = "grace"; return true }), t0.Add(2*time.Minute))
+	say(t, c, "m3", alan, "me too", t0.Add(3*time.Minute))
+	if reply.State.Assignee != "" || len(reply.State.Admins) != 1 {
+		t.Errorf("a recorded state changed afterwards: %+v", reply.State)
+	}
+	// The state of the last entry and the latest messages rebuild the conversation.
+	rebuilt := conversationAt(*first.Header, c.State)
+	rebuilt.Latest = c.Latest
+	if diff := cmp.Diff(c, rebuilt); diff != "" {
+		t.Errorf("rebuilt conversation differs (-live +rebuilt):\n%s", diff)
+	}
+}
+
+func TestAwayNoticeOncePerPeriod(t *testing.T) {
+	c := newConversation("c1", "shop", ada, "", nil, t0)
+	say(t, c, "m1", ada, "hi", t0)
+	period := t0.Add(-time.Hour)
+	notice := awayNoticeChange(awayNoticeID("shop", "c1", period), systemParticipant("Shop"), "away", period)
+	mustRecord(t, c, notice, t0)
+	if _, ok := c.record(notice, t0.Add(time.Minute)); ok {
+		t.Error("a second notice in the same away period")
+	}
+	next := t0.Add(10 * time.Minute) // support was online again
+	if awayNoticeID("shop", "c1", next) == awayNoticeID("shop", "c1", period) {
+		t.Error("two away periods share a notice id")
+	}
+	mustRecord(t, c, awayNoticeChange(awayNoticeID("shop", "c1", next), systemParticipant("Shop"), "away", next), t0.Add(11*time.Minute))
+}
+
+func TestSameChange(t *testing.T) {
+	c := newConversation("c1", "shop", ada, "", nil, t0)
+	stored := mustRecord(t, c, messageChange("m1", ada, "hi"), t0)
+	for _, tt := range []struct {
+		name string
+		ch   change
+		want bool
+	}{
+		{"the same message again", messageChange("m1", ada, "hi"), true},
+		{"another body under the same id", messageChange("m1", ada, "bye"), false},
+		{"another sender under the same id", messageChange("m1", grace, "hi"), false},
+		{"a read mark under a message's id", readChange("m1", adaCall, Message{}), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.ch.same(&stored); got != tt.want {
+				t.Errorf("same = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	notice := mustRecord(t, c, awayNoticeChange("n1", systemParticipant("Shop"), "old prompt", t0), t0)
+	if !awayNoticeChange("n1", systemParticipant("Shop"), "edited prompt", t0).same(&notice) {
+		t.Error("an away notice with an edited prompt is not the notice of its period")
 	}
 }
 
 func TestUpdatedAtNeverMovesBack(t *testing.T) {
 	c := newConversation("c1", "shop", ada, "", nil, t0)
-	c.addMessage("m1", ada, "hi", t0.Add(time.Minute))
-	m := c.addMessage("m2", grace, "slow clock", t0)
+	say(t, c, "m1", ada, "hi", t0.Add(time.Minute))
+	m := say(t, c, "m2", grace, "slow clock", t0)
 	if !c.UpdatedAt.Equal(t0.Add(time.Minute)) || !m.CreatedAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("updated %v, message %v: a slow clock moved time back", c.UpdatedAt, m.CreatedAt)
 	}
@@ -78,7 +169,7 @@ func TestUpdatedAtNeverMovesBack(t *testing.T) {
 func TestLatestKeepsTheNewest(t *testing.T) {
 	c := newConversation("c1", "shop", ada, "", nil, t0)
 	for i := range MaxLatest + 5 {
-		c.addMessage(strings.Repeat("m", i+1), ada, "x", t0)
+		say(t, c, strings.Repeat("m", i+1), ada, "x", t0)
 	}
 	if len(c.Latest) != MaxLatest || c.Latest[MaxLatest-1].Seq != MaxLatest+5 || c.Latest[0].Seq != 6 {
 		t.Errorf("latest holds %d, seq %d..%d", len(c.Latest), c.Latest[0].Seq, c.Latest[len(c.Latest)-1].Seq)
@@ -197,7 +288,7 @@ func TestTextValidation(t *testing.T) {
 	if s, _ := startSubject("", strings.Repeat("a", 100)); len([]rune(s)) != derivedSubjectChars {
 		t.Errorf("long derived subject has %d characters", len([]rune(s)))
 	}
-	if _, err := cleanContext(&Context{PageURL: "javascript:alert(1)"}); ErrorCode(err) != Invalid {
+	if _, err := cleanContext(&ShopContext{PageURL: "javascript:alert(1)"}); ErrorCode(err) != Invalid {
 		t.Errorf("javascript page_url = %v", err)
 	}
 }

@@ -5,33 +5,48 @@ import (
 	"time"
 )
 
-// newConversation returns a new open conversation of customer, without messages.
-func newConversation(id, tenantID string, customer Participant, subject string, cctx *Context, now time.Time) *Conversation {
+// newConversation returns a new open conversation of customer, before its first entry.
+func newConversation(id, tenantID string, customer Participant, subject string, cctx *ShopContext, now time.Time) *Conversation {
 	return &Conversation{
-		ID:           id,
-		TenantID:     tenantID,
-		Status:       StatusOpen,
-		Subject:      subject,
-		Customer:     customer,
-		Participants: []Participant{customer},
-		Context:      cctx,
-		CreatedAt:    now,
-		UpdatedAt:    now,
-		Version:      1,
+		Header: Header{ID: id, TenantID: tenantID, Subject: subject, Customer: customer, Context: cctx, CreatedAt: now},
+		State:  State{Status: StatusOpen, UpdatedAt: now},
 	}
 }
 
-// clone returns a copy of c whose slices can be changed without touching c.
+// conversationAt returns the conversation of header h in state st, without its latest messages.
+func conversationAt(h Header, st State) *Conversation {
+	return &Conversation{Header: h, State: st.clone()}
+}
+
+// clone returns a copy of c whose slices and pointers can be changed without touching c.
 func (c *Conversation) clone() *Conversation {
 	n := *c
-	n.Participants = slices.Clone(c.Participants)
+	n.Header = c.Header.clone()
+	n.State = c.State.clone()
 	n.Latest = slices.Clone(c.Latest)
-	n.Pending = slices.Clone(c.Pending)
-	if c.Context != nil {
-		cc := *c.Context
-		n.Context = &cc
-	}
 	return &n
+}
+
+// clone returns a copy of h sharing nothing with it.
+func (h Header) clone() Header {
+	h.Context = clonePtr(h.Context)
+	return h
+}
+
+// clone returns a copy of st sharing nothing with it.
+func (st State) clone() State {
+	st.Admins = slices.Clone(st.Admins)
+	st.FirstReplyAt = clonePtr(st.FirstReplyAt)
+	st.AwayNoticeAt = clonePtr(st.AwayNoticeAt)
+	return st
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // touch moves UpdatedAt to now, never backwards (a replica with a slow clock must not move a
@@ -42,12 +57,13 @@ func (c *Conversation) touch(now time.Time) {
 	}
 }
 
-// addMessage appends a message by sender to c: it becomes pending, the newest of Latest, and
-// moves the counters, read marks, participants, status and first-reply time along.
-func (c *Conversation) addMessage(id string, sender Participant, body string, now time.Time) Message {
-	if n := len(c.Latest); n > 0 && c.Latest[n-1].CreatedAt.After(now) {
-		now = c.Latest[n-1].CreatedAt // keep message times in order when clocks disagree
-	}
+// addMessage adds the message id by sender at seq to c: it becomes the newest of Latest and
+// moves the counters, read marks, participants, status and first-reply time along. Its time is
+// now, or the conversation's last change if a replica's clock is behind, so the history stays
+// in order.
+func (c *Conversation) addMessage(id string, seq int64, sender Participant, body string, now time.Time) Message {
+	c.touch(now)
+	now = c.UpdatedAt
 	switch sender.Role {
 	case RoleCustomer:
 		c.CustomerCount++
@@ -58,8 +74,8 @@ func (c *Conversation) addMessage(id string, sender Participant, body string, no
 	case RoleAdmin:
 		c.AdminCount++
 		c.TeamRead = c.CustomerCount
-		if !slices.ContainsFunc(c.Participants, func(p Participant) bool { return p.ID == sender.ID && p.Role == RoleAdmin }) {
-			c.Participants = append(c.Participants, sender)
+		if !slices.ContainsFunc(c.Admins, func(p Participant) bool { return p.ID == sender.ID }) {
+			c.Admins = append(c.Admins, sender)
 		}
 		if c.FirstReplyAt == nil {
 			at := now
@@ -67,23 +83,20 @@ func (c *Conversation) addMessage(id string, sender Participant, body string, no
 			c.FirstReplySeconds = int64(now.Sub(c.CreatedAt) / time.Second)
 		}
 	}
-	c.LastSeq++
 	m := Message{
 		ID:             id,
 		ConversationID: c.ID,
-		Seq:            c.LastSeq,
+		Seq:            seq,
 		Sender:         sender,
 		Body:           body,
 		CreatedAt:      now,
 		CustomerN:      c.CustomerCount,
 		AdminN:         c.AdminCount,
 	}
-	c.Pending = append(c.Pending, m)
 	c.Latest = append(c.Latest, m)
 	if len(c.Latest) > MaxLatest {
 		c.Latest = slices.Clone(c.Latest[len(c.Latest)-MaxLatest:])
 	}
-	c.touch(now)
 	return m
 }
 
@@ -112,13 +125,11 @@ func (c *Conversation) newest() (Message, bool) {
 	return c.Latest[len(c.Latest)-1], true
 }
 
-// pendingMessage returns the pending or latest message with id, if c still holds it.
-func (c *Conversation) heldMessage(id string) (Message, bool) {
-	for _, list := range [][]Message{c.Pending, c.Latest} {
-		for _, m := range list {
-			if m.ID == id {
-				return m, true
-			}
+// latestMessage returns the message with id if c's latest messages hold it.
+func (c *Conversation) latestMessage(id string) (Message, bool) {
+	for _, m := range c.Latest {
+		if m.ID == id {
+			return m, true
 		}
 	}
 	return Message{}, false

@@ -84,6 +84,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 			return nil, err
 		}
 	}
+	s.catchUp(ctx, t.ID, f.CustomerID)
 	convs, err := s.store.ListConversations(ctx, t.ID, f, after, limit+1)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"hash/fnv"
 	"slices"
 )
@@ -36,7 +35,8 @@ type ReadState struct {
 }
 
 // Conversation returns conversation id as the caller sees it, with its newest messages (0..20).
-// Returns NotFound when the caller may not see it.
+// A view behind its log (a writer died before updating it) is repaired first. Returns NotFound
+// when the caller may not see it.
 func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*View, error) {
 	t, caller, err := scope(ctx)
 	if err != nil {
@@ -53,12 +53,24 @@ func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*
 	if err != nil {
 		return nil, err
 	}
+	last, err := s.store.LastEntry(ctx, t.ID, id)
+	if err != nil {
+		return nil, err
+	}
+	if last.Seq > c.Seq {
+		if _, err := s.repair(ctx, t.ID, id, nil); err != nil {
+			s.log.WarnContext(ctx, "conversation view not repaired", "tenant", t.ID, "conversation", id, "error", err)
+		} else if c, err = s.visible(ctx, t, caller, id); err != nil {
+			return nil, err
+		}
+	}
 	v := viewOf(c, caller, n)
 	return &v, nil
 }
 
 // History returns a page of the messages of conversation id, newest page first and oldest first
-// within the page. Returns NotFound when the caller may not see it and Invalid for bad parameters.
+// within the page. It reads the log itself, so it shows every committed message. Returns
+// NotFound when the caller may not see the conversation and Invalid for bad parameters.
 func (s *Service) History(ctx context.Context, id string, q HistoryQuery) (*HistoryPage, error) {
 	t, caller, err := scope(ctx)
 	if err != nil {
@@ -71,8 +83,7 @@ func (s *Service) History(ctx context.Context, id string, q HistoryQuery) (*Hist
 	if limit < 1 || limit > MaxHistoryLimit {
 		return nil, FieldError("limit", "must be between 1 and %d", MaxHistoryLimit)
 	}
-	c, err := s.visible(ctx, t, caller, id)
-	if err != nil {
+	if _, err := s.visible(ctx, t, caller, id); err != nil {
 		return nil, err
 	}
 	var before int64
@@ -81,12 +92,6 @@ func (s *Service) History(ctx context.Context, id string, q HistoryQuery) (*Hist
 			return nil, err
 		}
 	}
-	// Messages committed by a writer that has not copied them into the history yet (or died
-	// before it could) are copied now, so the history never lacks what the list shows.
-	if err := s.writePending(ctx, c); err != nil {
-		return nil, err
-	}
-	s.clearPending(ctx, c)
 	msgs, err := s.store.Messages(ctx, t.ID, id, before, limit+1)
 	if err != nil {
 		return nil, err
@@ -110,30 +115,25 @@ func (s *Service) MarkRead(ctx context.Context, id, messageID string) (*ReadStat
 	if err != nil {
 		return nil, err
 	}
-	for range maxCommitAttempts {
-		c, err := s.visible(ctx, t, caller, id)
-		if err != nil {
-			return nil, err
-		}
-		m, ok, err := s.readTarget(ctx, c, messageID)
-		if err != nil {
-			return nil, err
-		}
-		next := c.clone()
-		if !ok || !next.markRead(caller, m) {
-			return &ReadState{ConversationID: id, UnreadCount: c.UnreadFor(caller)}, nil
-		}
-		next.Version++
-		if err := s.store.UpdateConversation(ctx, next, c.Version); err != nil {
-			if errors.Is(err, ErrConflict) {
-				continue
-			}
-			return nil, err
-		}
-		s.publish(ctx, Event{Type: EventConversationRead, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: s.clock(), Conversation: next})
-		return &ReadState{ConversationID: id, UnreadCount: next.UnreadFor(caller)}, nil
+	c, err := s.visible(ctx, t, caller, id)
+	if err != nil {
+		return nil, err
 	}
-	return nil, Errorf(Conflict, "the conversation is too busy right now; retry the request")
+	m, ok, err := s.readTarget(ctx, c, messageID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return &ReadState{ConversationID: id, UnreadCount: c.UnreadFor(caller)}, nil
+	}
+	res, err := s.commit(ctx, c, true, []change{readChange(s.newID(), caller, m)})
+	if err != nil {
+		return nil, err
+	}
+	if len(res.appended) > 0 {
+		s.publish(ctx, Event{Type: EventConversationRead, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: res.appended[0].At, Conversation: res.conv})
+	}
+	return &ReadState{ConversationID: id, UnreadCount: res.conv.UnreadFor(caller)}, nil
 }
 
 // readTarget returns the message to mark read up to: messageID, or the newest message.
@@ -142,21 +142,21 @@ func (s *Service) readTarget(ctx context.Context, c *Conversation, messageID str
 		m, ok := c.newest()
 		return m, ok, nil
 	}
-	if m, ok := c.heldMessage(messageID); ok {
+	if m, ok := c.latestMessage(messageID); ok {
 		return m, true, nil
 	}
 	notOurs := FieldError("message_id", "is not a message of this conversation")
 	if !isObjectID(messageID) {
 		return Message{}, false, notOurs
 	}
-	m, err := s.store.Message(ctx, c.TenantID, c.ID, messageID)
+	e, err := s.store.Entry(ctx, c.TenantID, c.ID, messageID)
+	if isNotFound(err) || err == nil && e.Message == nil {
+		return Message{}, false, notOurs
+	}
 	if err != nil {
-		if isNotFound(err) {
-			return Message{}, false, notOurs
-		}
 		return Message{}, false, err
 	}
-	return *m, true, nil
+	return *e.Message, true, nil
 }
 
 // encodeHistoryCursor returns the cursor for messages before seq in conversation convID.

@@ -8,31 +8,39 @@ import (
 	"github.com/supportchat/supportchat/internal/tenant"
 )
 
-// ConversationStore keeps conversations and their message history. Every method is scoped by
-// tenant id; an id of another tenant is simply not found.
+// ConversationStore keeps the log of every conversation and the views lists read. Every method
+// is scoped by tenant id; an id of another tenant is simply not found. It needs no transactions
+// and no atomic updates: the unique (tenant, conversation, seq) key of entries is the one
+// arbiter of concurrent writes (docs/CONSISTENCY.md).
 type ConversationStore interface {
-	// CreateConversation stores the new conversation c. Returns ErrConflict when its id exists.
-	CreateConversation(ctx context.Context, c *Conversation) error
-	// Conversation returns the conversation id of the tenant. Returns ErrNotFound when there is
-	// none (including when id is malformed).
-	Conversation(ctx context.Context, tenantID, id string) (*Conversation, error)
-	// UpdateConversation replaces the stored conversation with c if its stored Version is still
-	// prev. Returns ErrConflict when it changed meanwhile, ErrNotFound when it is gone.
-	UpdateConversation(ctx context.Context, c *Conversation, prev int64) error
-	// ClearPending removes the pending messages of a conversation if its first pending message
-	// is still firstID; it does nothing otherwise.
-	ClearPending(ctx context.Context, tenantID, convID, firstID string) error
-	// ListConversations returns up to limit conversations matching f, newest UpdatedAt first
-	// (ties: greater id first), strictly after the position after when it is not nil.
-	ListConversations(ctx context.Context, tenantID string, f ListFilter, after *Position, limit int) ([]*Conversation, error)
-	// InsertMessages adds msgs to the message history; a message already there (same id) is
-	// skipped, so replaying pending messages is safe.
-	InsertMessages(ctx context.Context, tenantID string, msgs []Message) error
+	// Append stores entries in order, each marked unprojected. It stops at the first entry
+	// whose id or whose (tenant, conversation, seq) is taken and returns how many it stored
+	// before it, with an ErrConflict error.
+	Append(ctx context.Context, entries []Entry) (int, error)
+	// Entry returns entry id of a conversation. Returns ErrNotFound when there is none.
+	Entry(ctx context.Context, tenantID, convID, id string) (*Entry, error)
+	// FirstEntry and LastEntry return a conversation's entry with the least and the greatest
+	// Seq. Return ErrNotFound when it has none.
+	FirstEntry(ctx context.Context, tenantID, convID string) (*Entry, error)
+	LastEntry(ctx context.Context, tenantID, convID string) (*Entry, error)
+	// Unprojected returns up to limit entries of the tenant still marked unprojected; only
+	// those of customerID's conversations when it is not "".
+	Unprojected(ctx context.Context, tenantID, customerID string, limit int) ([]Entry, error)
+	// MarkProjected clears the unprojected mark of the entries ids of a conversation.
+	MarkProjected(ctx context.Context, tenantID, convID string, ids []string) error
 	// Messages returns up to limit messages of the conversation with Seq below before (0: from
 	// the newest), newest first.
 	Messages(ctx context.Context, tenantID, convID string, before int64, limit int) ([]Message, error)
-	// Message returns the message id of the conversation. Returns ErrNotFound when there is none.
-	Message(ctx context.Context, tenantID, convID, id string) (*Message, error)
+
+	// Project stores c as the view of its conversation, unless the stored view is at c.Seq or
+	// beyond already.
+	Project(ctx context.Context, c *Conversation) error
+	// Conversation returns the view of conversation id. Returns ErrNotFound when there is none
+	// (including when id is malformed).
+	Conversation(ctx context.Context, tenantID, id string) (*Conversation, error)
+	// ListConversations returns up to limit views matching f, newest UpdatedAt first (ties:
+	// greater id first), strictly after the position after when it is not nil.
+	ListConversations(ctx context.Context, tenantID string, f ListFilter, after *Position, limit int) ([]*Conversation, error)
 	// AssignedOpen returns up to limit open conversations of the tenant assigned to adminID.
 	AssignedOpen(ctx context.Context, tenantID, adminID string, limit int) ([]*Conversation, error)
 	// FirstReplySeconds returns the first-reply times, in seconds, of up to limit conversations

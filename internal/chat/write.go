@@ -8,14 +8,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/supportchat/supportchat/internal/tenant"
 )
-
-// maxCommitAttempts bounds the compare-and-swap retries of one write to a busy conversation.
-const maxCommitAttempts = 16
 
 // derivedSubjectChars is how much of the first message becomes the subject when none is given.
 const derivedSubjectChars = 80
@@ -25,7 +21,7 @@ type StartInput struct {
 	// Subject is optional; without it the first line of Message is used.
 	Subject string
 	Message string
-	Context *Context
+	Context *ShopContext
 	// Seed, when set, makes the ids of the conversation and its messages a function of it, so a
 	// retried request (same Idempotency-Key) finds what the first attempt stored.
 	Seed string
@@ -70,52 +66,37 @@ func (s *Service) Start(ctx context.Context, in StartInput) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := s.clock()
 	customer := Participant{ID: caller.ID, Role: RoleCustomer, Name: caller.Name}
-	c := newConversation(s.idFor(in.Seed, 0), t.ID, customer, subject, cctx, now)
-	c.addMessage(s.idFor(in.Seed, 1), customer, body, now)
-	if err := s.addAwayNotice(ctx, t, c, in.Seed, now); err != nil {
+	c := newConversation(s.idFor(in.Seed, 0), t.ID, customer, subject, cctx, s.clock())
+	changes := []change{messageChange(s.idFor(in.Seed, 1), customer, body)}
+	if notice, err := s.awayNotice(ctx, t, c.ID); err != nil {
+		return nil, err
+	} else if notice != nil {
+		changes = append(changes, *notice)
+	}
+	res, err := s.commit(ctx, c, true, changes)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateConversation(ctx, c); err != nil {
-		if !errors.Is(err, ErrConflict) || in.Seed == "" {
-			return nil, err
-		}
-		// The same request was stored before (a retry, or a racing twin): answer with it.
-		prev, err := s.store.Conversation(ctx, t.ID, c.ID)
-		if err != nil {
-			return nil, err
-		}
-		if prev.Customer.ID != caller.ID {
-			return nil, Errorf(Conflict, "conversation id already taken")
-		}
-		s.flush(ctx, prev)
-		return startedView(prev, caller), nil
+	started := res.entries()
+	if len(res.found) == 0 {
+		conv := res.conv.clone()
+		s.publish(ctx, Event{Type: EventConversationCreated, TenantID: t.ID, ConversationID: c.ID, CustomerID: caller.ID, At: started[0].At, Conversation: conv})
+		s.publishMessages(ctx, conv, res.appended)
 	}
-	created := c.clone()
-	s.flush(ctx, c)
-	s.publish(ctx, Event{Type: EventConversationCreated, TenantID: t.ID, ConversationID: c.ID, CustomerID: caller.ID, At: now, Conversation: created})
-	for i := range created.Pending {
-		s.publish(ctx, Event{Type: EventMessageCreated, TenantID: t.ID, ConversationID: c.ID, CustomerID: caller.ID, At: now, Message: &created.Pending[i], Conversation: created})
-	}
-	return startedView(created, caller), nil
-}
-
-// startedView returns the view of a newly started conversation: its first message and the away
-// notice that came with it.
-func startedView(c *Conversation, caller Caller) *View {
-	v := viewOf(c, caller, 0)
-	for _, m := range c.Latest {
-		if m.Seq == 1 || m.Seq == 2 && m.Sender.Role == RoleSystem {
-			v.Messages = append(v.Messages, m)
+	v := viewOf(res.conv, caller, 0)
+	for _, e := range started {
+		if e.Message != nil {
+			v.Messages = append(v.Messages, *e.Message)
 		}
 	}
-	return &v
+	return &v, nil
 }
 
 // Send adds a message by the caller (the conversation's customer or an admin) to conversation
-// id. Returns NotFound when the caller may not see it, Invalid for a bad body, and Conflict when
-// the conversation stays too busy to commit.
+// id, followed by the away prompt when a customer writes while support is not online. Returns
+// NotFound when the caller may not see the conversation, Invalid or TooLarge for a bad body,
+// and Conflict when the conversation stays too busy to commit.
 func (s *Service) Send(ctx context.Context, id string, in SendInput) (*Message, error) {
 	t, caller, err := scope(ctx)
 	if err != nil {
@@ -125,122 +106,60 @@ func (s *Service) Send(ctx context.Context, id string, in SendInput) (*Message, 
 	if err != nil {
 		return nil, err
 	}
+	c, err := s.visible(ctx, t, caller, id)
+	if err != nil {
+		return nil, err
+	}
 	msgID := s.idFor(in.Seed, 1)
-	sender := Participant{ID: caller.ID, Role: caller.Role, Name: caller.Name}
-	for range maxCommitAttempts {
-		c, err := s.visible(ctx, t, caller, id)
-		if err != nil {
+	changes := []change{messageChange(msgID, Participant{ID: caller.ID, Role: caller.Role, Name: caller.Name}, body)}
+	if !caller.IsAdmin() {
+		if notice, err := s.awayNotice(ctx, t, c.ID); err != nil {
 			return nil, err
+		} else if notice != nil {
+			changes = append(changes, *notice)
 		}
-		if in.Seed != "" {
-			if m, ok, err := s.sentBefore(ctx, c, msgID); err != nil || ok {
-				return m, err
-			}
-		}
-		if err := s.writePending(ctx, c); err != nil {
-			return nil, err
-		}
-		next := c.clone()
-		next.Pending = nil
-		next.Version++
-		now := s.clock()
-		m := next.addMessage(msgID, sender, body, now)
-		if !caller.IsAdmin() {
-			if err := s.addAwayNotice(ctx, t, next, in.Seed, now); err != nil {
-				return nil, err
-			}
-		}
-		if err := s.store.UpdateConversation(ctx, next, c.Version); err != nil {
-			if errors.Is(err, ErrConflict) {
-				continue
-			}
-			return nil, err
-		}
-		committed := next.clone()
-		s.flush(ctx, next)
-		for i := range committed.Pending {
-			s.publish(ctx, Event{Type: EventMessageCreated, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: now, Message: &committed.Pending[i], Conversation: committed})
-		}
-		return &m, nil
 	}
-	return nil, Errorf(Conflict, "the conversation is too busy right now; retry the request")
+	res, err := s.commit(ctx, c, true, changes)
+	if err != nil {
+		return nil, err
+	}
+	s.publishMessages(ctx, res.conv, res.appended)
+	m, ok := res.message(msgID)
+	if !ok {
+		return nil, errors.New("send: the committed message is missing from the write's entries")
+	}
+	return m, nil
 }
 
-// sentBefore finds the message msgID if an earlier attempt of the same request stored it.
-func (s *Service) sentBefore(ctx context.Context, c *Conversation, msgID string) (*Message, bool, error) {
-	if m, ok := c.heldMessage(msgID); ok {
-		if err := s.writePending(ctx, c); err != nil {
-			return nil, false, err
-		}
-		s.clearPending(ctx, c)
-		return &m, true, nil
-	}
-	m, err := s.store.Message(ctx, c.TenantID, c.ID, msgID)
-	switch {
-	case err == nil:
-		return m, true, nil
-	case isNotFound(err):
-		return nil, false, nil
-	default:
-		return nil, false, err
-	}
-}
-
-// addAwayNotice adds the away prompt as a system message when support is not online and the
-// conversation has had no notice in this away period (one starts whenever support was online
-// after the last notice).
-func (s *Service) addAwayNotice(ctx context.Context, t *tenant.Tenant, c *Conversation, seed string, now time.Time) error {
+// awayNotice returns the change posting the away prompt into conversation convID when support
+// is not online, or nil. The notice's id is derived from the away period (which begins whenever
+// support was last online), so a conversation gets one notice per period however many
+// customer messages race for it.
+func (s *Service) awayNotice(ctx context.Context, t *tenant.Tenant, convID string) (*change, error) {
 	settings, _, err := s.effectiveSettings(ctx, t)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	presence := s.teamPresence(ctx, t.ID)
-	if supportAt(now, settings, presence).Status == SupportOnline {
-		return nil
+	if supportAt(s.clock(), settings, presence).Status == SupportOnline {
+		return nil, nil
 	}
-	if c.AwayNoticeAt != nil && !c.AwayNoticeAt.Before(presence.LastOnlineAt) {
-		return nil
-	}
-	system := Participant{ID: string(RoleSystem), Role: RoleSystem, Name: t.Name}
-	c.addMessage(s.idFor(seed, 2), system, settings.AwayPrompt, now)
-	at := now
-	c.AwayNoticeAt = &at
-	return nil
+	period := presence.LastOnlineAt
+	ch := awayNoticeChange(awayNoticeID(t.ID, convID, period), systemParticipant(t.Name), settings.AwayPrompt, period)
+	return &ch, nil
 }
 
-// writePending copies the pending messages of c into the message history.
-func (s *Service) writePending(ctx context.Context, c *Conversation) error {
-	if len(c.Pending) == 0 {
-		return nil
-	}
-	return s.store.InsertMessages(ctx, c.TenantID, c.Pending)
-}
-
-// clearPending removes the pending messages of c from the stored conversation once they are in
-// the history. A failure only leaves work for the next reader.
-func (s *Service) clearPending(ctx context.Context, c *Conversation) {
-	if len(c.Pending) == 0 {
-		return
-	}
-	if err := s.store.ClearPending(ctx, c.TenantID, c.ID, c.Pending[0].ID); err != nil {
-		s.log.WarnContext(ctx, "clearing pending messages", "tenant", c.TenantID, "conversation", c.ID, "error", err)
+// publishMessages publishes message.created for each message among entries.
+func (s *Service) publishMessages(ctx context.Context, c *Conversation, entries []Entry) {
+	for _, e := range entries {
+		if e.Message != nil {
+			s.publish(ctx, Event{Type: EventMessageCreated, TenantID: c.TenantID, ConversationID: c.ID, CustomerID: c.Customer.ID, At: e.At, Message: e.Message, Conversation: c})
+		}
 	}
 }
 
-// flush writes the pending messages of a just-committed conversation into the history. The
-// commit is durable already, so a failure is logged, not returned: the next reader or writer of
-// the conversation finishes the job.
-func (s *Service) flush(ctx context.Context, c *Conversation) {
-	if err := s.writePending(ctx, c); err != nil {
-		s.log.WarnContext(ctx, "writing pending messages; a later request completes them", "tenant", c.TenantID, "conversation", c.ID, "error", err)
-		return
-	}
-	s.clearPending(ctx, c)
-	c.Pending = nil
-}
-
-// visible returns conversation id if caller may see it. Another customer's conversation, another
-// tenant's, a malformed id and a missing one all return the same NotFound.
+// visible returns the view of conversation id if caller may see it. Another customer's
+// conversation, another tenant's, a malformed id and a missing one all return the same NotFound.
 func (s *Service) visible(ctx context.Context, t *tenant.Tenant, caller Caller, id string) (*Conversation, error) {
 	notFound := Errorf(NotFound, "conversation not found")
 	if !isObjectID(id) {
@@ -273,11 +192,11 @@ func startSubject(subject, body string) (string, error) {
 }
 
 // cleanContext validates the storefront context of a new conversation.
-func cleanContext(c *Context) (*Context, error) {
+func cleanContext(c *ShopContext) (*ShopContext, error) {
 	if c == nil {
 		return nil, nil
 	}
-	var out Context
+	var out ShopContext
 	var err error
 	for _, f := range []struct {
 		field string
@@ -302,7 +221,7 @@ func cleanContext(c *Context) (*Context, error) {
 			return nil, FieldError("context.page_url", "must be an absolute http or https URL")
 		}
 	}
-	if out == (Context{}) {
+	if out == (ShopContext{}) {
 		return nil, nil
 	}
 	return &out, nil

@@ -2,15 +2,12 @@ package httpapi_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/supportchat/supportchat/internal/chat"
 )
 
 func TestNoExistenceOracle(t *testing.T) {
@@ -442,74 +439,5 @@ func TestSettings(t *testing.T) {
 				t.Errorf("field = %q, want %q", p.Field(), tt.field)
 			}
 		})
-	}
-}
-
-// crashingStore loses the message-history insert of the first message write: the process
-// "dies" between committing a message to its conversation and writing it to the history.
-type crashingStore struct {
-	chat.ConversationStore
-	mu      sync.Mutex
-	crashes int
-}
-
-func (c *crashingStore) InsertMessages(ctx context.Context, tenantID string, msgs []chat.Message) error {
-	c.mu.Lock()
-	crash := c.crashes > 0
-	if crash {
-		c.crashes--
-	}
-	c.mu.Unlock()
-	if crash {
-		return errors.New("simulated crash before the history insert")
-	}
-	return c.ConversationStore.InsertMessages(ctx, tenantID, msgs)
-}
-
-func (c *crashingStore) ClearPending(ctx context.Context, tenantID, convID, firstID string) error {
-	return c.ConversationStore.ClearPending(ctx, tenantID, convID, firstID)
-}
-
-func TestCrashBetweenTheTwoWritesOfAMessage(t *testing.T) {
-	crash := &crashingStore{}
-	s := newStack(t, stackOptions{store: func(st chat.ConversationStore) chat.ConversationStore {
-		crash.ConversationStore = st
-		return crash
-	}})
-	s.admin(shop, "admin-1").setPresence("online")
-	ada := s.customer(shop, "cust-ada")
-	conv := ada.start("first")
-
-	crash.mu.Lock()
-	crash.crashes = 1
-	crash.mu.Unlock()
-	sent := ada.send(conv.ID, "lost in the crash?")
-
-	// The history insert failed; the message is committed on the conversation nonetheless.
-	stored, err := s.store.Messages(context.Background(), shop, conv.ID, 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range stored {
-		if m.ID == sent.ID {
-			t.Fatal("the crash did not happen: the message reached the history")
-		}
-	}
-	l := ada.list("")
-	if got := l.Conversations[0].Messages; len(got) != 1 || got[0].ID != sent.ID {
-		t.Errorf("list shows %+v, want the committed message", got)
-	}
-	// The next reader repairs the history, exactly once.
-	h := ada.history(conv.ID)
-	if len(h) != 2 || h[1].ID != sent.ID {
-		t.Fatalf("history = %+v", h)
-	}
-	ada.send(conv.ID, "after")
-	stored, err = s.store.Messages(context.Background(), shop, conv.ID, 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(stored) != 3 {
-		t.Errorf("history holds %d messages, want 3", len(stored))
 	}
 }

@@ -81,7 +81,7 @@ func (h *handlers) start(c *gin.Context) {
 	}
 	in := chat.StartInput{Subject: req.Subject, Message: req.Message}
 	if req.Context != nil {
-		in.Context = &chat.Context{OrderID: req.Context.OrderID, ProductID: req.Context.ProductID, PageURL: req.Context.PageURL}
+		in.Context = &chat.ShopContext{OrderID: req.Context.OrderID, ProductID: req.Context.ProductID, PageURL: req.Context.PageURL}
 	}
 	h.idempotent(c, "POST /api/v1/chat/start", body, func(seed string) (any, string, error) {
 		in.Seed = seed

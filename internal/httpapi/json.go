@@ -133,17 +133,18 @@ func messagesOf(ms []chat.Message) []messageJSON {
 
 func conversationOf(v chat.View) conversationJSON {
 	c := v.Conversation
+	participants := c.Participants()
 	out := conversationJSON{
 		ID:           c.ID,
 		Status:       string(c.Status),
 		Subject:      c.Subject,
-		Participants: make([]participantJSON, len(c.Participants)),
+		Participants: make([]participantJSON, len(participants)),
 		Messages:     messagesOf(v.Messages),
 		UnreadCount:  v.UnreadCount,
 		CreatedAt:    Time(c.CreatedAt),
 		UpdatedAt:    Time(c.UpdatedAt),
 	}
-	for i, p := range c.Participants {
+	for i, p := range participants {
 		out.Participants[i] = participantOf(p)
 	}
 	if c.Context != nil {

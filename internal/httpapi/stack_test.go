@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -58,15 +59,26 @@ type stack struct {
 	svc     *chat.Service
 	router  routers.Router
 	metrics *telemetry.Metrics
+	// tenants, mongoURI and database are what a replica of the stack shares with it.
+	tenants  *tenant.Registry
+	mongoURI string
+	database string
 }
 
 // stackOptions vary the stack; the zero value is the usual one.
 type stackOptions struct {
-	// store wraps the conversation store (fault injection).
-	store func(chat.ConversationStore) chat.ConversationStore
+	// store wraps the conversation store, idempotency wraps the idempotency store (fault
+	// injection).
+	store       func(chat.ConversationStore) chat.ConversationStore
+	idempotency func(idempotency.Store) idempotency.Store
 	// productionCaches keeps the service's default cache lifetimes (benchmarks); tests see
 	// every settings change at once.
 	productionCaches bool
+	// server is the MongoDB wire server to run on; the zero value is testenv.MustMongo's.
+	server *testenv.MongoServer
+	// replicaOf makes the stack a second replica of another: its own service, connections and
+	// HTTP server over the same database, Redis, issuers, tenants and clock.
+	replicaOf *stack
 }
 
 // tenantFile is a tenant file with the issuer filled in.
@@ -97,21 +109,20 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	}
 	ctx := context.Background()
 	s := &stack{t: t, clock: testenv.NewClock(start), issuers: map[string]*testenv.Issuer{}}
-
-	s.issuers[shop] = testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
-	s.issuers[outdoor] = testenv.NewIssuer(t, "support-chat", "realm_access.roles", "chat-agent")
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, shop+".yaml"), fmt.Sprintf(tenantFile, shop, "Demo Shop", s.issuers[shop].URL(), "roles", "support_admin", "Demo Shop", false, berlinHours)+"hosts: [support.demo-shop.example]\n")
-	writeFile(t, filepath.Join(dir, outdoor+".yaml"), fmt.Sprintf(tenantFile, outdoor, "Acme Outdoor", s.issuers[outdoor].URL(), "realm_access.roles", "chat-agent", "Acme Outdoor", true, ""))
-	// A tenant whose issuer is down: nothing listens on its port.
-	writeFile(t, filepath.Join(dir, "down-shop.yaml"), fmt.Sprintf(tenantFile, "down-shop", "Down Shop", "http://127.0.0.1:9", "roles", "support_admin", "Down Shop", false, ""))
-	tenants := tenant.NewRegistry(dir, tenant.Options{})
-	if res := tenants.Reload(); res.Loaded != 3 || len(res.Invalid) > 0 {
-		t.Fatalf("tenants: loaded %d, invalid %v", res.Loaded, res.Invalid)
+	if r := o.replicaOf; r != nil {
+		s.clock, s.issuers, s.tenants, s.redis = r.clock, r.issuers, r.tenants, r.redis
+		s.mongoURI, s.database = r.mongoURI, r.database
+	} else {
+		s.tenants = newTenants(t, s.issuers)
+		s.redis = testenv.StartRedis(t)
+		if o.server != nil {
+			s.mongoURI, s.database = o.server.MustDatabase(t)
+		} else {
+			s.mongoURI, s.database = testenv.MustMongo(t)
+		}
 	}
-
-	uri, database := testenv.MustMongo(t)
-	db, err := mongodb.Open(ctx, uri, database, mongodb.Options{Timeout: 5 * time.Second, Now: s.clock.Now})
+	// Wide bounds: under -race on a loaded machine the embedded FerretDB is slow.
+	db, err := mongodb.Open(ctx, s.mongoURI, s.database, mongodb.Options{Timeout: 30 * time.Second, Now: s.clock.Now})
 	if err != nil {
 		t.Fatalf("mongodb.Open: %v", err)
 	}
@@ -121,7 +132,6 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	}
 	s.store = db.Store()
 
-	s.redis = testenv.StartRedis(t)
 	s.rdb, err = redisconn.Open(s.redis.URL(), redisconn.Options{Timeout: 300 * time.Millisecond, OpenFor: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("redisconn.Open: %v", err)
@@ -132,6 +142,10 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	if o.store != nil {
 		conversations = o.store(s.store)
 	}
+	var idem idempotency.Store = s.store
+	if o.idempotency != nil {
+		idem = o.idempotency(s.store)
+	}
 	cacheTTL := time.Nanosecond
 	if o.productionCaches {
 		cacheTTL = 0 // the defaults
@@ -141,22 +155,25 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		Conversations: conversations,
 		Settings:      s.store,
 		Presence:      presence.New(s.rdb, s.clock.Now),
-		Tenants:       tenants,
+		Tenants:       s.tenants,
 		Now:           s.clock.Now,
 		NewID:         randomID,
 		PresenceTTL:   time.Minute,
 		SettingsTTL:   cacheTTL,
 		StatsTTL:      cacheTTL,
+		Logger:        debugLogger(),
 	})
 	verifier := auth.New(auth.Options{Timeout: 500 * time.Millisecond})
-	keeper := idempotency.NewKeeper(s.store, 24*time.Hour, s.clock.Now, func() string { return randomID() + randomID() })
+	keeper := idempotency.NewKeeper(idem, 24*time.Hour, s.clock.Now, func() string { return randomID() + randomID() })
 	handler := httpapi.New(httpapi.Deps{
-		Chat:          s.svc,
-		Tenants:       tenants,
-		Authenticator: verifier,
-		Idempotency:   keeper,
-		Metrics:       s.metrics.Handler(),
-		Observer:      s.metrics,
+		Chat:           s.svc,
+		Tenants:        s.tenants,
+		Authenticator:  verifier,
+		Idempotency:    keeper,
+		Metrics:        s.metrics.Handler(),
+		Observer:       s.metrics,
+		Logger:         debugLogger(),
+		RequestTimeout: time.Minute,
 		Ready: []httpapi.ReadyCheck{
 			{Name: "mongodb", Critical: true, Check: db.Ping},
 			{Name: "redis", Check: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
@@ -167,6 +184,24 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	t.Cleanup(s.srv.Close)
 	s.router = openAPIRouter(t, s.srv.URL)
 	return s
+}
+
+// newTenants writes the tests' tenant files, with a local issuer per tenant put in issuers,
+// and loads them.
+func newTenants(t testing.TB, issuers map[string]*testenv.Issuer) *tenant.Registry {
+	t.Helper()
+	issuers[shop] = testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
+	issuers[outdoor] = testenv.NewIssuer(t, "support-chat", "realm_access.roles", "chat-agent")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, shop+".yaml"), fmt.Sprintf(tenantFile, shop, "Demo Shop", issuers[shop].URL(), "roles", "support_admin", "Demo Shop", false, berlinHours)+"hosts: [support.demo-shop.example]\n")
+	writeFile(t, filepath.Join(dir, outdoor+".yaml"), fmt.Sprintf(tenantFile, outdoor, "Acme Outdoor", issuers[outdoor].URL(), "realm_access.roles", "chat-agent", "Acme Outdoor", true, ""))
+	// A tenant whose issuer is down: nothing listens on its port.
+	writeFile(t, filepath.Join(dir, "down-shop.yaml"), fmt.Sprintf(tenantFile, "down-shop", "Down Shop", "http://127.0.0.1:9", "roles", "support_admin", "Down Shop", false, ""))
+	tenants := tenant.NewRegistry(dir, tenant.Options{})
+	if res := tenants.Reload(); res.Loaded != 3 || len(res.Invalid) > 0 {
+		t.Fatalf("tenants: loaded %d, invalid %v", res.Loaded, res.Invalid)
+	}
+	return tenants
 }
 
 // openAPIRouter loads api/openapi.yaml with the test server as its server.
@@ -286,9 +321,20 @@ func (u user) do(method, path string, body any, headers ...string) response {
 }
 
 // request sends a request with exactly the headers h and validates the response against the
-// OpenAPI document.
+// OpenAPI document; a request that gets no response fails the test.
 func (s *stack) request(method, path string, body any, h map[string]string) response {
 	s.t.Helper()
+	r, err := s.send(s.srv.Client(), method, path, body, h)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// send sends a request with client and exactly the headers h, and validates the response
+// against the OpenAPI document. Unlike request it may run on any goroutine: it reports a
+// request that gets no response as an error.
+func (s *stack) send(client *http.Client, method, path string, body any, h map[string]string) (response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -299,13 +345,13 @@ func (s *stack) request(method, path string, body any, h map[string]string) resp
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			s.t.Fatal(err)
+			return response{}, err
 		}
 		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, s.srv.URL+path, rd)
 	if err != nil {
-		s.t.Fatal(err)
+		return response{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -317,17 +363,17 @@ func (s *stack) request(method, path string, body any, h map[string]string) resp
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := s.srv.Client().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		s.t.Fatal(err)
+		return response{}, err
 	}
 	s.validate(req, resp, raw)
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: raw}, nil
 }
 
 // validate checks a response against api/openapi.yaml: an undocumented route, status, header
@@ -382,6 +428,7 @@ type messageJSON struct {
 		ID   string `json:"id"`
 		Role string `json:"role"`
 	} `json:"sender"`
+	CreatedAt string `json:"created_at"`
 }
 
 type supportJSON struct {
@@ -455,4 +502,13 @@ func (u user) history(convID string) []messageJSON {
 	}
 	r.JSON(u.s.t, &h)
 	return h.Messages
+}
+
+// debugLogger returns the logger of the service under test: none, unless CHAT_TEST_LOG is set,
+// which shows its warnings and errors on stderr (go test -v) when a test needs explaining.
+func debugLogger() *slog.Logger {
+	if os.Getenv("CHAT_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

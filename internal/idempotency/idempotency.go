@@ -17,6 +17,10 @@ type Record struct {
 	// Seed makes the ids the request creates a function of the record, so a retry or a racing twin
 	// of the request finds what the first attempt stored (see chat.StartInput.Seed).
 	Seed string
+	// Released is set when the attempt that reserved the key failed: the key may then be used
+	// with another body. The seed stays, so whatever a racing twin of the failed attempt
+	// committed is still found.
+	Released bool
 	// Done is set once the response is stored.
 	Done     bool
 	Status   int
@@ -28,13 +32,17 @@ type Record struct {
 }
 
 // Store keeps records. Records are single documents, made unique by Key within a tenant, so
-// racing requests agree without transactions.
+// racing requests agree without transactions: the insert that reserves a key is the arbiter,
+// and the seed it stores never changes while the record lives. Everything else in a record
+// only saves work: a lost response makes a retry run again with the seed, which finds what
+// the first attempt stored.
 type Store interface {
 	// Reserve stores rec unless an unexpired record with the same tenant and Key exists. It
 	// returns the record now stored and whether it is rec; an expired record is replaced.
 	Reserve(ctx context.Context, rec Record) (Record, bool, error)
-	// Complete stores the response of a reserved record (Done, Status, Body, Location).
+	// Complete stores the response of a record (Done, Status, Body, Location) and the
+	// Fingerprint of the request that produced it.
 	Complete(ctx context.Context, rec Record) error
-	// Release deletes the record of tenantID and key if it is not Done, so the key can be used again.
+	// Release marks the record of tenantID and key Released unless it is Done.
 	Release(ctx context.Context, tenantID, key string) error
 }

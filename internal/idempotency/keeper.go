@@ -38,6 +38,8 @@ type Attempt struct {
 	rec    Record
 	// reserved is true for the attempt that stored the record; only it may release the key.
 	reserved bool
+	// fingerprint is this attempt's request body's.
+	fingerprint string
 }
 
 // Keeper runs the idempotency protocol over a Store.
@@ -55,8 +57,10 @@ func NewKeeper(store Store, ttl time.Duration, now func() time.Time, newSeed fun
 
 // Begin looks the request's key up, reserving it when it is new. A request whose key is
 // reserved but not finished (a racing twin, or an attempt that died) runs again with the same
-// Seed: the operations it guards create nothing twice for one seed. Returns ErrBadKey and
-// ErrKeyReused, or the store's error.
+// Seed: the operations it guards create nothing twice for one seed. After a failed attempt the
+// key may come back with another body (a corrected request); it runs with the same seed too,
+// so it is refused further down if a twin of the failed attempt stored something. Returns
+// ErrBadKey and ErrKeyReused, or the store's error.
 func (k *Keeper) Begin(ctx context.Context, r Request) (*Attempt, error) {
 	if !validKey(r.Key) {
 		return nil, ErrBadKey
@@ -74,10 +78,10 @@ func (k *Keeper) Begin(ctx context.Context, r Request) (*Attempt, error) {
 	if err != nil {
 		return nil, err
 	}
-	if stored.Fingerprint != rec.Fingerprint {
+	if stored.Fingerprint != rec.Fingerprint && (stored.Done || !stored.Released) {
 		return nil, ErrKeyReused
 	}
-	a := &Attempt{Seed: stored.Seed, rec: stored, reserved: reserved}
+	a := &Attempt{Seed: stored.Seed, rec: stored, reserved: reserved, fingerprint: rec.Fingerprint}
 	if stored.Done {
 		a.Replay = &stored
 	}
@@ -85,8 +89,9 @@ func (k *Keeper) Begin(ctx context.Context, r Request) (*Attempt, error) {
 }
 
 // Finish stores the response of a successful (2xx) attempt for replays, or releases the key
-// after a failure so the client can retry it. Only the attempt that reserved the key releases
-// it: a failing racing twin must not make the key forget the seed its sibling is using.
+// after a failure so the client can retry it, with another body if it likes. Only the attempt
+// that reserved the key releases it: a racing twin that fails must not open the key to another
+// body while its sibling may still succeed.
 func (k *Keeper) Finish(ctx context.Context, a *Attempt, status int, body []byte, location string) error {
 	if status < 200 || status > 299 {
 		if !a.reserved {
@@ -96,6 +101,7 @@ func (k *Keeper) Finish(ctx context.Context, a *Attempt, status int, body []byte
 	}
 	rec := a.rec
 	rec.Done, rec.Status, rec.Body, rec.Location = true, status, body, location
+	rec.Fingerprint, rec.Released = a.fingerprint, false
 	return k.store.Complete(ctx, rec)
 }
 

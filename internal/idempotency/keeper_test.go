@@ -40,7 +40,8 @@ func (m *memStore) Release(_ context.Context, tenantID, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r, ok := m.recs[tenantID+":"+key]; ok && !r.Done {
-		delete(m.recs, tenantID+":"+key)
+		r.Released = true
+		m.recs[tenantID+":"+key] = r
 	}
 	return nil
 }
@@ -100,7 +101,7 @@ func TestKeeper(t *testing.T) {
 	}
 }
 
-func TestFailureReleasesTheKey(t *testing.T) {
+func TestFailureReleasesTheKeyButKeepsTheSeed(t *testing.T) {
 	ctx := context.Background()
 	k, _ := newKeeper()
 	req := Request{TenantID: "shop", CallerID: "ada", Route: "r", Key: "k", Body: []byte(`{}`)}
@@ -108,10 +109,26 @@ func TestFailureReleasesTheKey(t *testing.T) {
 	if err := k.Finish(ctx, a, 400, nil, ""); err != nil {
 		t.Fatal(err)
 	}
+	// The corrected request runs, with the seed of the failed one: if a twin of the failed
+	// attempt stored something after all, the corrected request finds it.
 	fixed := req
 	fixed.Body = []byte(`{"message":"fixed"}`)
-	if _, err := k.Begin(ctx, fixed); err != nil {
-		t.Errorf("after a failed attempt the key is still taken: %v", err)
+	again, err := k.Begin(ctx, fixed)
+	if err != nil {
+		t.Fatalf("after a failed attempt the key is still taken: %v", err)
+	}
+	if again.Seed != a.Seed || again.Replay != nil {
+		t.Errorf("corrected attempt = %+v; want a fresh run with the seed %q", again, a.Seed)
+	}
+	if err := k.Finish(ctx, again, 201, []byte(`{"id":"m1"}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	// Its response is now the key's: a retry of it replays, the first body is refused.
+	if r, err := k.Begin(ctx, fixed); err != nil || r.Replay == nil || string(r.Replay.Body) != `{"id":"m1"}` {
+		t.Errorf("retry of the corrected request = %+v, %v; want the stored response", r, err)
+	}
+	if _, err := k.Begin(ctx, req); !errors.Is(err, ErrKeyReused) {
+		t.Errorf("first body after the corrected one succeeded = %v, want ErrKeyReused", err)
 	}
 }
 

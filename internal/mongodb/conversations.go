@@ -14,11 +14,12 @@ import (
 	"github.com/supportchat/supportchat/internal/idempotency"
 )
 
-// Store keeps chat's conversations, messages, settings and idempotency records. Every filter
-// it sends holds the tenant id, so one tenant never reads or changes another's documents.
+// Store keeps chat's conversation logs and views, settings and idempotency records.
+// Every filter it sends holds the tenant id, so one tenant never reads or changes another's
+// documents.
 type Store struct {
 	conversations *mongo.Collection
-	messages      *mongo.Collection
+	entries       *mongo.Collection
 	settings      *mongo.Collection
 	idempotency   *mongo.Collection
 	now           func() time.Time
@@ -31,12 +32,11 @@ var (
 	_ idempotency.Store      = (*Store)(nil)
 )
 
-// The errors the store returns for what is not there or changed meanwhile.
+// The errors the store returns for what is not there or taken.
 var (
-	errConversationExists   = &chat.Error{Code: chat.Conflict, Message: "conversation already exists"}
-	errConversationChanged  = &chat.Error{Code: chat.Conflict, Message: "conversation changed meanwhile; try again"}
+	errEntryTaken           = &chat.Error{Code: chat.Conflict, Message: "entry id or sequence number taken"}
 	errConversationNotFound = &chat.Error{Code: chat.NotFound, Message: "conversation not found"}
-	errMessageNotFound      = &chat.Error{Code: chat.NotFound, Message: "message not found"}
+	errEntryNotFound        = &chat.Error{Code: chat.NotFound, Message: "entry not found"}
 )
 
 // newestFirst returns the order of lists: latest activity first, greater id first among equal
@@ -45,17 +45,151 @@ func newestFirst() bson.D {
 	return bson.D{{Key: "updated_at", Value: -1}, {Key: "_id", Value: -1}}
 }
 
-// CreateConversation stores the new conversation c. Returns chat.ErrConflict when its id exists.
-func (s *Store) CreateConversation(ctx context.Context, c *chat.Conversation) error {
-	_, err := s.conversations.InsertOne(ctx, toConversationDoc(c))
-	if mongo.IsDuplicateKeyError(err) {
-		return errConversationExists
+// Append stores entries in order, each marked unprojected. It stops at the first entry whose id
+// or (tenant, conversation, seq) is taken and returns how many it stored before it, with an
+// error matching chat.ErrConflict. The unique index on (tenant_id, conversation_id, seq) makes
+// this the commit point of every write, on MongoDB and FerretDB alike.
+func (s *Store) Append(ctx context.Context, entries []chat.Entry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
 	}
-	return wrap("create conversation", err)
+	docs := make([]any, len(entries))
+	for i, e := range entries {
+		docs[i] = toEntryDoc(e)
+	}
+	_, err := s.entries.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+	if err == nil {
+		return len(entries), nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || len(bwe.WriteErrors) == 0 {
+		return 0, wrap("append entries", err)
+	}
+	// An ordered insert stops at its first failing document: those before it are stored.
+	first := bwe.WriteErrors[0]
+	if bwe.WriteConcernError == nil && isDuplicateKey(first.Code) {
+		return first.Index, errEntryTaken
+	}
+	return first.Index, wrap("append entries", err)
 }
 
-// Conversation returns the conversation id of the tenant. Returns chat.ErrNotFound when there
-// is none.
+// isDuplicateKey reports whether a write error code is a unique-key violation.
+func isDuplicateKey(code int) bool { return code == 11000 || code == 11001 }
+
+// Entry returns entry id of a conversation. Returns chat.ErrNotFound when there is none.
+func (s *Store) Entry(ctx context.Context, tenantID, convID, id string) (*chat.Entry, error) {
+	return s.findEntry(ctx, "find entry", bson.M{"_id": id, "tenant_id": tenantID, "conversation_id": convID}, nil)
+}
+
+// FirstEntry returns the conversation's entry with the least seq. Returns chat.ErrNotFound when
+// it has none.
+func (s *Store) FirstEntry(ctx context.Context, tenantID, convID string) (*chat.Entry, error) {
+	return s.findEntry(ctx, "first entry", bson.M{"tenant_id": tenantID, "conversation_id": convID}, bson.D{{Key: "seq", Value: 1}})
+}
+
+// LastEntry returns the conversation's entry with the greatest seq. Returns chat.ErrNotFound
+// when it has none.
+func (s *Store) LastEntry(ctx context.Context, tenantID, convID string) (*chat.Entry, error) {
+	return s.findEntry(ctx, "last entry", bson.M{"tenant_id": tenantID, "conversation_id": convID}, bson.D{{Key: "seq", Value: -1}})
+}
+
+// findEntry returns the first entry matching filter in sort order.
+func (s *Store) findEntry(ctx context.Context, op string, filter bson.M, sort bson.D) (*chat.Entry, error) {
+	opts := options.FindOne()
+	if sort != nil {
+		opts.SetSort(sort)
+	}
+	var d entryDoc
+	err := s.entries.FindOne(ctx, filter, opts).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, errEntryNotFound
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	e := d.entry()
+	return &e, nil
+}
+
+// Unprojected returns up to limit entries of the tenant still marked unprojected; only those of
+// customerID's conversations when it is not "".
+func (s *Store) Unprojected(ctx context.Context, tenantID, customerID string, limit int) ([]chat.Entry, error) {
+	filter := bson.M{"tenant_id": tenantID, "unprojected": true}
+	if customerID != "" {
+		filter["customer_id"] = customerID
+	}
+	cur, err := s.entries.Find(ctx, filter, options.Find().SetLimit(int64(limit)))
+	if err != nil {
+		return nil, wrap("unprojected entries", err)
+	}
+	var docs []entryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("unprojected entries", err)
+	}
+	entries := make([]chat.Entry, len(docs))
+	for i := range docs {
+		entries[i] = docs[i].entry()
+	}
+	return entries, nil
+}
+
+// MarkProjected clears the unprojected mark of the entries ids of a conversation.
+func (s *Store) MarkProjected(ctx context.Context, tenantID, convID string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.entries.UpdateMany(ctx,
+		bson.M{"_id": bson.M{"$in": ids}, "tenant_id": tenantID, "conversation_id": convID},
+		bson.M{"$unset": bson.M{"unprojected": ""}})
+	return wrap("mark entries projected", err)
+}
+
+// Messages returns up to limit messages of the conversation with seq below before (0: from the
+// newest), newest first.
+func (s *Store) Messages(ctx context.Context, tenantID, convID string, before int64, limit int) ([]chat.Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	filter := bson.M{"tenant_id": tenantID, "conversation_id": convID, "kind": string(chat.EntryMessage)}
+	if before > 0 {
+		filter["seq"] = bson.M{"$lt": before}
+	}
+	cur, err := s.entries.Find(ctx, filter,
+		options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}).SetLimit(int64(limit)).
+			SetProjection(bson.M{"conversation_id": 1, "message": 1}))
+	if err != nil {
+		return nil, wrap("list messages", err)
+	}
+	var docs []entryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("list messages", err)
+	}
+	msgs := make([]chat.Message, 0, len(docs))
+	for _, d := range docs {
+		if d.Message != nil {
+			msgs = append(msgs, d.Message.message(d.ConversationID))
+		}
+	}
+	return msgs, nil
+}
+
+// Project stores c as the view of its conversation, unless the stored view is at c.Seq or
+// beyond already. On MongoDB the replace is atomic, so a view only moves forward; on servers
+// whose updates are not (FerretDB), the caller checks the log afterwards (chat.Service.project).
+func (s *Store) Project(ctx context.Context, c *chat.Conversation) error {
+	filter := bson.M{"_id": c.ID, "tenant_id": c.TenantID, "seq": bson.M{"$lt": c.Seq}}
+	doc := toConversationDoc(c)
+	_, err := s.conversations.ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		// The view exists but did not match: it is newer, or it was created by a racing
+		// upsert just now. Without the upsert the replace tells which, atomically on MongoDB.
+		_, err = s.conversations.ReplaceOne(ctx, filter, doc)
+	}
+	return wrap("project conversation", err)
+}
+
+// Conversation returns the view of conversation id of the tenant. Returns chat.ErrNotFound when
+// there is none.
 func (s *Store) Conversation(ctx context.Context, tenantID, id string) (*chat.Conversation, error) {
 	var d conversationDoc
 	err := s.conversations.FindOne(ctx, bson.M{"_id": id, "tenant_id": tenantID}).Decode(&d)
@@ -66,37 +200,6 @@ func (s *Store) Conversation(ctx context.Context, tenantID, id string) (*chat.Co
 		return nil, wrap("find conversation", err)
 	}
 	return d.conversation(), nil
-}
-
-// UpdateConversation replaces the stored conversation with c if its stored version is still
-// prev. Returns chat.ErrConflict when it changed meanwhile, chat.ErrNotFound when it is gone.
-func (s *Store) UpdateConversation(ctx context.Context, c *chat.Conversation, prev int64) error {
-	res, err := s.conversations.ReplaceOne(ctx,
-		bson.M{"_id": c.ID, "tenant_id": c.TenantID, "version": prev},
-		toConversationDoc(c))
-	if err != nil {
-		return wrap("update conversation", err)
-	}
-	if res.MatchedCount > 0 {
-		return nil
-	}
-	n, err := s.conversations.CountDocuments(ctx, bson.M{"_id": c.ID, "tenant_id": c.TenantID}, options.Count().SetLimit(1))
-	if err != nil {
-		return wrap("update conversation", err)
-	}
-	if n == 0 {
-		return errConversationNotFound
-	}
-	return errConversationChanged
-}
-
-// ClearPending empties the pending messages of a conversation if its first pending message is
-// still firstID; it does nothing otherwise.
-func (s *Store) ClearPending(ctx context.Context, tenantID, convID, firstID string) error {
-	_, err := s.conversations.UpdateOne(ctx,
-		bson.M{"_id": convID, "tenant_id": tenantID, "pending.0.id": firstID},
-		bson.M{"$set": bson.M{"pending": bson.A{}}})
-	return wrap("clear pending", err)
 }
 
 // ListConversations returns up to limit conversations of the tenant matching f, newest
@@ -149,77 +252,6 @@ func (s *Store) findConversations(ctx context.Context, op string, filter bson.M,
 		convs[i] = docs[i].conversation()
 	}
 	return convs, nil
-}
-
-// InsertMessages adds msgs to the tenant's message history; a message already there is
-// skipped, so replaying pending messages is safe.
-func (s *Store) InsertMessages(ctx context.Context, tenantID string, msgs []chat.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	docs := make([]any, len(msgs))
-	for i, m := range msgs {
-		docs[i] = toMessageDoc(tenantID, m)
-	}
-	_, err := s.messages.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	if onlyDuplicates(err) {
-		return nil
-	}
-	return wrap("insert messages", err)
-}
-
-// onlyDuplicates reports whether err is a bulk write error of duplicate keys only.
-func onlyDuplicates(err error) bool {
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return false
-	}
-	for _, we := range bwe.WriteErrors {
-		if we.Code != 11000 && we.Code != 11001 {
-			return false
-		}
-	}
-	return true
-}
-
-// Messages returns up to limit messages of the conversation with Seq below before (0: from the
-// newest), newest first.
-func (s *Store) Messages(ctx context.Context, tenantID, convID string, before int64, limit int) ([]chat.Message, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	filter := bson.M{"tenant_id": tenantID, "conversation_id": convID}
-	if before > 0 {
-		filter["seq"] = bson.M{"$lt": before}
-	}
-	cur, err := s.messages.Find(ctx, filter,
-		options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, wrap("list messages", err)
-	}
-	var docs []messageDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, wrap("list messages", err)
-	}
-	msgs := make([]chat.Message, len(docs))
-	for i := range docs {
-		msgs[i] = docs[i].message()
-	}
-	return msgs, nil
-}
-
-// Message returns the message id of the conversation. Returns chat.ErrNotFound when there is none.
-func (s *Store) Message(ctx context.Context, tenantID, convID, id string) (*chat.Message, error) {
-	var d messageDoc
-	err := s.messages.FindOne(ctx, bson.M{"_id": id, "tenant_id": tenantID, "conversation_id": convID}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, errMessageNotFound
-	}
-	if err != nil {
-		return nil, wrap("find message", err)
-	}
-	m := d.message()
-	return &m, nil
 }
 
 // FirstReplySeconds returns the first-reply times, in seconds, of up to limit conversations of

@@ -26,7 +26,7 @@ const DefaultTimeout = 5 * time.Second
 // The collections of the store.
 const (
 	conversationsCollection = "conversations"
-	messagesCollection      = "messages"
+	entriesCollection       = "entries"
 	settingsCollection      = "settings"
 	idempotencyCollection   = "idempotency"
 )
@@ -88,7 +88,7 @@ func Open(ctx context.Context, uri, database string, o Options) (*DB, error) {
 		log:    o.Logger,
 		store: &Store{
 			conversations: db.Collection(conversationsCollection),
-			messages:      db.Collection(messagesCollection),
+			entries:       db.Collection(entriesCollection),
 			settings:      db.Collection(settingsCollection),
 			idempotency:   db.Collection(idempotencyCollection),
 			now:           o.Now,

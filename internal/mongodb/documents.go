@@ -6,35 +6,62 @@ import (
 	"github.com/supportchat/supportchat/internal/chat"
 )
 
-// conversationDoc is a chat.Conversation in the conversations collection.
+// entryDoc is a chat.Entry in the entries collection: the log of every conversation.
+type entryDoc struct {
+	ID             string         `bson:"_id"`
+	TenantID       string         `bson:"tenant_id"`
+	ConversationID string         `bson:"conversation_id"`
+	CustomerID     string         `bson:"customer_id"`
+	Seq            int64          `bson:"seq"`
+	Kind           string         `bson:"kind"`
+	At             time.Time      `bson:"at"`
+	By             participantDoc `bson:"by"`
+	Header         *headerDoc     `bson:"header,omitempty"`
+	Message        *messageDoc    `bson:"message,omitempty"`
+	State          stateDoc       `bson:"state"`
+	// Unprojected is true from the insert until the writer has brought the conversation's view
+	// up to this entry; the field is removed then.
+	Unprojected bool `bson:"unprojected,omitempty"`
+}
+
+// headerDoc is a chat.Header without its ids (the documents holding it have them).
+type headerDoc struct {
+	Subject   string         `bson:"subject"`
+	Customer  participantDoc `bson:"customer"`
+	Context   *contextDoc    `bson:"context,omitempty"`
+	CreatedAt time.Time      `bson:"created_at"`
+}
+
+// stateDoc is a chat.State. Conversation views hold it inline, so its fields are queried and
+// indexed there (status, assignee, updated_at).
+type stateDoc struct {
+	Seq               int64            `bson:"seq"`
+	Status            string           `bson:"status"`
+	Assignee          string           `bson:"assignee"` // "" when unassigned
+	Admins            []participantDoc `bson:"admins"`
+	UpdatedAt         time.Time        `bson:"updated_at"`
+	CustomerCount     int64            `bson:"customer_count"`
+	AdminCount        int64            `bson:"admin_count"`
+	CustomerRead      int64            `bson:"customer_read"`
+	TeamRead          int64            `bson:"team_read"`
+	FirstReplyAt      *time.Time       `bson:"first_reply_at,omitempty"`
+	FirstReplySeconds int64            `bson:"first_reply_seconds"`
+	AwayNoticeAt      *time.Time       `bson:"away_notice_at,omitempty"`
+}
+
+// conversationDoc is a chat.Conversation in the conversations collection: the view of a
+// conversation's log that lists read.
 type conversationDoc struct {
-	ID           string           `bson:"_id"`
-	TenantID     string           `bson:"tenant_id"`
-	Status       string           `bson:"status"`
-	Subject      string           `bson:"subject"`
-	Customer     participantDoc   `bson:"customer"`
-	Participants []participantDoc `bson:"participants"`
-	Context      *contextDoc      `bson:"context,omitempty"`
-	// Assignee is "" when the conversation is unassigned.
-	Assignee  string    `bson:"assignee"`
-	CreatedAt time.Time `bson:"created_at"`
-	UpdatedAt time.Time `bson:"updated_at"`
-
-	Version       int64 `bson:"version"`
-	LastSeq       int64 `bson:"last_seq"`
-	CustomerCount int64 `bson:"customer_count"`
-	AdminCount    int64 `bson:"admin_count"`
-	CustomerRead  int64 `bson:"customer_read"`
-	TeamRead      int64 `bson:"team_read"`
+	ID        string         `bson:"_id"`
+	TenantID  string         `bson:"tenant_id"`
+	Subject   string         `bson:"subject"`
+	Customer  participantDoc `bson:"customer"`
+	Context   *contextDoc    `bson:"context,omitempty"`
+	CreatedAt time.Time      `bson:"created_at"`
+	State     stateDoc       `bson:",inline"`
 	// TeamUnread is derived (customer_count > team_read) for the unread filter and its index.
-	TeamUnread bool `bson:"team_unread"`
-
-	Latest  []embeddedMessageDoc `bson:"latest"`
-	Pending []embeddedMessageDoc `bson:"pending"`
-
-	FirstReplyAt      *time.Time `bson:"first_reply_at,omitempty"`
-	FirstReplySeconds int64      `bson:"first_reply_seconds"`
-	AwayNoticeAt      *time.Time `bson:"away_notice_at,omitempty"`
+	TeamUnread bool         `bson:"team_unread"`
+	Latest     []messageDoc `bson:"latest"`
 }
 
 // participantDoc is a chat.Participant.
@@ -44,15 +71,16 @@ type participantDoc struct {
 	Name string `bson:"name"`
 }
 
-// contextDoc is a chat.Context.
+// contextDoc is a chat.ShopContext.
 type contextDoc struct {
 	OrderID   string `bson:"order_id"`
 	ProductID string `bson:"product_id"`
 	PageURL   string `bson:"page_url"`
 }
 
-// embeddedMessageDoc is a chat.Message inside its conversation (latest and pending).
-type embeddedMessageDoc struct {
+// messageDoc is a chat.Message inside an entry or a view; the conversation id is the
+// enclosing document's.
+type messageDoc struct {
 	ID        string         `bson:"id"`
 	Seq       int64          `bson:"seq"`
 	Sender    participantDoc `bson:"sender"`
@@ -62,82 +90,148 @@ type embeddedMessageDoc struct {
 	AdminN    int64          `bson:"admin_n"`
 }
 
-// messageDoc is a chat.Message in the messages collection (the history).
-type messageDoc struct {
-	ID             string         `bson:"_id"`
-	TenantID       string         `bson:"tenant_id"`
-	ConversationID string         `bson:"conversation_id"`
-	Seq            int64          `bson:"seq"`
-	Sender         participantDoc `bson:"sender"`
-	Body           string         `bson:"body"`
-	CreatedAt      time.Time      `bson:"created_at"`
-	CustomerN      int64          `bson:"customer_n"`
-	AdminN         int64          `bson:"admin_n"`
+// toEntryDoc returns the document of e.
+func toEntryDoc(e chat.Entry) *entryDoc {
+	d := &entryDoc{
+		ID:             e.ID,
+		TenantID:       e.TenantID,
+		ConversationID: e.ConversationID,
+		CustomerID:     e.CustomerID,
+		Seq:            e.Seq,
+		Kind:           string(e.Kind),
+		At:             e.At,
+		By:             toParticipantDoc(e.By),
+		State:          toStateDoc(e.State),
+		Unprojected:    true,
+	}
+	if e.Header != nil {
+		h := toHeaderDoc(*e.Header)
+		d.Header = &h
+	}
+	if e.Message != nil {
+		m := toMessageDoc(*e.Message)
+		d.Message = &m
+	}
+	return d
 }
 
-// toConversationDoc returns the document of c.
+// entry returns the chat.Entry of d.
+func (d *entryDoc) entry() chat.Entry {
+	e := chat.Entry{
+		ID:             d.ID,
+		TenantID:       d.TenantID,
+		ConversationID: d.ConversationID,
+		CustomerID:     d.CustomerID,
+		Seq:            d.Seq,
+		Kind:           chat.EntryKind(d.Kind),
+		At:             d.At.UTC(),
+		By:             d.By.participant(),
+		State:          d.State.state(),
+	}
+	if d.Header != nil {
+		h := d.Header.header(d.ConversationID, d.TenantID)
+		e.Header = &h
+	}
+	if d.Message != nil {
+		m := d.Message.message(d.ConversationID)
+		e.Message = &m
+	}
+	return e
+}
+
+// toHeaderDoc returns the document of h.
+func toHeaderDoc(h chat.Header) headerDoc {
+	d := headerDoc{Subject: h.Subject, Customer: toParticipantDoc(h.Customer), CreatedAt: h.CreatedAt}
+	if h.Context != nil {
+		d.Context = &contextDoc{OrderID: h.Context.OrderID, ProductID: h.Context.ProductID, PageURL: h.Context.PageURL}
+	}
+	return d
+}
+
+// header returns the chat.Header of d for conversation id of tenantID.
+func (d *headerDoc) header(id, tenantID string) chat.Header {
+	h := chat.Header{ID: id, TenantID: tenantID, Subject: d.Subject, Customer: d.Customer.participant(), CreatedAt: d.CreatedAt.UTC()}
+	if d.Context != nil {
+		h.Context = &chat.ShopContext{OrderID: d.Context.OrderID, ProductID: d.Context.ProductID, PageURL: d.Context.PageURL}
+	}
+	return h
+}
+
+// toStateDoc returns the document of st.
+func toStateDoc(st chat.State) stateDoc {
+	d := stateDoc{
+		Seq:               st.Seq,
+		Status:            string(st.Status),
+		Assignee:          st.Assignee,
+		Admins:            make([]participantDoc, len(st.Admins)),
+		UpdatedAt:         st.UpdatedAt,
+		CustomerCount:     st.CustomerCount,
+		AdminCount:        st.AdminCount,
+		CustomerRead:      st.CustomerRead,
+		TeamRead:          st.TeamRead,
+		FirstReplyAt:      st.FirstReplyAt,
+		FirstReplySeconds: st.FirstReplySeconds,
+		AwayNoticeAt:      st.AwayNoticeAt,
+	}
+	for i, p := range st.Admins {
+		d.Admins[i] = toParticipantDoc(p)
+	}
+	return d
+}
+
+// state returns the chat.State of d.
+func (d *stateDoc) state() chat.State {
+	st := chat.State{
+		Seq:               d.Seq,
+		Status:            chat.Status(d.Status),
+		Assignee:          d.Assignee,
+		UpdatedAt:         d.UpdatedAt.UTC(),
+		CustomerCount:     d.CustomerCount,
+		AdminCount:        d.AdminCount,
+		CustomerRead:      d.CustomerRead,
+		TeamRead:          d.TeamRead,
+		FirstReplyAt:      utc(d.FirstReplyAt),
+		FirstReplySeconds: d.FirstReplySeconds,
+		AwayNoticeAt:      utc(d.AwayNoticeAt),
+	}
+	if len(d.Admins) > 0 {
+		st.Admins = make([]chat.Participant, len(d.Admins))
+		for i, p := range d.Admins {
+			st.Admins[i] = p.participant()
+		}
+	}
+	return st
+}
+
+// toConversationDoc returns the document of the view c.
 func toConversationDoc(c *chat.Conversation) *conversationDoc {
+	h := toHeaderDoc(c.Header)
 	d := &conversationDoc{
-		ID:                c.ID,
-		TenantID:          c.TenantID,
-		Status:            string(c.Status),
-		Subject:           c.Subject,
-		Customer:          toParticipantDoc(c.Customer),
-		Participants:      make([]participantDoc, len(c.Participants)),
-		Assignee:          c.Assignee,
-		CreatedAt:         c.CreatedAt,
-		UpdatedAt:         c.UpdatedAt,
-		Version:           c.Version,
-		LastSeq:           c.LastSeq,
-		CustomerCount:     c.CustomerCount,
-		AdminCount:        c.AdminCount,
-		CustomerRead:      c.CustomerRead,
-		TeamRead:          c.TeamRead,
-		TeamUnread:        c.TeamUnread(),
-		Latest:            toEmbeddedDocs(c.Latest),
-		Pending:           toEmbeddedDocs(c.Pending),
-		FirstReplyAt:      c.FirstReplyAt,
-		FirstReplySeconds: c.FirstReplySeconds,
-		AwayNoticeAt:      c.AwayNoticeAt,
+		ID:         c.ID,
+		TenantID:   c.TenantID,
+		Subject:    h.Subject,
+		Customer:   h.Customer,
+		Context:    h.Context,
+		CreatedAt:  h.CreatedAt,
+		State:      toStateDoc(c.State),
+		TeamUnread: c.TeamUnread(),
+		Latest:     make([]messageDoc, len(c.Latest)),
 	}
-	for i, p := range c.Participants {
-		d.Participants[i] = toParticipantDoc(p)
-	}
-	if c.Context != nil {
-		d.Context = &contextDoc{OrderID: c.Context.OrderID, ProductID: c.Context.ProductID, PageURL: c.Context.PageURL}
+	for i, m := range c.Latest {
+		d.Latest[i] = toMessageDoc(m)
 	}
 	return d
 }
 
 // conversation returns the chat.Conversation of d.
 func (d *conversationDoc) conversation() *chat.Conversation {
-	c := &chat.Conversation{
-		ID:                d.ID,
-		TenantID:          d.TenantID,
-		Status:            chat.Status(d.Status),
-		Subject:           d.Subject,
-		Customer:          d.Customer.participant(),
-		Participants:      make([]chat.Participant, len(d.Participants)),
-		Assignee:          d.Assignee,
-		CreatedAt:         d.CreatedAt.UTC(),
-		UpdatedAt:         d.UpdatedAt.UTC(),
-		Version:           d.Version,
-		LastSeq:           d.LastSeq,
-		CustomerCount:     d.CustomerCount,
-		AdminCount:        d.AdminCount,
-		CustomerRead:      d.CustomerRead,
-		TeamRead:          d.TeamRead,
-		Latest:            messagesOf(d.ID, d.Latest),
-		Pending:           messagesOf(d.ID, d.Pending),
-		FirstReplyAt:      utc(d.FirstReplyAt),
-		FirstReplySeconds: d.FirstReplySeconds,
-		AwayNoticeAt:      utc(d.AwayNoticeAt),
-	}
-	for i, p := range d.Participants {
-		c.Participants[i] = p.participant()
-	}
-	if d.Context != nil {
-		c.Context = &chat.Context{OrderID: d.Context.OrderID, ProductID: d.Context.ProductID, PageURL: d.Context.PageURL}
+	h := headerDoc{Subject: d.Subject, Customer: d.Customer, Context: d.Context, CreatedAt: d.CreatedAt}
+	c := &chat.Conversation{Header: h.header(d.ID, d.TenantID), State: d.State.state()}
+	if len(d.Latest) > 0 {
+		c.Latest = make([]chat.Message, len(d.Latest))
+		for i, m := range d.Latest {
+			c.Latest[i] = m.message(d.ID)
+		}
 	}
 	return c
 }
@@ -152,64 +246,24 @@ func (d participantDoc) participant() chat.Participant {
 	return chat.Participant{ID: d.ID, Role: chat.Role(d.Role), Name: d.Name}
 }
 
-// toEmbeddedDocs returns the embedded documents of msgs; never nil, so the field is an array.
-func toEmbeddedDocs(msgs []chat.Message) []embeddedMessageDoc {
-	docs := make([]embeddedMessageDoc, len(msgs))
-	for i, m := range msgs {
-		docs[i] = embeddedMessageDoc{
-			ID:        m.ID,
-			Seq:       m.Seq,
-			Sender:    toParticipantDoc(m.Sender),
-			Body:      m.Body,
-			CreatedAt: m.CreatedAt,
-			CustomerN: m.CustomerN,
-			AdminN:    m.AdminN,
-		}
-	}
-	return docs
-}
-
-// messagesOf returns the messages of conversation convID embedded as docs; nil for none.
-func messagesOf(convID string, docs []embeddedMessageDoc) []chat.Message {
-	if len(docs) == 0 {
-		return nil
-	}
-	msgs := make([]chat.Message, len(docs))
-	for i, d := range docs {
-		msgs[i] = chat.Message{
-			ID:             d.ID,
-			ConversationID: convID,
-			Seq:            d.Seq,
-			Sender:         d.Sender.participant(),
-			Body:           d.Body,
-			CreatedAt:      d.CreatedAt.UTC(),
-			CustomerN:      d.CustomerN,
-			AdminN:         d.AdminN,
-		}
-	}
-	return msgs
-}
-
-// toMessageDoc returns the history document of m for tenantID.
-func toMessageDoc(tenantID string, m chat.Message) messageDoc {
+// toMessageDoc returns the document of m.
+func toMessageDoc(m chat.Message) messageDoc {
 	return messageDoc{
-		ID:             m.ID,
-		TenantID:       tenantID,
-		ConversationID: m.ConversationID,
-		Seq:            m.Seq,
-		Sender:         toParticipantDoc(m.Sender),
-		Body:           m.Body,
-		CreatedAt:      m.CreatedAt,
-		CustomerN:      m.CustomerN,
-		AdminN:         m.AdminN,
+		ID:        m.ID,
+		Seq:       m.Seq,
+		Sender:    toParticipantDoc(m.Sender),
+		Body:      m.Body,
+		CreatedAt: m.CreatedAt,
+		CustomerN: m.CustomerN,
+		AdminN:    m.AdminN,
 	}
 }
 
-// message returns the chat.Message of d.
-func (d *messageDoc) message() chat.Message {
+// message returns the chat.Message of d in conversation convID.
+func (d *messageDoc) message(convID string) chat.Message {
 	return chat.Message{
 		ID:             d.ID,
-		ConversationID: d.ConversationID,
+		ConversationID: convID,
 		Seq:            d.Seq,
 		Sender:         d.Sender.participant(),
 		Body:           d.Body,

@@ -24,6 +24,7 @@ type idempotencyDoc struct {
 	Key         string    `bson:"key"`
 	Fingerprint string    `bson:"fingerprint"`
 	Seed        string    `bson:"seed"`
+	Released    bool      `bson:"released"`
 	Done        bool      `bson:"done"`
 	Status      int       `bson:"status"`
 	Body        []byte    `bson:"body"`
@@ -45,6 +46,7 @@ func toIdempotencyDoc(rec idempotency.Record) idempotencyDoc {
 		Key:         rec.Key,
 		Fingerprint: rec.Fingerprint,
 		Seed:        rec.Seed,
+		Released:    rec.Released,
 		Done:        rec.Done,
 		Status:      rec.Status,
 		Body:        rec.Body,
@@ -61,6 +63,7 @@ func (d *idempotencyDoc) record() idempotency.Record {
 		TenantID:    d.TenantID,
 		Fingerprint: d.Fingerprint,
 		Seed:        d.Seed,
+		Released:    d.Released,
 		Done:        d.Done,
 		Status:      d.Status,
 		Body:        d.Body,
@@ -109,12 +112,14 @@ func (s *Store) Reserve(ctx context.Context, rec idempotency.Record) (idempotenc
 	return idempotency.Record{}, false, &chat.Error{Code: chat.Conflict, Message: "request with this idempotency key is in progress; try again"}
 }
 
-// Complete stores the response of a reserved record: Done, Status, Body and Location. A record
-// that expired and is gone meanwhile stays gone: the response is not kept for replays.
+// Complete stores the response of a record (Done, Status, Body, Location) and the fingerprint
+// of the request that produced it. A record that expired and is gone meanwhile stays gone: the
+// response is not kept for replays.
 func (s *Store) Complete(ctx context.Context, rec idempotency.Record) error {
 	res, err := s.idempotency.UpdateOne(ctx,
 		bson.M{"_id": idempotencyID(rec.TenantID, rec.Key), "tenant_id": rec.TenantID},
-		bson.M{"$set": bson.M{"done": rec.Done, "status": rec.Status, "body": rec.Body, "location": rec.Location}})
+		bson.M{"$set": bson.M{"done": rec.Done, "status": rec.Status, "body": rec.Body, "location": rec.Location,
+			"fingerprint": rec.Fingerprint, "released": false}})
 	if err != nil {
 		return wrap("complete idempotency key", err)
 	}
@@ -124,8 +129,11 @@ func (s *Store) Complete(ctx context.Context, rec idempotency.Record) error {
 	return nil
 }
 
-// Release deletes the record of tenantID and key unless it is done, so the key can be used again.
+// Release marks the record of tenantID and key released unless it is done. The record, and
+// with it the seed, stays until it expires.
 func (s *Store) Release(ctx context.Context, tenantID, key string) error {
-	_, err := s.idempotency.DeleteOne(ctx, bson.M{"_id": idempotencyID(tenantID, key), "tenant_id": tenantID, "done": false})
+	_, err := s.idempotency.UpdateOne(ctx,
+		bson.M{"_id": idempotencyID(tenantID, key), "tenant_id": tenantID, "done": false},
+		bson.M{"$set": bson.M{"released": true}})
 	return wrap("release idempotency key", err)
 }

@@ -126,13 +126,23 @@ func TestCompleteAndRelease(t *testing.T) {
 	if err := s.Release(ctx, outdoor, "failed"); err != nil {
 		t.Fatalf("Release(other tenant): %v", err)
 	}
-	if _, ok, _ := s.Reserve(ctx, record("failed", "s2", t0)); ok {
-		t.Error("another tenant's Release freed the key")
+	if got, _, _ := s.Reserve(ctx, record("failed", "s2", t0)); got.Released {
+		t.Error("another tenant's Release released the key")
 	}
 	if err := s.Release(ctx, shop, "failed"); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	if got, ok, err := s.Reserve(ctx, record("failed", "s3", t0)); err != nil || !ok || got.Seed != "s3" {
-		t.Errorf("Reserve(after release) = seed %q, %v, %v; want a new reservation", got.Seed, ok, err)
+	// A released key keeps its record and seed: a retry still finds what a twin stored.
+	got, ok, err = s.Reserve(ctx, record("failed", "s3", t0))
+	if err != nil || ok || !got.Released || got.Seed != "s1" {
+		t.Errorf("Reserve(after release) = %+v, %v, %v; want the released record with seed s1", got, ok, err)
+	}
+	// Completing it stores the fingerprint of the request that succeeded.
+	got.Done, got.Status, got.Fingerprint = true, 201, "corrected"
+	if err := s.Complete(ctx, got); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if got, _, _ := s.Reserve(ctx, record("failed", "s4", t0)); !got.Done || got.Released || got.Fingerprint != "corrected" {
+		t.Errorf("after Complete = %+v; want done, not released, fingerprint corrected", got)
 	}
 }

@@ -37,8 +37,11 @@ func indexes() []index {
 			keys: keys("tenant_id", 1, "team_unread", 1, "updated_at", -1, "_id", -1)},
 		{collection: conversationsCollection, name: "tenant_first_reply",
 			keys: keys("tenant_id", 1, "first_reply_at", -1)},
-		{collection: messagesCollection, name: "tenant_conversation_seq", unique: true,
+		// The arbiter of concurrent writes: one entry per sequence number of a conversation.
+		{collection: entriesCollection, name: "tenant_conversation_seq", unique: true,
 			keys: keys("tenant_id", 1, "conversation_id", 1, "seq", -1)},
+		{collection: entriesCollection, name: "tenant_unprojected_customer",
+			keys: keys("tenant_id", 1, "unprojected", 1, "customer_id", 1)},
 		{collection: idempotencyCollection, name: "expires", ttl: true,
 			keys: keys("expires_at", 1)},
 	}

@@ -1,0 +1,359 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/idempotency"
+	"github.com/supportchat/supportchat/internal/testenv"
+)
+
+// crasher wraps a replica's stores and kills the request that makes its armed write step: once
+// the store call returns, the handler's goroutine exits on the spot, as if the process died
+// there. The steps are every write the request makes (each entry appended, each view
+// projected, each mark cleared, each idempotency record written), so arming step 1, 2, ...
+// puts a crash between each pair of write steps.
+type crasher struct {
+	chat.ConversationStore
+	idem idempotency.Store
+
+	mu      sync.Mutex
+	armed   int // the step after which to crash; 0 for none
+	steps   int
+	crashed bool
+}
+
+var (
+	_ chat.ConversationStore = (*crasher)(nil)
+	_ idempotency.Store      = (*crasher)(nil)
+)
+
+// arm makes the request that follows crash after its step n (0: count steps, crash never).
+func (c *crasher) arm(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armed, c.steps, c.crashed = n, 0, false
+}
+
+// result returns how many steps the armed request made and whether it crashed.
+func (c *crasher) result() (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.steps, c.crashed
+}
+
+// step counts one write step and crashes when it is the armed one.
+func (c *crasher) step() {
+	c.mu.Lock()
+	c.steps++
+	crash := c.armed > 0 && c.steps == c.armed
+	if crash {
+		c.crashed, c.armed = true, 0
+	}
+	c.mu.Unlock()
+	if crash {
+		runtime.Goexit()
+	}
+}
+
+// Append appends one entry at a time, so a crash can fall between two entries of one write.
+func (c *crasher) Append(ctx context.Context, entries []chat.Entry) (int, error) {
+	for i, e := range entries {
+		if _, err := c.ConversationStore.Append(ctx, []chat.Entry{e}); err != nil {
+			return i, err
+		}
+		c.step()
+	}
+	return len(entries), nil
+}
+
+func (c *crasher) Project(ctx context.Context, conv *chat.Conversation) error {
+	defer c.step()
+	return c.ConversationStore.Project(ctx, conv)
+}
+
+func (c *crasher) MarkProjected(ctx context.Context, tenantID, convID string, ids []string) error {
+	defer c.step()
+	return c.ConversationStore.MarkProjected(ctx, tenantID, convID, ids)
+}
+
+func (c *crasher) Reserve(ctx context.Context, rec idempotency.Record) (idempotency.Record, bool, error) {
+	defer c.step()
+	return c.idem.Reserve(ctx, rec)
+}
+
+func (c *crasher) Complete(ctx context.Context, rec idempotency.Record) error {
+	defer c.step()
+	return c.idem.Complete(ctx, rec)
+}
+
+func (c *crasher) Release(ctx context.Context, tenantID, key string) error {
+	defer c.step()
+	return c.idem.Release(ctx, tenantID, key)
+}
+
+// crashWrite is a write whose every crash point the crash test tries.
+type crashWrite struct {
+	name string
+	// prepare makes what the write needs, for the n-th attempt, and returns the customer and
+	// the conversation ("" when the write starts it).
+	prepare func(t *testing.T, a *stack, n int) (customer user, conv string)
+	// send makes the write as it would be retried: same body, same Idempotency-Key.
+	send func(r *stack, customer user, conv string, client *http.Client) (response, error)
+	// after checks the conversation once the write is known to be done exactly once; before
+	// the retry, the summary must show the state before or after the write.
+	after func(t *testing.T, a *stack, customer user, conv string, history []messageJSON)
+	// summary returns what the summary may show before the retry (done: after the retry).
+	summary func(a *stack, customer user, history []messageJSON, done bool) summaryCheck
+}
+
+// TestConsistencyCrashBetweenWriteSteps kills each kind of write after each of its write steps
+// on one replica, then checks on the other replica that the next read agrees with the
+// history, and that retrying the write (with its Idempotency-Key where it has one) leaves it
+// done exactly once.
+func TestConsistencyCrashBetweenWriteSteps(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv testenv.MongoServer) {
+		// crashingReplicas returns two replicas, the first with its stores wrapped by crash. A
+		// database of their own keeps each write's runs quick on FerretDB, which scans whole
+		// collections.
+		crashingReplicas := func(t *testing.T) (*crasher, *stack, *stack) {
+			crash := &crasher{}
+			a, b := replicas(t, srv, stackOptions{
+				store:       func(s chat.ConversationStore) chat.ConversationStore { crash.ConversationStore = s; return crash },
+				idempotency: func(s idempotency.Store) idempotency.Store { crash.idem = s; return crash },
+			})
+			return crash, a, b
+		}
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}} // no transparent retries
+		for _, w := range crashWrites() {
+			t.Run(w.name, func(t *testing.T) {
+				crash, a, b := crashingReplicas(t)
+				customer, conv := w.prepare(t, a, 0)
+				crash.arm(0)
+				if r, err := w.send(a, customer, conv, client); err != nil || r.Status/100 != 2 {
+					t.Fatalf("the write without a crash = %d %s %v", r.Status, r.Body, err)
+				}
+				steps, _ := crash.result()
+				if steps == 0 {
+					t.Fatal("the write made no write steps")
+				}
+				for n := 1; n <= steps; n++ {
+					t.Run(fmt.Sprintf("after step %d of %d", n, steps), func(t *testing.T) {
+						customer, conv := w.prepare(t, a, n)
+						crash.arm(n)
+						if r, err := w.send(a, customer, conv, client); err == nil {
+							t.Fatalf("the crashed write was answered: %d %s", r.Status, r.Body)
+						}
+						if _, crashed := crash.result(); !crashed {
+							t.Fatal("the write did not reach the crash")
+						}
+						crash.arm(0)
+						// A reader on the other replica finds the conversation as it is, whole.
+						if conv == "" {
+							conv = onlyConversation(t, customer.on(b))
+						}
+						if conv != "" {
+							history := customer.on(b).fullHistory(conv)
+							checkSummary(t, conv, []user{customer, b.admin(shop, "admin-viewer")}, []*stack{b, a}, w.summary(a, customer, history, false))
+						}
+						// The client retries on the other replica: the write is then done once.
+						if r, err := w.send(b, customer, conv, http.DefaultClient); err != nil || r.Status/100 != 2 {
+							t.Fatalf("the retry = %d %s %v", r.Status, r.Body, err)
+						}
+						if conv == "" {
+							conv = onlyConversation(t, customer.on(b))
+						}
+						history := customer.on(b).fullHistory(conv)
+						checkSummary(t, conv, []user{customer, b.admin(shop, "admin-viewer")}, []*stack{b, a}, w.summary(a, customer, history, true))
+						w.after(t, a, customer, conv, history)
+					})
+				}
+			})
+		}
+		t.Run("a repairing reader dies too", func(t *testing.T) {
+			crash, a, b := crashingReplicas(t)
+			ada := a.customer(shop, "cust-repair")
+			a.admin(shop, "admin-crash").setPresence("online")
+			conv := ada.start("hello").ID
+			crash.arm(1) // the message is committed; its writer dies before updating the view
+			if _, err := a.send(client, "POST", "/api/v1/chat/"+conv+"/messages", map[string]string{"body": "lost view"},
+				map[string]string{"X-Tenant-ID": shop, "Authorization": "Bearer " + ada.token}); err == nil {
+				t.Fatal("the crashed write was answered")
+			}
+			crash.arm(1) // a list on the same replica repairs the view, and dies after its repair entry
+			if _, err := a.send(client, "GET", "/api/v1/chat/list", nil,
+				map[string]string{"X-Tenant-ID": shop, "Authorization": "Bearer " + ada.token}); err == nil {
+				t.Fatal("the crashed list was answered")
+			}
+			if _, crashed := crash.result(); !crashed {
+				t.Fatal("the list did not repair")
+			}
+			crash.arm(0)
+			history := ada.on(b).fullHistory(conv)
+			if countBodies(history, "lost view") != 1 {
+				t.Fatalf("history %v lacks the committed message", ids(history))
+			}
+			checkSummary(t, conv, []user{ada, b.admin(shop, "admin-viewer")}, []*stack{b, a}, summaryCheck{unread: map[string][]int{
+				ada.id:         {unreadIn(history, "customer")},
+				"admin-viewer": {unreadIn(history, "admin")},
+			}})
+		})
+	})
+}
+
+// onlyConversation returns the id of the one conversation u lists, or "" when u has none.
+func onlyConversation(t *testing.T, u user) string {
+	t.Helper()
+	l := u.list("")
+	switch len(l.Conversations) {
+	case 0:
+		return ""
+	case 1:
+		return l.Conversations[0].ID
+	}
+	t.Fatalf("%s lists %d conversations, want at most 1", u.id, len(l.Conversations))
+	return ""
+}
+
+// countBodies returns how many messages of history have body.
+func countBodies(history []messageJSON, body string) int {
+	n := 0
+	for _, m := range history {
+		if m.Body == body {
+			n++
+		}
+	}
+	return n
+}
+
+// countSystem returns how many system messages history has.
+func countSystem(history []messageJSON) int {
+	n := 0
+	for _, m := range history {
+		if m.Sender.Role == "system" {
+			n++
+		}
+	}
+	return n
+}
+
+// crashWrites are the writes the crash test kills: starting a conversation and a customer's
+// message while support is away (each with its away notice), an admin's reply, a read mark and
+// an admin's update.
+func crashWrites() []crashWrite {
+	key := func(customer user) string { return "crash-" + customer.id }
+	admin := func(a *stack) user { return a.admin(shop, "admin-crash") }
+	messagesSummary := func(a *stack, customer user, history []messageJSON, _ bool) summaryCheck {
+		return summaryCheck{unread: map[string][]int{
+			customer.id:    {unreadIn(history, "customer")},
+			"admin-viewer": {unreadIn(history, "admin")},
+		}}
+	}
+	post := func(sender func(a *stack, customer user) user) func(r *stack, customer user, conv string, client *http.Client) (response, error) {
+		return func(r *stack, customer user, conv string, client *http.Client) (response, error) {
+			who := sender(r, customer).on(r)
+			return r.send(client, "POST", "/api/v1/chat/"+conv+"/messages", map[string]string{"body": "crash?"},
+				map[string]string{"X-Tenant-ID": shop, "Authorization": "Bearer " + who.token, "Idempotency-Key": key(customer)})
+		}
+	}
+	onceWith := func(notices int) func(t *testing.T, a *stack, customer user, conv string, history []messageJSON) {
+		return func(t *testing.T, _ *stack, _ user, _ string, history []messageJSON) {
+			if n := countBodies(history, "crash?"); n != 1 {
+				t.Errorf("the retried message is in the history %d times, want once", n)
+			}
+			if n := countSystem(history); n != notices {
+				t.Errorf("the history holds %d away notices, want %d", n, notices)
+			}
+		}
+	}
+	return []crashWrite{
+		{
+			name: "start while away",
+			prepare: func(t *testing.T, a *stack, n int) (user, string) {
+				return a.customer(shop, fmt.Sprintf("cust-start-%d", n)), ""
+			},
+			send: func(r *stack, customer user, _ string, client *http.Client) (response, error) {
+				return r.send(client, "POST", "/api/v1/chat/start", map[string]string{"message": "crash?"},
+					map[string]string{"X-Tenant-ID": shop, "Authorization": "Bearer " + customer.on(r).token, "Idempotency-Key": key(customer)})
+			},
+			summary: messagesSummary,
+			after:   onceWith(1),
+		},
+		{
+			name: "customer message while away",
+			prepare: func(t *testing.T, a *stack, n int) (user, string) {
+				customer := a.customer(shop, fmt.Sprintf("cust-send-%d", n))
+				admin(a).setPresence("online")
+				conv := customer.start("hello").ID
+				admin(a).setPresence("away")
+				return customer, conv
+			},
+			send:    post(func(_ *stack, customer user) user { return customer }),
+			summary: messagesSummary,
+			after:   onceWith(1),
+		},
+		{
+			name: "admin reply",
+			prepare: func(t *testing.T, a *stack, n int) (user, string) {
+				customer := a.customer(shop, fmt.Sprintf("cust-reply-%d", n))
+				admin(a).setPresence("online")
+				return customer, customer.start("hello").ID
+			},
+			send:    post(func(r *stack, _ user) user { return admin(r) }),
+			summary: messagesSummary,
+			after:   onceWith(0),
+		},
+		{
+			name: "read mark",
+			prepare: func(t *testing.T, a *stack, n int) (user, string) {
+				customer := a.customer(shop, fmt.Sprintf("cust-read-%d", n))
+				admin(a).setPresence("online")
+				conv := customer.start("hello").ID
+				customer.send(conv, "are you there?")
+				return customer, conv
+			},
+			send: func(r *stack, customer user, conv string, client *http.Client) (response, error) {
+				return r.send(client, "POST", "/api/v1/chat/"+conv+"/read", nil,
+					map[string]string{"X-Tenant-ID": shop, "Authorization": "Bearer " + admin(r).token})
+			},
+			summary: func(_ *stack, customer user, history []messageJSON, done bool) summaryCheck {
+				team := []int{unreadIn(history, "admin", history[len(history)-1].ID)}
+				if !done {
+					team = append(team, unreadIn(history, "admin"))
+				}
+				return summaryCheck{unread: map[string][]int{"admin-viewer": team, customer.id: {unreadIn(history, "customer")}}}
+			},
+			after: func(*testing.T, *stack, user, string, []messageJSON) {},
+		},
+		{
+			name: "admin update",
+			prepare: func(t *testing.T, a *stack, n int) (user, string) {
+				customer := a.customer(shop, fmt.Sprintf("cust-update-%d", n))
+				admin(a).setPresence("online")
+				return customer, customer.start("hello").ID
+			},
+			send: func(r *stack, _ user, conv string, client *http.Client) (response, error) {
+				return r.send(client, "PATCH", "/api/v1/chat/"+conv, map[string]string{"status": "resolved", "assignee": "admin-crash"},
+					map[string]string{"X-Tenant-ID": shop, "Authorization": "Bearer " + admin(r).token})
+			},
+			summary: func(_ *stack, _ user, _ []messageJSON, done bool) summaryCheck {
+				if done {
+					return summaryCheck{status: []string{"resolved"}}
+				}
+				return summaryCheck{status: []string{"open", "resolved"}}
+			},
+			after: func(t *testing.T, a *stack, _ user, conv string, _ []messageJSON) {
+				var c conversationJSON
+				admin(a).do("GET", "/api/v1/chat/"+conv, nil).JSON(t, &c)
+				if c.Assignee == nil || *c.Assignee != "admin-crash" {
+					t.Errorf("assignee = %v, want admin-crash", c.Assignee)
+				}
+			},
+		},
+	}
+}
