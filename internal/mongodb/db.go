@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/event"
@@ -50,6 +51,8 @@ type DB struct {
 	db     *mongo.Database
 	store  *Store
 	log    *slog.Logger
+	// needsSweep is set by EnsureIndexes when the server has no TTL indexes.
+	needsSweep atomic.Bool
 }
 
 // Open returns a DB for database on the server at uri. It does not wait for the server: an

@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/idempotency"
@@ -136,4 +137,32 @@ func (s *Store) Release(ctx context.Context, tenantID, key string) error {
 		bson.M{"_id": idempotencyID(tenantID, key), "tenant_id": tenantID, "done": false},
 		bson.M{"$set": bson.M{"released": true}})
 	return wrap("release idempotency key", err)
+}
+
+// SweepIdempotency deletes up to limit idempotency records that expired before now, for servers
+// without TTL indexes (DB.NeedsSweep), and returns how many it deleted.
+func (s *Store) SweepIdempotency(ctx context.Context, now time.Time, limit int) (int, error) {
+	cur, err := s.idempotency.Find(ctx, bson.M{"expires_at": bson.M{"$lt": now}},
+		options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(int64(limit)))
+	if err != nil {
+		return 0, wrap("find expired idempotency records", err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, wrap("find expired idempotency records", err)
+	}
+	if len(docs) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	res, err := s.idempotency.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}, "expires_at": bson.M{"$lt": now}})
+	if err != nil {
+		return 0, wrap("delete expired idempotency records", err)
+	}
+	return int(res.DeletedCount), nil
 }

@@ -2,6 +2,7 @@ package mongodb_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -144,5 +145,34 @@ func TestCompleteAndRelease(t *testing.T) {
 	}
 	if got, _, _ := s.Reserve(ctx, record("failed", "s4", t0)); !got.Done || got.Released || got.Fingerprint != "corrected" {
 		t.Errorf("after Complete = %+v; want done, not released, fingerprint corrected", got)
+	}
+}
+
+func TestSweepIdempotency(t *testing.T) {
+	clk := testenv.NewClock(t0)
+	s := mustOpen(t, clk.Now).Store()
+	ctx := context.Background()
+	for i := range 5 {
+		rec := record(fmt.Sprintf("k%d", i), "seed", t0.Add(time.Duration(i)*time.Hour))
+		if _, ok, err := s.Reserve(ctx, rec); err != nil || !ok {
+			t.Fatalf("Reserve: %v, %v", ok, err)
+		}
+	}
+	// Records live 24h (see record): at t0+26h30m the first three have expired.
+	now := t0.Add(26*time.Hour + 30*time.Minute)
+	for _, want := range []int{2, 1, 0} {
+		if n, err := s.SweepIdempotency(ctx, now, 2); err != nil || n != want {
+			t.Fatalf("SweepIdempotency(limit 2) = %d, %v; want %d", n, err, want)
+		}
+	}
+	clk.Set(now)
+	for i := range 5 {
+		_, fresh, err := s.Reserve(ctx, record(fmt.Sprintf("k%d", i), "new", now))
+		if err != nil {
+			t.Fatalf("Reserve: %v", err)
+		}
+		if want := i < 3; fresh != want {
+			t.Errorf("key k%d reserved anew = %v, want %v (swept or expired)", i, fresh, want)
+		}
 	}
 }

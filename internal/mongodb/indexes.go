@@ -58,7 +58,8 @@ func keys(pairs ...any) bson.D {
 
 // EnsureIndexes creates the indexes the store's queries use; those that exist are left as they
 // are, so it is safe at every start. A server without TTL indexes (FerretDB) is logged and
-// tolerated: expired idempotency records are then only replaced, never deleted.
+// tolerated: NeedsSweep then reports true, and expired idempotency records must be deleted by
+// Store.SweepIdempotency.
 func (db *DB) EnsureIndexes(ctx context.Context) error {
 	for _, ix := range indexes() {
 		opts := options.Index().SetName(ix.name)
@@ -70,8 +71,9 @@ func (db *DB) EnsureIndexes(ctx context.Context) error {
 		}
 		_, err := db.db.Collection(ix.collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: opts})
 		if ix.ttl && hasCode(err, codeNotImplemented) {
-			db.log.WarnContext(ctx, "mongodb server has no TTL indexes; expired idempotency records are kept",
+			db.log.InfoContext(ctx, "mongodb server has no TTL indexes; expired records are swept instead",
 				"collection", ix.collection, "index", ix.name)
+			db.needsSweep.Store(true)
 			continue
 		}
 		if err != nil {
@@ -86,3 +88,7 @@ func hasCode(err error, code int) bool {
 	var se mongo.ServerError
 	return errors.As(err, &se) && se.HasErrorCode(code)
 }
+
+// NeedsSweep reports whether the server lacks TTL indexes, so expired idempotency records stay
+// until Store.SweepIdempotency deletes them. It is known once EnsureIndexes succeeded.
+func (db *DB) NeedsSweep() bool { return db.needsSweep.Load() }

@@ -626,11 +626,15 @@ func TestEnsureIndexesTwice(t *testing.T) {
 		"entries":       {"tenant_conversation_seq", "tenant_unprojected_customer"},
 		"idempotency":   {"expires"},
 	}
-	// FerretDB has no TTL indexes: EnsureIndexes logs that and goes on without it.
+	// FerretDB has no TTL indexes: EnsureIndexes logs that and goes on without it, and the
+	// expired records must be swept.
 	noTTL := strings.Contains(logs.String(), "no TTL indexes")
 	if noTTL {
 		want["idempotency"] = nil
 		t.Log("the server has no TTL indexes")
+	}
+	if db.NeedsSweep() != noTTL {
+		t.Errorf("NeedsSweep() = %v, want %v (no TTL indexes)", db.NeedsSweep(), noTTL)
 	}
 	for coll, names := range want {
 		specs, err := client.Database(database).Collection(coll).Indexes().ListSpecifications(ctx)

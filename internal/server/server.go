@@ -229,8 +229,16 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	return nil
 }
 
+// Sweeping expired idempotency records on servers without TTL indexes: how often, and how
+// many records one sweep deletes at most.
+const (
+	idempotencySweepInterval = time.Minute
+	idempotencySweepBatch    = 1000
+)
+
 // background runs the service's housekeeping until ctx ends: index builds until they succeed,
-// the tenant file watch, SIGHUP reloads and the presence sweep.
+// the tenant file watch, SIGHUP reloads, the presence sweep, and the sweep of expired
+// idempotency records where the server has no TTL indexes.
 func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mongodb.DB, tenants *tenant.Registry, svc *chat.Service, signals <-chan os.Signal) {
 	if signals == nil {
 		ch := make(chan os.Signal, 1)
@@ -252,6 +260,8 @@ func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mo
 	defer sweep.Stop()
 	retry := time.NewTicker(5 * time.Second)
 	defer retry.Stop()
+	expired := time.NewTicker(idempotencySweepInterval)
+	defer expired.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -262,6 +272,15 @@ func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mo
 		case <-retry.C:
 			if !indexed {
 				indexed = ensureIndexes(ctx, log, db)
+			}
+		case <-expired.C:
+			if !indexed || !db.NeedsSweep() {
+				continue
+			}
+			if n, err := db.Store().SweepIdempotency(ctx, time.Now(), idempotencySweepBatch); err != nil {
+				log.Warn("sweeping expired idempotency records", "error", err)
+			} else if n > 0 {
+				log.Debug("expired idempotency records deleted", "count", n)
 			}
 		case <-sweep.C:
 			if n, err := svc.SweepPresence(ctx); err != nil {
