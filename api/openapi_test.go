@@ -496,6 +496,8 @@ func (f *fakeChat) SetPresence(_ context.Context, s chat.AdminStatus) (*chat.Pre
 	return &chat.PresenceState{Status: s, ExpiresAt: f.now.Add(time.Minute), Support: f.support(s == chat.AdminOnline)}, nil
 }
 
+func (f *fakeChat) NoteAdmin(context.Context) {}
+
 func (f *fakeChat) Settings(context.Context) (*chat.SettingsView, error) {
 	return &chat.SettingsView{Settings: chat.Settings{AwayPrompt: "We are away.", BusinessHours: f.hours}, Overridden: []string{}}, nil
 }

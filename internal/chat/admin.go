@@ -43,8 +43,9 @@ func requireAdmin(ctx context.Context) (*tenant.Tenant, Caller, error) {
 	return t, caller, nil
 }
 
-// Update applies p to conversation id. Admins only: customers get Forbidden; NotFound for an
-// unknown id, Invalid for a bad patch.
+// Update applies p to conversation id. An assignee is "me" (the caller) or the id of an admin
+// of the tenant the service has seen (see NoteAdmin). Admins only: customers get Forbidden;
+// NotFound for an unknown id, Invalid for a bad patch.
 func (s *Service) Update(ctx context.Context, id string, p Patch) (*View, error) {
 	t, caller, err := requireAdmin(ctx)
 	if err != nil {
@@ -57,7 +58,7 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (*View, error)
 		return nil, FieldError("status", "must be open or resolved")
 	}
 	if p.AssigneeSet && p.Assignee != "" {
-		if err := checkID("assignee", p.Assignee); err != nil {
+		if p.Assignee, err = s.assignee(ctx, t, caller, p.Assignee); err != nil {
 			return nil, err
 		}
 	}
@@ -78,6 +79,28 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (*View, error)
 	return &v, nil
 }
 
+// assignee resolves the assignee of a patch: "me" is the caller; anyone else must be an admin
+// of the tenant the service has seen. Returns Invalid otherwise.
+func (s *Service) assignee(ctx context.Context, t *tenant.Tenant, caller Caller, a string) (string, error) {
+	if a == "me" {
+		return caller.ID, nil
+	}
+	if err := checkID("assignee", a); err != nil {
+		return "", err
+	}
+	if a == caller.ID {
+		return a, nil
+	}
+	known, err := s.admins.KnownAdmin(ctx, t.ID, a)
+	if err != nil {
+		return "", err
+	}
+	if !known {
+		return "", FieldError("assignee", "is not an admin of this tenant; an admin can be assigned once they have used the service")
+	}
+	return a, nil
+}
+
 // change applies edit to conversation id as one update entry, touching UpdatedAt and publishing
 // conversation.updated when edit reports a change.
 func (s *Service) change(ctx context.Context, t *tenant.Tenant, caller Caller, id string, edit func(*Conversation) bool) (*Conversation, error) {
@@ -94,6 +117,24 @@ func (s *Service) change(ctx context.Context, t *tenant.Tenant, caller Caller, i
 		s.publish(ctx, Event{Type: EventConversationUpdated, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: res.appended[0].At, Conversation: res.conv})
 	}
 	return res.conv, nil
+}
+
+// NoteAdmin records the calling admin of ctx as an admin of the request's tenant, so others can
+// assign conversations to them. Each replica records an admin at most once per
+// adminNoteInterval; a failure is logged, never returned. It does nothing for customers.
+func (s *Service) NoteAdmin(ctx context.Context) {
+	t, caller, err := scope(ctx)
+	if err != nil || !caller.IsAdmin() {
+		return
+	}
+	if !s.notedAdmins.first(t.ID+"\x00"+caller.ID, s.now()) {
+		return
+	}
+	p := Participant{ID: caller.ID, Role: RoleAdmin, Name: caller.Name}
+	if err := s.admins.RecordAdmin(ctx, t.ID, p, s.clock()); err != nil {
+		s.notedAdmins.forget(t.ID + "\x00" + caller.ID)
+		s.log.WarnContext(ctx, "admin not recorded", "tenant", t.ID, "error", err)
+	}
 }
 
 // SetPresence records the calling admin as online or away until the presence TTL passes

@@ -73,3 +73,38 @@ func (c *ttlCache[V]) forget(key string) {
 	delete(c.entries, key)
 	c.mu.Unlock()
 }
+
+// recentSet remembers keys for a while, so something is done once per key and interval. It
+// holds at most max keys, forgetting all of them when full.
+type recentSet struct {
+	every time.Duration
+	max   int
+
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func newRecentSet(every time.Duration, max int) *recentSet {
+	return &recentSet{every: every, max: max, seen: make(map[string]time.Time)}
+}
+
+// first reports whether key was not seen within the interval before now, and remembers it.
+func (r *recentSet) first(key string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at, ok := r.seen[key]; ok && now.Sub(at) < r.every {
+		return false
+	}
+	if len(r.seen) >= r.max {
+		clear(r.seen)
+	}
+	r.seen[key] = now
+	return true
+}
+
+// forget drops key, so the next first(key) is true.
+func (r *recentSet) forget(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.seen, key)
+}

@@ -48,6 +48,15 @@ type ConversationStore interface {
 	FirstReplySeconds(ctx context.Context, tenantID string, since time.Time, limit int) ([]int64, error)
 }
 
+// AdminStore remembers the admins of each tenant the service has seen, so a conversation can be
+// assigned only to one of them.
+type AdminStore interface {
+	// RecordAdmin remembers admin p of the tenant; recording one again changes nothing.
+	RecordAdmin(ctx context.Context, tenantID string, p Participant, at time.Time) error
+	// KnownAdmin reports whether the tenant has an admin with id.
+	KnownAdmin(ctx context.Context, tenantID, id string) (bool, error)
+}
+
 // SettingsStore keeps the chat settings tenant admins set through the API.
 type SettingsStore interface {
 	// Overrides returns the tenant's overrides; the zero Overrides when it has none.
@@ -93,6 +102,7 @@ type Tenants interface {
 type Deps struct {
 	Conversations ConversationStore
 	Settings      SettingsStore
+	Admins        AdminStore
 	Presence      Presence
 	Events        Publisher
 	Tenants       Tenants
@@ -115,6 +125,7 @@ type Deps struct {
 type Service struct {
 	store       ConversationStore
 	settings    SettingsStore
+	admins      AdminStore
 	presence    Presence
 	events      Publisher
 	tenants     Tenants
@@ -123,9 +134,16 @@ type Service struct {
 	presenceTTL time.Duration
 	log         *slog.Logger
 
-	overrides  *ttlCache[Overrides]
-	replyStats *ttlCache[*int64]
+	overrides   *ttlCache[Overrides]
+	replyStats  *ttlCache[*int64]
+	notedAdmins *recentSet
 }
+
+// Admin bookkeeping: how often a replica records an admin it sees, and how many it remembers.
+const (
+	adminNoteInterval = time.Hour
+	maxNotedAdmins    = 10000
+)
 
 // NewService returns a Service using d.
 func NewService(d Deps) *Service {
@@ -144,6 +162,7 @@ func NewService(d Deps) *Service {
 	return &Service{
 		store:       d.Conversations,
 		settings:    d.Settings,
+		admins:      d.Admins,
 		presence:    d.Presence,
 		events:      d.Events,
 		tenants:     d.Tenants,
@@ -153,6 +172,7 @@ func NewService(d Deps) *Service {
 		log:         d.Logger,
 		overrides:   newTTLCache[Overrides]("settings", d.SettingsTTL, d.Now, d.Caches),
 		replyStats:  newTTLCache[*int64]("reply_stats", d.StatsTTL, d.Now, d.Caches),
+		notedAdmins: newRecentSet(adminNoteInterval, maxNotedAdmins),
 	}
 }
 

@@ -16,12 +16,26 @@ const (
 	maxPageURLChars = 2048
 )
 
-// checkID validates a user id given as a parameter: what an OIDC 'sub' can be.
+// checkID validates a user id given as a parameter: 1 to 255 visible ASCII characters (no
+// spaces), the form of the OIDC subjects of the identity providers storefronts use.
 func checkID(field, s string) error {
-	if s == "" || len(s) > maxIDBytes || !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return FieldError(field, "must be a user id of 1 to %d bytes without control characters", maxIDBytes)
+	if !validID(s) {
+		return FieldError(field, "must be a user id: 1 to %d visible ASCII characters", maxIDBytes)
 	}
 	return nil
+}
+
+// validID reports whether s has the form of a user id: 1 to 255 visible ASCII characters.
+func validID(s string) bool {
+	if s == "" || len(s) > maxIDBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // isObjectID reports whether s has the form of the ids this service makes (24 lowercase hex digits).

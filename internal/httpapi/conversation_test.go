@@ -254,9 +254,34 @@ func TestAdminWorkflowAndFilters(t *testing.T) {
 		{"customers cannot patch", ada, map[string]any{"status": "resolved"}, 403},
 		{"unknown status", grace, map[string]any{"status": "closed"}, 400},
 		{"assignee of the wrong type", grace, map[string]any{"assignee": 7}, 400},
+		{"assignee that is no id", grace, map[string]any{"assignee": "x y z <script>"}, 400},
+		{"assignee never seen as an admin", grace, map[string]any{"assignee": "admin-nobody"}, 400},
+		{"a customer as assignee", grace, map[string]any{"assignee": "cust-bob"}, 400},
 		{"unknown field", grace, map[string]any{"priority": "high"}, 400},
 	} {
-		t.Run(tt.name, func(t *testing.T) { patch(tt.who, a.ID, tt.body).Problem(t, tt.status) })
+		t.Run(tt.name, func(t *testing.T) {
+			p := patch(tt.who, a.ID, tt.body).Problem(t, tt.status)
+			if tt.status == 400 && strings.HasPrefix(tt.name, "assignee") && p.Field() != "assignee" {
+				t.Errorf("problem names field %q, want assignee", p.Field())
+			}
+		})
+	}
+	// "me" is the caller; an admin the service has seen (any authenticated request) can be assigned.
+	if r := patch(grace, a.ID, map[string]any{"assignee": "me"}); r.Status != 200 || !strings.Contains(string(r.Body), `"assignee":"admin-grace"`) {
+		t.Errorf("assign me = %d %s", r.Status, r.Body)
+	}
+	alan := s.admin(shop, "admin-alan")
+	if r := patch(grace, a.ID, map[string]any{"assignee": "admin-alan"}); r.Status != 400 {
+		t.Errorf("assign an admin before they were seen = %d %s, want 400", r.Status, r.Body)
+	}
+	alan.list("")
+	if r := patch(grace, a.ID, map[string]any{"assignee": "admin-alan"}); r.Status != 200 || !strings.Contains(string(r.Body), `"assignee":"admin-alan"`) {
+		t.Errorf("assign a seen admin = %d %s", r.Status, r.Body)
+	}
+	// Admins are seen per tenant: another tenant's admin of the same id is not one here.
+	s.admin(outdoor, "admin-olga").list("")
+	if r := patch(grace, a.ID, map[string]any{"assignee": "admin-olga"}); r.Status != 400 {
+		t.Errorf("assign another tenant's admin = %d %s, want 400", r.Status, r.Body)
 	}
 	// Customers get 403 on admin-only endpoints.
 	ada.do("GET", "/api/v1/admin/settings", nil).Problem(t, 403)

@@ -182,9 +182,9 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, t *tenant.Tenant, token string) (auth.Principal, error)
 }
 
-// authenticate verifies the bearer token against the request's tenant and puts the caller in
-// the request context.
-func authenticate(a Authenticator) gin.HandlerFunc {
+// authenticate verifies the bearer token against the request's tenant, puts the caller in the
+// request context and tells seen of it (the chat service records admins it sees).
+func authenticate(a Authenticator, seen func(context.Context)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := c.Request.Context()
 		t, err := tenant.FromContext(ctx)
@@ -208,6 +208,7 @@ func authenticate(a Authenticator) gin.HandlerFunc {
 			caller.Role = chat.RoleAdmin
 		}
 		c.Request = c.Request.WithContext(chat.NewContext(ctx, caller))
+		seen(c.Request.Context())
 		c.Next()
 	}
 }

@@ -26,6 +26,8 @@ type ChatService interface {
 	SetPresence(ctx context.Context, status chat.AdminStatus) (*chat.PresenceState, error)
 	Settings(ctx context.Context) (*chat.SettingsView, error)
 	PutSettings(ctx context.Context, o chat.Overrides) (*chat.SettingsView, error)
+	// NoteAdmin records the authenticated admin of ctx, so conversations can be assigned to them.
+	NoteAdmin(ctx context.Context)
 }
 
 var _ ChatService = (*chat.Service)(nil)
@@ -90,7 +92,7 @@ func New(d Deps) http.Handler {
 	}
 
 	h := &handlers{chat: d.Chat, idem: d.Idempotency, maxBody: d.MaxBodyBytes}
-	api := r.Group("/api/v1", withTimeout(d.RequestTimeout), resolveTenant(d.Tenants), authenticate(d.Authenticator))
+	api := r.Group("/api/v1", withTimeout(d.RequestTimeout), resolveTenant(d.Tenants), authenticate(d.Authenticator, d.Chat.NoteAdmin))
 	api.GET("/chat/list", h.list)
 	api.POST("/chat/start", h.start)
 	api.PUT("/chat/presence", h.presence)

@@ -154,6 +154,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	s.svc = chat.NewService(chat.Deps{
 		Conversations: conversations,
 		Settings:      s.store,
+		Admins:        s.store,
 		Presence:      presence.New(s.rdb, s.clock.Now),
 		Tenants:       s.tenants,
 		Now:           s.clock.Now,

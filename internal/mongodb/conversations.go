@@ -14,13 +14,14 @@ import (
 	"github.com/supportchat/supportchat/internal/idempotency"
 )
 
-// Store keeps chat's conversation logs and views, settings and idempotency records.
+// Store keeps chat's conversation logs and views, settings, admins and idempotency records.
 // Every filter it sends holds the tenant id, so one tenant never reads or changes another's
 // documents.
 type Store struct {
 	conversations *mongo.Collection
 	entries       *mongo.Collection
 	settings      *mongo.Collection
+	admins        *mongo.Collection
 	idempotency   *mongo.Collection
 	now           func() time.Time
 	log           *slog.Logger
@@ -29,6 +30,7 @@ type Store struct {
 var (
 	_ chat.ConversationStore = (*Store)(nil)
 	_ chat.SettingsStore     = (*Store)(nil)
+	_ chat.AdminStore        = (*Store)(nil)
 	_ idempotency.Store      = (*Store)(nil)
 )
 

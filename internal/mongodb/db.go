@@ -29,6 +29,7 @@ const (
 	conversationsCollection = "conversations"
 	entriesCollection       = "entries"
 	settingsCollection      = "settings"
+	adminsCollection        = "admins"
 	idempotencyCollection   = "idempotency"
 )
 
@@ -93,6 +94,7 @@ func Open(ctx context.Context, uri, database string, o Options) (*DB, error) {
 			conversations: db.Collection(conversationsCollection),
 			entries:       db.Collection(entriesCollection),
 			settings:      db.Collection(settingsCollection),
+			admins:        db.Collection(adminsCollection),
 			idempotency:   db.Collection(idempotencyCollection),
 			now:           o.Now,
 			log:           o.Logger,

@@ -601,6 +601,29 @@ func TestMessagesPaging(t *testing.T) {
 	}
 }
 
+func TestAdmins(t *testing.T) {
+	s := mustStore(t)
+	ctx := context.Background()
+	alex := chat.Participant{ID: "admin-1", Role: chat.RoleAdmin, Name: "Alex"}
+	for range 2 {
+		if err := s.RecordAdmin(ctx, shop, alex, t0); err != nil {
+			t.Fatalf("RecordAdmin: %v", err)
+		}
+	}
+	for _, tc := range []struct {
+		tenant, id string
+		want       bool
+	}{
+		{shop, "admin-1", true},
+		{shop, "admin-2", false},
+		{outdoor, "admin-1", false},
+	} {
+		if got, err := s.KnownAdmin(ctx, tc.tenant, tc.id); err != nil || got != tc.want {
+			t.Errorf("KnownAdmin(%s, %s) = %v, %v; want %v", tc.tenant, tc.id, got, err, tc.want)
+		}
+	}
+}
+
 func TestEnsureIndexesTwice(t *testing.T) {
 	uri, database := testenv.MustMongo(t)
 	ctx := context.Background()

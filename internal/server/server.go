@@ -132,6 +132,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	svc := chat.NewService(chat.Deps{
 		Conversations: store,
 		Settings:      store,
+		Admins:        store,
 		Presence:      presence.New(rdb, time.Now),
 		Events:        events.NewPublisher(rdb, log, metrics),
 		Tenants:       tenants,
