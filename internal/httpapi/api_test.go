@@ -46,11 +46,33 @@ func TestTenantResolution(t *testing.T) {
 func TestTokenRejections(t *testing.T) {
 	s := newStack(t)
 	iss := s.issuers[shop]
+	for _, tt := range []struct {
+		name          string
+		authorization string
+	}{
+		{"no Authorization header", ""},
+		{"another scheme", "Basic YWRhOnNlY3JldA=="},
+		{"a bearer without a token", "Bearer "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := map[string]string{"X-Tenant-ID": shop}
+			if tt.authorization != "" {
+				h["Authorization"] = tt.authorization
+			}
+			r := s.request("GET", "/api/v1/chat/list", nil, h)
+			if p := r.Problem(t, http.StatusUnauthorized); p.Slug() != "invalid-token" {
+				t.Errorf("problem = %s, want invalid-token", p.Slug())
+			}
+			// RFC 6750 §3.1: no error code when the request carries no bearer credentials.
+			if got, want := r.Header.Get("WWW-Authenticate"), `Bearer realm="support-chat"`; got != want {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, want)
+			}
+		})
+	}
 	tests := []struct {
 		name  string
 		token string
 	}{
-		{"no token", ""},
 		{"garbage", "not-a-jwt"},
 		{"HMAC signed", iss.HS256(t, map[string]any{"sub": "x", "aud": "support-chat", "iss": iss.URL(), "exp": time.Now().Add(time.Hour).Unix()})},
 		{"alg none", iss.None(t, map[string]any{"sub": "x", "aud": "support-chat", "iss": iss.URL(), "exp": time.Now().Add(time.Hour).Unix()})},
@@ -70,10 +92,10 @@ func TestTokenRejections(t *testing.T) {
 			if p.Slug() != "invalid-token" {
 				t.Errorf("problem = %s, want invalid-token", p.Slug())
 			}
-			if h := r.Header.Get("WWW-Authenticate"); !strings.Contains(h, `error="invalid_token"`) {
-				t.Errorf("WWW-Authenticate = %q", h)
+			if got, want := r.Header.Get("WWW-Authenticate"), `Bearer realm="support-chat", error="invalid_token"`; got != want {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, want)
 			}
-			if strings.Contains(string(r.Body), tt.token) && tt.token != "" {
+			if strings.Contains(string(r.Body), tt.token) {
 				t.Error("the token is echoed in the problem")
 			}
 		})

@@ -194,7 +194,7 @@ func authenticate(a Authenticator, seen func(context.Context)) gin.HandlerFunc {
 		}
 		token, ok := bearerToken(c.GetHeader("Authorization"))
 		if !ok {
-			abortWithError(c, auth.ErrInvalidToken)
+			abortWithError(c, errNoToken)
 			return
 		}
 		p, err := a.Authenticate(ctx, t, token)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -82,13 +83,19 @@ func kindOf(code chat.Code) problemKind {
 	return kindInternal
 }
 
+// errNoToken answers a request without bearer credentials: no Authorization header, or one of
+// another scheme.
+var errNoToken = fmt.Errorf("no bearer token: %w", auth.ErrInvalidToken)
+
 // problemFor returns the problem kind of err and the detail safe to show the caller.
 func problemFor(err error) (problemKind, string, string) {
 	switch {
 	case errors.Is(err, tenant.ErrNotFound):
 		return kindTenantNotFound, "No tenant matches the X-Tenant-ID header or the Host.", ""
+	case errors.Is(err, errNoToken):
+		return kindInvalidToken, "This endpoint needs a bearer token in the Authorization header.", ""
 	case errors.Is(err, auth.ErrInvalidToken):
-		return kindInvalidToken, "The bearer token is missing, malformed, expired or not issued for this tenant.", ""
+		return kindInvalidToken, "The bearer token is malformed, expired or not issued for this tenant.", ""
 	case errors.Is(err, auth.ErrIssuerUnavailable):
 		return kindIssuerUnavailable, "Tokens of this tenant cannot be verified right now; retry shortly.", ""
 	case errors.Is(err, idempotency.ErrKeyReused):
@@ -131,7 +138,19 @@ func abortWithError(c *gin.Context, err error) {
 	if field != "" {
 		p.Errors = []FieldProblem{{Field: field, Detail: detail}}
 	}
+	if kind.status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", challenge(err))
+	}
 	writeProblem(c, p)
+}
+
+// challenge returns the WWW-Authenticate header of a 401 for err. RFC 6750 §3.1: a request
+// without credentials gets the bare challenge, one with a bad token error="invalid_token".
+func challenge(err error) string {
+	if errors.Is(err, errNoToken) {
+		return `Bearer realm="support-chat"`
+	}
+	return `Bearer realm="support-chat", error="invalid_token"`
 }
 
 // abortWith answers the request with a problem of kind.
@@ -152,10 +171,7 @@ func newProblem(c *gin.Context, kind problemKind, detail string) Problem {
 
 // writeProblem sends p as application/problem+json, with the headers its status calls for.
 func writeProblem(c *gin.Context, p Problem) {
-	switch p.Status {
-	case http.StatusUnauthorized:
-		c.Header("WWW-Authenticate", `Bearer realm="support-chat", error="invalid_token"`)
-	case http.StatusServiceUnavailable:
+	if p.Status == http.StatusServiceUnavailable {
 		c.Header("Retry-After", "5")
 	}
 	c.Abort()
