@@ -45,9 +45,10 @@ type Principal struct {
 	Admin bool
 }
 
-// Observer records JWKS fetches; telemetry implements it.
+// Observer records fetches of issuers' documents; telemetry implements it.
 type Observer interface {
-	// JWKSFetch records one JWKS fetch of a tenant; outcome is "ok" or "error".
+	// JWKSFetch records one discovery or JWKS fetch of a tenant's issuer; outcome is "ok" or
+	// "error".
 	JWKSFetch(tenantID, outcome string)
 }
 
@@ -69,7 +70,7 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives fetch failures. Default: discard.
 	Logger *slog.Logger
-	// Observer, if not nil, records JWKS fetches.
+	// Observer, if not nil, records discovery and JWKS fetches.
 	Observer Observer
 }
 

@@ -243,8 +243,8 @@ func TestAuthenticateLimitsRefetchesForUnknownKeyIDs(t *testing.T) {
 			}
 		})
 	}
-	if got, want := obs.count("shop ok"), 3; got != want {
-		t.Errorf("observed ok fetches = %d, want %d", got, want)
+	if got, want := obs.count("shop ok"), 1+3; got != want {
+		t.Errorf("observed ok fetches = %d, want %d (the discovery and 3 JWKS)", got, want)
 	}
 }
 
@@ -410,19 +410,24 @@ func TestAuthenticateJWKSFailures(t *testing.T) {
 	if got, want := obs.count("shop error"), 2; got != want {
 		t.Errorf("observed failed fetches = %d, want %d", got, want)
 	}
-	if got, want := obs.count("shop ok"), 1; got != want {
-		t.Errorf("observed ok fetches = %d, want %d", got, want)
+	if got, want := obs.count("shop ok"), 1+1; got != want {
+		t.Errorf("observed ok fetches = %d, want %d (the discovery and one JWKS)", got, want)
 	}
 }
 
 func TestAuthenticateDiscoveryNamingAnotherIssuer(t *testing.T) {
 	f := newFrontIssuer(t)
 	f.claimsIssuer = "https://other.example"
-	v := newVerifier(testenv.NewClock(time.Now()), auth.Options{})
+	obs := &observer{}
+	v := newVerifier(testenv.NewClock(time.Now()), auth.Options{Observer: obs})
 
 	_, err := v.Authenticate(t.Context(), f.tenant("shop"), f.token(t))
 	if !errors.Is(err, auth.ErrIssuerUnavailable) {
 		t.Fatalf("Authenticate() error = %v, want ErrIssuerUnavailable", err)
+	}
+	// A failed discovery counts as a failed fetch, which is what the JWKS failure alert watches.
+	if got := obs.count("shop error"); got != 1 {
+		t.Errorf("observed failed fetches = %d, want 1", got)
 	}
 }
 

@@ -95,6 +95,7 @@ type discovery struct {
 func (v *Verifier) discover(ctx context.Context, key issuerKey) *issuer {
 	iss := &issuer{key: key}
 	doc, err := v.fetchDiscovery(ctx, key.issuer)
+	v.observeFetch(key.tenantID, err)
 	if err != nil {
 		v.log.WarnContext(ctx, "issuer discovery failed", "tenant", key.tenantID, "issuer", key.issuer, "err", err)
 		iss.err = fmt.Errorf("issuer discovery: %w: %w", err, ErrIssuerUnavailable)
@@ -116,6 +117,18 @@ func (v *Verifier) discover(ctx context.Context, key issuerKey) *issuer {
 	})
 	v.log.DebugContext(ctx, "issuer discovered", "tenant", key.tenantID, "issuer", key.issuer)
 	return iss
+}
+
+// observeFetch counts one discovery or JWKS fetch of a tenant's issuer, failed when err is set.
+func (v *Verifier) observeFetch(tenantID string, err error) {
+	if v.obs == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	v.obs.JWKSFetch(tenantID, outcome)
 }
 
 // fetchDiscovery fetches and checks the discovery document of issuer.

@@ -144,13 +144,7 @@ func (ks *keySet) fetch(ctx context.Context, refresh bool) ([]jose.JSONWebKey, e
 			fetchErr = errors.New("jwks has no usable signing keys")
 		}
 	}
-	if ks.v.obs != nil {
-		outcome := "ok"
-		if fetchErr != nil {
-			outcome = "error"
-		}
-		ks.v.obs.JWKSFetch(ks.tenantID, outcome)
-	}
+	ks.v.observeFetch(ks.tenantID, fetchErr)
 
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
