@@ -154,6 +154,15 @@ func TestServe(t *testing.T) {
 		code, _ := get(t, base+"/api/v1/chat/list", "shop-two", iss.Token(t, "cust-1", false))
 		return code == 404
 	})
+	// With Redis down the list still answers, and the Redis client's complaints are JSON lines
+	// of the service's log, not plain text.
+	rds.Stop(t)
+	if code, body := get(t, base+"/api/v1/chat/list", "shop-one", iss.Token(t, "cust-1", false)); code != 200 {
+		t.Errorf("list with Redis down = %d %s", code, body)
+	}
+	waitFor(t, "the Redis client's warning in the log", func() bool {
+		return strings.Contains(logs.String(), `"msg":"redis client"`)
+	})
 	for _, secret := range []string{"Bearer ", "eyJ"} {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("logs contain %q", secret)
@@ -168,6 +177,11 @@ func TestServe(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("chatd did not stop within 30s")
+	}
+	for i, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line %d is not JSON: %q", i+1, line)
+		}
 	}
 }
 

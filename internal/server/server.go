@@ -42,6 +42,9 @@ import (
 // ServiceName names the service in traces and logs.
 const ServiceName = "support-chat"
 
+// redisLogInterval is how often at most go-redis's own lines reach the log while Redis is down.
+const redisLogInterval = 10 * time.Second
+
 // Options are what differs between the binaries that run the server.
 type Options struct {
 	// Version is the build's version, reported in logs, traces and metrics.
@@ -78,6 +81,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	}
 	log := NewLogger(o.Stdout, cfg.LogLevel)
 	log.InfoContext(ctx, "starting", "version", o.Version, "config", cfg.String())
+	// go-redis prints its own lines (a pool that cannot dial) as plain text unless given a
+	// logger; it takes one per process, not per client.
+	redisconn.SetLogger(redisconn.NewLogger(log, redisLogInterval, time.Now))
 
 	tel, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: ServiceName, Version: o.Version, Getenv: o.Getenv, Exporter: o.SpanExporter})
 	if err != nil {
