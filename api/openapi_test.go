@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -512,6 +513,12 @@ func (f *fakeChat) PutSettings(_ context.Context, o chat.Overrides) (*chat.Setti
 // apiServer runs the real router of internal/httpapi over the fakes.
 func apiServer(t *testing.T, checks []httpapi.ReadyCheck) http.Handler {
 	t.Helper()
+	return loggingAPIServer(t, checks, nil)
+}
+
+// loggingAPIServer is apiServer logging to log.
+func loggingAPIServer(t *testing.T, checks []httpapi.ReadyCheck, log *slog.Logger) http.Handler {
+	t.Helper()
 	hours, err := tenant.ParseBusinessHours("Europe/Berlin", map[string][]string{"mon": {"09:00-18:00"}, "fri": {"22:00-24:00", "09:00-17:00"}})
 	if err != nil {
 		t.Fatal(err)
@@ -527,7 +534,55 @@ func apiServer(t *testing.T, checks []httpapi.ReadyCheck) http.Handler {
 			_, _ = io.WriteString(w, "# HELP up Up.\nup 1\n")
 		}),
 		MaxBodyBytes: 1 << 10,
+		Logger:       log,
 	})
+}
+
+// TestServerErrorsAreLoggedAsErrors checks what deploy/README.md's runbook promises: each 5xx
+// answer is logged once, as an error, with the request id the client saw; a 4xx is not.
+func TestServerErrorsAreLoggedAsErrors(t *testing.T) {
+	var logs bytes.Buffer
+	h := loggingAPIServer(t, nil, slog.New(slog.NewJSONHandler(&logs, nil)))
+	for _, tc := range []struct {
+		path   string
+		status int
+		logged bool
+	}{
+		{"/api/v1/chat/boom", 500, true},
+		{"/api/v1/chat/unavailable", 503, true},
+		{"/api/v1/chat/" + strings.Repeat("f", 24), 404, false},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			logs.Reset()
+			req := httptest.NewRequest("GET", tc.path, nil)
+			req.Header.Set("X-Tenant-ID", "demo-shop")
+			req.Header.Set("Authorization", "Bearer admin")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Fatalf("status = %d, want %d", rec.Code, tc.status)
+			}
+			var failures []map[string]any
+			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				var rec map[string]any
+				if err := json.Unmarshal([]byte(line), &rec); err == nil && rec["msg"] == "request failed" {
+					failures = append(failures, rec)
+				}
+			}
+			if !tc.logged {
+				if len(failures) != 0 {
+					t.Errorf("a %d was logged as a failure: %v", tc.status, failures)
+				}
+				return
+			}
+			if len(failures) != 1 {
+				t.Fatalf("%d 'request failed' lines, want 1:\n%s", len(failures), logs.String())
+			}
+			if f := failures[0]; f["level"] != "ERROR" || f["request_id"] != rec.Header().Get("X-Request-ID") {
+				t.Errorf("logged %v; want level ERROR and request_id %q", f, rec.Header().Get("X-Request-ID"))
+			}
+		})
+	}
 }
 
 func openAPIRouter(t *testing.T) routers.Router {

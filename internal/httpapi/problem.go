@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -123,16 +122,13 @@ func problemFor(err error) (problemKind, string, string) {
 	return kindInternal, "", ""
 }
 
-// abortWithError answers the request with the problem for err. Server errors are logged once
-// here, with the request's trace; client errors are not logged beyond the request line.
+// abortWithError answers the request with the problem for err. Server errors (5xx, including
+// 503 for a dependency that is down) are logged once here as errors, with the request's id and
+// trace; client errors are not logged beyond the request line.
 func abortWithError(c *gin.Context, err error) {
 	kind, detail, field := problemFor(err)
 	if kind.status >= 500 {
-		level := slog.LevelError
-		if kind.status == http.StatusServiceUnavailable {
-			level = slog.LevelWarn
-		}
-		loggerFrom(c).Log(c.Request.Context(), level, "request failed", "error", err, "status", kind.status)
+		loggerFrom(c).ErrorContext(c.Request.Context(), "request failed", "error", err, "status", kind.status)
 	}
 	p := newProblem(c, kind, detail)
 	if field != "" {
