@@ -52,7 +52,7 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (*View, error)
 		return nil, err
 	}
 	if p.Status == nil && !p.AssigneeSet {
-		return nil, FieldError("status", "or assignee must be given")
+		return nil, FieldError("status", "is required when assignee is not given")
 	}
 	if p.Status != nil && !p.Status.Valid() {
 		return nil, FieldError("status", "must be open or resolved")

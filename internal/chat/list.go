@@ -139,7 +139,7 @@ func listParams(caller Caller, q ListQuery) (ListFilter, int, int, error) {
 			set   bool
 		}{{"status", q.Status != ""}, {"assignee", q.Assignee != ""}, {"customer_id", q.CustomerID != ""}, {"unread", q.Unread}} {
 			if filter.set {
-				return f, 0, 0, &Error{Code: Forbidden, Field: filter.field, Message: "only admins can filter conversations"}
+				return f, 0, 0, &Error{Code: Forbidden, Field: filter.field, Message: "only admins can filter the list by " + filter.field}
 			}
 		}
 		f.CustomerID = caller.ID

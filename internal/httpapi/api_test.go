@@ -193,30 +193,39 @@ func TestListBadParameters(t *testing.T) {
 	customer := s.customer(shop, "cust-1")
 	admin := s.admin(shop, "admin-1")
 	tests := []struct {
-		name      string
-		who       user
-		query     string
-		status    int
-		wantField string
+		name       string
+		who        user
+		query      string
+		status     int
+		wantField  string
+		wantDetail string
 	}{
-		{"limit zero", customer, "?limit=0", 400, "limit"},
-		{"limit above 100", customer, "?limit=101", 400, "limit"},
-		{"limit not a number", customer, "?limit=ten", 400, "limit"},
-		{"messages above 20", customer, "?messages=21", 400, "messages"},
-		{"messages negative", customer, "?messages=-1", 400, "messages"},
-		{"garbage cursor", customer, "?cursor=abc", 400, "cursor"},
-		{"unknown parameter", customer, "?limt=5", 400, "limt"},
-		{"repeated parameter", customer, "?limit=5&limit=6", 400, "limit"},
-		{"customer filtering by status", customer, "?status=open", 403, "status"},
-		{"customer filtering by customer", customer, "?customer_id=cust-2", 403, "customer_id"},
-		{"bad status", admin, "?status=closed", 400, "status"},
-		{"bad unread", admin, "?unread=yes", 400, "unread"},
+		{"limit zero", customer, "?limit=0", 400, "limit", "limit must be a positive integer."},
+		{"limit above 100", customer, "?limit=101", 400, "limit", "limit must be between 1 and 100."},
+		{"limit not a number", customer, "?limit=ten", 400, "limit", ""},
+		{"messages above 20", customer, "?messages=21", 400, "messages", ""},
+		{"messages negative", customer, "?messages=-1", 400, "messages", ""},
+		{"garbage cursor", customer, "?cursor=abc", 400, "cursor", ""},
+		{"unknown parameter", customer, "?limt=5", 400, "limt", "limt is not a known query parameter."},
+		{"repeated parameter", customer, "?limit=5&limit=6", 400, "limit", ""},
+		{"customer filtering by status", customer, "?status=open", 403, "status", "Only admins can filter the list by status."},
+		{"customer filtering by unread", customer, "?unread=true", 403, "unread", "Only admins can filter the list by unread."},
+		{"customer filtering by customer", customer, "?customer_id=cust-2", 403, "customer_id", ""},
+		{"bad status", admin, "?status=closed", 400, "status", "status must be open or resolved."},
+		{"bad unread", admin, "?unread=yes", 400, "unread", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := tt.who.do("GET", "/api/v1/chat/list"+tt.query, nil).Problem(t, tt.status)
 			if p.Field() != tt.wantField {
 				t.Errorf("field = %q, want %q (%s)", p.Field(), tt.wantField, p.Detail)
+			}
+			// Details are sentences: the field leads a validation error's, any other is capitalised.
+			if tt.wantDetail != "" && p.Detail != tt.wantDetail {
+				t.Errorf("detail = %q, want %q", p.Detail, tt.wantDetail)
+			}
+			if !strings.HasSuffix(p.Detail, ".") {
+				t.Errorf("detail %q is not a sentence", p.Detail)
 			}
 		})
 	}

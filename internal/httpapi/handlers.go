@@ -352,7 +352,7 @@ func (h *handlers) putSettings(c *gin.Context) {
 			}
 			hours, err := tenant.ParseBusinessHours(bh.Timezone, bh.Weekly)
 			if err != nil {
-				abortWithError(c, chat.FieldError("business_hours", "%s", err.Error()))
+				abortWithError(c, chat.FieldError("business_hours", "is invalid: %s", err.Error()))
 				return
 			}
 			o.BusinessHours = hours

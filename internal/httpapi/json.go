@@ -226,7 +226,7 @@ func isJSON(contentType string) bool {
 // offending field in its error.
 func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return &chat.Error{Code: chat.Invalid, Field: "body", Message: "a JSON object is required"}
+		return &chat.Error{Code: chat.Invalid, Field: "body", Message: "must be a JSON object"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -110,16 +113,28 @@ func problemFor(err error) (problemKind, string, string) {
 		if kind == kindInternal {
 			return kindInternal, "", ""
 		}
-		detail := ce.Message
-		if ce.Field != "" {
-			detail = ce.Field + " " + ce.Message
-		}
 		if ce.Code == chat.Unavailable {
-			detail = "A service this request needs is unavailable; retry shortly."
+			return kind, "A service this request needs is unavailable; retry shortly.", ce.Field
 		}
-		return kind, detail, ce.Field
+		return kind, detailOf(ce), ce.Field
 	}
 	return kindInternal, "", ""
+}
+
+// detailOf returns the problem detail of a domain error as a sentence. A validation error's
+// message says what is wrong with its field ("must be between 1 and 100"), so the field leads
+// the sentence; any other message is a sentence of its own.
+func detailOf(e *chat.Error) string {
+	msg := e.Message
+	if e.Field != "" && (e.Code == chat.Invalid || e.Code == chat.TooLarge) {
+		msg = e.Field + " " + msg
+	} else if r, size := utf8.DecodeRuneInString(msg); r != utf8.RuneError {
+		msg = string(unicode.ToUpper(r)) + msg[size:]
+	}
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	return msg
 }
 
 // abortWithError answers the request with the problem for err. Server errors (5xx, including
