@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -130,7 +131,7 @@ func (s *stack) startFerretDB(ctx context.Context) (string, error) {
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + dir + "/",
-		Logger:    slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:    slog.New(quietFerretDB{slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})}),
 	})
 	if err != nil {
 		return "", err
@@ -143,6 +144,28 @@ func (s *stack) startFerretDB(ctx context.Context) (string, error) {
 	}()
 	s.closers = append(s.closers, func() { cancel(); <-done })
 	return f.MongoDBURI(), nil
+}
+
+// quietFerretDB drops FerretDB's dumps of the answers it sends ("Response header: ...",
+// "Response message: ..."). It dumps every answer that is not ok as a warning: answers the
+// service expects and handles (the TTL index FerretDB lacks, the driver's endSessions at
+// shutdown, the duplicate keys by which racing writes and retries find each other) would
+// otherwise fill a newcomer's terminal. Everything else FerretDB says still shows.
+type quietFerretDB struct{ slog.Handler }
+
+func (q quietFerretDB) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "Response header:") || strings.HasPrefix(r.Message, "Response message:") {
+		return nil
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietFerretDB) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietFerretDB{q.Handler.WithAttrs(attrs)}
+}
+
+func (q quietFerretDB) WithGroup(name string) slog.Handler {
+	return quietFerretDB{q.Handler.WithGroup(name)}
 }
 
 // startRedis runs a private redis-server on a free port, or embedded miniredis without one.
