@@ -272,7 +272,7 @@ func (s *Service) commit(ctx context.Context, c *Conversation, exact bool, chang
 		switch {
 		case err == nil:
 			if !pending[0].same(stored) {
-				return nil, Errorf(KeyReused, "this write's id is taken by another change")
+				return nil, Errorf(KeyReused, "this Idempotency-Key belongs to another request, which was stored; use a new key")
 			}
 			if stored.Header != nil {
 				base.Header = *stored.Header // a retried start: the conversation is the first attempt's

@@ -357,3 +357,64 @@ func crashWrites() []crashWrite {
 		},
 	}
 }
+
+// lostAnswer wraps a conversation store: its armed Append stores the entries and then reports a
+// timeout, as when the database applied an insert whose answer never arrived.
+type lostAnswer struct {
+	chat.ConversationStore
+	mu    sync.Mutex
+	armed bool
+}
+
+func (l *lostAnswer) Append(ctx context.Context, entries []chat.Entry) (int, error) {
+	n, err := l.ConversationStore.Append(ctx, entries)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil || !l.armed {
+		return n, err
+	}
+	l.armed = false
+	return 0, &chat.Error{Code: chat.Unavailable, Message: "database unavailable", Err: context.DeadlineExceeded}
+}
+
+// TestConsistencyRetryAfterALostAnswer has a send time out after its insert landed: the client
+// gets 503, the key is released for a corrected request, yet a retry of the same request answers
+// the stored message and a request with another body under the key is refused, not stored.
+func TestConsistencyRetryAfterALostAnswer(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv testenv.MongoServer) {
+		lost := &lostAnswer{}
+		a, b := replicas(t, srv, stackOptions{store: func(s chat.ConversationStore) chat.ConversationStore {
+			lost.ConversationStore = s
+			return lost
+		}})
+		ada := a.customer(shop, "cust-ada")
+		a.admin(shop, "admin-1").setPresence("online")
+		conv := ada.start("hello").ID
+		post := func(u user, body string) response {
+			return u.do("POST", "/api/v1/chat/"+conv+"/messages", map[string]string{"body": body}, "Idempotency-Key", "lost-1")
+		}
+		lost.mu.Lock()
+		lost.armed = true
+		lost.mu.Unlock()
+		if r := post(ada, "where is it?"); r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("the write whose answer was lost = %d %s, want 503", r.Status, r.Body)
+		}
+		other := post(ada.on(b), "something else")
+		if p := other.Problem(t, http.StatusUnprocessableEntity); p.Slug() != "idempotency-key-reused" {
+			t.Errorf("another body under the key = %s, want idempotency-key-reused", p.Slug())
+		}
+		var m messageJSON
+		r := post(ada.on(b), "where is it?")
+		if r.Status != http.StatusCreated {
+			t.Fatalf("the retry = %d %s", r.Status, r.Body)
+		}
+		r.JSON(t, &m)
+		history := ada.on(b).fullHistory(conv)
+		if n := countBodies(history, "where is it?"); n != 1 || m.Body != "where is it?" {
+			t.Errorf("the retried message is in the history %d times (answer %q), want once", n, m.Body)
+		}
+		if n := countBodies(history, "something else"); n != 0 {
+			t.Errorf("the other body was stored %d times, want never", n)
+		}
+	})
+}
