@@ -108,8 +108,7 @@ func (s *Service) change(ctx context.Context, t *tenant.Tenant, caller Caller, i
 	if err != nil {
 		return nil, err
 	}
-	by := Participant{ID: caller.ID, Role: caller.Role, Name: caller.Name}
-	res, err := s.commit(ctx, c, true, []change{updateChange(s.newID(), by, edit)})
+	res, err := s.commit(ctx, c, true, []change{updateChange(s.newID(), caller.participant(), edit)})
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +129,7 @@ func (s *Service) NoteAdmin(ctx context.Context) {
 	if !s.notedAdmins.first(t.ID+"\x00"+caller.ID, s.now()) {
 		return
 	}
-	p := Participant{ID: caller.ID, Role: RoleAdmin, Name: caller.Name}
-	if err := s.admins.RecordAdmin(ctx, t.ID, p, s.clock()); err != nil {
+	if err := s.admins.RecordAdmin(ctx, t.ID, caller.participant(), s.clock()); err != nil {
 		s.notedAdmins.forget(t.ID + "\x00" + caller.ID)
 		s.log.WarnContext(ctx, "admin not recorded", "tenant", t.ID, "error", err)
 	}

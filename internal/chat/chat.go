@@ -27,6 +27,9 @@ type Caller struct {
 // IsAdmin reports whether c is one of the tenant's support admins.
 func (c Caller) IsAdmin() bool { return c.Role == RoleAdmin }
 
+// participant returns c as the author of a change.
+func (c Caller) participant() Participant { return Participant{ID: c.ID, Role: c.Role, Name: c.Name} }
+
 type callerKey struct{}
 
 // NewContext returns a context carrying the caller c.

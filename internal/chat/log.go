@@ -156,8 +156,7 @@ func awayNoticeChange(id string, system Participant, prompt string, period time.
 
 // readChange moves the read mark of reader's side up to m.
 func readChange(id string, reader Caller, m Message) change {
-	by := Participant{ID: reader.ID, Role: reader.Role, Name: reader.Name}
-	return change{id: id, kind: EntryRead, by: by,
+	return change{id: id, kind: EntryRead, by: reader.participant(),
 		apply: func(c *Conversation, _ int64, _ time.Time) (*Message, bool) {
 			return nil, c.markRead(reader, m)
 		}}

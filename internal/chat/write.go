@@ -66,13 +66,11 @@ func (s *Service) Start(ctx context.Context, in StartInput) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	customer := Participant{ID: caller.ID, Role: RoleCustomer, Name: caller.Name}
+	customer := caller.participant()
 	c := newConversation(s.idFor(in.Seed, 0), t.ID, customer, subject, cctx, s.clock())
-	changes := []change{messageChange(s.idFor(in.Seed, 1), customer, body)}
-	if notice, err := s.awayNotice(ctx, t, c.ID); err != nil {
+	changes, err := s.withAwayNotice(ctx, t, c.ID, messageChange(s.idFor(in.Seed, 1), customer, body))
+	if err != nil {
 		return nil, err
-	} else if notice != nil {
-		changes = append(changes, *notice)
 	}
 	res, err := s.commit(ctx, c, true, changes)
 	if err != nil {
@@ -111,12 +109,10 @@ func (s *Service) Send(ctx context.Context, id string, in SendInput) (*Message, 
 		return nil, err
 	}
 	msgID := s.idFor(in.Seed, 1)
-	changes := []change{messageChange(msgID, Participant{ID: caller.ID, Role: caller.Role, Name: caller.Name}, body)}
+	changes := []change{messageChange(msgID, caller.participant(), body)}
 	if !caller.IsAdmin() {
-		if notice, err := s.awayNotice(ctx, t, c.ID); err != nil {
+		if changes, err = s.withAwayNotice(ctx, t, c.ID, changes[0]); err != nil {
 			return nil, err
-		} else if notice != nil {
-			changes = append(changes, *notice)
 		}
 	}
 	res, err := s.commit(ctx, c, true, changes)
@@ -131,22 +127,22 @@ func (s *Service) Send(ctx context.Context, id string, in SendInput) (*Message, 
 	return m, nil
 }
 
-// awayNotice returns the change posting the away prompt into conversation convID when support
-// is not online, or nil. The notice's id is derived from the away period (which begins whenever
-// support was last online), so a conversation gets one notice per period however many
-// customer messages race for it.
-func (s *Service) awayNotice(ctx context.Context, t *tenant.Tenant, convID string) (*change, error) {
+// withAwayNotice returns the changes of a customer's message into conversation convID: the
+// message, followed by the away prompt when support is not online. The notice's id is derived
+// from the away period (which begins whenever support was last online), so a conversation gets
+// one notice per period however many customer messages race for it.
+func (s *Service) withAwayNotice(ctx context.Context, t *tenant.Tenant, convID string, msg change) ([]change, error) {
 	settings, _, err := s.effectiveSettings(ctx, t)
 	if err != nil {
 		return nil, err
 	}
 	presence := s.teamPresence(ctx, t.ID)
 	if supportAt(s.clock(), settings, presence).Status == SupportOnline {
-		return nil, nil
+		return []change{msg}, nil
 	}
 	period := presence.LastOnlineAt
-	ch := awayNoticeChange(awayNoticeID(t.ID, convID, period), systemParticipant(t.Name), settings.AwayPrompt, period)
-	return &ch, nil
+	notice := awayNoticeChange(awayNoticeID(t.ID, convID, period), systemParticipant(t.Name), settings.AwayPrompt, period)
+	return []change{msg, notice}, nil
 }
 
 // publishMessages publishes message.created for each message among entries.
