@@ -221,29 +221,66 @@ func (r *committed) message(id string) (*Message, bool) {
 	return nil, false
 }
 
-// commit makes the changes of one write to conversation c, in order. c is exactly the state
-// after its entry c.Seq; exact says whether c.Latest holds its latest messages too (a stored
-// view does). Each attempt records the changes that still have
-// something to do as entries after the newest state it knows and appends them; when another
-// writer took a sequence number first, it reads the log's newest entry and tries again after
-// it. An entry refused because its id is stored already is this write's own, stored by an
-// earlier attempt (a retry or a racing twin): it counts as done, so nothing is stored twice.
-// Once appended, the entries are committed; bringing the view up to date after them cannot
-// undo that, so its failures are logged and left to readers (see repair).
+// commit makes the changes of one write to conversation c, in order: it appends them to the
+// log (see appendChanges), which commits them, then brings the conversation's view up to date
+// (see project). c is exactly the state after its entry c.Seq; exact says whether c.Latest holds
+// its latest messages too (a stored view does).
+//
+// Once the write's first change is committed, the write succeeds: a later change (the away
+// notice after a message) that cannot be committed is logged and left out, since failing the
+// request would invite the client to send the message again. Bringing the view up to date
+// cannot undo a commit either; its failures are logged and left to readers (see repair).
 //
 // Returns Conflict when the conversation stays too busy, KeyReused when an entry's id holds
-// another change, and the store's errors.
+// another change, and the store's errors, all with nothing committed.
 func (s *Service) commit(ctx context.Context, c *Conversation, exact bool, changes []change) (*committed, error) {
 	ctx, cancel := context.WithTimeout(ctx, maxWriteDuration)
 	defer cancel()
-	res := &committed{}
-	base := c
+	res, exact, err := s.appendChanges(ctx, c, exact, changes)
+	if err != nil {
+		done := res.entries()
+		if len(done) == 0 {
+			return nil, err
+		}
+		s.log.WarnContext(ctx, "a write is committed without its later changes",
+			"tenant", c.TenantID, "conversation", c.ID, "error", err)
+		res.conv, exact = conversationAt(res.conv.Header, done[len(done)-1].State), false
+	}
+	switch {
+	case len(res.appended) > 0:
+		ids := make([]string, len(res.appended))
+		for i, e := range res.appended {
+			ids[i] = e.ID
+		}
+		if err := s.project(ctx, res.conv, exact, ids); err != nil {
+			s.log.WarnContext(ctx, "conversation view not updated after a commit; the next reader repairs it",
+				"tenant", c.TenantID, "conversation", c.ID, "error", err)
+		}
+	case len(res.found) > 0:
+		// An earlier attempt committed this write and may have died before updating the view.
+		if _, err := s.repair(ctx, c.TenantID, c.ID, nil); err != nil {
+			s.log.WarnContext(ctx, "conversation view not repaired after a retried write", "tenant", c.TenantID, "conversation", c.ID, "error", err)
+		}
+	}
+	return res, nil
+}
+
+// appendChanges appends the changes to conversation c's log. Each attempt records the changes
+// that still have something to do as entries after the newest state it knows and appends them;
+// when another writer took a sequence number first, it reads the log's last entry and tries
+// again after it. An entry refused because its id is stored already is this write's own,
+// stored by an earlier attempt (a retry or a racing twin): it counts as done, so nothing is
+// stored twice. It returns what it committed, with res.conv the state after it and whether
+// res.conv.Latest is exact; on error, res holds what was committed before the error.
+func (s *Service) appendChanges(ctx context.Context, c *Conversation, exact bool, changes []change) (*committed, bool, error) {
+	res := &committed{conv: c}
+	header := c.Header
 	pending := changes
 	for attempt := 0; ; attempt++ {
 		if attempt == maxCommitAttempts {
-			return nil, Errorf(Conflict, "the conversation is too busy right now; retry the request")
+			return res, exact, Errorf(Conflict, "the conversation is too busy right now; retry the request")
 		}
-		next := base.clone()
+		next := res.conv.clone()
 		now := s.clock()
 		var entries []Entry
 		live := pending[:0:0]
@@ -255,59 +292,41 @@ func (s *Service) commit(ctx context.Context, c *Conversation, exact bool, chang
 		}
 		pending = live
 		if len(entries) == 0 {
-			break
+			return res, exact, nil
 		}
 		n, err := s.store.Append(ctx, entries)
 		res.appended = append(res.appended, entries[:n]...)
 		pending = pending[n:]
 		if err == nil {
-			base = next
-			break
+			res.conv = next
+			return res, exact, nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return nil, err
+			return res, exact, err
 		}
 		stored, err := s.store.Entry(ctx, c.TenantID, c.ID, entries[n].ID)
 		switch {
 		case err == nil:
 			if !pending[0].same(stored) {
-				return nil, Errorf(KeyReused, "this Idempotency-Key belongs to another request, which was stored; use a new key")
+				return res, exact, Errorf(KeyReused, "this Idempotency-Key belongs to another request, which was stored; use a new key")
 			}
 			if stored.Header != nil {
-				base.Header = *stored.Header // a retried start: the conversation is the first attempt's
+				header = *stored.Header // a retried start: the conversation is the first attempt's
 			}
 			res.found = append(res.found, *stored)
 			pending = pending[1:]
 		case !isNotFound(err):
-			return nil, err
+			return res, exact, err
 		}
 		last, err := s.store.LastEntry(ctx, c.TenantID, c.ID)
 		if err != nil {
-			return nil, err
+			return res, exact, err
 		}
-		base, exact = conversationAt(base.Header, last.State), false
+		res.conv, exact = conversationAt(header, last.State), false
 		if len(pending) > 0 {
 			backoff(ctx, attempt)
 		}
 	}
-	res.conv = base
-	switch {
-	case len(res.appended) > 0:
-		ids := make([]string, len(res.appended))
-		for i, e := range res.appended {
-			ids[i] = e.ID
-		}
-		if err := s.project(ctx, base, exact, ids); err != nil {
-			s.log.WarnContext(ctx, "conversation view not updated after a commit; the next reader repairs it",
-				"tenant", c.TenantID, "conversation", c.ID, "error", err)
-		}
-	case len(res.found) > 0:
-		// An earlier attempt committed this write and may have died before updating the view.
-		if _, err := s.repair(ctx, c.TenantID, c.ID, nil); err != nil {
-			s.log.WarnContext(ctx, "conversation view not repaired after a retried write", "tenant", c.TenantID, "conversation", c.ID, "error", err)
-		}
-	}
-	return res, nil
 }
 
 // backoff waits a little, more after more failed attempts, with jitter so racing writers spread out.

@@ -418,3 +418,39 @@ func TestConsistencyRetryAfterALostAnswer(t *testing.T) {
 		}
 	})
 }
+
+// failingNotice wraps a conversation store: appending an away notice fails, as when the
+// database becomes unreachable right after a message is committed.
+type failingNotice struct{ chat.ConversationStore }
+
+func (f failingNotice) Append(ctx context.Context, entries []chat.Entry) (int, error) {
+	for i, e := range entries {
+		if e.Message != nil && e.Message.Sender.Role == chat.RoleSystem {
+			if _, err := f.ConversationStore.Append(ctx, entries[:i]); err != nil {
+				return 0, err
+			}
+			return i, &chat.Error{Code: chat.Unavailable, Message: "database unavailable", Err: context.DeadlineExceeded}
+		}
+	}
+	return f.ConversationStore.Append(ctx, entries)
+}
+
+// TestACommittedMessageIsAnsweredWithoutItsNotice checks that a message whose away notice
+// cannot be stored is still answered 201: the message is committed, and failing the request
+// would invite the client to send it again.
+func TestACommittedMessageIsAnsweredWithoutItsNotice(t *testing.T) {
+	s := newStack(t, stackOptions{store: func(st chat.ConversationStore) chat.ConversationStore { return failingNotice{st} }})
+	ada := s.customer(shop, "cust-ada")
+	r := ada.do("POST", "/api/v1/chat/start", map[string]string{"message": "anyone there?"})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("start while the notice cannot be stored = %d %s, want 201", r.Status, r.Body)
+	}
+	var c conversationJSON
+	r.JSON(t, &c)
+	ada.send(c.ID, "hello?")
+	history := ada.history(c.ID)
+	if len(history) != 2 || countSystem(history) != 0 {
+		t.Errorf("history = %+v, want the two messages and no notice", history)
+	}
+	checkSummary(t, c.ID, []user{ada}, []*stack{s}, summaryCheck{unread: map[string][]int{ada.id: {0}}})
+}
