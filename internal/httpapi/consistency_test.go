@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -62,6 +63,21 @@ func (u user) try(method, path string, body any, headers ...string) (response, e
 		h[headers[i]] = headers[i+1]
 	}
 	return u.s.send(u.s.srv.Client(), method, path, body, h)
+}
+
+// retry sends a request as u like a careful client: an answer of 5xx or none at all leaves the
+// outcome unknown, so it sends the same request again (same Idempotency-Key, if any), a few
+// times, and returns the last answer. On a loaded machine the embedded servers may time out.
+func (u user) retry(method, path string, body any, headers ...string) (response, error) {
+	var r response
+	var err error
+	for attempt := range 5 {
+		if r, err = u.try(method, path, body, headers...); err == nil && r.Status < 500 {
+			return r, nil
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
+	return r, err
 }
 
 // fullHistory returns every message of a conversation as u sees it, oldest first, page by page.
@@ -242,7 +258,7 @@ func TestConsistencyConcurrentWriters(t *testing.T) {
 					var tw sync.WaitGroup
 					for i := range twins {
 						tw.Go(func() {
-							r, err := who.on(reps[(w+i)%2]).try("POST", "/api/v1/chat/"+conv+"/messages", map[string]string{"body": body}, "Idempotency-Key", key)
+							r, err := who.on(reps[(w+i)%2]).retry("POST", "/api/v1/chat/"+conv+"/messages", map[string]string{"body": body}, "Idempotency-Key", key)
 							if err != nil || r.Status != http.StatusCreated {
 								fail("writer %d message %d: %d %s %v", w, n, r.Status, r.Body, err)
 								return
@@ -274,7 +290,7 @@ func TestConsistencyConcurrentWriters(t *testing.T) {
 						return
 					default:
 					}
-					if r, err := viewer.on(reps[i]).try("GET", "/api/v1/chat/list?messages=5", nil); err != nil || r.Status != http.StatusOK {
+					if r, err := viewer.on(reps[i]).retry("GET", "/api/v1/chat/list?messages=5", nil); err != nil || r.Status != http.StatusOK {
 						fail("list while writing: %d %v", r.Status, err)
 					}
 				}
@@ -350,7 +366,7 @@ func TestConsistencyReadMarks(t *testing.T) {
 		fail := func(format string, args ...any) { t.Errorf(format, args...) }
 		// read marks as who, on replica rep, the message pick chooses from the history.
 		read := func(who user, rep int, pick func([]messageJSON) messageJSON) {
-			r, err := who.on(reps[rep%2]).try("GET", "/api/v1/chat/"+conv+"/messages?limit=100", nil)
+			r, err := who.on(reps[rep%2]).retry("GET", "/api/v1/chat/"+conv+"/messages?limit=100", nil)
 			if err != nil || r.Status != http.StatusOK {
 				fail("history: %d %v", r.Status, err)
 				return
@@ -360,7 +376,7 @@ func TestConsistencyReadMarks(t *testing.T) {
 			}
 			_ = json.Unmarshal(r.Body, &page)
 			target := pick(page.Messages)
-			r, err = who.on(reps[(rep+1)%2]).try("POST", "/api/v1/chat/"+conv+"/read", map[string]string{"message_id": target.ID})
+			r, err = who.on(reps[(rep+1)%2]).retry("POST", "/api/v1/chat/"+conv+"/read", map[string]string{"message_id": target.ID})
 			if err != nil || r.Status != http.StatusOK {
 				fail("read: %d %s %v", r.Status, r.Body, err)
 				return
@@ -382,7 +398,8 @@ func TestConsistencyReadMarks(t *testing.T) {
 		for w, who := range []user{ada, grace, alan, ada} {
 			wg.Go(func() {
 				for n := range 4 {
-					r, err := who.on(reps[(w+n)%2]).try("POST", "/api/v1/chat/"+conv+"/messages", map[string]string{"body": fmt.Sprintf("%s %d", who.id, n)})
+					r, err := who.on(reps[(w+n)%2]).retry("POST", "/api/v1/chat/"+conv+"/messages", map[string]string{"body": fmt.Sprintf("%s %d", who.id, n)},
+						"Idempotency-Key", fmt.Sprintf("%d-%d", w, n))
 					if err != nil || r.Status != http.StatusCreated {
 						fail("post: %d %s %v", r.Status, r.Body, err)
 					}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -137,5 +138,15 @@ func unavailable(err error) bool {
 		errors.Is(err, mongo.ErrClientDisconnected) ||
 		errors.As(err, &topology.ServerSelectionError{}) ||
 		mongo.IsTimeout(err) ||
-		mongo.IsNetworkError(err)
+		mongo.IsNetworkError(err) ||
+		outOfTime(err)
+}
+
+// outOfTime reports whether err is FerretDB's answer to an operation that ran out of its time
+// limit (maxTimeMS) while its backend was busy: an InternalError (code 1) saying "timeout",
+// where MongoDB answers MaxTimeMSExpired. Either way the database is too slow right now, not
+// the operation wrong.
+func outOfTime(err error) bool {
+	var ce mongo.CommandError
+	return errors.As(err, &ce) && ce.Code == 1 && strings.Contains(ce.Message, "timeout")
 }
