@@ -104,11 +104,9 @@ func (s *Service) assignee(ctx context.Context, t *tenant.Tenant, caller Caller,
 // change applies edit to conversation id as one update entry, touching UpdatedAt and publishing
 // conversation.updated when edit reports a change.
 func (s *Service) change(ctx context.Context, t *tenant.Tenant, caller Caller, id string, edit func(*Conversation) bool) (*Conversation, error) {
-	c, err := s.visible(ctx, t, caller, id)
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.commit(ctx, c, true, []change{updateChange(s.newID(), caller.participant(), edit)})
+	c, res, err := s.writeTo(ctx, t, caller, id, func(*Conversation) ([]change, error) {
+		return []change{updateChange(s.newID(), caller.participant(), edit)}, nil
+	})
 	if err != nil {
 		return nil, err
 	}

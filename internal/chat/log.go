@@ -28,9 +28,8 @@ const (
 	maxProjectRounds = 4
 	// maxWriteDuration bounds one write, from its first insert to its last projection.
 	maxWriteDuration = 30 * time.Second
-	// staleMarkAge is how old an entry still marked unprojected must be before a reader clears
-	// its mark: far beyond maxWriteDuration, so its writer is surely gone and none of its writes
-	// can land any more.
+	// staleMarkAge is how old a write's mark must be before a reader deletes it: far beyond
+	// maxWriteDuration, so its writer is surely gone and none of its writes can land any more.
 	staleMarkAge = 5 * time.Minute
 	// maxRepairsPerRead bounds how many conversations one list repairs before answering.
 	maxRepairsPerRead = 10
@@ -60,7 +59,7 @@ type Entry struct {
 	ID             string
 	TenantID       string
 	ConversationID string
-	// CustomerID is the conversation's customer, so a customer's unprojected entries can be found.
+	// CustomerID is the conversation's customer.
 	CustomerID string
 	// Seq numbers the entries of a conversation from 1; no two entries share one.
 	Seq  int64
@@ -74,6 +73,17 @@ type Entry struct {
 	Message *Message
 	// State is the conversation's state after this entry (State.Seq == Seq).
 	State State
+}
+
+// WriteMark says that a write to a conversation is in progress: it is stored before the write's
+// first entry and deleted once the conversation's view shows the write. A mark that outlives
+// its write (the writer died) tells readers to repair the view.
+type WriteMark struct {
+	ID             string
+	TenantID       string
+	ConversationID string
+	CustomerID     string
+	At             time.Time
 }
 
 // change is one effect of a write on a conversation, recorded as one entry. Its id is fixed
@@ -201,6 +211,10 @@ type committed struct {
 	// write had stored.
 	appended []Entry
 	found    []Entry
+	// mark is the id of the write's mark, stored before its first append; unsure is set when
+	// an append failed without saying whether it stored anything, so the mark must stay.
+	mark   string
+	unsure bool
 }
 
 // entries returns the entries of the write, in log order.
@@ -236,10 +250,11 @@ func (r *committed) message(id string) (*Message, bool) {
 func (s *Service) commit(ctx context.Context, c *Conversation, exact bool, changes []change) (*committed, error) {
 	ctx, cancel := context.WithTimeout(ctx, maxWriteDuration)
 	defer cancel()
-	res, exact, err := s.appendChanges(ctx, c, exact, changes)
+	res, err := s.appendChanges(ctx, c, changes)
 	if err != nil {
 		done := res.entries()
 		if len(done) == 0 {
+			s.unmark(ctx, res)
 			return nil, err
 		}
 		s.log.WarnContext(ctx, "a write is committed without its later changes",
@@ -248,13 +263,10 @@ func (s *Service) commit(ctx context.Context, c *Conversation, exact bool, chang
 	}
 	switch {
 	case len(res.appended) > 0:
-		ids := make([]string, len(res.appended))
-		for i, e := range res.appended {
-			ids[i] = e.ID
-		}
-		if err := s.project(ctx, res.conv, exact, ids); err != nil {
+		if err := s.project(ctx, res.conv, exact); err != nil {
 			s.log.WarnContext(ctx, "conversation view not updated after a commit; the next reader repairs it",
 				"tenant", c.TenantID, "conversation", c.ID, "error", err)
+			return res, nil // the mark stays for readers
 		}
 	case len(res.found) > 0:
 		// An earlier attempt committed this write and may have died before updating the view.
@@ -262,23 +274,36 @@ func (s *Service) commit(ctx context.Context, c *Conversation, exact bool, chang
 			s.log.WarnContext(ctx, "conversation view not repaired after a retried write", "tenant", c.TenantID, "conversation", c.ID, "error", err)
 		}
 	}
+	s.unmark(ctx, res)
 	return res, nil
+}
+
+// unmark deletes the mark of a write whose view is up to date, or which stored nothing. A
+// failure only leaves a mark for readers to check.
+func (s *Service) unmark(ctx context.Context, res *committed) {
+	if res.mark == "" || res.unsure && len(res.appended) == 0 {
+		return
+	}
+	if err := s.store.Unmark(ctx, res.conv.TenantID, []string{res.mark}); err != nil {
+		s.log.WarnContext(ctx, "write mark not deleted", "tenant", res.conv.TenantID, "conversation", res.conv.ID, "error", err)
+		return
+	}
+	res.mark = ""
 }
 
 // appendChanges appends the changes to conversation c's log. Each attempt records the changes
 // that still have something to do as entries after the newest state it knows and appends them;
-// when another writer took a sequence number first, it reads the log's last entry and tries
-// again after it. An entry refused because its id is stored already is this write's own,
-// stored by an earlier attempt (a retry or a racing twin): it counts as done, so nothing is
-// stored twice. It returns what it committed, with res.conv the state after it and whether
-// res.conv.Latest is exact; on error, res holds what was committed before the error.
-func (s *Service) appendChanges(ctx context.Context, c *Conversation, exact bool, changes []change) (*committed, bool, error) {
-	res := &committed{conv: c}
-	header := c.Header
+// when another writer took a sequence number first, it reads the entries that followed and
+// tries again after them. An entry refused because its id is stored already is this write's
+// own, stored by an earlier attempt (a retry or a racing twin): it counts as done, so nothing
+// is stored twice. It returns what it committed, with res.conv the state after it (its Latest
+// as exact as c's); on error, res holds what was committed before the error.
+func (s *Service) appendChanges(ctx context.Context, c *Conversation, changes []change) (*committed, error) {
+	res := &committed{conv: c.clone()}
 	pending := changes
 	for attempt := 0; ; attempt++ {
 		if attempt == maxCommitAttempts {
-			return res, exact, Errorf(Conflict, "the conversation is too busy right now; retry the request")
+			return res, Errorf(Conflict, "the conversation is too busy right now; retry the request")
 		}
 		next := res.conv.clone()
 		now := s.clock()
@@ -292,41 +317,72 @@ func (s *Service) appendChanges(ctx context.Context, c *Conversation, exact bool
 		}
 		pending = live
 		if len(entries) == 0 {
-			return res, exact, nil
+			return res, nil
+		}
+		if res.mark == "" {
+			m := WriteMark{ID: s.newID(), TenantID: c.TenantID, ConversationID: c.ID, CustomerID: c.Customer.ID, At: now}
+			if err := s.store.Mark(ctx, m); err != nil {
+				return res, err
+			}
+			res.mark = m.ID
 		}
 		n, err := s.store.Append(ctx, entries)
 		res.appended = append(res.appended, entries[:n]...)
 		pending = pending[n:]
 		if err == nil {
 			res.conv = next
-			return res, exact, nil
+			return res, nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return res, exact, err
+			res.unsure = true
+			return res, err
 		}
-		stored, err := s.store.Entry(ctx, c.TenantID, c.ID, entries[n].ID)
-		switch {
-		case err == nil:
+		// entries[n] was refused: another writer took its seq, or its id is stored already,
+		// by an earlier attempt of this write. Read what follows the state this attempt knew.
+		newer, err := s.store.EntriesAfter(ctx, c.TenantID, c.ID, res.conv.Seq)
+		if err != nil {
+			return res, err
+		}
+		stored, err := s.storedChange(ctx, c, entries[n], newer)
+		if err != nil {
+			return res, err
+		}
+		if stored != nil {
 			if !pending[0].same(stored) {
-				return res, exact, Errorf(KeyReused, "this Idempotency-Key belongs to another request, which was stored; use a new key")
+				return res, Errorf(KeyReused, "this Idempotency-Key belongs to another request, which was stored; use a new key")
 			}
 			if stored.Header != nil {
-				header = *stored.Header // a retried start: the conversation is the first attempt's
+				res.conv.Header = *stored.Header // a retried start: the conversation is the first attempt's
 			}
 			res.found = append(res.found, *stored)
 			pending = pending[1:]
-		case !isNotFound(err):
-			return res, exact, err
 		}
-		last, err := s.store.LastEntry(ctx, c.TenantID, c.ID)
-		if err != nil {
-			return res, exact, err
-		}
-		res.conv, exact = conversationAt(header, last.State), false
+		res.conv = res.conv.followedBy(newer)
 		if len(pending) > 0 {
 			backoff(ctx, attempt)
 		}
 	}
+}
+
+// storedChange returns the stored entry holding the id of the refused entry e, if it is
+// stored: among newer (the entries after the state e was recorded on, which a racing twin may
+// have appended), or, when nothing took e's sequence number, anywhere in the log (an earlier
+// attempt that the state already covered). It returns nil when another writer took the
+// sequence number and the id is not among newer.
+func (s *Service) storedChange(ctx context.Context, c *Conversation, e Entry, newer []Entry) (*Entry, error) {
+	for i := range newer {
+		if newer[i].ID == e.ID {
+			return &newer[i], nil
+		}
+	}
+	if slices.ContainsFunc(newer, func(n Entry) bool { return n.Seq == e.Seq }) {
+		return nil, nil
+	}
+	stored, err := s.store.Entry(ctx, c.TenantID, c.ID, e.ID)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	return stored, err
 }
 
 // backoff waits a little, more after more failed attempts, with jitter so racing writers spread out.
@@ -341,126 +397,131 @@ func backoff(ctx context.Context, attempt int) {
 }
 
 // project makes the stored view of conversation c show at least c, the state after the entries
-// ids this write appended, and then clears their unprojected marks. With exact false, c's latest
-// messages are read from the log first.
+// this write appended. With exact false, c's latest messages are read from the log first. It
+// returns nil once the view is checked to be right; the write's mark may go then.
 //
 // On MongoDB the conditional replace alone keeps the view moving forward. A server whose
 // updates are not atomic (FerretDB) may let a slower writer's older view land after a newer
 // one. So each writer checks after its replace: if the log has entries beyond what it wrote
 // and the stored view is still its own, its write may have buried a newer view whose writer
-// has already checked and left, and it brings the view up to the log's last entry itself. (A
-// stored view newer than its own is someone else's to finish; an older one is the older
-// writer's to fix, since that writer checks after its own write too.) The marks stay until the
-// check passes: a writer that dies before it leaves them for readers to find.
-func (s *Service) project(ctx context.Context, c *Conversation, exact bool, ids []string) error {
+// has already checked and left, and it brings the view up to the log's end itself. (A stored
+// view newer than its own is someone else's to finish; an older one is the older writer's to
+// fix, since that writer checks after its own write too.) The mark stays until the check
+// passes: a writer that dies before it leaves it for readers to find.
+func (s *Service) project(ctx context.Context, c *Conversation, exact bool) error {
 	view := c
-	for round := 0; round < maxProjectRounds; round++ {
-		if !exact {
-			latest, err := s.store.Messages(ctx, view.TenantID, view.ID, view.Seq+1, MaxLatest)
-			if err != nil {
-				return err
-			}
-			slices.Reverse(latest)
-			view.Latest = latest
-		}
-		if err := s.store.Project(ctx, view); err != nil {
-			return err
-		}
-		last, err := s.store.LastEntry(ctx, view.TenantID, view.ID)
+	if !exact {
+		latest, err := s.store.Messages(ctx, view.TenantID, view.ID, view.Seq+1, MaxLatest)
 		if err != nil {
 			return err
 		}
-		if last.Seq > view.Seq {
+		slices.Reverse(latest)
+		view.Latest = latest
+	}
+	for range maxProjectRounds {
+		if err := s.store.Project(ctx, view); err != nil {
+			return err
+		}
+		newer, err := s.store.EntriesAfter(ctx, view.TenantID, view.ID, view.Seq)
+		if err != nil {
+			return err
+		}
+		if len(newer) > 0 {
 			stored, err := s.store.Conversation(ctx, view.TenantID, view.ID)
 			if err != nil {
 				return err
 			}
 			if stored.Seq == view.Seq {
-				view, exact = conversationAt(view.Header, last.State), false
+				view = view.followedBy(newer)
 				continue
 			}
 		}
-		return s.store.MarkProjected(ctx, view.TenantID, view.ID, ids)
+		return nil
 	}
 	return errors.New("the log kept growing while the view was brought up to date")
 }
 
-// repair brings the view of conversation convID up to its log if a writer died between
-// committing and updating the view, or is still on its way: it appends a repair entry and
-// projects it as a writer would, so a reader that dies meanwhile leaves a mark as well. marked
-// are entries of the conversation found marked unprojected; those older than staleMarkAge and
-// covered by the view are cleared. It reports whether it appended.
-func (s *Service) repair(ctx context.Context, tenantID, convID string, marked []Entry) (bool, error) {
-	last, err := s.store.LastEntry(ctx, tenantID, convID)
+// repairLocked is repair under the replica's lock of the conversation.
+func (s *Service) repairLocked(ctx context.Context, tenantID, convID string, marks []WriteMark) (bool, error) {
+	unlock, err := s.lockConversation(ctx, tenantID, convID)
 	if err != nil {
 		return false, err
 	}
+	defer unlock()
+	return s.repair(ctx, tenantID, convID, marks)
+}
+
+// repair brings the view of conversation convID up to its log if a writer died between
+// committing and updating the view, or is still on its way: it appends a repair entry and
+// projects it as a writer would, so a reader that dies meanwhile leaves a mark as well. marks
+// are the conversation's marks the reader found; once the view is up to the log, those older
+// than staleMarkAge (their writers are gone) are deleted. It reports whether it appended.
+func (s *Service) repair(ctx context.Context, tenantID, convID string, marks []WriteMark) (bool, error) {
 	view, err := s.store.Conversation(ctx, tenantID, convID)
 	if err != nil && !isNotFound(err) {
 		return false, err
 	}
+	base := view
+	if view == nil {
+		base = &Conversation{} // its start died before making the view: make it from the log
+	}
+	newer, err := s.store.EntriesAfter(ctx, tenantID, convID, base.Seq)
+	if err != nil {
+		return false, err
+	}
 	repaired := false
-	if view == nil || view.Seq < last.Seq {
-		var header Header
-		if view != nil {
-			header = view.Header
-		} else {
-			first, err := s.store.FirstEntry(ctx, tenantID, convID)
-			if err != nil {
-				return false, err
-			}
-			if first.Header == nil {
+	if len(newer) > 0 {
+		if view == nil {
+			if newer[0].Header == nil {
 				return false, errors.New("the conversation's first entry has no header")
 			}
-			header = *first.Header
+			base.Header = *newer[0].Header
 		}
-		res, err := s.commit(ctx, conversationAt(header, last.State), false, []change{repairChange(s.newID())})
+		// The view (or nothing) followed by every newer entry: the latest messages are exact.
+		res, err := s.commit(ctx, base.followedBy(newer), true, []change{repairChange(s.newID())})
 		if err != nil {
 			return false, err
 		}
-		if len(res.appended) == 0 {
-			return false, nil
+		if res.mark != "" {
+			return true, nil // the repair's own check did not pass: its mark stays, and so do the others
 		}
 		repaired = true
-		if view, err = s.store.Conversation(ctx, tenantID, convID); err != nil {
-			return repaired, err
-		}
 	}
 	var stale []string
-	for _, e := range marked {
-		if e.Seq <= view.Seq && s.clock().Sub(e.At) > staleMarkAge {
-			stale = append(stale, e.ID)
+	for _, m := range marks {
+		if s.clock().Sub(m.At) > staleMarkAge {
+			stale = append(stale, m.ID)
 		}
 	}
 	if len(stale) > 0 {
-		return repaired, s.store.MarkProjected(ctx, tenantID, convID, stale)
+		return repaired, s.store.Unmark(ctx, tenantID, stale)
 	}
 	return repaired, nil
 }
 
 // catchUp repairs the views of the conversations in a list's scope (a customer's, or with
-// customerID "" the whole tenant's) that have entries still marked unprojected, so the list
-// that follows agrees with the history. Failures are logged: the list is then as fresh as the
-// views are.
+// customerID "" the whole tenant's) that have write marks, so the list that follows agrees
+// with the history. Marks exist only while writes are in flight or after a writer died, so
+// this usually finds nothing. Failures are logged: the list is then as fresh as the views are.
 func (s *Service) catchUp(ctx context.Context, tenantID, customerID string) {
-	marked, err := s.store.Unprojected(ctx, tenantID, customerID, 10*maxRepairsPerRead)
+	marks, err := s.store.Marks(ctx, tenantID, customerID, 10*maxRepairsPerRead)
 	if err != nil {
-		s.log.WarnContext(ctx, "unprojected entries not checked", "tenant", tenantID, "error", err)
+		s.log.WarnContext(ctx, "write marks not checked", "tenant", tenantID, "error", err)
 		return
 	}
-	byConv := map[string][]Entry{}
+	byConv := map[string][]WriteMark{}
 	var order []string
-	for _, e := range marked {
-		if _, ok := byConv[e.ConversationID]; !ok {
-			order = append(order, e.ConversationID)
+	for _, m := range marks {
+		if _, ok := byConv[m.ConversationID]; !ok {
+			order = append(order, m.ConversationID)
 		}
-		byConv[e.ConversationID] = append(byConv[e.ConversationID], e)
+		byConv[m.ConversationID] = append(byConv[m.ConversationID], m)
 	}
 	for i, convID := range order {
 		if i == maxRepairsPerRead {
 			break
 		}
-		if _, err := s.repair(ctx, tenantID, convID, byConv[convID]); err != nil {
+		if _, err := s.repairLocked(ctx, tenantID, convID, byConv[convID]); err != nil {
 			s.log.WarnContext(ctx, "conversation view not repaired", "tenant", tenantID, "conversation", convID, "error", err)
 		}
 	}

@@ -53,12 +53,12 @@ func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*
 	if err != nil {
 		return nil, err
 	}
-	last, err := s.store.LastEntry(ctx, t.ID, id)
+	newer, err := s.store.EntriesAfter(ctx, t.ID, id, c.Seq)
 	if err != nil {
 		return nil, err
 	}
-	if last.Seq > c.Seq {
-		if _, err := s.repair(ctx, t.ID, id, nil); err != nil {
+	if len(newer) > 0 {
+		if _, err := s.repairLocked(ctx, t.ID, id, nil); err != nil {
 			s.log.WarnContext(ctx, "conversation view not repaired", "tenant", t.ID, "conversation", id, "error", err)
 		} else if c, err = s.visible(ctx, t, caller, id); err != nil {
 			return nil, err
@@ -115,20 +115,18 @@ func (s *Service) MarkRead(ctx context.Context, id, messageID string) (*ReadStat
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.visible(ctx, t, caller, id)
+	c, res, err := s.writeTo(ctx, t, caller, id, func(c *Conversation) ([]change, error) {
+		m, ok, err := s.readTarget(ctx, c, messageID)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return []change{readChange(s.newID(), caller, m)}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	m, ok, err := s.readTarget(ctx, c, messageID)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
+	if res == nil {
 		return &ReadState{ConversationID: id, UnreadCount: c.UnreadFor(caller)}, nil
-	}
-	res, err := s.commit(ctx, c, true, []change{readChange(s.newID(), caller, m)})
-	if err != nil {
-		return nil, err
 	}
 	if len(res.appended) > 0 {
 		s.publish(ctx, Event{Type: EventConversationRead, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: res.appended[0].At, Conversation: res.conv})

@@ -13,21 +13,21 @@ import (
 // and no atomic updates: the unique (tenant, conversation, seq) key of entries is the one
 // arbiter of concurrent writes (docs/CONSISTENCY.md).
 type ConversationStore interface {
-	// Append stores entries in order, each marked unprojected. It stops at the first entry
-	// whose id or whose (tenant, conversation, seq) is taken and returns how many it stored
-	// before it, with an ErrConflict error.
+	// Append stores entries in order. It stops at the first entry whose (tenant, conversation,
+	// Seq) or whose id within the conversation is taken and returns how many it stored before
+	// it, with an ErrConflict error. Entries are never changed once stored.
 	Append(ctx context.Context, entries []Entry) (int, error)
-	// Entry returns entry id of a conversation. Returns ErrNotFound when there is none.
+	// Entry returns the entry of a conversation with id. Returns ErrNotFound when there is none.
 	Entry(ctx context.Context, tenantID, convID, id string) (*Entry, error)
-	// FirstEntry and LastEntry return a conversation's entry with the least and the greatest
-	// Seq. Return ErrNotFound when it has none.
-	FirstEntry(ctx context.Context, tenantID, convID string) (*Entry, error)
-	LastEntry(ctx context.Context, tenantID, convID string) (*Entry, error)
-	// Unprojected returns up to limit entries of the tenant still marked unprojected; only
-	// those of customerID's conversations when it is not "".
-	Unprojected(ctx context.Context, tenantID, customerID string, limit int) ([]Entry, error)
-	// MarkProjected clears the unprojected mark of the entries ids of a conversation.
-	MarkProjected(ctx context.Context, tenantID, convID string, ids []string) error
+	// EntriesAfter returns the entries of a conversation with Seq above seq, in order (none
+	// when seq is its last). A conversation's entries are numbered without gaps.
+	EntriesAfter(ctx context.Context, tenantID, convID string, seq int64) ([]Entry, error)
+	// Mark stores m; Unmark deletes the marks ids of the tenant.
+	Mark(ctx context.Context, m WriteMark) error
+	Unmark(ctx context.Context, tenantID string, ids []string) error
+	// Marks returns up to limit marks of the tenant; only those of customerID's conversations
+	// when it is not "".
+	Marks(ctx context.Context, tenantID, customerID string, limit int) ([]WriteMark, error)
 	// Messages returns up to limit messages of the conversation with Seq below before (0: from
 	// the newest), newest first.
 	Messages(ctx context.Context, tenantID, convID string, before int64, limit int) ([]Message, error)
@@ -137,6 +137,7 @@ type Service struct {
 	overrides   *ttlCache[Overrides]
 	replyStats  *ttlCache[*int64]
 	notedAdmins *recentSet
+	locks       *keyedLocks
 }
 
 // Admin bookkeeping: how often a replica records an admin it sees, and how many it remembers.
@@ -173,6 +174,7 @@ func NewService(d Deps) *Service {
 		overrides:   newTTLCache[Overrides]("settings", d.SettingsTTL, d.Now, d.Caches),
 		replyStats:  newTTLCache[*int64]("reply_stats", d.StatsTTL, d.Now, d.Caches),
 		notedAdmins: newRecentSet(adminNoteInterval, maxNotedAdmins),
+		locks:       newKeyedLocks(),
 	}
 }
 

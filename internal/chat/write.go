@@ -104,18 +104,14 @@ func (s *Service) Send(ctx context.Context, id string, in SendInput) (*Message, 
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.visible(ctx, t, caller, id)
-	if err != nil {
-		return nil, err
-	}
 	msgID := s.idFor(in.Seed, 1)
-	changes := []change{messageChange(msgID, caller.participant(), body)}
-	if !caller.IsAdmin() {
-		if changes, err = s.withAwayNotice(ctx, t, c.ID, changes[0]); err != nil {
-			return nil, err
+	_, res, err := s.writeTo(ctx, t, caller, id, func(c *Conversation) ([]change, error) {
+		msg := messageChange(msgID, caller.participant(), body)
+		if caller.IsAdmin() {
+			return []change{msg}, nil
 		}
-	}
-	res, err := s.commit(ctx, c, true, changes)
+		return s.withAwayNotice(ctx, t, c.ID, msg)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +148,38 @@ func (s *Service) publishMessages(ctx context.Context, c *Conversation, entries 
 			s.publish(ctx, Event{Type: EventMessageCreated, TenantID: c.TenantID, ConversationID: c.ID, CustomerID: c.Customer.ID, At: e.At, Message: e.Message, Conversation: c})
 		}
 	}
+}
+
+// writeTo makes one write to conversation id as caller while it holds the replica's lock of the
+// conversation (see keyedLocks): it reads the view, asks plan for the changes the write makes
+// to it, and commits them. It returns the view it read and what was committed, nil when plan
+// made no changes. Returns NotFound when the caller may not see the conversation, Unavailable
+// when ctx ends while waiting for the lock, and plan's and commit's errors.
+func (s *Service) writeTo(ctx context.Context, t *tenant.Tenant, caller Caller, id string, plan func(c *Conversation) ([]change, error)) (*Conversation, *committed, error) {
+	unlock, err := s.lockConversation(ctx, t.ID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	c, err := s.visible(ctx, t, caller, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	changes, err := plan(c)
+	if err != nil || len(changes) == 0 {
+		return c, nil, err
+	}
+	res, err := s.commit(ctx, c, true, changes)
+	return c, res, err
+}
+
+// lockConversation takes the replica's lock of a conversation, for its writes and repairs.
+func (s *Service) lockConversation(ctx context.Context, tenantID, convID string) (func(), error) {
+	unlock, err := s.locks.lock(ctx, tenantID+"/"+convID)
+	if err != nil {
+		return nil, &Error{Code: Unavailable, Message: "the conversation is too busy right now", Err: err}
+	}
+	return unlock, nil
 }
 
 // visible returns the view of conversation id if caller may see it. Another customer's

@@ -15,8 +15,8 @@ import (
 
 // crasher wraps a replica's stores and kills the request that makes its armed write step: once
 // the store call returns, the handler's goroutine exits on the spot, as if the process died
-// there. The steps are every write the request makes (each entry appended, each view
-// projected, each mark cleared, each idempotency record written), so arming step 1, 2, ...
+// there. The steps are every write the request makes (each mark stored or deleted, each entry
+// appended, each view projected, each idempotency record written), so arming step 1, 2, ...
 // puts a crash between each pair of write steps.
 type crasher struct {
 	chat.ConversationStore
@@ -77,9 +77,14 @@ func (c *crasher) Project(ctx context.Context, conv *chat.Conversation) error {
 	return c.ConversationStore.Project(ctx, conv)
 }
 
-func (c *crasher) MarkProjected(ctx context.Context, tenantID, convID string, ids []string) error {
+func (c *crasher) Mark(ctx context.Context, m chat.WriteMark) error {
 	defer c.step()
-	return c.ConversationStore.MarkProjected(ctx, tenantID, convID, ids)
+	return c.ConversationStore.Mark(ctx, m)
+}
+
+func (c *crasher) Unmark(ctx context.Context, tenantID string, ids []string) error {
+	defer c.step()
+	return c.ConversationStore.Unmark(ctx, tenantID, ids)
 }
 
 func (c *crasher) Reserve(ctx context.Context, rec idempotency.Record) (idempotency.Record, bool, error) {
@@ -180,12 +185,12 @@ func TestConsistencyCrashBetweenWriteSteps(t *testing.T) {
 			ada := a.customer(shop, "cust-repair")
 			a.admin(shop, "admin-crash").setPresence("online")
 			conv := ada.start("hello").ID
-			crash.arm(1) // the message is committed; its writer dies before updating the view
+			crash.arm(2) // its mark, then the message: committed; its writer dies before updating the view
 			if _, err := a.send(client, "POST", "/api/v1/chat/"+conv+"/messages", map[string]string{"body": "lost view"},
 				map[string]string{"X-Tenant-ID": shop, "Authorization": "Bearer " + ada.token}); err == nil {
 				t.Fatal("the crashed write was answered")
 			}
-			crash.arm(1) // a list on the same replica repairs the view, and dies after its repair entry
+			crash.arm(2) // a list on the same replica repairs: its mark, then its repair entry, and it dies
 			if _, err := a.send(client, "GET", "/api/v1/chat/list", nil,
 				map[string]string{"X-Tenant-ID": shop, "Authorization": "Bearer " + ada.token}); err == nil {
 				t.Fatal("the crashed list was answered")

@@ -14,12 +14,14 @@ import (
 	"github.com/supportchat/supportchat/internal/idempotency"
 )
 
-// Store keeps chat's conversation logs and views, settings, admins and idempotency records.
+// Store keeps chat's conversation logs, views and write marks, settings, admins and
+// idempotency records.
 // Every filter it sends holds the tenant id, so one tenant never reads or changes another's
 // documents.
 type Store struct {
 	conversations *mongo.Collection
 	entries       *mongo.Collection
+	marks         *mongo.Collection
 	settings      *mongo.Collection
 	admins        *mongo.Collection
 	idempotency   *mongo.Collection
@@ -36,7 +38,7 @@ var (
 
 // The errors the store returns for what is not there or taken.
 var (
-	errEntryTaken           = &chat.Error{Code: chat.Conflict, Message: "entry id or sequence number taken"}
+	errEntryTaken           = &chat.Error{Code: chat.Conflict, Message: "entry sequence number or id taken"}
 	errConversationNotFound = &chat.Error{Code: chat.NotFound, Message: "conversation not found"}
 	errEntryNotFound        = &chat.Error{Code: chat.NotFound, Message: "entry not found"}
 )
@@ -47,10 +49,11 @@ func newestFirst() bson.D {
 	return bson.D{{Key: "updated_at", Value: -1}, {Key: "_id", Value: -1}}
 }
 
-// Append stores entries in order, each marked unprojected. It stops at the first entry whose id
-// or (tenant, conversation, seq) is taken and returns how many it stored before it, with an
-// error matching chat.ErrConflict. The unique index on (tenant_id, conversation_id, seq) makes
-// this the commit point of every write, on MongoDB and FerretDB alike.
+// Append stores entries in order. It stops at the first entry whose
+// (tenant, conversation, seq) or whose id within the conversation is taken and returns how
+// many it stored before it, with an error matching chat.ErrConflict. The uniqueness of the
+// entries' _id (tenant, conversation, seq) and of (tenant_id, conversation_id, eid) makes this
+// the commit point of every write, on MongoDB and FerretDB alike.
 func (s *Store) Append(ctx context.Context, entries []chat.Entry) (int, error) {
 	if len(entries) == 0 {
 		return 0, nil
@@ -78,72 +81,92 @@ func (s *Store) Append(ctx context.Context, entries []chat.Entry) (int, error) {
 // isDuplicateKey reports whether a write error code is a unique-key violation.
 func isDuplicateKey(code int) bool { return code == 11000 || code == 11001 }
 
-// Entry returns entry id of a conversation. Returns chat.ErrNotFound when there is none.
+// Entry returns the entry of a conversation with id. Returns chat.ErrNotFound when there is
+// none.
 func (s *Store) Entry(ctx context.Context, tenantID, convID, id string) (*chat.Entry, error) {
-	return s.findEntry(ctx, "find entry", bson.M{"_id": id, "tenant_id": tenantID, "conversation_id": convID}, nil)
-}
-
-// FirstEntry returns the conversation's entry with the least seq. Returns chat.ErrNotFound when
-// it has none.
-func (s *Store) FirstEntry(ctx context.Context, tenantID, convID string) (*chat.Entry, error) {
-	return s.findEntry(ctx, "first entry", bson.M{"tenant_id": tenantID, "conversation_id": convID}, bson.D{{Key: "seq", Value: 1}})
-}
-
-// LastEntry returns the conversation's entry with the greatest seq. Returns chat.ErrNotFound
-// when it has none.
-func (s *Store) LastEntry(ctx context.Context, tenantID, convID string) (*chat.Entry, error) {
-	return s.findEntry(ctx, "last entry", bson.M{"tenant_id": tenantID, "conversation_id": convID}, bson.D{{Key: "seq", Value: -1}})
-}
-
-// findEntry returns the first entry matching filter in sort order.
-func (s *Store) findEntry(ctx context.Context, op string, filter bson.M, sort bson.D) (*chat.Entry, error) {
-	opts := options.FindOne()
-	if sort != nil {
-		opts.SetSort(sort)
-	}
 	var d entryDoc
-	err := s.entries.FindOne(ctx, filter, opts).Decode(&d)
+	err := s.entries.FindOne(ctx, bson.M{"tenant_id": tenantID, "conversation_id": convID, "eid": id}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, errEntryNotFound
 	}
 	if err != nil {
-		return nil, wrap(op, err)
+		return nil, wrap("find entry", err)
 	}
 	e := d.entry()
 	return &e, nil
 }
 
-// Unprojected returns up to limit entries of the tenant still marked unprojected; only those of
-// customerID's conversations when it is not "".
-func (s *Store) Unprojected(ctx context.Context, tenantID, customerID string, limit int) ([]chat.Entry, error) {
-	filter := bson.M{"tenant_id": tenantID, "unprojected": true}
-	if customerID != "" {
-		filter["customer_id"] = customerID
+// probedEntries is how many entries EntriesAfter looks up one by one, by _id, before it asks
+// for the rest with one range query. A writer rarely finds more than a couple of entries it has
+// not seen; looking them up by _id keeps FerretDB on SQLite from scanning the whole log.
+const probedEntries = 4
+
+// EntriesAfter returns the entries of a conversation with seq above seq, in order. Entries are
+// numbered without gaps, so the first seq not found ends them.
+func (s *Store) EntriesAfter(ctx context.Context, tenantID, convID string, seq int64) ([]chat.Entry, error) {
+	var entries []chat.Entry
+	for next := seq + 1; next <= seq+probedEntries; next++ {
+		var d entryDoc
+		err := s.entries.FindOne(ctx, bson.M{"_id": entryKey(tenantID, convID, next)}).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return entries, nil
+		}
+		if err != nil {
+			return nil, wrap("entries after", err)
+		}
+		entries = append(entries, d.entry())
 	}
-	cur, err := s.entries.Find(ctx, filter, options.Find().SetLimit(int64(limit)))
+	cur, err := s.entries.Find(ctx,
+		bson.M{"tenant_id": tenantID, "conversation_id": convID, "seq": bson.M{"$gt": seq + probedEntries}},
+		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
 	if err != nil {
-		return nil, wrap("unprojected entries", err)
+		return nil, wrap("entries after", err)
 	}
 	var docs []entryDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, wrap("unprojected entries", err)
+		return nil, wrap("entries after", err)
 	}
-	entries := make([]chat.Entry, len(docs))
 	for i := range docs {
-		entries[i] = docs[i].entry()
+		entries = append(entries, docs[i].entry())
 	}
 	return entries, nil
 }
 
-// MarkProjected clears the unprojected mark of the entries ids of a conversation.
-func (s *Store) MarkProjected(ctx context.Context, tenantID, convID string, ids []string) error {
+// Mark stores the write mark m.
+func (s *Store) Mark(ctx context.Context, m chat.WriteMark) error {
+	_, err := s.marks.InsertOne(ctx, markDoc{ID: m.ID, TenantID: m.TenantID, ConversationID: m.ConversationID, CustomerID: m.CustomerID, At: m.At})
+	return wrap("mark write", err)
+}
+
+// Unmark deletes the write marks ids of the tenant.
+func (s *Store) Unmark(ctx context.Context, tenantID string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.entries.UpdateMany(ctx,
-		bson.M{"_id": bson.M{"$in": ids}, "tenant_id": tenantID, "conversation_id": convID},
-		bson.M{"$unset": bson.M{"unprojected": ""}})
-	return wrap("mark entries projected", err)
+	_, err := s.marks.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}, "tenant_id": tenantID})
+	return wrap("unmark writes", err)
+}
+
+// Marks returns up to limit write marks of the tenant; only those of customerID's
+// conversations when it is not "".
+func (s *Store) Marks(ctx context.Context, tenantID, customerID string, limit int) ([]chat.WriteMark, error) {
+	filter := bson.M{"tenant_id": tenantID}
+	if customerID != "" {
+		filter["customer_id"] = customerID
+	}
+	cur, err := s.marks.Find(ctx, filter, options.Find().SetLimit(int64(limit)))
+	if err != nil {
+		return nil, wrap("write marks", err)
+	}
+	var docs []markDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("write marks", err)
+	}
+	marks := make([]chat.WriteMark, len(docs))
+	for i, d := range docs {
+		marks[i] = chat.WriteMark{ID: d.ID, TenantID: d.TenantID, ConversationID: d.ConversationID, CustomerID: d.CustomerID, At: d.At.UTC()}
+	}
+	return marks, nil
 }
 
 // Messages returns up to limit messages of the conversation with seq below before (0: from the

@@ -29,6 +29,7 @@ const DefaultTimeout = 5 * time.Second
 const (
 	conversationsCollection = "conversations"
 	entriesCollection       = "entries"
+	marksCollection         = "marks"
 	settingsCollection      = "settings"
 	adminsCollection        = "admins"
 	idempotencyCollection   = "idempotency"
@@ -94,6 +95,7 @@ func Open(ctx context.Context, uri, database string, o Options) (*DB, error) {
 		store: &Store{
 			conversations: db.Collection(conversationsCollection),
 			entries:       db.Collection(entriesCollection),
+			marks:         db.Collection(marksCollection),
 			settings:      db.Collection(settingsCollection),
 			admins:        db.Collection(adminsCollection),
 			idempotency:   db.Collection(idempotencyCollection),

@@ -1,14 +1,19 @@
 package mongodb
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/supportchat/supportchat/internal/chat"
 )
 
-// entryDoc is a chat.Entry in the entries collection: the log of every conversation.
+// entryDoc is a chat.Entry in the entries collection: the log of every conversation. Its _id
+// is its place in the log (entryKey), so the write path finds entries by _id alone, the one
+// lookup every MongoDB wire server answers from an index (FerretDB's SQLite backend scans the
+// collection for any other filter); EID is the entry's own id (chat.Entry.ID).
 type entryDoc struct {
-	ID             string         `bson:"_id"`
+	Key            string         `bson:"_id"`
+	EID            string         `bson:"eid"`
 	TenantID       string         `bson:"tenant_id"`
 	ConversationID string         `bson:"conversation_id"`
 	CustomerID     string         `bson:"customer_id"`
@@ -19,9 +24,16 @@ type entryDoc struct {
 	Header         *headerDoc     `bson:"header,omitempty"`
 	Message        *messageDoc    `bson:"message,omitempty"`
 	State          stateDoc       `bson:"state"`
-	// Unprojected is true from the insert until the writer has brought the conversation's view
-	// up to this entry; the field is removed then.
-	Unprojected bool `bson:"unprojected,omitempty"`
+}
+
+// markDoc is a chat.WriteMark in the marks collection, which holds only the writes in flight
+// (and those of writers that died), so reading it is cheap on every server.
+type markDoc struct {
+	ID             string    `bson:"_id"`
+	TenantID       string    `bson:"tenant_id"`
+	ConversationID string    `bson:"conversation_id"`
+	CustomerID     string    `bson:"customer_id"`
+	At             time.Time `bson:"at"`
 }
 
 // headerDoc is a chat.Header without its ids (the documents holding it have them).
@@ -93,7 +105,8 @@ type messageDoc struct {
 // toEntryDoc returns the document of e.
 func toEntryDoc(e chat.Entry) *entryDoc {
 	d := &entryDoc{
-		ID:             e.ID,
+		Key:            entryKey(e.TenantID, e.ConversationID, e.Seq),
+		EID:            e.ID,
 		TenantID:       e.TenantID,
 		ConversationID: e.ConversationID,
 		CustomerID:     e.CustomerID,
@@ -102,7 +115,6 @@ func toEntryDoc(e chat.Entry) *entryDoc {
 		At:             e.At,
 		By:             toParticipantDoc(e.By),
 		State:          toStateDoc(e.State),
-		Unprojected:    true,
 	}
 	if e.Header != nil {
 		h := toHeaderDoc(*e.Header)
@@ -115,10 +127,15 @@ func toEntryDoc(e chat.Entry) *entryDoc {
 	return d
 }
 
+// entryKey returns the _id of entry seq of a conversation: tenant, conversation and seq.
+func entryKey(tenantID, convID string, seq int64) string {
+	return tenantID + ":" + convID + ":" + strconv.FormatInt(seq, 10)
+}
+
 // entry returns the chat.Entry of d.
 func (d *entryDoc) entry() chat.Entry {
 	e := chat.Entry{
-		ID:             d.ID,
+		ID:             d.EID,
 		TenantID:       d.TenantID,
 		ConversationID: d.ConversationID,
 		CustomerID:     d.CustomerID,

@@ -37,11 +37,14 @@ func indexes() []index {
 			keys: keys("tenant_id", 1, "team_unread", 1, "updated_at", -1, "_id", -1)},
 		{collection: conversationsCollection, name: "tenant_first_reply",
 			keys: keys("tenant_id", 1, "first_reply_at", -1)},
-		// The arbiter of concurrent writes: one entry per sequence number of a conversation.
+		// The arbiters of concurrent writes: one entry per sequence number of a conversation
+		// (the _id says so too) and one per entry id, so a retried write is stored once.
 		{collection: entriesCollection, name: "tenant_conversation_seq", unique: true,
 			keys: keys("tenant_id", 1, "conversation_id", 1, "seq", -1)},
-		{collection: entriesCollection, name: "tenant_unprojected_customer",
-			keys: keys("tenant_id", 1, "unprojected", 1, "customer_id", 1)},
+		{collection: entriesCollection, name: "tenant_conversation_eid", unique: true,
+			keys: keys("tenant_id", 1, "conversation_id", 1, "eid", 1)},
+		{collection: marksCollection, name: "tenant_customer",
+			keys: keys("tenant_id", 1, "customer_id", 1)},
 		{collection: idempotencyCollection, name: "expires", ttl: true,
 			keys: keys("expires_at", 1)},
 	}

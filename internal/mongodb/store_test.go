@@ -247,26 +247,64 @@ func TestAppendTakesEachSequenceNumberOnce(t *testing.T) {
 	if diff := cmp.Diff(want, *got, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Entry(...) differs from what was appended (-want +got):\n%s", diff)
 	}
-	first, err := s.FirstEntry(ctx, shop, id(1))
-	if err != nil || first.Seq != 1 || first.Header == nil || first.Header.Subject != "Order" {
-		t.Errorf("FirstEntry = %+v, %v; want seq 1 with its header", first, err)
-	}
-	last, err := s.LastEntry(ctx, shop, id(1))
-	if err != nil || last.Seq != 4 || last.State.Seq != 4 {
-		t.Errorf("LastEntry = %+v, %v; want seq 4", last, err)
-	}
 	for _, tc := range []struct {
 		name string
 		op   func() error
 	}{
 		{"Entry of an unknown id", func() error { _, err := s.Entry(ctx, shop, id(1), id(999)); return err }},
 		{"Entry of another conversation", func() error { _, err := s.Entry(ctx, shop, id(3), log[1].ID); return err }},
-		{"LastEntry of an empty log", func() error { _, err := s.LastEntry(ctx, shop, id(3)); return err }},
-		{"FirstEntry of an empty log", func() error { _, err := s.FirstEntry(ctx, shop, id(3)); return err }},
 	} {
 		if err := tc.op(); !errors.Is(err, chat.ErrNotFound) {
 			t.Errorf("%s = %v, want ErrNotFound", tc.name, err)
 		}
+	}
+}
+
+func TestEntriesAfter(t *testing.T) {
+	s := mustStore(t)
+	ctx := context.Background()
+	log := logOf(shop, id(1), 11) // more than are looked up one by one
+	mustAppend(t, s, log)
+	mustAppend(t, s, logOf(shop, id(2), 3))
+	mustAppend(t, s, logOf(outdoor, id(1), 13))
+
+	seqsOf := func(entries []chat.Entry) []int64 {
+		out := []int64{}
+		for _, e := range entries {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		tenant string
+		conv   string
+		after  int64
+		want   []int64
+	}{
+		{"the whole log", shop, id(1), 0, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}},
+		{"the last two", shop, id(1), 9, []int64{10, 11}},
+		{"after the last", shop, id(1), 11, []int64{}},
+		{"a log of another conversation", shop, id(2), 1, []int64{2, 3}},
+		{"an empty log", shop, id(3), 0, []int64{}},
+		{"another tenant's log", outdoor, id(1), 10, []int64{11, 12, 13}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.EntriesAfter(ctx, tc.tenant, tc.conv, tc.after)
+			if err != nil {
+				t.Fatalf("EntriesAfter: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, seqsOf(got)); diff != "" {
+				t.Errorf("EntriesAfter(%s, %d) seqs (-want +got):\n%s", tc.conv, tc.after, diff)
+			}
+		})
+	}
+	got, err := s.EntriesAfter(ctx, shop, id(1), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(log, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("EntriesAfter(0) differs from what was appended (-want +got):\n%s", diff)
 	}
 }
 
@@ -299,52 +337,53 @@ func TestAppendRacesHaveOneWinner(t *testing.T) {
 	}
 }
 
-func TestUnprojectedUntilMarked(t *testing.T) {
+func TestWriteMarks(t *testing.T) {
 	s := mustStore(t)
 	ctx := context.Background()
-	mine := logOf(shop, id(1), 2)
-	mustAppend(t, s, mine)
-	theirs := logOf(shop, id(2), 1)
-	for i := range theirs {
-		theirs[i].CustomerID = "cust-2"
-	}
-	mustAppend(t, s, theirs)
-	mustAppend(t, s, logOf(outdoor, id(3), 1))
-
-	unprojected := func(customer string) []string {
-		t.Helper()
-		got, err := s.Unprojected(ctx, shop, customer, 10)
-		if err != nil {
-			t.Fatalf("Unprojected: %v", err)
+	mark := func(tenantID, id, conv, customer string) chat.WriteMark {
+		m := chat.WriteMark{ID: id, TenantID: tenantID, ConversationID: conv, CustomerID: customer, At: t0}
+		if err := s.Mark(ctx, m); err != nil {
+			t.Fatalf("Mark: %v", err)
 		}
-		out := make([]string, len(got))
-		for i, e := range got {
-			out[i] = e.ID
+		return m
+	}
+	mine := mark(shop, "w1", id(1), "cust-1")
+	mark(shop, "w2", id(1), "cust-1")
+	mark(shop, "w3", id(2), "cust-2")
+	mark(outdoor, "w4", id(3), "cust-1")
+
+	marks := func(customer string) []string {
+		t.Helper()
+		got, err := s.Marks(ctx, shop, customer, 10)
+		if err != nil {
+			t.Fatalf("Marks: %v", err)
+		}
+		out := []string{}
+		for _, m := range got {
+			out = append(out, m.ID)
 		}
 		slices.Sort(out)
 		return out
 	}
-	if diff := cmp.Diff([]string{mine[0].ID, mine[1].ID, theirs[0].ID}, unprojected("")); diff != "" {
-		t.Errorf("Unprojected(tenant) (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"w1", "w2", "w3"}, marks("")); diff != "" {
+		t.Errorf("Marks(tenant) (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{mine[0].ID, mine[1].ID}, unprojected("cust-1")); diff != "" {
-		t.Errorf("Unprojected(cust-1) (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"w1", "w2"}, marks("cust-1")); diff != "" {
+		t.Errorf("Marks(cust-1) (-want +got):\n%s", diff)
 	}
-	// Marks of another tenant or conversation are out of reach.
-	if err := s.MarkProjected(ctx, outdoor, id(1), []string{mine[0].ID}); err != nil {
-		t.Fatalf("MarkProjected(other tenant): %v", err)
+	got, err := s.Marks(ctx, shop, "cust-2", 10)
+	if err != nil || len(got) != 1 || got[0] != (chat.WriteMark{ID: "w3", TenantID: shop, ConversationID: id(2), CustomerID: "cust-2", At: t0}) {
+		t.Errorf("Marks(cust-2) = %+v, %v", got, err)
 	}
-	if err := s.MarkProjected(ctx, shop, id(2), []string{mine[1].ID}); err != nil {
-		t.Fatalf("MarkProjected(other conversation): %v", err)
+	// Another tenant's Unmark does not reach these.
+	if err := s.Unmark(ctx, outdoor, []string{mine.ID}); err != nil {
+		t.Fatalf("Unmark(other tenant): %v", err)
 	}
-	if err := s.MarkProjected(ctx, shop, id(1), []string{mine[0].ID}); err != nil {
-		t.Fatalf("MarkProjected: %v", err)
+	if err := s.Unmark(ctx, shop, []string{mine.ID, "w3"}); err != nil {
+		t.Fatalf("Unmark: %v", err)
 	}
-	if diff := cmp.Diff([]string{mine[1].ID}, unprojected("cust-1")); diff != "" {
-		t.Errorf("Unprojected(cust-1) after marking the first (-want +got):\n%s", diff)
-	}
-	if e, err := s.Entry(ctx, shop, id(1), mine[0].ID); err != nil || e.Message == nil || e.Message.Body != mine[0].Message.Body {
-		t.Errorf("the marked entry changed: %+v, %v", e, err)
+	if diff := cmp.Diff([]string{"w2"}, marks("")); diff != "" {
+		t.Errorf("Marks after Unmark (-want +got):\n%s", diff)
 	}
 }
 
@@ -366,14 +405,14 @@ func TestTenantsAreIsolated(t *testing.T) {
 	if msgs, err := s.Messages(ctx, outdoor, c.ID, 0, 10); err != nil || len(msgs) != 0 {
 		t.Errorf("Messages(other tenant) = %d messages, %v; want none", len(msgs), err)
 	}
-	if _, err := s.LastEntry(ctx, outdoor, c.ID); !errors.Is(err, chat.ErrNotFound) {
-		t.Errorf("LastEntry(other tenant) = %v, want ErrNotFound", err)
+	if got, err := s.EntriesAfter(ctx, outdoor, c.ID, 0); err != nil || len(got) != 0 {
+		t.Errorf("EntriesAfter(other tenant) = %d entries, %v; want none", len(got), err)
 	}
 	if convs, err := s.ListConversations(ctx, outdoor, chat.ListFilter{}, nil, 10); err != nil || len(convs) != 0 {
 		t.Errorf("ListConversations(other tenant) = %v, %v; want none", ids(convs), err)
 	}
-	if got, err := s.Unprojected(ctx, outdoor, "", 10); err != nil || len(got) != 0 {
-		t.Errorf("Unprojected(other tenant) = %d entries, %v; want none", len(got), err)
+	if got, err := s.Marks(ctx, outdoor, "", 10); err != nil || len(got) != 0 {
+		t.Errorf("Marks(other tenant) = %d marks, %v; want none", len(got), err)
 	}
 	got, err := s.Conversation(ctx, shop, c.ID)
 	if err != nil {
@@ -646,7 +685,8 @@ func TestEnsureIndexesTwice(t *testing.T) {
 	defer client.Disconnect(ctx)
 	want := map[string][]string{
 		"conversations": {"tenant_updated", "tenant_customer_updated", "tenant_status_updated", "tenant_assignee_updated", "tenant_team_unread_updated", "tenant_first_reply"},
-		"entries":       {"tenant_conversation_seq", "tenant_unprojected_customer"},
+		"entries":       {"tenant_conversation_seq", "tenant_conversation_eid"},
+		"marks":         {"tenant_customer"},
 		"idempotency":   {"expires"},
 	}
 	// FerretDB has no TTL indexes: EnsureIndexes logs that and goes on without it, and the
@@ -667,7 +707,7 @@ func TestEnsureIndexesTwice(t *testing.T) {
 		have := map[string]bool{}
 		for _, spec := range specs {
 			have[spec.Name] = true
-			if spec.Name == "tenant_conversation_seq" && (spec.Unique == nil || !*spec.Unique) {
+			if (spec.Name == "tenant_conversation_seq" || spec.Name == "tenant_conversation_eid") && (spec.Unique == nil || !*spec.Unique) {
 				t.Errorf("index %s.%s is not unique", coll, spec.Name)
 			}
 		}
@@ -706,7 +746,7 @@ func TestUnavailableDatabase(t *testing.T) {
 		{"Project", func() error { return s.Project(ctx, newConversation(shop, id(1), t0)) }},
 		{"ListConversations", func() error { _, err := s.ListConversations(ctx, shop, chat.ListFilter{}, nil, 10); return err }},
 		{"Append", func() error { _, err := s.Append(ctx, logOf(shop, id(1), 1)); return err }},
-		{"LastEntry", func() error { _, err := s.LastEntry(ctx, shop, id(1)); return err }},
+		{"EntriesAfter", func() error { _, err := s.EntriesAfter(ctx, shop, id(1), 0); return err }},
 		{"Messages", func() error { _, err := s.Messages(ctx, shop, id(1), 0, 10); return err }},
 		{"Overrides", func() error { _, err := s.Overrides(ctx, shop); return err }},
 		{"Reserve", func() error { _, _, err := s.Reserve(ctx, record("key", "seed", t0)); return err }},
