@@ -440,10 +440,10 @@ func (f failingNotice) Append(ctx context.Context, entries []chat.Entry) (int, e
 	return f.ConversationStore.Append(ctx, entries)
 }
 
-// TestACommittedMessageIsAnsweredWithoutItsNotice checks that a message whose away notice
+// TestConsistencyMessageWithoutItsNotice checks that a message whose away notice
 // cannot be stored is still answered 201: the message is committed, and failing the request
 // would invite the client to send it again.
-func TestACommittedMessageIsAnsweredWithoutItsNotice(t *testing.T) {
+func TestConsistencyMessageWithoutItsNotice(t *testing.T) {
 	s := newStack(t, stackOptions{store: func(st chat.ConversationStore) chat.ConversationStore { return failingNotice{st} }})
 	ada := s.customer(shop, "cust-ada")
 	r := ada.do("POST", "/api/v1/chat/start", map[string]string{"message": "anyone there?"})
