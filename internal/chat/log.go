@@ -76,14 +76,17 @@ type Entry struct {
 }
 
 // WriteMark says that a write to a conversation is in progress: it is stored before the write's
-// first entry and deleted once the conversation's view shows the write. A mark that outlives
-// its write (the writer died) tells readers to repair the view.
+// first entry and deleted once the conversation's view is checked to show the write. A mark
+// that outlives its write (the writer died) tells readers to repair the view. A writer that
+// met another writer's mark at its check leaves its own mark Done instead of deleting it, so
+// that other writer, if it is older, learns that a newer one came and went (see project).
 type WriteMark struct {
 	ID             string
 	TenantID       string
 	ConversationID string
 	CustomerID     string
 	At             time.Time
+	Done           bool
 }
 
 // change is one effect of a write on a conversation, recorded as one entry. Its id is fixed
@@ -263,14 +266,16 @@ func (s *Service) commit(ctx context.Context, c *Conversation, exact bool, chang
 	}
 	switch {
 	case len(res.appended) > 0:
-		if err := s.project(ctx, res.conv, exact); err != nil {
+		if err := s.project(ctx, res.conv, exact, res.mark); err != nil {
 			s.log.WarnContext(ctx, "conversation view not updated after a commit; the next reader repairs it",
 				"tenant", c.TenantID, "conversation", c.ID, "error", err)
 			return res, nil // the mark stays for readers
 		}
+		res.mark = ""
+		return res, nil
 	case len(res.found) > 0:
 		// An earlier attempt committed this write and may have died before updating the view.
-		if _, err := s.repair(ctx, c.TenantID, c.ID, nil); err != nil {
+		if _, err := s.repair(ctx, c.TenantID, c.ID); err != nil {
 			s.log.WarnContext(ctx, "conversation view not repaired after a retried write", "tenant", c.TenantID, "conversation", c.ID, "error", err)
 		}
 	}
@@ -278,7 +283,7 @@ func (s *Service) commit(ctx context.Context, c *Conversation, exact bool, chang
 	return res, nil
 }
 
-// unmark deletes the mark of a write whose view is up to date, or which stored nothing. A
+// unmark deletes the mark of a write that stored nothing, or whose view is up to date. A
 // failure only leaves a mark for readers to check.
 func (s *Service) unmark(ctx context.Context, res *committed) {
 	if res.mark == "" || res.unsure && len(res.appended) == 0 {
@@ -397,18 +402,22 @@ func backoff(ctx context.Context, attempt int) {
 }
 
 // project makes the stored view of conversation c show at least c, the state after the entries
-// this write appended. With exact false, c's latest messages are read from the log first. It
-// returns nil once the view is checked to be right; the write's mark may go then.
+// this write appended, checks it, and then retires the write's mark. With exact false, c's
+// latest messages are read from the log first.
 //
 // On MongoDB the conditional replace alone keeps the view moving forward. A server whose
 // updates are not atomic (FerretDB) may let a slower writer's older view land after a newer
-// one. So each writer checks after its replace: if the log has entries beyond what it wrote
-// and the stored view is still its own, its write may have buried a newer view whose writer
-// has already checked and left, and it brings the view up to the log's end itself. (A stored
-// view newer than its own is someone else's to finish; an older one is the older writer's to
-// fix, since that writer checks after its own write too.) The mark stays until the check
-// passes: a writer that dies before it leaves it for readers to find.
-func (s *Service) project(ctx context.Context, c *Conversation, exact bool) error {
+// one, burying it. The check: the writer reads the conversation's marks. A newer writer that
+// could have been buried appended after this write's mark was stored and checked before this
+// write's view landed, so it met this write's mark and left its own, Done; an older writer
+// still in flight has its mark too. Without other marks, nothing can have been buried and no
+// older writer needs to hear of this one: the mark goes. With other marks, the writer looks
+// for entries beyond what it wrote: if there are some and the stored view is still its own,
+// it brings the view up to the log's end itself (a newer stored view is someone else's to
+// finish), then leaves its own mark Done for older writers, or deletes it and the other Done
+// marks when none is in flight any more. A writer that dies before its check leaves its mark
+// for readers to find.
+func (s *Service) project(ctx context.Context, c *Conversation, exact bool, mark string) error {
 	view := c
 	if !exact {
 		latest, err := s.store.Messages(ctx, view.TenantID, view.ID, view.Seq+1, MaxLatest)
@@ -421,6 +430,14 @@ func (s *Service) project(ctx context.Context, c *Conversation, exact bool) erro
 	for range maxProjectRounds {
 		if err := s.store.Project(ctx, view); err != nil {
 			return err
+		}
+		marks, err := s.store.ConversationMarks(ctx, view.TenantID, view.ID)
+		if err != nil {
+			return err
+		}
+		others := slices.DeleteFunc(marks, func(m WriteMark) bool { return m.ID == mark })
+		if len(others) == 0 {
+			return s.store.Unmark(ctx, view.TenantID, []string{mark})
 		}
 		newer, err := s.store.EntriesAfter(ctx, view.TenantID, view.ID, view.Seq)
 		if err != nil {
@@ -436,27 +453,34 @@ func (s *Service) project(ctx context.Context, c *Conversation, exact bool) erro
 				continue
 			}
 		}
-		return nil
+		if slices.ContainsFunc(others, func(m WriteMark) bool { return !m.Done }) {
+			return s.store.FinishMark(ctx, view.TenantID, mark)
+		}
+		ids := []string{mark}
+		for _, m := range others {
+			ids = append(ids, m.ID)
+		}
+		return s.store.Unmark(ctx, view.TenantID, ids)
 	}
 	return errors.New("the log kept growing while the view was brought up to date")
 }
 
 // repairLocked is repair under the replica's lock of the conversation.
-func (s *Service) repairLocked(ctx context.Context, tenantID, convID string, marks []WriteMark) (bool, error) {
+func (s *Service) repairLocked(ctx context.Context, tenantID, convID string) (bool, error) {
 	unlock, err := s.lockConversation(ctx, tenantID, convID)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	return s.repair(ctx, tenantID, convID, marks)
+	return s.repair(ctx, tenantID, convID)
 }
 
 // repair brings the view of conversation convID up to its log if a writer died between
 // committing and updating the view, or is still on its way: it appends a repair entry and
-// projects it as a writer would, so a reader that dies meanwhile leaves a mark as well. marks
-// are the conversation's marks the reader found; once the view is up to the log, those older
-// than staleMarkAge (their writers are gone) are deleted. It reports whether it appended.
-func (s *Service) repair(ctx context.Context, tenantID, convID string, marks []WriteMark) (bool, error) {
+// projects it as a writer would, so a reader that dies meanwhile leaves a mark as well. Once
+// the view is up to the log, the conversation's marks older than staleMarkAge (their writers
+// are gone) are deleted. It reports whether it appended.
+func (s *Service) repair(ctx context.Context, tenantID, convID string) (bool, error) {
 	view, err := s.store.Conversation(ctx, tenantID, convID)
 	if err != nil && !isNotFound(err) {
 		return false, err
@@ -487,6 +511,10 @@ func (s *Service) repair(ctx context.Context, tenantID, convID string, marks []W
 		}
 		repaired = true
 	}
+	marks, err := s.store.ConversationMarks(ctx, tenantID, convID)
+	if err != nil {
+		return repaired, err
+	}
 	var stale []string
 	for _, m := range marks {
 		if s.clock().Sub(m.At) > staleMarkAge {
@@ -500,28 +528,27 @@ func (s *Service) repair(ctx context.Context, tenantID, convID string, marks []W
 }
 
 // catchUp repairs the views of the conversations in a list's scope (a customer's, or with
-// customerID "" the whole tenant's) that have write marks, so the list that follows agrees
-// with the history. Marks exist only while writes are in flight or after a writer died, so
-// this usually finds nothing. Failures are logged: the list is then as fresh as the views are.
+// customerID "" the whole tenant's) that have marks of writes in flight, so the list that
+// follows agrees with the history. Such marks exist only while writes are in flight or after a
+// writer died, so this usually finds nothing. Failures are logged: the list is then as fresh as
+// the views are.
 func (s *Service) catchUp(ctx context.Context, tenantID, customerID string) {
 	marks, err := s.store.Marks(ctx, tenantID, customerID, 10*maxRepairsPerRead)
 	if err != nil {
 		s.log.WarnContext(ctx, "write marks not checked", "tenant", tenantID, "error", err)
 		return
 	}
-	byConv := map[string][]WriteMark{}
-	var order []string
+	var convs []string
 	for _, m := range marks {
-		if _, ok := byConv[m.ConversationID]; !ok {
-			order = append(order, m.ConversationID)
+		if !slices.Contains(convs, m.ConversationID) {
+			convs = append(convs, m.ConversationID)
 		}
-		byConv[m.ConversationID] = append(byConv[m.ConversationID], m)
 	}
-	for i, convID := range order {
+	for i, convID := range convs {
 		if i == maxRepairsPerRead {
 			break
 		}
-		if _, err := s.repairLocked(ctx, tenantID, convID, byConv[convID]); err != nil {
+		if _, err := s.repairLocked(ctx, tenantID, convID); err != nil {
 			s.log.WarnContext(ctx, "conversation view not repaired", "tenant", tenantID, "conversation", convID, "error", err)
 		}
 	}

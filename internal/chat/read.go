@@ -35,7 +35,8 @@ type ReadState struct {
 }
 
 // Conversation returns conversation id as the caller sees it, with its newest messages (0..20).
-// A view behind its log (a writer died before updating it) is repaired first. Returns NotFound
+// A conversation with a write in flight, or whose writer died before updating the view, is
+// repaired first. Returns NotFound
 // when the caller may not see it.
 func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*View, error) {
 	t, caller, err := scope(ctx)
@@ -53,12 +54,12 @@ func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*
 	if err != nil {
 		return nil, err
 	}
-	newer, err := s.store.EntriesAfter(ctx, t.ID, id, c.Seq)
+	marks, err := s.store.ConversationMarks(ctx, t.ID, id)
 	if err != nil {
 		return nil, err
 	}
-	if len(newer) > 0 {
-		if _, err := s.repairLocked(ctx, t.ID, id, nil); err != nil {
+	if slices.ContainsFunc(marks, func(m WriteMark) bool { return !m.Done }) {
+		if _, err := s.repairLocked(ctx, t.ID, id); err != nil {
 			s.log.WarnContext(ctx, "conversation view not repaired", "tenant", t.ID, "conversation", id, "error", err)
 		} else if c, err = s.visible(ctx, t, caller, id); err != nil {
 			return nil, err

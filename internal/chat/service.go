@@ -22,12 +22,15 @@ type ConversationStore interface {
 	// EntriesAfter returns the entries of a conversation with Seq above seq, in order (none
 	// when seq is its last). A conversation's entries are numbered without gaps.
 	EntriesAfter(ctx context.Context, tenantID, convID string, seq int64) ([]Entry, error)
-	// Mark stores m; Unmark deletes the marks ids of the tenant.
+	// Mark stores m; FinishMark sets mark id of the tenant Done; Unmark deletes the marks ids.
 	Mark(ctx context.Context, m WriteMark) error
+	FinishMark(ctx context.Context, tenantID, id string) error
 	Unmark(ctx context.Context, tenantID string, ids []string) error
-	// Marks returns up to limit marks of the tenant; only those of customerID's conversations
-	// when it is not "".
+	// Marks returns up to limit marks of the tenant that are not Done; only those of
+	// customerID's conversations when it is not "".
 	Marks(ctx context.Context, tenantID, customerID string, limit int) ([]WriteMark, error)
+	// ConversationMarks returns every mark of a conversation, Done or not.
+	ConversationMarks(ctx context.Context, tenantID, convID string) ([]WriteMark, error)
 	// Messages returns up to limit messages of the conversation with Seq below before (0: from
 	// the newest), newest first.
 	Messages(ctx context.Context, tenantID, convID string, before int64, limit int) ([]Message, error)

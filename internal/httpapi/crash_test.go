@@ -82,6 +82,11 @@ func (c *crasher) Mark(ctx context.Context, m chat.WriteMark) error {
 	return c.ConversationStore.Mark(ctx, m)
 }
 
+func (c *crasher) FinishMark(ctx context.Context, tenantID, id string) error {
+	defer c.step()
+	return c.ConversationStore.FinishMark(ctx, tenantID, id)
+}
+
 func (c *crasher) Unmark(ctx context.Context, tenantID string, ids []string) error {
 	defer c.step()
 	return c.ConversationStore.Unmark(ctx, tenantID, ids)

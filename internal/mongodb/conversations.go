@@ -134,8 +134,15 @@ func (s *Store) EntriesAfter(ctx context.Context, tenantID, convID string, seq i
 
 // Mark stores the write mark m.
 func (s *Store) Mark(ctx context.Context, m chat.WriteMark) error {
-	_, err := s.marks.InsertOne(ctx, markDoc{ID: m.ID, TenantID: m.TenantID, ConversationID: m.ConversationID, CustomerID: m.CustomerID, At: m.At})
+	_, err := s.marks.InsertOne(ctx, markDoc{ID: m.ID, TenantID: m.TenantID, ConversationID: m.ConversationID, CustomerID: m.CustomerID, At: m.At, Done: m.Done})
 	return wrap("mark write", err)
+}
+
+// FinishMark sets the write mark id of the tenant done. Only the mark's writer changes it, so
+// the update needs no atomicity.
+func (s *Store) FinishMark(ctx context.Context, tenantID, id string) error {
+	_, err := s.marks.UpdateOne(ctx, bson.M{"_id": id, "tenant_id": tenantID}, bson.M{"$set": bson.M{"done": true}})
+	return wrap("finish write mark", err)
 }
 
 // Unmark deletes the write marks ids of the tenant.
@@ -147,13 +154,23 @@ func (s *Store) Unmark(ctx context.Context, tenantID string, ids []string) error
 	return wrap("unmark writes", err)
 }
 
-// Marks returns up to limit write marks of the tenant; only those of customerID's
-// conversations when it is not "".
+// Marks returns up to limit write marks of the tenant that are not done; only those of
+// customerID's conversations when it is not "".
 func (s *Store) Marks(ctx context.Context, tenantID, customerID string, limit int) ([]chat.WriteMark, error) {
-	filter := bson.M{"tenant_id": tenantID}
+	filter := bson.M{"tenant_id": tenantID, "done": false}
 	if customerID != "" {
 		filter["customer_id"] = customerID
 	}
+	return s.findMarks(ctx, filter, limit)
+}
+
+// ConversationMarks returns every write mark of a conversation, done or not.
+func (s *Store) ConversationMarks(ctx context.Context, tenantID, convID string) ([]chat.WriteMark, error) {
+	return s.findMarks(ctx, bson.M{"tenant_id": tenantID, "conversation_id": convID}, 0)
+}
+
+// findMarks returns the write marks matching filter, at most limit (0: all).
+func (s *Store) findMarks(ctx context.Context, filter bson.M, limit int) ([]chat.WriteMark, error) {
 	cur, err := s.marks.Find(ctx, filter, options.Find().SetLimit(int64(limit)))
 	if err != nil {
 		return nil, wrap("write marks", err)
@@ -163,8 +180,8 @@ func (s *Store) Marks(ctx context.Context, tenantID, customerID string, limit in
 		return nil, wrap("write marks", err)
 	}
 	marks := make([]chat.WriteMark, len(docs))
-	for i, d := range docs {
-		marks[i] = chat.WriteMark{ID: d.ID, TenantID: d.TenantID, ConversationID: d.ConversationID, CustomerID: d.CustomerID, At: d.At.UTC()}
+	for i := range docs {
+		marks[i] = docs[i].mark()
 	}
 	return marks, nil
 }

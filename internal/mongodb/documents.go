@@ -34,6 +34,12 @@ type markDoc struct {
 	ConversationID string    `bson:"conversation_id"`
 	CustomerID     string    `bson:"customer_id"`
 	At             time.Time `bson:"at"`
+	Done           bool      `bson:"done"`
+}
+
+// mark returns the chat.WriteMark of d.
+func (d *markDoc) mark() chat.WriteMark {
+	return chat.WriteMark{ID: d.ID, TenantID: d.TenantID, ConversationID: d.ConversationID, CustomerID: d.CustomerID, At: d.At.UTC(), Done: d.Done}
 }
 
 // headerDoc is a chat.Header without its ids (the documents holding it have them).

@@ -45,6 +45,8 @@ func indexes() []index {
 			keys: keys("tenant_id", 1, "conversation_id", 1, "eid", 1)},
 		{collection: marksCollection, name: "tenant_customer",
 			keys: keys("tenant_id", 1, "customer_id", 1)},
+		{collection: marksCollection, name: "tenant_conversation",
+			keys: keys("tenant_id", 1, "conversation_id", 1)},
 		{collection: idempotencyCollection, name: "expires", ttl: true,
 			keys: keys("expires_at", 1)},
 	}

@@ -375,14 +375,28 @@ func TestWriteMarks(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0] != (chat.WriteMark{ID: "w3", TenantID: shop, ConversationID: id(2), CustomerID: "cust-2", At: t0}) {
 		t.Errorf("Marks(cust-2) = %+v, %v", got, err)
 	}
-	// Another tenant's Unmark does not reach these.
+	// A done mark is no longer in flight, but still one of its conversation's.
+	if err := s.FinishMark(ctx, shop, "w2"); err != nil {
+		t.Fatalf("FinishMark: %v", err)
+	}
+	if diff := cmp.Diff([]string{"w1", "w3"}, marks("")); diff != "" {
+		t.Errorf("Marks after FinishMark (-want +got):\n%s", diff)
+	}
+	ofConv, err := s.ConversationMarks(ctx, shop, id(1))
+	if err != nil || len(ofConv) != 2 || !slices.ContainsFunc(ofConv, func(m chat.WriteMark) bool { return m.ID == "w2" && m.Done }) {
+		t.Errorf("ConversationMarks = %+v, %v; want w1 and w2, done", ofConv, err)
+	}
+	// Another tenant's Unmark and FinishMark do not reach these.
 	if err := s.Unmark(ctx, outdoor, []string{mine.ID}); err != nil {
 		t.Fatalf("Unmark(other tenant): %v", err)
 	}
-	if err := s.Unmark(ctx, shop, []string{mine.ID, "w3"}); err != nil {
+	if err := s.FinishMark(ctx, outdoor, "w3"); err != nil {
+		t.Fatalf("FinishMark(other tenant): %v", err)
+	}
+	if err := s.Unmark(ctx, shop, []string{mine.ID, "w2"}); err != nil {
 		t.Fatalf("Unmark: %v", err)
 	}
-	if diff := cmp.Diff([]string{"w2"}, marks("")); diff != "" {
+	if diff := cmp.Diff([]string{"w3"}, marks("")); diff != "" {
 		t.Errorf("Marks after Unmark (-want +got):\n%s", diff)
 	}
 }
@@ -686,7 +700,7 @@ func TestEnsureIndexesTwice(t *testing.T) {
 	want := map[string][]string{
 		"conversations": {"tenant_updated", "tenant_customer_updated", "tenant_status_updated", "tenant_assignee_updated", "tenant_team_unread_updated", "tenant_first_reply"},
 		"entries":       {"tenant_conversation_seq", "tenant_conversation_eid"},
-		"marks":         {"tenant_customer"},
+		"marks":         {"tenant_customer", "tenant_conversation"},
 		"idempotency":   {"expires"},
 	}
 	// FerretDB has no TTL indexes: EnsureIndexes logs that and goes on without it, and the
