@@ -55,7 +55,8 @@ const (
 // Entry is one committed change of a conversation: the unit of its log. Entries are never
 // changed once stored.
 type Entry struct {
-	// ID is unique among all entries; a message entry has its message's id.
+	// ID is unique within its conversation: the id of the change it records (a message entry
+	// has its message's id).
 	ID             string
 	TenantID       string
 	ConversationID string
@@ -283,10 +284,11 @@ func (s *Service) commit(ctx context.Context, c *Conversation, exact bool, chang
 	return res, nil
 }
 
-// unmark deletes the mark of a write that stored nothing, or whose view is up to date. A
+// unmark deletes the mark of a write that appended nothing (a write that appended leaves its
+// mark to project). It keeps the mark when an append may have stored entries after all. A
 // failure only leaves a mark for readers to check.
 func (s *Service) unmark(ctx context.Context, res *committed) {
-	if res.mark == "" || res.unsure && len(res.appended) == 0 {
+	if res.mark == "" || res.unsure {
 		return
 	}
 	if err := s.store.Unmark(ctx, res.conv.TenantID, []string{res.mark}); err != nil {
