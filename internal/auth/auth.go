@@ -10,6 +10,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,8 @@ type Principal struct {
 	Name string
 	// Admin reports whether the tenant's admin claim holds one of its admin values.
 	Admin bool
+	// Expires is the token's 'exp'.
+	Expires time.Time
 }
 
 // Observer records fetches of issuers' documents; telemetry implements it.
@@ -90,6 +93,8 @@ type Verifier struct {
 
 	mu      sync.Mutex
 	issuers map[string]*issuer // by tenant id
+
+	tokens *tokenCache
 }
 
 // signingAlgs are the accepted token signature algorithms: asymmetric only, never HMAC or none.
@@ -112,6 +117,7 @@ func New(o Options) *Verifier {
 		log:             o.Logger,
 		obs:             o.Observer,
 		issuers:         make(map[string]*issuer),
+		tokens:          newTokenCache(),
 	}
 	if v.timeout <= 0 {
 		v.timeout = 5 * time.Second
@@ -145,9 +151,15 @@ func (v *Verifier) Authenticate(ctx context.Context, t *tenant.Tenant, token str
 	if t == nil || t.OIDC.Issuer == "" || t.OIDC.Audience == "" {
 		return Principal{}, fmt.Errorf("tenant has no issuer or audience: %w", ErrIssuerUnavailable)
 	}
+	key := issuerKey{tenantID: t.ID, issuer: t.OIDC.Issuer, audience: t.OIDC.Audience}
+	hash := sha256.Sum256([]byte(token))
+	if p, ok := v.tokens.get(hash, key, v.now()); ok {
+		return p, nil
+	}
 	// Cheap checks on the unverified token first: they need no network, so garbage and tokens
 	// of other issuers never cause a discovery or a JWKS fetch.
-	if err := v.precheck(t, token); err != nil {
+	kid, err := v.precheck(t, token)
+	if err != nil {
 		return Principal{}, err
 	}
 	iss, err := v.issuerFor(ctx, t)
@@ -170,44 +182,49 @@ func (v *Verifier) Authenticate(ctx context.Context, t *tenant.Tenant, token str
 	if err := idToken.Claims(&claims); err != nil {
 		return Principal{}, fmt.Errorf("token claims: %w", ErrInvalidToken)
 	}
-	p := Principal{Subject: idToken.Subject}
+	p := Principal{Subject: idToken.Subject, Expires: idToken.Expiry}
 	if name, ok := claimAt(claims, t.OIDC.NameClaim).(string); ok {
 		p.Name = name
 	}
 	p.Admin = hasRole(claimAt(claims, t.OIDC.AdminClaim), t.OIDC.AdminValues)
+	if iss.keys != nil && iss.key == key {
+		v.tokens.put(hash, cachedToken{key: key, kid: kid, principal: p, validUntil: p.Expires.Add(-tokenCacheMargin), keys: iss.keys})
+	}
 	return p, nil
 }
 
 // precheck parses token without verifying its signature and rejects it if its algorithm or
 // registered claims cannot be valid for t.
-func (v *Verifier) precheck(t *tenant.Tenant, token string) error {
+//
+// It returns the id of the key the token names.
+func (v *Verifier) precheck(t *tenant.Tenant, token string) (string, error) {
 	jws, err := jose.ParseSignedCompact(token, signingAlgs)
 	if err != nil {
-		return fmt.Errorf("malformed token or disallowed algorithm: %w", ErrInvalidToken)
+		return "", fmt.Errorf("malformed token or disallowed algorithm: %w", ErrInvalidToken)
 	}
 	if len(jws.Signatures) != 1 {
-		return fmt.Errorf("not exactly one signature: %w", ErrInvalidToken)
+		return "", fmt.Errorf("not exactly one signature: %w", ErrInvalidToken)
 	}
 	var c jwt.Claims
 	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
-		return fmt.Errorf("malformed claims: %w", ErrInvalidToken)
+		return "", fmt.Errorf("malformed claims: %w", ErrInvalidToken)
 	}
 	now := v.now()
 	switch {
 	case c.Issuer != t.OIDC.Issuer:
-		return fmt.Errorf("wrong issuer: %w", ErrInvalidToken)
+		return "", fmt.Errorf("wrong issuer: %w", ErrInvalidToken)
 	case !slices.Contains(c.Audience, t.OIDC.Audience):
-		return fmt.Errorf("wrong audience: %w", ErrInvalidToken)
+		return "", fmt.Errorf("wrong audience: %w", ErrInvalidToken)
 	case c.Subject == "":
-		return fmt.Errorf("missing subject: %w", ErrInvalidToken)
+		return "", fmt.Errorf("missing subject: %w", ErrInvalidToken)
 	case c.Expiry == nil:
-		return fmt.Errorf("missing expiry: %w", ErrInvalidToken)
+		return "", fmt.Errorf("missing expiry: %w", ErrInvalidToken)
 	case now.After(c.Expiry.Time().Add(v.leeway)):
-		return fmt.Errorf("token expired: %w", ErrInvalidToken)
+		return "", fmt.Errorf("token expired: %w", ErrInvalidToken)
 	case c.NotBefore != nil && now.Add(v.leeway).Before(c.NotBefore.Time()):
-		return fmt.Errorf("token not yet valid: %w", ErrInvalidToken)
+		return "", fmt.Errorf("token not yet valid: %w", ErrInvalidToken)
 	}
-	return nil
+	return jws.Signatures[0].Header.KeyID, nil
 }
 
 // claimAt returns the claim at a dotted path (realm_access.roles), walking nested objects, or

@@ -99,6 +99,10 @@ func TestAuthenticateAccepts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Authenticate() error = %v, want nil", err)
 			}
+			if got.Expires.IsZero() {
+				t.Error("the principal has no expiry")
+			}
+			got.Expires = time.Time{}
 			if got != tt.want {
 				t.Errorf("Authenticate() = %+v, want %+v", got, tt.want)
 			}
@@ -498,4 +502,41 @@ func ExampleVerifier_Authenticate() {
 	_, err := v.Authenticate(context.Background(), shop, "garbage")
 	fmt.Println(err, errors.Is(err, auth.ErrInvalidToken))
 	// Output: malformed token or disallowed algorithm: invalid token true
+}
+
+func TestCachedTokensStopWhenTheirKeyIsDropped(t *testing.T) {
+	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	clk := testenv.NewClock(time.Now())
+	v := newVerifier(clk, auth.Options{RefetchInterval: time.Millisecond})
+	ten := tenantOf("shop", iss)
+	old := iss.Token(t, "cust-1", false)
+	oldKid := iss.KeyID("RS256")
+	for range 2 { // verified, then from the cache
+		if p, err := v.Authenticate(t.Context(), ten, old); err != nil || p.Subject != "cust-1" {
+			t.Fatalf("Authenticate = %+v, %v", p, err)
+		}
+	}
+	// The same token presented for another tenant with the same issuer is not taken from the
+	// cache of the first.
+	other := tenantOf("other", iss)
+	other.OIDC.Audience = "another-audience"
+	if _, err := v.Authenticate(t.Context(), other, old); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("the token at a tenant with another audience: %v, want ErrInvalidToken", err)
+	}
+
+	// The issuer rotates and drops the old key; a token of the new key makes the verifier
+	// refetch the key set, which no longer has the old key: the cached token stops working.
+	if _, err := iss.RotateKey("RS256"); err != nil {
+		t.Fatal(err)
+	}
+	if err := iss.DropKey(oldKid); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if _, err := v.Authenticate(t.Context(), ten, iss.Token(t, "cust-2", false)); err != nil {
+		t.Fatalf("token of the new key: %v", err)
+	}
+	if _, err := v.Authenticate(t.Context(), ten, old); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Errorf("a cached token of a dropped key: %v, want ErrInvalidToken", err)
+	}
 }

@@ -31,6 +31,7 @@ type issuerKey struct {
 type issuer struct {
 	key      issuerKey
 	verifier *oidc.IDTokenVerifier
+	keys     *keySet
 	err      error
 	failedAt time.Time
 }
@@ -107,6 +108,7 @@ func (v *Verifier) discover(ctx context.Context, key issuerKey) *issuer {
 		algs[i] = string(a)
 	}
 	keys := &keySet{v: v, tenantID: key.tenantID, url: doc.JWKSURI}
+	iss.keys = keys
 	iss.verifier = oidc.NewVerifier(key.issuer, keys, &oidc.Config{
 		ClientID:             key.audience,
 		SupportedSigningAlgs: algs,

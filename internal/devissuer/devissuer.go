@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,6 +161,20 @@ func (iss *Issuer) RotateKey(alg string) (kid string, err error) {
 	iss.keys = append(iss.keys, sk)
 	iss.current[alg] = sk
 	return sk.kid, nil
+}
+
+// DropKey stops publishing the key kid, as an issuer does with a retired or leaked key. The
+// current key of an algorithm cannot be dropped: rotate first.
+func (iss *Issuer) DropKey(kid string) error {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	for _, cur := range iss.current {
+		if cur.kid == kid {
+			return fmt.Errorf("drop key: %s is a current key", kid)
+		}
+	}
+	iss.keys = slices.DeleteFunc(iss.keys, func(k signingKey) bool { return k.kid == kid })
+	return nil
 }
 
 // KeyID returns the key id that signs alg's tokens now, or "" for an unsupported alg.

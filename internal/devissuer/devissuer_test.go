@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/supportchat/supportchat/internal/auth"
 	"github.com/supportchat/supportchat/internal/devissuer"
@@ -129,6 +130,10 @@ func TestTokenEndpoint(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Authenticate() error = %v", err)
 			}
+			if got.Expires.IsZero() {
+				t.Error("the principal has no expiry")
+			}
+			got.Expires = time.Time{}
 			if got != tt.want {
 				t.Errorf("Authenticate() = %+v, want %+v", got, tt.want)
 			}
