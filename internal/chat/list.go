@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/fnv"
+	"strconv"
 	"time"
 )
 
@@ -18,11 +19,16 @@ const (
 )
 
 // ListQuery is a request for one page of the caller's conversations. Zero Limit and a nil
-// Messages take the defaults; the filters are for admins only.
+// Messages take the defaults; UpdatedSince is for everyone, the other filters are for admins
+// only.
 type ListQuery struct {
 	Limit    int
 	Messages *int
 	Cursor   string
+	// UpdatedSince, when not zero, keeps the conversations updated strictly later (delta sync).
+	// It counts to the millisecond, as updated_at does; any time is accepted, and one in the
+	// future simply matches nothing yet.
+	UpdatedSince time.Time
 
 	Status     Status
 	Assignee   string // "me", "none" or an admin id
@@ -40,6 +46,9 @@ type ListFilter struct {
 	Assignee *string
 	// TeamUnread keeps conversations with customer messages no admin has read.
 	TeamUnread bool
+	// UpdatedSince, when not zero, keeps conversations whose UpdatedAt is strictly later. It is
+	// a whole millisecond in UTC, the precision of UpdatedAt and of the store.
+	UpdatedSince time.Time
 }
 
 // Position is a place in a list ordered by UpdatedAt then ID, both descending.
@@ -67,8 +76,10 @@ type ListPage struct {
 }
 
 // List returns a page of the caller's conversations (a customer's own, or all of the tenant's
-// for admins), newest activity first, with the tenant's support status. Returns Invalid for bad
-// parameters and Forbidden when a customer uses an admin filter.
+// for admins), newest activity first, with the tenant's support status; with UpdatedSince, only
+// those updated since (delta sync), in the same order and pages. Returns Invalid for bad
+// parameters (a cursor of another list among them) and Forbidden when a customer uses an admin
+// filter.
 func (s *Service) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 	t, caller, err := scope(ctx)
 	if err != nil {
@@ -133,6 +144,11 @@ func listParams(caller Caller, q ListQuery) (ListFilter, int, int, error) {
 	if messages < 0 || messages > MaxLatest {
 		return f, 0, 0, FieldError("messages", "must be between 0 and %d", MaxLatest)
 	}
+	// Every time is valid: before the first conversation it lists them all, in the future
+	// (a client clock ahead of ours) nothing until the conversations catch up with it. Truncating
+	// keeps "strictly later" exact: updated_at counts whole milliseconds, so it is later than
+	// a time exactly when it is later than that time's millisecond.
+	f.UpdatedSince = q.UpdatedSince.UTC().Truncate(time.Millisecond)
 	if !caller.IsAdmin() {
 		for _, filter := range []struct {
 			field string
@@ -217,7 +233,12 @@ func filterHash(f ListFilter) uint32 {
 	if f.TeamUnread {
 		unread = "1"
 	}
-	for _, part := range []string{f.CustomerID, string(f.Status), assignee, unread} {
+	parts := []string{f.CustomerID, string(f.Status), assignee, unread}
+	if !f.UpdatedSince.IsZero() {
+		// Only when set, so the cursors of lists without it stay valid across this change.
+		parts = append(parts, "since:"+strconv.FormatInt(f.UpdatedSince.UnixMilli(), 10))
+	}
+	for _, part := range parts {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}

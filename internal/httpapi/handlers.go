@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -23,7 +24,7 @@ type handlers struct {
 
 // list answers GET /chat/list.
 func (h *handlers) list(c *gin.Context) {
-	q, err := query(c, "limit", "cursor", "messages", "status", "assignee", "customer_id", "unread")
+	q, err := query(c, "limit", "cursor", "messages", "status", "assignee", "customer_id", "unread", "updated_since")
 	if err != nil {
 		abortWithError(c, err)
 		return
@@ -48,6 +49,13 @@ func (h *handlers) list(c *gin.Context) {
 	default:
 		abortWithError(c, chat.FieldError("unread", "must be true or false"))
 		return
+	}
+	if since, ok := q["updated_since"]; ok {
+		// RFC3339Nano parses with or without fractional seconds; an empty value is refused.
+		if lq.UpdatedSince, err = time.Parse(time.RFC3339Nano, since[0]); err != nil {
+			abortWithError(c, chat.FieldError("updated_since", "must be an RFC 3339 date-time such as 2026-11-24T10:01:02.123Z"))
+			return
+		}
 	}
 	page, err := h.chat.List(c.Request.Context(), lq)
 	if err != nil {

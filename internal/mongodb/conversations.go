@@ -260,6 +260,11 @@ func (s *Store) ListConversations(ctx context.Context, tenantID string, f chat.L
 	if f.TeamUnread {
 		filter["team_unread"] = true
 	}
+	if !f.UpdatedSince.IsZero() {
+		// A range on the key every list index sorts by, right after its equality keys, so the
+		// same indexes serve the delta: the scan starts at the newest and stops at since.
+		filter["updated_at"] = bson.M{"$gt": f.UpdatedSince}
+	}
 	if after != nil {
 		filter["$or"] = bson.A{
 			bson.M{"updated_at": bson.M{"$lt": after.UpdatedAt}},
