@@ -105,36 +105,46 @@ func (r *Redis) mustBePrivate(tb testing.TB) {
 
 // start runs redis-server on r.port and waits until it answers PING (and is this process).
 func (r *Redis) start() error {
-	p := &redisProcess{output: &bytes.Buffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(r.bin,
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	p.cmd.Stdout = p.output
-	p.cmd.Stderr = p.output
-	if err := p.cmd.Start(); err != nil {
+	p, err := startRedisServer(r.bin, r.port)
+	if err != nil {
 		return err
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
-	deadline := time.Now().Add(redisStartTimeout)
-	for !ours(addr, p.cmd.Process.Pid) {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("redis-server on port %d exited: %s", r.port, bytes.TrimSpace(p.output.Bytes()))
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return fmt.Errorf("redis-server on port %d did not answer PING within %s", r.port, redisStartTimeout)
-		}
 	}
 	r.mu.Lock()
 	r.proc = p
 	r.mu.Unlock()
 	return nil
+}
+
+// startRedisServer runs redis-server from bin on port of 127.0.0.1, without persistence and
+// with the extra args, and waits until it answers PING (and is this process).
+func startRedisServer(bin string, port int, args ...string) (*redisProcess, error) {
+	p := &redisProcess{output: &bytes.Buffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, append([]string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--loglevel", "warning"}, args...)...)
+	p.cmd.Stdout = p.output
+	p.cmd.Stderr = p.output
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(redisStartTimeout)
+	for !ours(addr, p.cmd.Process.Pid) {
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("redis-server on port %d exited: %s", port, bytes.TrimSpace(p.output.Bytes()))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("redis-server on port %d did not answer PING within %s", port, redisStartTimeout)
+		}
+	}
+	return p, nil
 }
 
 // kill stops the running server, if any, and waits until it has exited.
