@@ -55,7 +55,7 @@ type stack struct {
 	issuers map[string]*testenv.Issuer
 	store   *mongodb.Store
 	redis   *testenv.Redis
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	svc     *chat.Service
 	router  routers.Router
 	metrics *telemetry.Metrics

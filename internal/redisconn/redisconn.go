@@ -19,22 +19,26 @@ var ErrOpen = errors.New("redis unavailable (circuit open)")
 
 // Options tune the connection; zero values take the defaults.
 type Options struct {
+	// Mode is how url is read (CHAT_REDIS_MODE): "single" (or empty) for one Redis server at a
+	// redis://, rediss:// or unix:// URL, "cluster" for a Redis Cluster at go-redis's cluster
+	// URL, redis://node1:6379?addr=node2:6379&addr=node3:6379.
+	Mode string
 	// Timeout bounds dialing and each read and write (default 500ms): Redis answers in well under
 	// a millisecond when healthy, and a slow Redis must not make requests slow.
 	Timeout time.Duration
 	// OpenFor is how long calls fail fast after a connection failure before one is let through
 	// again (default 1s), so an outage costs at most one timeout per second, not one per request.
 	OpenFor time.Duration
-	Now     func() time.Time
+	// PoolSize is the most connections kept to the server, or to each node of a cluster
+	// (default: the URL's pool_size, else go-redis's 10 per CPU, 5 per CPU and node for a
+	// cluster). A client for blocking reads holds one connection per waiting reader.
+	PoolSize int
+	Now      func() time.Time
 }
 
-// Open returns a client for the Redis at url (redis://, rediss:// or unix://). It does not
-// connect: Redis may be down at start-up, and the service works without it.
-func Open(url string, o Options) (*redis.Client, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("parse redis url: %w", err)
-	}
+// Open returns a client for the Redis at url, a single server or a cluster as o.Mode says. It
+// does not connect: Redis may be down at start-up, and the service works without it.
+func Open(url string, o Options) (redis.UniversalClient, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 500 * time.Millisecond
 	}
@@ -44,14 +48,50 @@ func Open(url string, o Options) (*redis.Client, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	opts.DialTimeout = o.Timeout
-	opts.ReadTimeout = o.Timeout
-	opts.WriteTimeout = o.Timeout
-	opts.PoolTimeout = o.Timeout
-	opts.MaxRetries = 1
-	opts.ContextTimeoutEnabled = true
-	client := redis.NewClient(opts)
-	client.AddHook(&Breaker{openFor: o.OpenFor, now: o.Now})
+	var client redis.UniversalClient
+	switch o.Mode {
+	case "", "single":
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("parse redis url: %w", err)
+		}
+		opts.DialTimeout = o.Timeout
+		opts.ReadTimeout = o.Timeout
+		opts.WriteTimeout = o.Timeout
+		opts.PoolTimeout = o.Timeout
+		if o.PoolSize > 0 {
+			opts.PoolSize = o.PoolSize
+		}
+		opts.MaxRetries = 1
+		opts.ContextTimeoutEnabled = true
+		client = redis.NewClient(opts)
+	case "cluster":
+		opts, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("parse redis cluster url: %w", err)
+		}
+		opts.DialTimeout = o.Timeout
+		opts.ReadTimeout = o.Timeout
+		opts.WriteTimeout = o.Timeout
+		opts.PoolTimeout = o.Timeout
+		if o.PoolSize > 0 {
+			opts.PoolSize = o.PoolSize
+		}
+		// The cluster client retries a failed command itself, on the same node and then on
+		// another (up to MaxRedirects times); node clients that also retried, and redialed five
+		// times each, would make the first call of an outage take seconds instead of one retry.
+		opts.MaxRetries = -1
+		opts.DialerRetries = 1
+		opts.ContextTimeoutEnabled = true
+		client = redis.NewClusterClient(opts)
+	default:
+		return nil, fmt.Errorf("redis mode %q: want single or cluster", o.Mode)
+	}
+	// A cluster client runs its hooks around each whole command or pipeline, whichever nodes
+	// serve it and however often it is redirected or retried, so one breaker covers every node
+	// without OnNewNode (and one unreachable node opens it for all). Its DialHook is not called
+	// there (the node clients dial); a failed dial reaches ProcessHook as the command's error.
+	client.AddHook(NewBreaker(o.OpenFor, o.Now))
 	return client, nil
 }
 
