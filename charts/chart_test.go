@@ -602,11 +602,30 @@ func TestDockerfileMatchesChart(t *testing.T) {
 	}
 }
 
+func TestRedisModeReachesChatd(t *testing.T) {
+	for _, tt := range []struct{ name, set, want string }{
+		{"one server by default", "", "single"},
+		{"a Redis Cluster", "redis.mode=cluster", "cluster"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"-f", filepath.Join(chartDir, "ci", "defaults.yaml")}
+			if tt.set != "" {
+				args = append(args, "--set", tt.set)
+			}
+			m := renderCached(t, "defaults+"+tt.set, args...)
+			if got := envValue(m, "CHAT_REDIS_MODE"); got != tt.want {
+				t.Errorf("CHAT_REDIS_MODE = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestSchemaRejectsMistakes(t *testing.T) {
 	for _, tt := range []struct{ set, want string }{
 		{"replicaCount=abc", "replicaCount"},
 		{"unknownKey=1", "unknownKey"},
 		{"image.tagg=x", "tagg"},
+		{"redis.mode=sentinel", "mode"},
 	} {
 		t.Run(tt.set, func(t *testing.T) {
 			t.Parallel()

@@ -61,6 +61,7 @@ func (s *stack) Run(ctx context.Context) error {
 			return fmt.Errorf("redis: %w", err)
 		}
 		env["CHAT_REDIS_URL"] = url
+		env["CHAT_REDIS_MODE"] = "single" // the embedded Redis is one server
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {

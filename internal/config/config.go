@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Config is everything chatd reads from its environment. The OTEL_* variables are read by the
@@ -21,6 +23,9 @@ type Config struct {
 	MongoDatabase string
 	// RedisURL locates the cache and presence/event bus (CHAT_REDIS_URL).
 	RedisURL string
+	// RedisMode is "single" for one Redis server or "cluster" for a Redis Cluster, whose RedisURL
+	// is go-redis's cluster URL, redis://node1:6379?addr=node2:6379&addr=node3:6379 (CHAT_REDIS_MODE).
+	RedisMode string
 	// TenantsDir holds the tenant files (CHAT_TENANTS_DIR).
 	TenantsDir string
 	// LogLevel is debug, info, warn or error (CHAT_LOG_LEVEL).
@@ -57,7 +62,8 @@ func Vars() []Var {
 		{"CHAT_ADDR", ":8080", "listen address of the API, /healthz, /readyz and /metrics", false},
 		{"CHAT_MONGODB_URI", "mongodb://localhost:27017", "MongoDB connection string (may hold credentials)", true},
 		{"CHAT_MONGODB_DATABASE", "supportchat", "MongoDB database name", false},
-		{"CHAT_REDIS_URL", "redis://localhost:6379/0", "Redis URL for presence, cache and events (may hold credentials)", true},
+		{"CHAT_REDIS_URL", "redis://localhost:6379/0", "Redis URL for presence, cache and events (may hold credentials); for a cluster, redis://node1:6379?addr=node2:6379&addr=node3:6379", true},
+		{"CHAT_REDIS_MODE", "single", "single (one Redis server) or cluster (a Redis Cluster at CHAT_REDIS_URL)", false},
 		{"CHAT_TENANTS_DIR", "./tenants", "folder of tenant files, re-read on change and on SIGHUP", false},
 		{"CHAT_LOG_LEVEL", "info", "debug, info, warn or error", false},
 		{"CHAT_PRESENCE_TTL", "60s", "how long an admin stays online or away without a heartbeat", false},
@@ -97,6 +103,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MongoURI:        get("CHAT_MONGODB_URI"),
 		MongoDatabase:   get("CHAT_MONGODB_DATABASE"),
 		RedisURL:        get("CHAT_REDIS_URL"),
+		RedisMode:       get("CHAT_REDIS_MODE"),
 		TenantsDir:      get("CHAT_TENANTS_DIR"),
 		PresenceTTL:     duration("CHAT_PRESENCE_TTL"),
 		IdempotencyTTL:  duration("CHAT_IDEMPOTENCY_TTL"),
@@ -118,8 +125,17 @@ func Load(getenv func(string) string) (Config, error) {
 	if u, err := url.Parse(c.MongoURI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
 		errs = append(errs, errors.New("CHAT_MONGODB_URI: want a mongodb:// or mongodb+srv:// URI"))
 	}
-	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-		errs = append(errs, errors.New("CHAT_REDIS_URL: want a redis://, rediss:// or unix:// URL"))
+	switch c.RedisMode {
+	case "single":
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			errs = append(errs, errors.New("CHAT_REDIS_URL: want a redis://, rediss:// or unix:// URL"))
+		}
+	case "cluster":
+		if _, err := redis.ParseClusterURL(c.RedisURL); err != nil {
+			errs = append(errs, errors.New("CHAT_REDIS_URL: want a cluster URL such as redis://node1:6379?addr=node2:6379&addr=node3:6379 with CHAT_REDIS_MODE=cluster"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("CHAT_REDIS_MODE: want single or cluster, got %q", c.RedisMode))
 	}
 	if c.MongoDatabase == "" || strings.ContainsAny(c.MongoDatabase, "/\\. \"$") {
 		errs = append(errs, fmt.Errorf("CHAT_MONGODB_DATABASE: %q is not a valid database name", c.MongoDatabase))
@@ -129,8 +145,8 @@ func Load(getenv func(string) string) (Config, error) {
 
 // String returns the configuration for a start-up log line, with credentials masked.
 func (c Config) String() string {
-	return fmt.Sprintf("addr=%s mongodb=%s database=%s redis=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t",
-		c.Addr, MaskURL(c.MongoURI), c.MongoDatabase, MaskURL(c.RedisURL), c.TenantsDir, c.LogLevel, c.PresenceTTL,
+	return fmt.Sprintf("addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t",
+		c.Addr, MaskURL(c.MongoURI), c.MongoDatabase, MaskURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
 		c.IdempotencyTTL, c.OIDCTimeout, c.MongoTimeout, c.MaxBodyBytes, c.ShutdownTimeout, c.MetricsTenantLabel)
 }
 
@@ -143,12 +159,15 @@ func MaskURL(raw string) string {
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
-	q := u.Query()
+	q, masked := u.Query(), false
 	for k := range q {
 		if strings.Contains(strings.ToLower(k), "password") || strings.Contains(strings.ToLower(k), "secret") {
 			q.Set(k, "xxxxx")
+			masked = true
 		}
 	}
-	u.RawQuery = q.Encode()
+	if masked { // re-encoding otherwise only escapes what was readable, such as addr=node2%3A6379
+		u.RawQuery = q.Encode()
+	}
 	return u.String()
 }

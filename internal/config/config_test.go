@@ -13,7 +13,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
 	}
-	if c.Addr != ":8080" || c.MongoDatabase != "supportchat" || c.TenantsDir != "./tenants" || c.PresenceTTL != time.Minute || c.MaxBodyBytes != 65536 || !c.MetricsTenantLabel {
+	if c.Addr != ":8080" || c.MongoDatabase != "supportchat" || c.TenantsDir != "./tenants" || c.PresenceTTL != time.Minute || c.MaxBodyBytes != 65536 || !c.MetricsTenantLabel || c.RedisMode != "single" {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -49,6 +49,50 @@ func TestStringMasksSecrets(t *testing.T) {
 		if strings.Contains(c.String(), secret) {
 			t.Errorf("String() leaks %q: %s", secret, c.String())
 		}
+	}
+}
+
+func TestLoadRedisMode(t *testing.T) {
+	const clusterURL = "redis://:hunter2@node1:6379?addr=node2:6379&addr=node3:6379"
+	tests := []struct {
+		name    string
+		mode    string
+		url     string
+		wantErr string // the variable the error must name; empty for none
+	}{
+		{"a single server by default", "", "redis://cache:6379/0", ""},
+		{"a single server", "single", "redis://cache:6379/0", ""},
+		{"a cluster", "cluster", clusterURL, ""},
+		{"a cluster of one seed node", "cluster", "rediss://node1:6379", ""},
+		{"a cluster at a URL that is not Redis", "cluster", "http://node1:6379", "CHAT_REDIS_URL"},
+		{"a cluster URL with an unknown option", "cluster", "redis://node1:6379?nodes=node2:6379", "CHAT_REDIS_URL"},
+		{"an unknown mode", "sentinel", "redis://cache:6379/0", "CHAT_REDIS_MODE"},
+		{"a mode in capitals", "CLUSTER", clusterURL, "CHAT_REDIS_MODE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"CHAT_REDIS_MODE": tt.mode, "CHAT_REDIS_URL": tt.url}
+			c, err := Load(func(k string) string { return env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("Load(mode %q, url %q) error = %v, want one naming %s", tt.mode, tt.url, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(mode %q, url %q) error = %v, want nil", tt.mode, tt.url, err)
+			}
+			want := tt.mode
+			if want == "" {
+				want = "single"
+			}
+			if c.RedisMode != want {
+				t.Errorf("RedisMode = %q, want %q", c.RedisMode, want)
+			}
+			if s := c.String(); !strings.Contains(s, "redis_mode="+want) || strings.Contains(s, "hunter2") {
+				t.Errorf("String() = %s, want redis_mode=%s and no password", s, want)
+			}
+		})
 	}
 }
 

@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		_ = db.Close(cctx)
 	}()
 
-	rdb, err := redisconn.Open(cfg.RedisURL, redisconn.Options{})
+	rdb, err := redisconn.Open(cfg.RedisURL, redisconn.Options{Mode: cfg.RedisMode})
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}

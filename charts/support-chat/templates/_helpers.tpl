@@ -92,6 +92,7 @@ CHAT_ADDR: ":8080"
 CHAT_TENANTS_DIR: {{ include "support-chat.tenantsDir" . | quote }}
 CHAT_MONGODB_DATABASE: {{ .Values.mongodb.database | quote }}
 CHAT_MONGODB_TIMEOUT: {{ .Values.mongodb.timeout | quote }}
+CHAT_REDIS_MODE: {{ .Values.redis.mode | quote }}
 CHAT_LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 CHAT_PRESENCE_TTL: {{ .Values.config.presenceTTL | quote }}
 CHAT_IDEMPOTENCY_TTL: {{ .Values.config.idempotencyTTL | quote }}
