@@ -499,6 +499,10 @@ func (f *fakeChat) SetPresence(_ context.Context, s chat.AdminStatus) (*chat.Pre
 
 func (f *fakeChat) NoteAdmin(context.Context) {}
 
+func (f *fakeChat) FreshSupport(ctx context.Context) (chat.Support, error) {
+	return f.support(isAdmin(ctx)), nil
+}
+
 func (f *fakeChat) Settings(context.Context) (*chat.SettingsView, error) {
 	return &chat.SettingsView{Settings: chat.Settings{AwayPrompt: "We are away.", BusinessHours: f.hours}, Overridden: []string{}}, nil
 }

@@ -145,11 +145,15 @@ func (s *Service) SetPresence(ctx context.Context, status AdminStatus) (*Presenc
 	if status != AdminOnline && status != AdminAway {
 		return nil, FieldError("status", "must be online or away")
 	}
+	before, err := s.support(ctx, t)
+	if err != nil {
+		return nil, err
+	}
 	expires, err := s.presence.SetAdminStatus(ctx, t.ID, caller.ID, status, s.presenceTTL)
 	if err != nil {
 		return nil, &Error{Code: Unavailable, Message: "presence is unavailable right now", Err: err}
 	}
-	sup, err := s.Support(ctx)
+	sup, err := s.support(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +166,10 @@ func (s *Service) SetPresence(ctx context.Context, status AdminStatus) (*Presenc
 	if status == AdminAway {
 		s.unassignIfSet(ctx, t, caller.ID)
 	}
-	s.publish(ctx, Event{Type: EventPresenceChanged, TenantID: t.ID, At: now, Support: &sup})
+	if !sup.Equal(before) {
+		s.supportChanged(ctx, t.ID)
+		s.publish(ctx, Event{Type: EventSupportChanged, TenantID: t.ID, At: now, Support: &sup})
+	}
 	return &PresenceState{Status: status, ExpiresAt: expires.UTC(), Support: sup}, nil
 }
 
@@ -181,8 +188,9 @@ func (s *Service) SweepPresence(ctx context.Context) (int, error) {
 		}
 		tctx := tenant.NewContext(ctx, t)
 		s.unassignIfSet(tctx, t, l.AdminID)
-		if sup, err := s.Support(tctx); err == nil {
-			s.publish(ctx, Event{Type: EventPresenceChanged, TenantID: t.ID, At: s.clock(), Support: &sup})
+		s.supportChanged(ctx, t.ID)
+		if sup, err := s.support(tctx, t); err == nil {
+			s.publish(ctx, Event{Type: EventSupportChanged, TenantID: t.ID, At: s.clock(), Support: &sup})
 		}
 	}
 	return len(lapses), nil
@@ -263,7 +271,10 @@ func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsView, 
 		return nil, err
 	}
 	s.overrides.forget(t.ID)
-	s.publish(ctx, Event{Type: EventSettingsChanged, TenantID: t.ID, At: o.UpdatedAt})
+	s.supportChanged(ctx, t.ID)
+	if sup, err := s.support(ctx, t); err == nil {
+		s.publish(ctx, Event{Type: EventSupportChanged, TenantID: t.ID, At: o.UpdatedAt, Support: &sup})
+	}
 	return settingsView(t, o), nil
 }
 

@@ -22,6 +22,8 @@ type Caller struct {
 	ID   string
 	Role Role
 	Name string
+	// Expires is when the caller's credentials expire (zero: unknown); event streams end then.
+	Expires time.Time
 }
 
 // IsAdmin reports whether c is one of the tenant's support admins.
@@ -194,6 +196,19 @@ type Support struct {
 	// ExpectedReplySeconds is the median time to first admin reply over the last 7 days; nil
 	// until there is data.
 	ExpectedReplySeconds *int64
+}
+
+// Equal reports whether s and o say the same.
+func (s Support) Equal(o Support) bool {
+	return s.Status == o.Status && s.Available == o.Available && s.Reason == o.Reason && s.Prompt == o.Prompt &&
+		equalPtr(s.NextAvailableAt, o.NextAvailableAt, time.Time.Equal) && equalPtr(s.ExpectedReplySeconds, o.ExpectedReplySeconds, func(a, b int64) bool { return a == b })
+}
+
+func equalPtr[T any](a, b *T, eq func(T, T) bool) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return eq(*a, *b)
 }
 
 // AdminStatus is what an admin sets through the presence endpoint.

@@ -6,9 +6,9 @@ import (
 )
 
 // newConversation returns a new open conversation of customer, before its first entry.
-func newConversation(id, tenantID string, customer Participant, subject string, cctx *ShopContext, now time.Time) *Conversation {
+func newConversation(id, tenantID string, customer Participant, subject string, shopCtx *ShopContext, now time.Time) *Conversation {
 	return &Conversation{
-		Header: Header{ID: id, TenantID: tenantID, Subject: subject, Customer: customer, Context: cctx, CreatedAt: now},
+		Header: Header{ID: id, TenantID: tenantID, Subject: subject, Customer: customer, Context: shopCtx, CreatedAt: now},
 		State:  State{Status: StatusOpen, UpdatedAt: now},
 	}
 }

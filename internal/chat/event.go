@@ -2,31 +2,45 @@ package chat
 
 import "time"
 
-// EventType names what happened.
+// EventType names what happened, as the event stream and webhooks name it (PRODUCT.md).
 type EventType string
 
-// The events every write produces.
+// The events writes produce.
 const (
 	EventConversationCreated EventType = "conversation.created"
+	// EventConversationUpdated: status, assignee, read marks or participants changed.
 	EventConversationUpdated EventType = "conversation.updated"
 	EventMessageCreated      EventType = "message.created"
-	EventConversationRead    EventType = "conversation.read"
-	EventPresenceChanged     EventType = "presence.changed"
-	EventSettingsChanged     EventType = "settings.changed"
+	// EventSupportChanged: the support block of the list changed (presence, settings, hours).
+	EventSupportChanged EventType = "support.changed"
 )
 
-// Event is one change, published after it is stored. CustomerID says which customer may see it;
-// events without one are for the tenant's admins only (and, for presence, everyone).
+// Event is one change, published after it is committed. CustomerID says which customer may see
+// it; events without one (support.changed) are for everyone of the tenant.
 type Event struct {
 	Type           EventType
 	TenantID       string
 	ConversationID string
 	CustomerID     string
 	At             time.Time
-	// Conversation is the conversation after the change, for conversation events.
+	// Conversation is the conversation after the change, for conversation and message events.
 	Conversation *Conversation
 	// Message is the new message, for message.created.
 	Message *Message
-	// Support is the tenant's support state after a presence change.
+	// Support is the tenant's support block after the change, for support.changed.
 	Support *Support
+}
+
+// View returns the event's conversation as the tenant's admins (admin true) or its customer see
+// it in the list, with its newest message. It returns nil for events without a conversation.
+func (e Event) View(admin bool) *View {
+	if e.Conversation == nil {
+		return nil
+	}
+	caller := Caller{ID: e.Conversation.Customer.ID, Role: RoleCustomer}
+	if admin {
+		caller = Caller{Role: RoleAdmin}
+	}
+	v := viewOf(e.Conversation, caller, 1)
+	return &v
 }

@@ -1,10 +1,7 @@
 package chat
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"hash/fnv"
 	"strconv"
@@ -73,6 +70,9 @@ type ListPage struct {
 	// NextCursor continues the list; empty on the last page.
 	NextCursor string
 	Support    Support
+	// Settled is true when no write in the list's scope was in flight: the page may be cached
+	// until the next write invalidates it.
+	Settled bool
 }
 
 // List returns a page of the caller's conversations (a customer's own, or all of the tenant's
@@ -95,12 +95,12 @@ func (s *Service) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 			return nil, err
 		}
 	}
-	s.catchUp(ctx, t.ID, f.CustomerID)
+	settled := s.catchUp(ctx, t.ID, f.CustomerID)
 	convs, err := s.store.ListConversations(ctx, t.ID, f, after, limit+1)
 	if err != nil {
 		return nil, err
 	}
-	page := &ListPage{}
+	page := &ListPage{Settled: settled}
 	if len(convs) > limit {
 		convs = convs[:limit]
 		last := convs[limit-1]
@@ -110,7 +110,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 	for i, c := range convs {
 		page.Conversations[i] = viewOf(c, caller, messages)
 	}
-	page.Support, err = s.Support(ctx)
+	page.Support, err = s.support(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -189,37 +189,24 @@ func listParams(caller Caller, q ListQuery) (ListFilter, int, int, error) {
 	return f, limit, messages, nil
 }
 
-// cursorVersion is the first byte of every cursor, so the format can change.
-const cursorVersion = 1
-
 // errBadCursor is the answer to a cursor this service did not make for this query.
 var errBadCursor = FieldError("cursor", "is not a cursor of this list; start again without it")
 
 // encodeCursor returns the opaque cursor for the position p in the list filtered by f.
 func encodeCursor(p Position, f ListFilter) string {
-	var b bytes.Buffer
-	b.WriteByte(cursorVersion)
-	_ = binary.Write(&b, binary.BigEndian, p.UpdatedAt.UnixMilli())
-	_ = binary.Write(&b, binary.BigEndian, filterHash(f))
-	b.WriteString(p.ID)
-	return base64.RawURLEncoding.EncodeToString(b.Bytes())
+	return cursor{pos: p.UpdatedAt.UnixMilli(), binding: filterHash(f), tail: p.ID}.encode()
 }
 
 // decodeCursor returns the position of a cursor made by encodeCursor for the same filter f.
 func decodeCursor(s string, f ListFilter) (*Position, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw) < 1+8+4+1 || raw[0] != cursorVersion {
+	c, ok := parseCursor(s)
+	if !ok || !isObjectID(c.tail) {
 		return nil, errBadCursor
 	}
-	ms := int64(binary.BigEndian.Uint64(raw[1:9]))
-	if binary.BigEndian.Uint32(raw[9:13]) != filterHash(f) {
+	if c.binding != filterHash(f) {
 		return nil, FieldError("cursor", "belongs to a list with other filters; start again without it")
 	}
-	id := string(raw[13:])
-	if !isObjectID(id) {
-		return nil, errBadCursor
-	}
-	return &Position{UpdatedAt: time.UnixMilli(ms).UTC(), ID: id}, nil
+	return &Position{UpdatedAt: time.UnixMilli(c.pos).UTC(), ID: c.tail}, nil
 }
 
 // filterHash fingerprints a filter so a cursor cannot be replayed against another list.

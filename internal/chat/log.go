@@ -219,6 +219,8 @@ type committed struct {
 	// an append failed without saying whether it stored anything, so the mark must stay.
 	mark   string
 	unsure bool
+	// marked is set once the write stored its mark, after telling the caches of the change.
+	marked bool
 }
 
 // entries returns the entries of the write, in log order.
@@ -255,6 +257,9 @@ func (s *Service) commit(ctx context.Context, c *Conversation, exact bool, chang
 	ctx, cancel := context.WithTimeout(ctx, maxWriteDuration)
 	defer cancel()
 	res, err := s.appendChanges(ctx, c, changes)
+	if res.marked {
+		defer s.viewsChanged(ctx, c.TenantID, res.conv.Customer.ID)
+	}
 	if err != nil {
 		done := res.entries()
 		if len(done) == 0 {
@@ -326,12 +331,16 @@ func (s *Service) appendChanges(ctx context.Context, c *Conversation, changes []
 		if len(entries) == 0 {
 			return res, nil
 		}
-		if res.mark == "" {
+		if !res.marked {
+			// Cached lists built from now on are not kept while the mark is in flight, and
+			// those built before are invalidated; commit invalidates again once the view shows
+			// the write (docs/CACHING.md).
+			s.viewsChanged(ctx, c.TenantID, c.Customer.ID)
 			m := WriteMark{ID: s.newID(), TenantID: c.TenantID, ConversationID: c.ID, CustomerID: c.Customer.ID, At: now}
 			if err := s.store.Mark(ctx, m); err != nil {
 				return res, err
 			}
-			res.mark = m.ID
+			res.mark, res.marked = m.ID, true
 		}
 		n, err := s.store.Append(ctx, entries)
 		res.appended = append(res.appended, entries[:n]...)
@@ -534,11 +543,14 @@ func (s *Service) repair(ctx context.Context, tenantID, convID string) (bool, er
 // follows agrees with the history. Such marks exist only while writes are in flight or after a
 // writer died, so this usually finds nothing. Failures are logged: the list is then as fresh as
 // the views are.
-func (s *Service) catchUp(ctx context.Context, tenantID, customerID string) {
+//
+// It reports whether the scope was settled: no write was in flight, so a list read now may be
+// cached until the next write invalidates it.
+func (s *Service) catchUp(ctx context.Context, tenantID, customerID string) bool {
 	marks, err := s.store.Marks(ctx, tenantID, customerID, 10*maxRepairsPerRead)
 	if err != nil {
 		s.log.WarnContext(ctx, "write marks not checked", "tenant", tenantID, "error", err)
-		return
+		return false
 	}
 	var convs []string
 	for _, m := range marks {
@@ -553,5 +565,27 @@ func (s *Service) catchUp(ctx context.Context, tenantID, customerID string) {
 		if _, err := s.repairLocked(ctx, tenantID, convID); err != nil {
 			s.log.WarnContext(ctx, "conversation view not repaired", "tenant", tenantID, "conversation", convID, "error", err)
 		}
+	}
+	return len(marks) == 0
+}
+
+// viewsChanged tells the caches that the lists of a customer and of the tenant's admins
+// change. A failure (Redis is down) is logged: cached lists then live at most their TTL.
+func (s *Service) viewsChanged(ctx context.Context, tenantID, customerID string) {
+	if s.caches == nil {
+		return
+	}
+	if err := s.caches.ConversationChanged(context.WithoutCancel(ctx), tenantID, customerID); err != nil {
+		s.log.WarnContext(ctx, "cached lists not invalidated; they expire on their own", "tenant", tenantID, "error", err)
+	}
+}
+
+// supportChanged tells the caches that the tenant's support block changed.
+func (s *Service) supportChanged(ctx context.Context, tenantID string) {
+	if s.caches == nil {
+		return
+	}
+	if err := s.caches.SupportChanged(context.WithoutCancel(ctx), tenantID); err != nil {
+		s.log.WarnContext(ctx, "cached support block not invalidated; it expires on its own", "tenant", tenantID, "error", err)
 	}
 }

@@ -1,10 +1,7 @@
 package chat
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"hash/fnv"
 	"slices"
 )
@@ -130,7 +127,7 @@ func (s *Service) MarkRead(ctx context.Context, id, messageID string) (*ReadStat
 		return &ReadState{ConversationID: id, UnreadCount: c.UnreadFor(caller)}, nil
 	}
 	if len(res.appended) > 0 {
-		s.publish(ctx, Event{Type: EventConversationRead, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: res.appended[0].At, Conversation: res.conv})
+		s.publish(ctx, Event{Type: EventConversationUpdated, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: res.appended[0].At, Conversation: res.conv})
 	}
 	return &ReadState{ConversationID: id, UnreadCount: res.conv.UnreadFor(caller)}, nil
 }
@@ -160,24 +157,16 @@ func (s *Service) readTarget(ctx context.Context, c *Conversation, messageID str
 
 // encodeHistoryCursor returns the cursor for messages before seq in conversation convID.
 func encodeHistoryCursor(seq int64, convID string) string {
-	var b bytes.Buffer
-	b.WriteByte(cursorVersion)
-	_ = binary.Write(&b, binary.BigEndian, seq)
-	_ = binary.Write(&b, binary.BigEndian, idHash(convID))
-	return base64.RawURLEncoding.EncodeToString(b.Bytes())
+	return cursor{pos: seq, binding: idHash(convID)}.encode()
 }
 
 // decodeHistoryCursor returns the seq of a cursor made by encodeHistoryCursor for convID.
 func decodeHistoryCursor(s, convID string) (int64, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw) != 1+8+4 || raw[0] != cursorVersion || binary.BigEndian.Uint32(raw[9:]) != idHash(convID) {
+	c, ok := parseCursor(s)
+	if !ok || c.tail != "" || c.binding != idHash(convID) || c.pos < 1 {
 		return 0, FieldError("before", "is not a cursor of this conversation's messages")
 	}
-	seq := int64(binary.BigEndian.Uint64(raw[1:9]))
-	if seq < 1 {
-		return 0, FieldError("before", "is not a cursor of this conversation's messages")
-	}
-	return seq, nil
+	return c.pos, nil
 }
 
 func idHash(id string) uint32 {

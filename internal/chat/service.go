@@ -95,6 +95,16 @@ type Publisher interface {
 	Publish(ctx context.Context, e Event)
 }
 
+// Invalidator is told of every change that alters what cached lists or the cached support
+// block show (the Redis list cache implements it). A write tells it before its first entry and
+// again once its view is stored; it lives in Redis, which may be down: errors are logged.
+type Invalidator interface {
+	// ConversationChanged invalidates the cached lists of the customer and of the tenant's admins.
+	ConversationChanged(ctx context.Context, tenantID, customerID string) error
+	// SupportChanged invalidates the tenant's cached support block.
+	SupportChanged(ctx context.Context, tenantID string) error
+}
+
 // Tenants finds tenant definitions by id.
 type Tenants interface {
 	// Get returns the tenant id. Returns tenant.ErrNotFound when there is none.
@@ -109,6 +119,8 @@ type Deps struct {
 	Presence      Presence
 	Events        Publisher
 	Tenants       Tenants
+	// Invalidator is told of changes to cached views; it may be nil.
+	Invalidator Invalidator
 	// Now is the clock; NewID returns a new unique id (24 hex digits).
 	Now   func() time.Time
 	NewID func() string
@@ -131,6 +143,7 @@ type Service struct {
 	admins      AdminStore
 	presence    Presence
 	events      Publisher
+	caches      Invalidator
 	tenants     Tenants
 	now         func() time.Time
 	newID       func() string
@@ -155,7 +168,7 @@ func NewService(d Deps) *Service {
 		d.PresenceTTL = 60 * time.Second
 	}
 	if d.SettingsTTL <= 0 {
-		d.SettingsTTL = 5 * time.Second
+		d.SettingsTTL = time.Second
 	}
 	if d.StatsTTL <= 0 {
 		d.StatsTTL = time.Minute
@@ -169,6 +182,7 @@ func NewService(d Deps) *Service {
 		admins:      d.Admins,
 		presence:    d.Presence,
 		events:      d.Events,
+		caches:      d.Invalidator,
 		tenants:     d.Tenants,
 		now:         d.Now,
 		newID:       d.NewID,

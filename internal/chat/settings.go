@@ -41,6 +41,11 @@ func (s *Service) Support(ctx context.Context) (Support, error) {
 	if err != nil {
 		return Support{}, Errorf(NotFound, "unknown tenant")
 	}
+	return s.support(ctx, t)
+}
+
+// support is Support for the tenant t its caller holds.
+func (s *Service) support(ctx context.Context, t *tenant.Tenant) (Support, error) {
 	settings, _, err := s.effectiveSettings(ctx, t)
 	if err != nil {
 		return Support{}, err
@@ -48,6 +53,17 @@ func (s *Service) Support(ctx context.Context) (Support, error) {
 	sup := supportAt(s.clock(), settings, s.teamPresence(ctx, t.ID))
 	sup.ExpectedReplySeconds = s.expectedReply(ctx, t.ID)
 	return sup, nil
+}
+
+// FreshSupport is Support with the tenant's settings read from the database, not from this
+// replica's cache of them: what it returns is cached for every replica.
+func (s *Service) FreshSupport(ctx context.Context) (Support, error) {
+	t, err := tenant.FromContext(ctx)
+	if err != nil {
+		return Support{}, Errorf(NotFound, "unknown tenant")
+	}
+	s.overrides.forget(t.ID)
+	return s.support(ctx, t)
 }
 
 // teamPresence reads the tenant's presence, treating an unreachable Redis as nobody online.

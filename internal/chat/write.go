@@ -62,12 +62,12 @@ func (s *Service) Start(ctx context.Context, in StartInput) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	cctx, err := cleanContext(in.Context)
+	shopCtx, err := cleanContext(in.Context)
 	if err != nil {
 		return nil, err
 	}
 	customer := caller.participant()
-	c := newConversation(s.idFor(in.Seed, 0), t.ID, customer, subject, cctx, s.clock())
+	c := newConversation(s.idFor(in.Seed, 0), t.ID, customer, subject, shopCtx, s.clock())
 	changes, err := s.withAwayNotice(ctx, t, c.ID, messageChange(s.idFor(in.Seed, 1), customer, body))
 	if err != nil {
 		return nil, err

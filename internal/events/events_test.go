@@ -3,8 +3,8 @@ package events_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,67 +15,231 @@ import (
 	"github.com/supportchat/supportchat/internal/testenv"
 )
 
-type observer struct{ published, failed int }
+// render is a Renderer that puts the event's message body (or type) in both payloads, with the
+// customer's payload marked.
+func render(e chat.Event) (events.Payload, error) {
+	body := string(e.Type)
+	if e.Message != nil {
+		body = e.Message.Body
+	}
+	a, _ := json.Marshal(map[string]string{"for": "admin", "body": body})
+	c, _ := json.Marshal(map[string]string{"for": "customer", "body": body})
+	return events.Payload{Admin: a, Customer: c}, nil
+}
+
+type observer struct{ ok, failed int }
 
 func (o *observer) EventPublished(_ string, err error) {
 	if err != nil {
 		o.failed++
-		return
+	} else {
+		o.ok++
 	}
-	o.published++
 }
 
-func TestPublishReachesOnlyTheTenantChannel(t *testing.T) {
-	ctx := context.Background()
-	r := testenv.StartRedis(t)
-	opt, _ := redis.ParseURL(r.URL())
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	sub := rdb.Subscribe(ctx, events.Channel("shop"))
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
-	obs := &observer{}
-	p := events.NewPublisher(rdb, slog.New(slog.NewTextHandler(io.Discard, nil)), obs)
-	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	p.Publish(ctx, chat.Event{Type: chat.EventMessageCreated, TenantID: "other", ConversationID: "c0", At: at})
-	p.Publish(ctx, chat.Event{Type: chat.EventMessageCreated, TenantID: "shop", ConversationID: "c1", CustomerID: "ada", At: at,
-		Message: &chat.Message{ID: "m1", Body: "secret body"}})
-
-	msg, err := sub.ReceiveMessage(ctx)
+func newBus(t *testing.T, r *testenv.Redis, o events.BusOptions) (*events.Bus, redis.UniversalClient) {
+	t.Helper()
+	opt, err := redis.ParseURL(r.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var env events.Envelope
-	if err := json.Unmarshal([]byte(msg.Payload), &env); err != nil {
-		t.Fatal(err)
-	}
-	if env.TenantID != "shop" || env.ConversationID != "c1" || env.MessageID != "m1" || env.CustomerID != "ada" {
-		t.Errorf("envelope = %+v", env)
-	}
-	if json.Valid([]byte(msg.Payload)) && containsBody(msg.Payload) {
-		t.Error("the event carries the message body; events name what changed, clients fetch it")
-	}
-	if obs.published != 2 {
-		t.Errorf("observed %d publishes, want 2", obs.published)
-	}
+	opt.MaxRetries = 0
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return events.NewBus(rdb, render, o), rdb
+}
 
-	// With Redis gone a publish is dropped and counted, never an error for the write.
-	r.Stop(t)
-	p.Publish(ctx, chat.Event{Type: chat.EventMessageCreated, TenantID: "shop", At: at})
-	if obs.failed != 1 {
-		t.Errorf("observed %d failures, want 1", obs.failed)
+func message(tenantID, customerID, body string) chat.Event {
+	return chat.Event{Type: chat.EventMessageCreated, TenantID: tenantID, CustomerID: customerID, Message: &chat.Message{ID: body, Body: body}}
+}
+
+func TestRecordsAreScopedToTheirAudience(t *testing.T) {
+	r := events.Record{Type: chat.EventConversationUpdated, CustomerID: "ada", Admin: []byte("A"), Customer: []byte("C")}
+	if p, ok := r.For(chat.Caller{ID: "grace", Role: chat.RoleAdmin}); !ok || string(p) != "A" {
+		t.Errorf("admin gets %q %v, want the admin payload", p, ok)
+	}
+	if p, ok := r.For(chat.Caller{ID: "ada", Role: chat.RoleCustomer}); !ok || string(p) != "C" {
+		t.Errorf("the conversation's customer gets %q %v, want the customer payload", p, ok)
+	}
+	if p, ok := r.For(chat.Caller{ID: "bob", Role: chat.RoleCustomer}); ok {
+		t.Errorf("another customer gets %q", p)
+	}
+	tenantWide := events.Record{Type: chat.EventSupportChanged, Admin: []byte("S")}
+	if p, ok := tenantWide.For(chat.Caller{ID: "bob", Role: chat.RoleCustomer}); !ok || string(p) != "S" {
+		t.Errorf("a customer gets %q %v of a tenant-wide event", p, ok)
 	}
 }
 
-func containsBody(payload string) bool {
-	var m map[string]any
-	_ = json.Unmarshal([]byte(payload), &m)
-	for _, v := range m {
-		if s, ok := v.(string); ok && s == "secret body" {
-			return true
+func TestStreamIDs(t *testing.T) {
+	for _, id := range []string{"", "1", "a-1", "1-b", "-1", "1-", "1-2-3", "99999999999999999999999-1"} {
+		if _, _, ok := events.ParseID(id); ok {
+			t.Errorf("ParseID(%q) accepted", id)
 		}
 	}
-	return false
+	if !events.Less("9-5", "10-0") || !events.Less("10-0", "10-1") || events.Less("10-1", "10-1") || events.Less("11-0", "10-9") {
+		t.Error("Less does not order ids numerically")
+	}
+}
+
+func TestReplayAfterAnEventAndResyncBeyondTheWindow(t *testing.T) {
+	ctx := context.Background()
+	bus, rdb := newBus(t, testenv.StartRedis(t), events.BusOptions{MinEvents: 5, Window: time.Millisecond})
+	hub := events.NewHub(bus, events.HubOptions{})
+	for i := range 3 {
+		bus.Publish(ctx, message("shop", "ada", fmt.Sprint("m", i)))
+	}
+	bus.Publish(ctx, message("other", "ada", "elsewhere"))
+	all, err := rdb.XRange(ctx, events.Key("shop"), "-", "+").Result()
+	if err != nil || len(all) != 3 {
+		t.Fatalf("stream holds %d entries (%v), want 3", len(all), err)
+	}
+	recs, err := hub.After(ctx, "shop", all[0].ID, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].ID != all[1].ID || recs[1].ID != all[2].ID || recs[0].CustomerID != "ada" || recs[0].Type != chat.EventMessageCreated {
+		t.Fatalf("After(first) = %+v", recs)
+	}
+	if recs, err := hub.After(ctx, "shop", all[2].ID, 100); err != nil || len(recs) != 0 {
+		t.Errorf("After(last) = %v, %v; want nothing", recs, err)
+	}
+	for _, bad := range []string{"garbage", "1-1", "-", "+", "(" + all[0].ID} {
+		if _, err := hub.After(ctx, "shop", bad, 100); !errors.Is(err, events.ErrGone) {
+			t.Errorf("After(%q) = %v, want ErrGone", bad, err)
+		}
+	}
+	// With a 1 ms window, once the stream holds more than MinEvents old entries are trimmed
+	// (approximately: Redis trims whole nodes, so publish well past it).
+	time.Sleep(5 * time.Millisecond)
+	for i := range 300 {
+		bus.Publish(ctx, message("shop", "ada", fmt.Sprint("n", i)))
+	}
+	if _, err := hub.After(ctx, "shop", all[0].ID, 100); !errors.Is(err, events.ErrGone) {
+		t.Errorf("After(trimmed id) = %v, want ErrGone", err)
+	}
+	if n := rdb.XLen(ctx, events.Key("shop")).Val(); n >= 303 {
+		t.Errorf("stream holds %d entries, want it trimmed", n)
+	}
+	if ttl := rdb.PTTL(ctx, events.Key("shop")).Val(); ttl <= 0 {
+		t.Errorf("stream TTL %v, want it to expire when the tenant is idle", ttl)
+	}
+}
+
+func TestHubFansOutInOrderAndDropsSlowSubscribers(t *testing.T) {
+	ctx := context.Background()
+	bus, _ := newBus(t, testenv.StartRedis(t), events.BusOptions{})
+	hub := events.NewHub(bus, events.HubOptions{Buffer: 4, Block: 200 * time.Millisecond})
+	t.Cleanup(hub.Close)
+	fast, err := hub.Subscribe(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := hub.Subscribe(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := hub.Subscribe(ctx, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fast subscriber reads each event before the next is published; the slow one never
+	// reads, so it falls more than its buffer behind.
+	const n = 20
+	for i := range n {
+		bus.Publish(ctx, message("shop", "ada", fmt.Sprint(i)))
+		select {
+		case r := <-fast.C():
+			var p map[string]string
+			_ = json.Unmarshal(r.Admin, &p)
+			if p["body"] != fmt.Sprint(i) {
+				t.Fatalf("event %d: fast subscriber got %q", i, p["body"])
+			}
+		case <-fast.Done():
+			t.Fatalf("event %d: the fast subscriber ended: %v", i, fast.Err())
+		case <-time.After(30 * time.Second):
+			t.Fatalf("event %d did not reach the fast subscriber", i)
+		}
+	}
+	select {
+	case <-slow.Done():
+		if !errors.Is(slow.Err(), events.ErrSlow) {
+			t.Errorf("slow subscriber ended with %v, want ErrSlow", slow.Err())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a subscriber that never reads was not dropped")
+	}
+	select {
+	case r := <-other.C():
+		t.Errorf("another tenant's subscriber got %+v", r)
+	default:
+	}
+
+	hub.Close()
+	for _, s := range []*events.Subscription{fast, other} {
+		<-s.Done()
+		if !errors.Is(s.Err(), events.ErrClosed) {
+			t.Errorf("after Close a subscription ended with %v, want ErrClosed", s.Err())
+		}
+	}
+	if _, err := hub.Subscribe(ctx, "shop"); !errors.Is(err, events.ErrClosed) {
+		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestHubEndsStreamsWhenRedisFailsAndRecovers(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	obs := &observer{}
+	bus, _ := newBus(t, r, events.BusOptions{Observer: obs})
+	hub := events.NewHub(bus, events.HubOptions{Block: 200 * time.Millisecond})
+	t.Cleanup(hub.Close)
+	sub, err := hub.Subscribe(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Stop(t)
+	select {
+	case <-sub.Done():
+		if !errors.Is(sub.Err(), events.ErrBusLost) {
+			t.Errorf("ended with %v, want ErrBusLost", sub.Err())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the subscription did not end while Redis was down")
+	}
+	bus.Publish(ctx, message("shop", "ada", "lost"))
+	if obs.failed != 1 {
+		t.Errorf("failed publishes counted %d, want 1", obs.failed)
+	}
+	if _, err := hub.Subscribe(ctx, "shop"); err == nil {
+		t.Error("Subscribe succeeded while Redis is down")
+	}
+	r.Start(t)
+	var again *events.Subscription
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if again, err = hub.Subscribe(ctx, "shop"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Subscribe after Redis came back: %v", err)
+		}
+	}
+	defer again.Close()
+	// The event lost while Redis was down is announced by a resync entry, for everyone.
+	bus.Publish(ctx, message("shop", "ada", "after"))
+	for _, want := range []chat.EventType{events.EventResync, chat.EventMessageCreated} {
+		select {
+		case rec := <-again.C():
+			if rec.Type != want {
+				t.Errorf("got %+v, want %s", rec, want)
+			}
+			if _, ok := rec.For(chat.Caller{ID: "bob", Role: chat.RoleCustomer}); want == events.EventResync && !ok {
+				t.Error("a resync is not for every customer")
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no %s after Redis came back", want)
+		}
+	}
+	if n := bus.Flush(ctx); n != 0 {
+		t.Errorf("Flush after the resync was written flushed %d tenants", n)
+	}
 }

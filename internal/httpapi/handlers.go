@@ -20,6 +20,10 @@ type handlers struct {
 	chat    ChatService
 	idem    Idempotency
 	maxBody int64
+	cache   ListCache
+	// supportTTL bounds how long a support block is cached; now is the clock.
+	supportTTL time.Duration
+	now        func() time.Time
 }
 
 // list answers GET /chat/list.
@@ -57,16 +61,7 @@ func (h *handlers) list(c *gin.Context) {
 			return
 		}
 	}
-	page, err := h.chat.List(c.Request.Context(), lq)
-	if err != nil {
-		abortWithError(c, err)
-		return
-	}
-	out := listJSON{Conversations: make([]conversationJSON, len(page.Conversations)), NextCursor: nullable(page.NextCursor), Support: supportOf(page.Support)}
-	for i, v := range page.Conversations {
-		out.Conversations[i] = conversationOf(v)
-	}
-	c.JSON(http.StatusOK, out)
+	h.serveList(c, q, lq)
 }
 
 // startRequest is the body of POST /chat/start.

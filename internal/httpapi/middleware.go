@@ -20,11 +20,8 @@ import (
 	"github.com/supportchat/supportchat/internal/tenant"
 )
 
-// Gin context keys.
-const (
-	loggerKey = "chat.logger"
-	tenantKey = "chat.tenant"
-)
+// loggerKey is the Gin context key of the request's logger.
+const loggerKey = "chat.logger"
 
 // requestID takes a well-formed X-Request-ID from the caller or makes one, and returns it in
 // the response and every problem.
@@ -78,8 +75,8 @@ func accessLog(log *slog.Logger, obs Observer) gin.HandlerFunc {
 			route = "unmatched"
 		}
 		tenantID := ""
-		if t, ok := c.Get(tenantKey); ok {
-			tenantID = t.(*tenant.Tenant).ID
+		if t, err := tenant.FromContext(c.Request.Context()); err == nil {
+			tenantID = t.ID
 		}
 		d := time.Since(start)
 		status := c.Writer.Status()
@@ -128,9 +125,13 @@ func recovery() gin.HandlerFunc {
 	}
 }
 
-// withTimeout bounds the work of one API request.
+// withTimeout bounds the work of one API request; the event stream lasts as long as its token.
 func withTimeout(d time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if c.FullPath() == eventsRoute {
+			c.Next()
+			return
+		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
 		defer cancel()
 		c.Request = c.Request.WithContext(ctx)
@@ -161,7 +162,6 @@ func resolveTenant(tenants Tenants) gin.HandlerFunc {
 			abortWithError(c, tenant.ErrNotFound)
 			return
 		}
-		c.Set(tenantKey, t)
 		c.Request = c.Request.WithContext(tenant.NewContext(c.Request.Context(), t))
 		c.Next()
 	}
@@ -203,7 +203,7 @@ func authenticate(a Authenticator, seen func(context.Context)) gin.HandlerFunc {
 			abortWithError(c, err)
 			return
 		}
-		caller := chat.Caller{ID: p.Subject, Role: chat.RoleCustomer, Name: p.Name}
+		caller := chat.Caller{ID: p.Subject, Role: chat.RoleCustomer, Name: p.Name, Expires: p.Expires}
 		if p.Admin {
 			caller.Role = chat.RoleAdmin
 		}

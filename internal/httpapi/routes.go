@@ -26,6 +26,8 @@ type ChatService interface {
 	SetPresence(ctx context.Context, status chat.AdminStatus) (*chat.PresenceState, error)
 	Settings(ctx context.Context) (*chat.SettingsView, error)
 	PutSettings(ctx context.Context, o chat.Overrides) (*chat.SettingsView, error)
+	// FreshSupport returns the tenant's support block from fresh settings (for the cache).
+	FreshSupport(ctx context.Context) (chat.Support, error)
 	// NoteAdmin records the authenticated admin of ctx, so conversations can be assigned to them.
 	NoteAdmin(ctx context.Context)
 }
@@ -55,6 +57,18 @@ type Deps struct {
 	// Middleware runs first on every request (tracing).
 	Middleware []gin.HandlerFunc
 	Logger     *slog.Logger
+	// Cache keeps rendered lists; nil lists from the chat service every time.
+	Cache ListCache
+	// SupportTTL bounds how long the support block is cached (default 5s; below 1ms: never).
+	SupportTTL time.Duration
+	// Events is the source of the event stream; nil answers 503 on /chat/events.
+	Events EventSource
+	// Streams counts event streams; it may be nil.
+	Streams StreamObserver
+	// Heartbeat is how often an idle event stream sends a comment (default 15s).
+	Heartbeat time.Duration
+	// Now is the service's clock (default time.Now).
+	Now func() time.Time
 	// MaxBodyBytes is the largest request body accepted (default 64 KiB).
 	MaxBodyBytes int64
 	// RequestTimeout bounds one API request (default 15s).
@@ -71,6 +85,15 @@ func New(d Deps) http.Handler {
 	}
 	if d.RequestTimeout <= 0 {
 		d.RequestTimeout = 15 * time.Second
+	}
+	if d.SupportTTL == 0 {
+		d.SupportTTL = defaultSupportTTL
+	}
+	if d.Heartbeat <= 0 {
+		d.Heartbeat = defaultHeartbeat
+	}
+	if d.Now == nil {
+		d.Now = time.Now
 	}
 	// Gin keeps its mode in a package variable; this service always runs in release mode.
 	gin.SetMode(gin.ReleaseMode)
@@ -91,9 +114,12 @@ func New(d Deps) http.Handler {
 		r.GET("/metrics", gin.WrapH(d.Metrics))
 	}
 
-	h := &handlers{chat: d.Chat, idem: d.Idempotency, maxBody: d.MaxBodyBytes}
+	h := &handlers{chat: d.Chat, idem: d.Idempotency, maxBody: d.MaxBodyBytes, cache: d.Cache, supportTTL: d.SupportTTL, now: d.Now}
 	api := r.Group("/api/v1", withTimeout(d.RequestTimeout), resolveTenant(d.Tenants), authenticate(d.Authenticator, d.Chat.NoteAdmin))
+	// Streams end at their token's exp, which the verifier checks against the wall clock.
+	events := &streamer{source: d.Events, obs: d.Streams, heartbeat: d.Heartbeat, now: time.Now}
 	api.GET("/chat/list", h.list)
+	api.GET("/chat/events", events.serve)
 	api.POST("/chat/start", h.start)
 	api.PUT("/chat/presence", h.presence)
 	api.GET("/chat/:id", h.conversation)

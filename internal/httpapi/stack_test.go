@@ -24,7 +24,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/supportchat/supportchat/internal/auth"
+	"github.com/supportchat/supportchat/internal/cache"
 	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/events"
 	"github.com/supportchat/supportchat/internal/httpapi"
 	"github.com/supportchat/supportchat/internal/idempotency"
 	"github.com/supportchat/supportchat/internal/mongodb"
@@ -54,15 +56,17 @@ type stack struct {
 	clock   *testenv.Clock
 	issuers map[string]*testenv.Issuer
 	store   *mongodb.Store
-	redis   *testenv.Redis
+	redis   redisServer
 	rdb     redis.UniversalClient
+	hub     *events.Hub
 	svc     *chat.Service
 	router  routers.Router
 	metrics *telemetry.Metrics
-	// tenants, mongoURI and database are what a replica of the stack shares with it.
-	tenants  *tenant.Registry
-	mongoURI string
-	database string
+	// tenants, mongoURI, database and redisMode are what a replica of the stack shares with it.
+	redisMode string
+	tenants   *tenant.Registry
+	mongoURI  string
+	database  string
 }
 
 // stackOptions vary the stack; the zero value is the usual one.
@@ -79,6 +83,19 @@ type stackOptions struct {
 	// replicaOf makes the stack a second replica of another: its own service, connections and
 	// HTTP server over the same database, Redis, issuers, tenants and clock.
 	replicaOf *stack
+	// cluster runs the stack on a three-node Redis Cluster instead of one redis-server.
+	cluster bool
+	// heartbeat is how often idle event streams send a comment (default 15s).
+	heartbeat time.Duration
+	// eventBuffer is how far an event stream may lag before it is dropped (the hub's default).
+	eventBuffer int
+}
+
+// redisServer is a private redis-server or Redis Cluster of a test.
+type redisServer interface {
+	URL() string
+	Stop(tb testing.TB)
+	Start(tb testing.TB)
 }
 
 // tenantFile is a tenant file with the issuer filled in.
@@ -110,11 +127,15 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	ctx := context.Background()
 	s := &stack{t: t, clock: testenv.NewClock(start), issuers: map[string]*testenv.Issuer{}}
 	if r := o.replicaOf; r != nil {
-		s.clock, s.issuers, s.tenants, s.redis = r.clock, r.issuers, r.tenants, r.redis
+		s.clock, s.issuers, s.tenants, s.redis, s.redisMode = r.clock, r.issuers, r.tenants, r.redis, r.redisMode
 		s.mongoURI, s.database = r.mongoURI, r.database
 	} else {
 		s.tenants = newTenants(t, s.issuers)
-		s.redis = testenv.StartRedis(t)
+		if o.cluster {
+			s.redis, s.redisMode = testenv.StartRedisCluster(t), "cluster"
+		} else {
+			s.redis = testenv.StartRedis(t)
+		}
 		if o.server != nil {
 			s.mongoURI, s.database = o.server.MustDatabase(t)
 		} else {
@@ -132,7 +153,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	}
 	s.store = db.Store()
 
-	s.rdb, err = redisconn.Open(s.redis.URL(), redisconn.Options{Timeout: 300 * time.Millisecond, OpenFor: 200 * time.Millisecond})
+	s.rdb, err = redisconn.Open(s.redis.URL(), redisconn.Options{Timeout: 300 * time.Millisecond, OpenFor: 200 * time.Millisecond, Mode: s.redisMode})
 	if err != nil {
 		t.Fatalf("redisconn.Open: %v", err)
 	}
@@ -151,6 +172,10 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		cacheTTL = 0 // the defaults
 	}
 	s.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{TenantLabel: true, Version: "test"})
+	bus := events.NewBus(s.rdb, httpapi.RenderEvent, events.BusOptions{Logger: debugLogger(), Observer: s.metrics})
+	s.hub = events.NewHub(bus, events.HubOptions{Block: time.Second, Buffer: o.eventBuffer, Logger: debugLogger()})
+	t.Cleanup(s.hub.Close)
+	lists := cache.New(s.rdb, cache.Options{Observer: s.metrics, Now: s.clock.Now})
 	s.svc = chat.NewService(chat.Deps{
 		Conversations: conversations,
 		Settings:      s.store,
@@ -163,6 +188,9 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		SettingsTTL:   cacheTTL,
 		StatsTTL:      cacheTTL,
 		Logger:        debugLogger(),
+		Events:        bus,
+		Invalidator:   lists,
+		Caches:        s.metrics,
 	})
 	verifier := auth.New(auth.Options{Timeout: 500 * time.Millisecond})
 	keeper := idempotency.NewKeeper(idem, 24*time.Hour, s.clock.Now, func() string { return randomID() + randomID() })
@@ -173,6 +201,12 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		Idempotency:    keeper,
 		Metrics:        s.metrics.Handler(),
 		Observer:       s.metrics,
+		Cache:          lists,
+		SupportTTL:     cacheTTL,
+		Now:            s.clock.Now,
+		Events:         s.hub,
+		Streams:        s.metrics,
+		Heartbeat:      o.heartbeat,
 		Logger:         debugLogger(),
 		RequestTimeout: time.Minute,
 		Ready: []httpapi.ReadyCheck{

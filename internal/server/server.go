@@ -7,26 +7,24 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/extra/redisotel/v9"
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/supportchat/supportchat/internal/auth"
+	"github.com/supportchat/supportchat/internal/cache"
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/events"
@@ -41,6 +39,10 @@ import (
 
 // ServiceName names the service in traces and logs.
 const ServiceName = "support-chat"
+
+// streamReaderPool bounds the connections of the event stream readers of one replica: the
+// number of tenants with open streams on it at once.
+const streamReaderPool = 1000
 
 // redisLogInterval is how often at most go-redis's own lines reach the log while Redis is down.
 const redisLogInterval = 10 * time.Second
@@ -124,15 +126,15 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		_ = db.Close(cctx)
 	}()
 
-	rdb, err := redisconn.Open(cfg.RedisURL, redisconn.Options{Mode: cfg.RedisMode})
+	rdb, streamRDB, err := openRedis(cfg, tp, metrics)
 	if err != nil {
-		return fmt.Errorf("redis: %w", err)
+		return err
 	}
 	defer rdb.Close()
-	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tp), redisotel.WithDBStatement(false)); err != nil {
-		return fmt.Errorf("redis tracing: %w", err)
-	}
-	rdb.AddHook(metrics.RedisHook())
+	defer streamRDB.Close()
+	bus := events.NewBus(rdb, httpapi.RenderEvent, events.BusOptions{Logger: log, Observer: metrics})
+	hub := events.NewHub(events.NewBus(streamRDB, httpapi.RenderEvent, events.BusOptions{Logger: log}), events.HubOptions{Logger: log})
+	lists := cache.New(rdb, cache.Options{Observer: metrics})
 
 	store := db.Store()
 	svc := chat.NewService(chat.Deps{
@@ -140,7 +142,8 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Settings:      store,
 		Admins:        store,
 		Presence:      presence.New(rdb, time.Now),
-		Events:        events.NewPublisher(rdb, log, metrics),
+		Events:        bus,
+		Invalidator:   lists,
 		Tenants:       tenants,
 		Now:           time.Now,
 		NewID:         newID,
@@ -161,36 +164,38 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Tenants:       tenants,
 		Authenticator: verifier,
 		Idempotency:   keeper,
-		Ready: []httpapi.ReadyCheck{
-			{Name: "mongodb", Critical: true, Check: func(ctx context.Context) error {
-				if db.Ping(ctx) != nil {
-					return errors.New("mongodb unreachable")
-				}
-				return nil
-			}},
-			{Name: "tenants", Critical: true, Check: func(context.Context) error {
-				if st := tenants.Status(); !st.Ready {
-					return fmt.Errorf("no tenant loaded (%d invalid files)", st.Invalid)
-				}
-				return nil
-			}},
-			{Name: "redis", Critical: false, Check: func(ctx context.Context) error {
-				if rdb.Ping(ctx).Err() != nil {
-					return errors.New("redis unreachable: presence reads offline, events are not delivered")
-				}
-				return nil
-			}},
-		},
-		Metrics:  metrics.Handler(),
-		Observer: metrics,
+		Ready:         readiness(db, tenants, rdb),
+		Metrics:       metrics.Handler(),
+		Observer:      metrics,
 		Middleware: []gin.HandlerFunc{
 			otelgin.Middleware(ServiceName, otelgin.WithTracerProvider(tp), otelgin.WithPropagators(tel.Propagator())),
 			tenantSpanAttribute,
 		},
+		Cache:        lists,
+		Events:       hub,
+		Streams:      metrics,
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 	})
 
+	bg, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		background(bg, log, cfg, db, tenants, svc, bus, o.Signals)
+	}()
+	defer func() { stopBackground(); <-done }()
+
+	// Shutdown waits for in-flight requests; event streams end at once, cleanly, and their
+	// clients reconnect to another replica with their Last-Event-ID.
+	return serve(ctx, log, cfg, o, handler, hub.Close, func() int { return tenants.Status().Loaded })
+}
+
+// serve runs the HTTP server on cfg.Addr until ctx ends, then shuts it down: it stops
+// accepting, calls onShutdown (which ends the event streams), and waits for in-flight requests
+// up to cfg.ShutdownTimeout.
+func serve(ctx context.Context, log *slog.Logger, cfg config.Config, o Options, handler http.Handler, onShutdown func(), loaded func() int) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -199,24 +204,16 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      60 * time.Second, // event streams clear it for themselves
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-
-	bg, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		background(bg, log, cfg, db, tenants, svc, o.Signals)
-	}()
-	defer func() { stopBackground(); <-done }()
+	srv.RegisterOnShutdown(onShutdown)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "tenants", tenants.Status().Loaded)
+	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "tenants", loaded())
 	if o.OnListen != nil {
 		o.OnListen(ln.Addr())
 	}
@@ -236,95 +233,26 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	return nil
 }
 
-// Sweeping expired idempotency records on servers without TTL indexes: how often, and how
-// many records one sweep deletes at most.
-const (
-	idempotencySweepInterval = time.Minute
-	idempotencySweepBatch    = 1000
-)
-
-// background runs the service's housekeeping until ctx ends: index builds until they succeed,
-// the tenant file watch, SIGHUP reloads, the presence sweep, and the sweep of expired
-// idempotency records where the server has no TTL indexes.
-func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mongodb.DB, tenants *tenant.Registry, svc *chat.Service, signals <-chan os.Signal) {
-	if signals == nil {
-		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, syscall.SIGHUP)
-		defer signal.Stop(ch)
-		signals = ch
+// openRedis returns the Redis client of the service, traced and measured, and a second one
+// for the event streams' blocking reads, one connection per tenant with open streams on this
+// replica: a pool of their own, so they never starve ordinary commands. Neither connects yet:
+// Redis may be down at start-up, and the service works without it.
+func openRedis(cfg config.Config, tp trace.TracerProvider, metrics *telemetry.Metrics) (rdb, streamRDB redis.UniversalClient, err error) {
+	rdb, err = redisconn.Open(cfg.RedisURL, redisconn.Options{Mode: cfg.RedisMode})
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis: %w", err)
 	}
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		if err := tenants.Watch(ctx); err != nil {
-			log.Error("tenant watch stopped; SIGHUP still reloads", "error", err)
-		}
-	}()
-	defer func() { <-watchDone }()
-
-	indexed := ensureIndexes(ctx, log, db)
-	sweep := time.NewTicker(sweepInterval(cfg.PresenceTTL))
-	defer sweep.Stop()
-	retry := time.NewTicker(5 * time.Second)
-	defer retry.Stop()
-	expired := time.NewTicker(idempotencySweepInterval)
-	defer expired.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-signals:
-			res := tenants.Reload()
-			log.Info("tenants reloaded on SIGHUP", "loaded", res.Loaded, "invalid", len(res.Invalid))
-		case <-retry.C:
-			if !indexed {
-				indexed = ensureIndexes(ctx, log, db)
-			}
-		case <-expired.C:
-			if !indexed || !db.NeedsSweep() {
-				continue
-			}
-			if n, err := db.Store().SweepIdempotency(ctx, time.Now(), idempotencySweepBatch); err != nil {
-				log.Warn("sweeping expired idempotency records", "error", err)
-			} else if n > 0 {
-				log.Debug("expired idempotency records deleted", "count", n)
-			}
-		case <-sweep.C:
-			if n, err := svc.SweepPresence(ctx); err != nil {
-				log.Debug("presence sweep", "error", err)
-			} else if n > 0 {
-				log.Info("admins lapsed offline", "count", n)
-			}
-		}
+	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tp), redisotel.WithDBStatement(false)); err != nil {
+		_ = rdb.Close()
+		return nil, nil, fmt.Errorf("redis tracing: %w", err)
 	}
-}
-
-// ensureIndexes builds the MongoDB indexes, reporting whether it succeeded; the service keeps
-// running (and unready answers come from /readyz) while MongoDB is unreachable.
-func ensureIndexes(ctx context.Context, log *slog.Logger, db *mongodb.DB) bool {
-	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := db.EnsureIndexes(ictx); err != nil {
-		log.Warn("mongodb indexes not ensured yet; retrying", "error", err)
-		return false
+	rdb.AddHook(metrics.RedisHook())
+	streamRDB, err = redisconn.Open(cfg.RedisURL, redisconn.Options{Mode: cfg.RedisMode, PoolSize: streamReaderPool})
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, fmt.Errorf("redis: %w", err)
 	}
-	return true
-}
-
-// sweepInterval is how often lapsed admins are looked for: a fraction of the presence TTL.
-func sweepInterval(ttl time.Duration) time.Duration {
-	if d := ttl / 6; d > time.Second {
-		return d
-	}
-	return time.Second
-}
-
-// tenantSpanAttribute adds the tenant id to the request's server span once the tenant is known.
-func tenantSpanAttribute(c *gin.Context) {
-	c.Next()
-	if t, err := tenant.FromContext(c.Request.Context()); err == nil {
-		trace.SpanFromContext(c.Request.Context()).SetAttributes(attribute.String("chat.tenant.id", t.ID))
-	}
+	return rdb, streamRDB, nil
 }
 
 // newID returns 12 random bytes as 24 hex digits, the id format of conversations and messages.

@@ -1,0 +1,305 @@
+// Package cache keeps rendered list pages and support blocks in Redis, cache-aside, with a
+// small in-process layer in front. Every cached value is tagged with the generation of its view
+// read before the value was built; every write replaces the generations of the views it
+// changes with new random ones (chat.Invalidator), so a value built before a write never
+// matches again: invalidation needs no key scans and no deletes, and a list read after a write
+// returns shows it on every replica. Generations are random rather than counted so that a
+// Redis that restarts empty, or fails over to a replica that missed a bump, can never bring an
+// old generation back (docs/CACHING.md).
+package cache
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportchat/supportchat/internal/chat"
+)
+
+// Keys. The tenant id is a hash tag, so one tenant's keys share a Redis Cluster slot and one
+// MGET reads them.
+//
+//	chat:{<tenant>}:gen:a             generation of the admins' view of the tenant
+//	chat:{<tenant>}:gen:c:<customer>  generation of a customer's view
+//	chat:{<tenant>}:gen:s             generation of the support block
+//	chat:{<tenant>}:list:<view>:<q>   "<generation>\n<rendered page>"
+//	chat:{<tenant>}:support           "<generation>\n<rendered support block>"
+func genKey(tenantID, view string) string  { return "chat:{" + tenantID + "}:gen:" + view }
+func supportGenKey(tenantID string) string { return "chat:{" + tenantID + "}:gen:s" }
+func supportKey(tenantID string) string    { return "chat:{" + tenantID + "}:support" }
+func pageKey(tenantID, view, q string) string {
+	return "chat:{" + tenantID + "}:list:" + view + ":" + q
+}
+
+// AdminView and CustomerView name the views of a tenant's lists: all admins see the same
+// conversations with the same unread counts; each customer sees their own.
+const AdminView = "a"
+
+// CustomerView returns the view of customer id.
+func CustomerView(id string) string { return "c:" + id }
+
+// QueryKey returns the key part of a list query (its canonical form).
+func QueryKey(canonical string) string {
+	sum := sha256.Sum256([]byte(canonical))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Observer counts hits and misses per cache (the telemetry metrics implement it).
+type Observer interface {
+	CacheRequest(cache string, hit bool)
+}
+
+// Options tune a Cache; zero values take the defaults.
+type Options struct {
+	// PageTTL bounds how long a page lives in Redis (default 60s): it only matters when a
+	// generation bump was lost (Redis failed just then).
+	PageTTL time.Duration
+	// LocalMaxAge is how long the in-process layer may answer without checking Redis, which
+	// it does only while Redis is unreachable (default 1s).
+	LocalMaxAge time.Duration
+	// LocalEntries bounds the in-process layer (default 10000 values; emptied when full).
+	LocalEntries int
+	Now          func() time.Time
+	Observer     Observer
+}
+
+// Cache is the list and support cache.
+type Cache struct {
+	rdb redis.UniversalClient
+	o   Options
+
+	mu    sync.Mutex
+	local map[string]localEntry
+}
+
+var _ chat.Invalidator = (*Cache)(nil)
+
+// localEntry is a value held in process: its generation and when it was last known current.
+type localEntry struct {
+	gen     string
+	body    []byte
+	checked time.Time
+}
+
+// generationLife is how long generation counters live after their last bump; a view idle
+// longer starts again from no generation, which matches no cached value of the old ones.
+const generationLife = 7 * 24 * time.Hour
+
+// New returns a Cache on rdb.
+func New(rdb redis.UniversalClient, o Options) *Cache {
+	if o.PageTTL <= 0 {
+		o.PageTTL = time.Minute
+	}
+	if o.LocalMaxAge <= 0 {
+		o.LocalMaxAge = time.Second
+	}
+	if o.LocalEntries <= 0 {
+		o.LocalEntries = 10000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Cache{rdb: rdb, o: o, local: make(map[string]localEntry)}
+}
+
+// Token is what a lookup saw: the generations a value built now must be stored under, or
+// that Redis could not be read (then nothing is stored in Redis).
+type Token struct {
+	listGen, supportGen string
+	ok                  bool
+}
+
+// Lookup returns the cached page of view's list query q and the tenant's support block, each
+// nil when not cached, and the token to store fresh values with. It costs one Redis round
+// trip when the in-process layer holds current values, two otherwise. With Redis unreachable
+// it answers from the in-process layer only with values checked within LocalMaxAge.
+func (c *Cache) Lookup(ctx context.Context, tenantID, view, q string) (page, support []byte, tok Token) {
+	pk, sk := pageKey(tenantID, view, q), supportKey(tenantID)
+	now := c.o.Now()
+	gens, err := c.rdb.MGet(ctx, genKey(tenantID, view), supportGenKey(tenantID)).Result()
+	if err != nil {
+		page, support = c.recent(pk, now), c.recent(sk, now)
+		c.count(page, support)
+		return page, support, Token{}
+	}
+	tok = Token{listGen: str(gens[0]), supportGen: str(gens[1]), ok: true}
+	if tok.listGen == "" || tok.supportGen == "" {
+		// A view without a generation (never written, expired, or Redis lost it) gets one
+		// now, so values cached from here on cannot match whatever was cached before.
+		if tok.listGen, err = c.initGeneration(ctx, genKey(tenantID, view), tok.listGen); err == nil {
+			tok.supportGen, err = c.initGeneration(ctx, supportGenKey(tenantID), tok.supportGen)
+		}
+		if err != nil {
+			page, support = c.recent(pk, now), c.recent(sk, now)
+			c.count(page, support)
+			return page, support, Token{}
+		}
+	}
+	page, support = c.current(pk, tok.listGen, now), c.current(sk, tok.supportGen, now)
+	var missing []string
+	if page == nil {
+		missing = append(missing, pk)
+	}
+	if support == nil {
+		missing = append(missing, sk)
+	}
+	if len(missing) > 0 {
+		if vals, err := c.rdb.MGet(ctx, missing...).Result(); err == nil {
+			for i, key := range missing {
+				gen, body, ok := split(str(vals[i]))
+				want := tok.listGen
+				if key == sk {
+					want = tok.supportGen
+				}
+				if !ok || gen != want {
+					continue
+				}
+				c.keep(key, gen, body, now)
+				if key == pk {
+					page = body
+				} else {
+					support = body
+				}
+			}
+		}
+	}
+	c.count(page, support)
+	return page, support, tok
+}
+
+func (c *Cache) count(page, support []byte) {
+	if c.o.Observer != nil {
+		c.o.Observer.CacheRequest("list", page != nil)
+		c.o.Observer.CacheRequest("support", support != nil)
+	}
+}
+
+// StorePage caches the page of view's list query q under the generation tok saw.
+func (c *Cache) StorePage(ctx context.Context, tenantID, view, q string, tok Token, body []byte) {
+	c.store(ctx, pageKey(tenantID, view, q), tok.listGen, tok.ok, body, c.o.PageTTL)
+}
+
+// StoreSupport caches the tenant's support block under the generation tok saw, for at most
+// ttl (the block changes by itself when business hours open or close).
+func (c *Cache) StoreSupport(ctx context.Context, tenantID string, tok Token, body []byte, ttl time.Duration) {
+	c.store(ctx, supportKey(tenantID), tok.supportGen, tok.ok, body, ttl)
+}
+
+func (c *Cache) store(ctx context.Context, key, gen string, ok bool, body []byte, ttl time.Duration) {
+	now := c.o.Now()
+	if !ok {
+		c.keep(key, down, body, now)
+		return
+	}
+	c.keep(key, gen, body, now)
+	if ttl <= 0 {
+		return
+	}
+	v := make([]byte, 0, len(gen)+1+len(body))
+	v = append(append(append(v, gen...), '\n'), body...)
+	_ = c.rdb.Set(ctx, key, v, ttl).Err() // a cache that cannot store is only slower
+}
+
+// ConversationChanged bumps the generations of the customer's and the admins' views.
+func (c *Cache) ConversationChanged(ctx context.Context, tenantID, customerID string) error {
+	keys := []string{genKey(tenantID, AdminView)}
+	if customerID != "" {
+		keys = append(keys, genKey(tenantID, CustomerView(customerID)))
+	}
+	return c.bump(ctx, keys...)
+}
+
+// SupportChanged bumps the generation of the tenant's support block.
+func (c *Cache) SupportChanged(ctx context.Context, tenantID string) error {
+	return c.bump(ctx, supportGenKey(tenantID))
+}
+
+func (c *Cache) bump(ctx context.Context, keys ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Set(ctx, k, newGeneration(), generationLife)
+		}
+		return nil
+	})
+	return err
+}
+
+// initGeneration returns gen, or when it is "" gives key a new generation unless another
+// caller just did, and returns the one stored.
+func (c *Cache) initGeneration(ctx context.Context, key, gen string) (string, error) {
+	if gen != "" {
+		return gen, nil
+	}
+	fresh := newGeneration()
+	old, err := c.rdb.SetArgs(ctx, key, fresh, redis.SetArgs{Mode: "NX", Get: true, TTL: generationLife}).Result()
+	if errors.Is(err, redis.Nil) {
+		return fresh, nil
+	}
+	return old, err
+}
+
+// newGeneration returns a random generation: 16 hex digits.
+func newGeneration() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// down tags values built while Redis was unreachable: no generation read from Redis equals it.
+const down = "!"
+
+// current returns the in-process value of key if its generation is gen, marking it checked.
+func (c *Cache) current(key, gen string, now time.Time) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.local[key]
+	if !ok || e.gen != gen {
+		return nil
+	}
+	e.checked = now
+	c.local[key] = e
+	return e.body
+}
+
+// recent returns the in-process value of key if it was known current within LocalMaxAge.
+func (c *Cache) recent(key string, now time.Time) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.local[key]
+	if !ok || now.Sub(e.checked) > c.o.LocalMaxAge {
+		return nil
+	}
+	return e.body
+}
+
+func (c *Cache) keep(key, gen string, body []byte, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.local) >= c.o.LocalEntries {
+		clear(c.local)
+	}
+	c.local[key] = localEntry{gen: gen, body: body, checked: now}
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// split parses "<generation>\n<body>".
+func split(v string) (gen string, body []byte, ok bool) {
+	i := bytes.IndexByte([]byte(v), '\n')
+	if i < 0 {
+		return "", nil, false
+	}
+	return v[:i], []byte(v[i+1:]), true
+}

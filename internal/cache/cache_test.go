@@ -1,0 +1,137 @@
+package cache_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportchat/supportchat/internal/cache"
+	"github.com/supportchat/supportchat/internal/testenv"
+)
+
+type counts struct{ hits, misses map[string]int }
+
+func (c *counts) CacheRequest(name string, hit bool) {
+	if hit {
+		c.hits[name]++
+	} else {
+		c.misses[name]++
+	}
+}
+
+func client(t *testing.T, r *testenv.Redis) redis.UniversalClient {
+	t.Helper()
+	opt, err := redis.ParseURL(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.MaxRetries = 0
+	opt.DialTimeout, opt.ReadTimeout = 300*time.Millisecond, 300*time.Millisecond
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+func TestGenerationsInvalidateAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	obs := &counts{hits: map[string]int{}, misses: map[string]int{}}
+	a := cache.New(client(t, r), cache.Options{Observer: obs})
+	b := cache.New(client(t, r), cache.Options{})
+	ada, q := cache.CustomerView("ada"), cache.QueryKey("limit=20")
+
+	page, sup, tok := a.Lookup(ctx, "shop", ada, q)
+	if page != nil || sup != nil {
+		t.Fatalf("empty cache answered %q %q", page, sup)
+	}
+	a.StorePage(ctx, "shop", ada, q, tok, []byte(`{"v":1}`))
+	a.StoreSupport(ctx, "shop", tok, []byte(`{"s":1}`), time.Minute)
+	if page, sup, _ := a.Lookup(ctx, "shop", ada, q); string(page) != `{"v":1}` || string(sup) != `{"s":1}` {
+		t.Fatalf("same replica: %q %q", page, sup)
+	}
+	if page, sup, _ := b.Lookup(ctx, "shop", ada, q); string(page) != `{"v":1}` || string(sup) != `{"s":1}` {
+		t.Fatalf("other replica: %q %q", page, sup)
+	}
+	if obs.hits["list"] != 1 || obs.misses["list"] != 1 || obs.hits["support"] != 1 {
+		t.Errorf("counted %v hits, %v misses", obs.hits, obs.misses)
+	}
+
+	// A value built from a lookup that preceded a write is stale: a write between the lookup
+	// and the store must make it unusable.
+	_, _, before := b.Lookup(ctx, "shop", cache.AdminView, q)
+	if err := b.ConversationChanged(ctx, "shop", "ada"); err != nil {
+		t.Fatal(err)
+	}
+	b.StorePage(ctx, "shop", cache.AdminView, q, before, []byte(`{"stale":true}`))
+	for _, c := range []*cache.Cache{a, b} {
+		if page, sup, _ := c.Lookup(ctx, "shop", ada, q); page != nil || string(sup) != `{"s":1}` {
+			t.Errorf("after a write, the customer's page %q support %q", page, sup)
+		}
+		if page, _, _ := c.Lookup(ctx, "shop", cache.AdminView, q); page != nil {
+			t.Errorf("after a write, the admins' page %q", page)
+		}
+	}
+	// Another customer's view is untouched.
+	_, _, tok = a.Lookup(ctx, "shop", cache.CustomerView("bob"), q)
+	a.StorePage(ctx, "shop", cache.CustomerView("bob"), q, tok, []byte(`bob`))
+	if err := a.ConversationChanged(ctx, "shop", "ada"); err != nil {
+		t.Fatal(err)
+	}
+	if page, _, _ := b.Lookup(ctx, "shop", cache.CustomerView("bob"), q); string(page) != "bob" {
+		t.Errorf("bob's page after ada's write: %q", page)
+	}
+	if err := a.SupportChanged(ctx, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, sup, _ := b.Lookup(ctx, "shop", ada, q); sup != nil {
+		t.Errorf("support after a change: %q", sup)
+	}
+	// Another tenant shares nothing.
+	if page, sup, _ := b.Lookup(ctx, "other", cache.CustomerView("bob"), q); page != nil || sup != nil {
+		t.Errorf("another tenant: %q %q", page, sup)
+	}
+}
+
+func TestRedisDownServesOnlyRecentLocalValues(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	clk := testenv.NewClock(time.Now())
+	c := cache.New(client(t, r), cache.Options{Now: clk.Now, LocalMaxAge: time.Second})
+	view, q := cache.AdminView, cache.QueryKey("")
+	_, _, tok := c.Lookup(ctx, "shop", view, q)
+	c.StorePage(ctx, "shop", view, q, tok, []byte("p"))
+
+	r.Stop(t)
+	clk.Advance(900 * time.Millisecond)
+	if page, _, _ := c.Lookup(ctx, "shop", view, q); string(page) != "p" {
+		t.Errorf("within the bound: %q", page)
+	}
+	clk.Advance(200 * time.Millisecond)
+	if page, _, _ := c.Lookup(ctx, "shop", view, q); page != nil {
+		t.Errorf("past the bound: %q", page)
+	}
+	// Built while Redis is down: kept only for the bound, never matched once Redis is back.
+	_, _, down := c.Lookup(ctx, "shop", view, q)
+	c.StorePage(ctx, "shop", view, q, down, []byte("built while down"))
+	if page, _, _ := c.Lookup(ctx, "shop", view, q); string(page) != "built while down" {
+		t.Errorf("just built: %q", page)
+	}
+
+	// Redis comes back empty: the generations are new, so nothing cached before matches.
+	r.Start(t)
+	var page []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var tok cache.Token
+		page, _, tok = c.Lookup(ctx, "shop", view, q)
+		if tok != (cache.Token{}) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if page != nil {
+		t.Errorf("after Redis came back empty: %q", page)
+	}
+}

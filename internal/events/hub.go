@@ -1,0 +1,243 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Why a subscription ended.
+var (
+	// ErrSlow: the subscriber did not keep up and its buffer filled.
+	ErrSlow = errors.New("subscriber too slow")
+	// ErrBusLost: the tenant's stream could not be read (Redis is down, or was restarted).
+	ErrBusLost = errors.New("event bus unavailable")
+	// ErrClosed: the hub is shutting down.
+	ErrClosed = errors.New("event hub closed")
+)
+
+// Hub fans the events of each tenant out to this replica's subscribers. It reads a tenant's
+// stream with one blocking reader while the tenant has subscribers here, however many there
+// are, and never blocks on a subscriber: one whose buffer is full is dropped.
+type Hub struct {
+	bus    *Bus
+	log    *slog.Logger
+	block  time.Duration
+	buffer int
+
+	mu      sync.Mutex
+	closed  bool
+	tenants map[string]*feed
+}
+
+// HubOptions tune a Hub; zero values take the defaults.
+type HubOptions struct {
+	// Buffer is how many events a subscriber may lag behind before it is dropped (default 256).
+	Buffer int
+	// Block is how long one read waits for new events (default 5s).
+	Block  time.Duration
+	Logger *slog.Logger
+}
+
+// NewHub returns a Hub reading from bus's streams.
+func NewHub(bus *Bus, o HubOptions) *Hub {
+	if o.Buffer <= 0 {
+		o.Buffer = 256
+	}
+	if o.Block <= 0 {
+		o.Block = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{bus: bus, log: o.Logger, block: o.Block, buffer: o.Buffer, tenants: make(map[string]*feed)}
+}
+
+// feed reads one tenant's stream for the subscribers of this replica.
+type feed struct {
+	tenantID string
+	subs     map[*Subscription]struct{}
+	stop     context.CancelFunc
+	// pos is the id of the last event read (guarded by Hub.mu).
+	pos string
+}
+
+// Subscription receives the events of one tenant from the position it started at.
+type Subscription struct {
+	// Start is the id of the newest event before the subscription: every later event is
+	// delivered on C, in order, unless the subscription ends.
+	Start string
+
+	c    chan Record
+	done chan struct{}
+	once sync.Once
+	err  error
+	hub  *Hub
+	feed *feed
+}
+
+// C delivers the events.
+func (s *Subscription) C() <-chan Record { return s.c }
+
+// Done is closed when the subscription ends; Err then says why.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns why the subscription ended (ErrSlow, ErrBusLost, ErrClosed), nil while it runs or
+// after Close.
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+func (s *Subscription) end(err error) {
+	s.once.Do(func() {
+		s.err = err
+		close(s.done)
+	})
+}
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	s.end(nil)
+	s.hub.remove(s)
+}
+
+// Subscribe starts a subscription to the tenant's events after the newest one. It returns an
+// error when the stream cannot be read (Redis is down) or the hub is closed.
+func (h *Hub) Subscribe(ctx context.Context, tenantID string) (*Subscription, error) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrClosed
+	}
+	f := h.tenants[tenantID]
+	h.mu.Unlock()
+	if f == nil {
+		// The first subscriber of the tenant here: find where the stream ends, then read on
+		// from there. Subscribers that join later start where the reader stands, which may be
+		// a little behind the stream's end: they get a few more events, never fewer.
+		last, err := h.bus.Last(ctx, tenantID)
+		if err != nil {
+			return nil, err
+		}
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if f = h.tenants[tenantID]; f == nil {
+			fctx, stop := context.WithCancel(context.Background())
+			f = &feed{tenantID: tenantID, subs: make(map[*Subscription]struct{}), stop: stop, pos: last}
+			h.tenants[tenantID] = f
+			go h.run(fctx, f, last)
+		}
+		h.mu.Unlock()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	if h.tenants[tenantID] != f {
+		// The feed ended meanwhile (the bus failed); the caller retries or gives up.
+		return nil, ErrBusLost
+	}
+	s := &Subscription{c: make(chan Record, h.buffer), done: make(chan struct{}), hub: h, feed: f}
+	f.subs[s] = struct{}{}
+	s.Start = f.pos
+	return s, nil
+}
+
+func (h *Hub) remove(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f := s.feed
+	delete(f.subs, s)
+	if len(f.subs) == 0 && h.tenants[f.tenantID] == f {
+		delete(h.tenants, f.tenantID)
+		f.stop()
+	}
+}
+
+// run reads the tenant's stream after id until its subscribers are gone or the stream fails.
+func (h *Hub) run(ctx context.Context, f *feed, id string) {
+	for ctx.Err() == nil {
+		recs, err := h.bus.read(ctx, f.tenantID, id, h.block, 512)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			h.log.Warn("event stream read failed; ending the tenant's streams", "tenant", f.tenantID, "error", err)
+			h.fail(f, ErrBusLost)
+			return
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		id = recs[len(recs)-1].ID
+		h.mu.Lock()
+		f.pos = id
+		for s := range f.subs {
+			if !offer(s, recs) {
+				s.end(ErrSlow)
+				delete(f.subs, s)
+			}
+		}
+		if len(f.subs) == 0 && h.tenants[f.tenantID] == f {
+			delete(h.tenants, f.tenantID)
+			f.stop()
+		}
+		h.mu.Unlock()
+	}
+}
+
+// offer queues recs for s without waiting, reporting false when its buffer is full.
+func offer(s *Subscription, recs []Record) bool {
+	for _, r := range recs {
+		select {
+		case s.c <- r:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// fail ends every subscription of f with err and forgets f.
+func (h *Hub) fail(f *feed, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range f.subs {
+		s.end(err)
+	}
+	clear(f.subs)
+	if h.tenants[f.tenantID] == f {
+		delete(h.tenants, f.tenantID)
+	}
+	f.stop()
+}
+
+// After returns up to limit events of the tenant that follow the event id (see Bus.After).
+func (h *Hub) After(ctx context.Context, tenantID, id string, limit int) ([]Record, error) {
+	return h.bus.After(ctx, tenantID, id, limit)
+}
+
+// Close ends every subscription with ErrClosed and refuses new ones (SIGTERM).
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	feeds := make([]*feed, 0, len(h.tenants))
+	for _, f := range h.tenants {
+		feeds = append(feeds, f)
+	}
+	h.mu.Unlock()
+	for _, f := range feeds {
+		h.fail(f, ErrClosed)
+	}
+}

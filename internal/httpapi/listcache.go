@@ -1,0 +1,128 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/supportchat/supportchat/internal/cache"
+	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/tenant"
+)
+
+// ListCache keeps rendered list pages and support blocks (*cache.Cache).
+type ListCache interface {
+	Lookup(ctx context.Context, tenantID, view, q string) (page, support []byte, tok cache.Token)
+	StorePage(ctx context.Context, tenantID, view, q string, tok cache.Token, body []byte)
+	StoreSupport(ctx context.Context, tenantID string, tok cache.Token, body []byte, ttl time.Duration)
+}
+
+var _ ListCache = (*cache.Cache)(nil)
+
+// defaultSupportTTL bounds how long a support block is cached: every explicit change
+// (presence, settings) invalidates it at once; this bounds how late it shows what changes by
+// itself (a heartbeat that lapses, business hours that close, the expected reply time).
+const defaultSupportTTL = 5 * time.Second
+
+// listJSONContentType is what c.JSON sends; cached lists are sent as the same bytes.
+const listJSONContentType = "application/json; charset=utf-8"
+
+// listPageJSON is a list without its support block, which is cached on its own.
+type listPageJSON struct {
+	Conversations []conversationJSON `json:"conversations"`
+	NextCursor    *string            `json:"next_cursor"`
+}
+
+// serveList answers a list query from the cache where it can, else from the chat service,
+// caching what it builds. The page and the support block are cached apart: the page per view
+// of the caller (the admins' view, or one customer's) and query, the block per tenant.
+func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
+	ctx := c.Request.Context()
+	t, err := tenant.FromContext(ctx)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	caller, err := chat.CallerFromContext(ctx)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	view, key := listCacheKey(caller, q)
+	var page, support []byte
+	var tok cache.Token
+	if h.cache != nil {
+		page, support, tok = h.cache.Lookup(ctx, t.ID, view, key)
+	}
+	if page == nil {
+		p, err := h.chat.List(ctx, lq)
+		if err != nil {
+			abortWithError(c, err)
+			return
+		}
+		out := listPageJSON{Conversations: make([]conversationJSON, len(p.Conversations)), NextCursor: nullable(p.NextCursor)}
+		for i, v := range p.Conversations {
+			out.Conversations[i] = conversationOf(v)
+		}
+		if page, err = json.Marshal(out); err != nil {
+			abortWithError(c, err)
+			return
+		}
+		if h.cache != nil && p.Settled {
+			h.cache.StorePage(ctx, t.ID, view, key, tok, page)
+		}
+		if h.cache == nil {
+			support, _ = json.Marshal(supportOf(p.Support))
+		}
+	}
+	if support == nil {
+		s, err := h.chat.FreshSupport(ctx)
+		if err != nil {
+			abortWithError(c, err)
+			return
+		}
+		if support, err = json.Marshal(supportOf(s)); err != nil {
+			abortWithError(c, err)
+			return
+		}
+		if ttl := supportTTL(s, h.now(), h.supportTTL); ttl >= time.Millisecond {
+			h.cache.StoreSupport(ctx, t.ID, tok, support, ttl)
+		}
+	}
+	body := make([]byte, 0, len(page)+len(support)+16)
+	body = append(body, page[:len(page)-1]...) // without the closing brace
+	body = append(body, `,"support":`...)
+	body = append(body, support...)
+	body = append(body, '}')
+	c.Data(http.StatusOK, listJSONContentType, body)
+}
+
+// listCacheKey returns the cache view of caller and the key of the query q in it. Admins
+// share one view (the same conversations and unread counts), except that assignee=me names
+// the caller.
+func listCacheKey(caller chat.Caller, q url.Values) (view, key string) {
+	canonical := q.Encode() // sorted by name
+	if !caller.IsAdmin() {
+		return cache.CustomerView(caller.ID), cache.QueryKey(canonical)
+	}
+	if q.Get("assignee") == "me" {
+		canonical += "&me=" + url.QueryEscape(caller.ID)
+	}
+	return cache.AdminView, cache.QueryKey(canonical)
+}
+
+// supportTTL is how long the support block s may be cached at now: at most max, and not past
+// the next opening of business hours.
+func supportTTL(s chat.Support, now time.Time, max time.Duration) time.Duration {
+	ttl := max
+	if s.NextAvailableAt != nil {
+		if until := s.NextAvailableAt.Sub(now); until < ttl {
+			ttl = until
+		}
+	}
+	return ttl
+}
