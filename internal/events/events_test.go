@@ -37,7 +37,12 @@ func (o *observer) EventPublished(_ string, err error) {
 	}
 }
 
-func newBus(t *testing.T, r *testenv.Redis, o events.BusOptions) (*events.Bus, redis.UniversalClient) {
+// newBusTB is newBus with the default options, for benchmarks.
+func newBusTB(tb testing.TB, r *testenv.Redis) (*events.Bus, redis.UniversalClient) {
+	return newBus(tb, r, events.BusOptions{})
+}
+
+func newBus(t testing.TB, r *testenv.Redis, o events.BusOptions) (*events.Bus, redis.UniversalClient) {
 	t.Helper()
 	opt, err := redis.ParseURL(r.URL())
 	if err != nil {

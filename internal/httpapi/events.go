@@ -123,7 +123,7 @@ func (s *streamer) serve(c *gin.Context) {
 		select {
 		case r := <-sub.C():
 			if events.Less(sent, r.ID) {
-				w.event(r, caller)
+				w.event(*r, caller)
 				sent = r.ID
 			}
 			// Write what else is queued before flushing once.
@@ -131,7 +131,7 @@ func (s *streamer) serve(c *gin.Context) {
 				select {
 				case r := <-sub.C():
 					if events.Less(sent, r.ID) {
-						w.event(r, caller)
+						w.event(*r, caller)
 						sent = r.ID
 					}
 				default:
