@@ -54,3 +54,15 @@ cover:
 
 clean:
 	rm -rf bin .tools coverage.out
+
+## bench-list: GET /chat/list at the highest rate 32 clients reach, against a bare-Gin ceiling
+## serving the same bytes (bench/listload; flags: go run ./bench/listload -h). bench/RESULTS.md.
+bench-list:
+	go run ./bench/listload
+
+## bench-flat: list latency and allocations in tenants of 1 000 and 10 000 conversations
+## (BENCH_CONVERSATIONS=1000,100000 for other sizes). bench/RESULTS.md.
+bench-flat:
+	go test -run '^$$' -bench BenchmarkListFlat -benchmem -count=1 -timeout 60m ./bench/...
+
+.PHONY: bench-list bench-flat
