@@ -74,6 +74,7 @@ func startFerretDB(dir string) (*ferretChild, error) {
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), ChildEnv+"="+dir)
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = childAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
