@@ -66,3 +66,9 @@ bench-flat:
 	go test -run '^$$' -bench BenchmarkListFlat -benchmem -count=1 -timeout 60m ./bench/...
 
 .PHONY: bench-list bench-flat
+
+## bench-sse: memory of 10 000 idle event streams (bench/sseidle). bench/RESULTS.md.
+bench-sse:
+	go run ./bench/sseidle -streams 10000
+
+.PHONY: bench-sse

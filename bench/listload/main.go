@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -53,6 +54,7 @@ type params struct {
 	customers        int
 	admins           int
 	mongoURI         string
+	cpuProfile       string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&p.conversations, "conversations", 500, "conversations in the tenant")
 	fs.IntVar(&p.customers, "customers", 100, "customers the conversations belong to, each with a token of its own")
 	fs.IntVar(&p.admins, "admins", 4, "admins with a token of their own")
+	fs.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of the service's measured run (service and load generator, one process) to this file")
 	fs.StringVar(&p.mongoURI, "mongodb-uri", os.Getenv("BENCH_MONGODB_URI"), "a MongoDB to use instead of FerretDB (a fresh database on it); default $BENCH_MONGODB_URI")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -100,7 +103,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "tokens: %d distinct RS256 tokens (%d customers, %d admins); a customer's list is %d bytes\n",
 		len(targets), p.customers, p.admins, len(sample))
 
+	if p.cpuProfile != "" {
+		f, err := os.Create(p.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	service := attack(ctx, stdout, "service (list)", targets, p)
+	if p.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

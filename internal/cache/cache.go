@@ -72,8 +72,9 @@ type Options struct {
 
 // Cache is the list and support cache.
 type Cache struct {
-	rdb redis.UniversalClient
-	o   Options
+	rdb   redis.UniversalClient
+	o     Options
+	batch *batcher
 
 	mu    sync.Mutex
 	local map[string]localEntry
@@ -106,7 +107,7 @@ func New(rdb redis.UniversalClient, o Options) *Cache {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Cache{rdb: rdb, o: o, local: make(map[string]localEntry)}
+	return &Cache{rdb: rdb, o: o, batch: &batcher{rdb: rdb}, local: make(map[string]localEntry)}
 }
 
 // Token is what a lookup saw: the generations a value built now must be stored under, or
@@ -118,12 +119,13 @@ type Token struct {
 
 // Lookup returns the cached page of view's list query q and the tenant's support block, each
 // nil when not cached, and the token to store fresh values with. It costs one Redis round
-// trip when the in-process layer holds current values, two otherwise. With Redis unreachable
+// trip when the in-process layer holds current values (shared with the lists that arrive while
+// the previous one is in flight: see batcher), two otherwise. With Redis unreachable
 // it answers from the in-process layer only with values checked within LocalMaxAge.
 func (c *Cache) Lookup(ctx context.Context, tenantID, view, q string) (page, support []byte, tok Token) {
 	pk, sk := pageKey(tenantID, view, q), supportKey(tenantID)
 	now := c.o.Now()
-	gens, err := c.rdb.MGet(ctx, genKey(tenantID, view), supportGenKey(tenantID)).Result()
+	gens, err := c.batch.mget(ctx, genKey(tenantID, view), supportGenKey(tenantID))
 	if err != nil {
 		page, support = c.recent(pk, now), c.recent(sk, now)
 		c.count(page, support)

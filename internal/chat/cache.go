@@ -20,6 +20,9 @@ type ttlCache[V any] struct {
 	now   func() time.Time
 	group singleflight.Group
 
+	// wait, when set, bounds how long get waits for a load (see bounded).
+	wait time.Duration
+
 	mu      sync.Mutex
 	entries map[string]ttlEntry[V]
 }
@@ -51,20 +54,41 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 	if hit {
 		return e.value, nil
 	}
-	v, err, _ := c.group.Do(key, func() (any, error) {
+	ch := c.group.DoChan(key, func() (any, error) {
 		// The load serves every waiting caller, so one caller giving up must not cancel it.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 		defer cancel()
 		v, err := load(lctx)
-		if err != nil {
+		if err != nil && c.wait <= 0 {
 			return v, err
 		}
+		// A bounded cache keeps a failure too, as the zero value: a slow or failing source is
+		// asked at most once per TTL.
 		c.mu.Lock()
 		c.entries[key] = ttlEntry[V]{value: v, expires: c.now().Add(c.ttl)}
 		c.mu.Unlock()
-		return v, nil
+		return v, err
 	})
-	return v.(V), err
+	if c.wait <= 0 {
+		r := <-ch
+		return r.Val.(V), r.Err
+	}
+	timer := time.NewTimer(c.wait)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		return r.Val.(V), r.Err
+	case <-timer.C:
+		return e.value, nil // stale, or the zero value; the load goes on and is kept
+	}
+}
+
+// bounded makes get wait at most d for a load: past it, get answers the stale value (the zero
+// value when there is none) while the load finishes in the background and is cached. A failed
+// load is cached as the zero value.
+func (c *ttlCache[V]) bounded(d time.Duration) *ttlCache[V] {
+	c.wait = d
+	return c
 }
 
 // forget drops the cached value of key.

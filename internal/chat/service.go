@@ -189,7 +189,7 @@ func NewService(d Deps) *Service {
 		presenceTTL: d.PresenceTTL,
 		log:         d.Logger,
 		overrides:   newTTLCache[Overrides]("settings", d.SettingsTTL, d.Now, d.Caches),
-		replyStats:  newTTLCache[*int64]("reply_stats", d.StatsTTL, d.Now, d.Caches),
+		replyStats:  newTTLCache[*int64]("reply_stats", d.StatsTTL, d.Now, d.Caches).bounded(replyStatsWait),
 		notedAdmins: newRecentSet(adminNoteInterval, maxNotedAdmins),
 		locks:       newKeyedLocks(),
 	}

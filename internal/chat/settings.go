@@ -12,6 +12,10 @@ import (
 const (
 	replyStatsWindow     = 7 * 24 * time.Hour
 	replyStatsMaxSamples = 10000
+	// replyStatsWait bounds how long a support block waits for the expected reply time: on a
+	// server that scans (FerretDB) a large tenant's query may take seconds, and the block then
+	// shows the last value (null at first) until the query finishes in the background.
+	replyStatsWait = time.Second
 )
 
 // SettingsView is a tenant's effective chat settings and the fields its admins override.

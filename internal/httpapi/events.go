@@ -1,10 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -83,55 +87,107 @@ func (s *streamer) serve(c *gin.Context) {
 		abortWithError(c, &chat.Error{Code: chat.Unavailable, Message: "live events are unavailable", Err: err})
 		return
 	}
-	defer sub.Close()
-
-	// The server's WriteTimeout bounds ordinary responses; a stream lasts as long as the token.
+	st := &stream{
+		streamer: s, sub: sub, tenantID: t.ID, caller: caller,
+		last: strings.TrimSpace(c.GetHeader("Last-Event-ID")), log: loggerFrom(c),
+	}
+	// An idle stream should cost little: over HTTP/1.1 the connection is taken from net/http
+	// (its serving goroutine, background reader and buffers go), and one small goroutine of
+	// ours writes the events. Where it cannot be taken (HTTP/2), the handler streams itself.
 	rc := http.NewResponseController(c.Writer)
+	if c.Request.ProtoMajor == 1 {
+		if conn, brw, err := rc.Hijack(); err == nil {
+			if brw.Reader.Buffered() > 0 {
+				_ = conn.Close() // a client that pipelines requests after a stream
+				sub.Close()
+				return
+			}
+			_ = conn.SetDeadline(time.Time{})
+			st.w = &sseWriter{w: deadlineWriter{conn}, flush: func() error { return nil }, obs: s.obs}
+			st.w.printf("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\nX-Request-ID: %s\r\nConnection: close\r\n\r\n", c.Writer.Header().Get("X-Request-ID"))
+			go func() {
+				defer conn.Close()
+				st.run(context.WithoutCancel(ctx), nil)
+			}()
+			return
+		}
+	}
+	// The server's WriteTimeout bounds ordinary responses; a stream lasts as long as the token.
 	_ = rc.SetWriteDeadline(time.Time{})
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
-	if s.obs != nil {
-		s.obs.SSEStreamOpened()
-		defer s.obs.SSEStreamClosed()
-	}
-	w := &sseWriter{w: c.Writer, rc: rc, obs: s.obs}
-	w.printf("retry: %d\n\n", retryMillis)
+	st.w = &sseWriter{w: c.Writer, flush: rc.Flush, obs: s.obs}
+	st.run(ctx, ctx.Done())
+}
 
-	sent := sub.Start
-	if last := strings.TrimSpace(c.GetHeader("Last-Event-ID")); last != "" {
-		if sent, err = s.replay(ctx, w, t.ID, caller, last, sub.Start); err != nil {
-			loggerFrom(c).WarnContext(ctx, "event replay failed", "tenant", t.ID, "error", err)
+// streamWriteTimeout bounds one write to a stream's connection: a client that stops reading
+// is let go rather than holding the stream's goroutine.
+const streamWriteTimeout = 10 * time.Second
+
+// deadlineWriter writes to a connection with a deadline on each write.
+type deadlineWriter struct{ conn net.Conn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return d.conn.Write(p)
+}
+
+// stream is one open event stream.
+type stream struct {
+	*streamer
+	sub      *events.Subscription
+	tenantID string
+	caller   chat.Caller
+	last     string // Last-Event-ID
+	log      *slog.Logger
+	w        *sseWriter
+}
+
+// run writes the stream until the token expires, the service shuts down, the subscription is
+// dropped or the bus fails, a write fails (the client left), or gone is closed.
+func (st *stream) run(ctx context.Context, gone <-chan struct{}) {
+	defer st.sub.Close()
+	if st.obs != nil {
+		st.obs.SSEStreamOpened()
+		defer st.obs.SSEStreamClosed()
+	}
+	w := st.w
+	w.printf("retry: %d\n\n", retryMillis)
+	sent := st.sub.Start
+	if st.last != "" {
+		var err error
+		if sent, err = st.replay(ctx, w, st.tenantID, st.caller, st.last, st.sub.Start); err != nil {
+			st.log.WarnContext(ctx, "event replay failed", "tenant", st.tenantID, "error", err)
 			return
 		}
 	}
-	if w.flush() != nil {
+	if w.flushNow() != nil {
 		return
 	}
-
-	heartbeat := time.NewTicker(s.heartbeat)
+	heartbeat := time.NewTicker(st.heartbeat)
 	defer heartbeat.Stop()
 	var expired <-chan time.Time
-	if !caller.Expires.IsZero() {
-		timer := time.NewTimer(caller.Expires.Sub(s.now()))
+	if !st.caller.Expires.IsZero() {
+		timer := time.NewTimer(st.caller.Expires.Sub(st.now()))
 		defer timer.Stop()
 		expired = timer.C
 	}
 	for {
 		select {
-		case r := <-sub.C():
+		case r := <-st.sub.C():
 			if events.Less(sent, r.ID) {
-				w.event(*r, caller)
+				w.event(*r, st.caller)
 				sent = r.ID
 			}
 			// Write what else is queued before flushing once.
 			for more := true; more; {
 				select {
-				case r := <-sub.C():
+				case r := <-st.sub.C():
 					if events.Less(sent, r.ID) {
-						w.event(*r, caller)
+						w.event(*r, st.caller)
 						sent = r.ID
 					}
 				default:
@@ -140,19 +196,19 @@ func (s *streamer) serve(c *gin.Context) {
 			}
 		case <-heartbeat.C:
 			w.printf(": keep-alive\n\n")
-		case <-sub.Done():
+		case <-st.sub.Done():
 			// Slow, shut down or the bus failed: the client reconnects with its last id.
-			w.printf(": closing: %s\n\n", sub.Err())
-			_ = w.flush()
+			w.printf(": closing: %s\n\n", st.sub.Err())
+			_ = w.flushNow()
 			return
 		case <-expired:
 			w.printf(": closing: the token expired\n\n")
-			_ = w.flush()
+			_ = w.flushNow()
 			return
-		case <-ctx.Done():
+		case <-gone:
 			return
 		}
-		if w.flush() != nil {
+		if w.flushNow() != nil {
 			return
 		}
 	}
@@ -182,17 +238,19 @@ func (s *streamer) replay(ctx context.Context, w *sseWriter, tenantID string, ca
 	}
 }
 
-// sseWriter writes the event stream's fields; the first error sticks.
+// sseWriter writes the event stream's fields into a buffer that flushNow writes out; the first
+// error sticks.
 type sseWriter struct {
-	w   gin.ResponseWriter
-	rc  *http.ResponseController
-	obs StreamObserver
-	err error
+	w     io.Writer
+	flush func() error
+	obs   StreamObserver
+	buf   bytes.Buffer
+	err   error
 }
 
 func (w *sseWriter) printf(format string, args ...any) {
 	if w.err == nil {
-		_, w.err = fmt.Fprintf(w.w, format, args...)
+		fmt.Fprintf(&w.buf, format, args...)
 	}
 }
 
@@ -220,9 +278,13 @@ func (w *sseWriter) resync(id string) {
 	}
 }
 
-func (w *sseWriter) flush() error {
-	if w.err == nil {
-		w.err = w.rc.Flush()
+// flushNow writes the buffered fields to the client.
+func (w *sseWriter) flushNow() error {
+	if w.err == nil && w.buf.Len() > 0 {
+		if _, w.err = w.w.Write(w.buf.Bytes()); w.err == nil {
+			w.err = w.flush()
+		}
+		w.buf.Reset()
 	}
 	return w.err
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -69,15 +70,21 @@ const streamTimeout = 30 * time.Second
 // events opens u's event stream, resuming after lastID when it is not "".
 func (u user) events(t *testing.T, lastID string) *eventStream {
 	t.Helper()
+	return u.eventsOn(t, u.s.srv.URL, http.DefaultClient, lastID)
+}
+
+// eventsOn opens u's event stream at base with client.
+func (u user) eventsOn(t *testing.T, base string, client *http.Client, lastID string) *eventStream {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", u.s.srv.URL+"/api/v1/chat/events", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/chat/events", nil)
 	req.Header.Set("Authorization", "Bearer "+u.token)
 	req.Header.Set("X-Tenant-ID", u.tenant)
 	req.Header.Set("Accept", "text/event-stream")
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("GET /chat/events: %v", err)
@@ -351,6 +358,26 @@ func TestEventStreamLifecycle(t *testing.T) {
 		short := user{s: s, tenant: shop, id: "ada", token: token}
 		es := short.events(t, "")
 		es.waitEnd()
+	})
+	t.Run("over HTTP/2 the handler streams itself", func(t *testing.T) {
+		h2 := httptest.NewUnstartedServer(s.handler)
+		h2.EnableHTTP2 = true
+		h2.StartTLS()
+		t.Cleanup(h2.Close) // after the stream is closed (cleanups run last first)
+		es := ada.eventsOn(t, h2.URL, h2.Client(), "")
+		if es.status != http.StatusOK || es.header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("over HTTP/2: %d %q", es.status, es.header.Get("Content-Type"))
+		}
+		if ev := es.next(true); ev.Comment != "retry 2000" {
+			t.Fatalf("first field %+v", ev)
+		}
+		conv := ada.start("over h2")
+		if ev := es.expect("conversation.created"); !strings.Contains(ev.Data, conv.ID) {
+			t.Errorf("conversation.created = %s", ev.Data)
+		}
+		if ev := es.next(true); ev.Type == "" && ev.Comment == "" {
+			t.Errorf("got %+v", ev)
+		}
 	})
 	t.Run("ends cleanly on shutdown", func(t *testing.T) {
 		es := ada.events(t, "")

@@ -15,10 +15,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -167,15 +165,12 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Ready:         readiness(db, tenants, rdb),
 		Metrics:       metrics.Handler(),
 		Observer:      metrics,
-		Middleware: []gin.HandlerFunc{
-			otelgin.Middleware(ServiceName, otelgin.WithTracerProvider(tp), otelgin.WithPropagators(tel.Propagator())),
-			tenantSpanAttribute,
-		},
-		Cache:        lists,
-		Events:       hub,
-		Streams:      metrics,
-		Logger:       log,
-		MaxBodyBytes: cfg.MaxBodyBytes,
+		Middleware:    tracing(tel),
+		Cache:         lists,
+		Events:        hub,
+		Streams:       metrics,
+		Logger:        log,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
 	})
 
 	bg, stopBackground := context.WithCancel(ctx)

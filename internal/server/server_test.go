@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,37 +35,8 @@ func TestOneTracePerListRequest(t *testing.T) {
 		"CHAT_ADDR": "127.0.0.1:0", "CHAT_MONGODB_URI": uri, "CHAT_MONGODB_DATABASE": database,
 		"CHAT_REDIS_URL": rds.URL(), "CHAT_TENANTS_DIR": dir,
 	}
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
 	exporter := tracetest.NewInMemoryExporter()
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan net.Addr, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- server.Run(ctx, cfg, server.Options{
-			Getenv:       func(k string) string { return env[k] },
-			Stdout:       io.Discard,
-			SpanExporter: exporter,
-			OnListen:     func(a net.Addr) { addrc <- a },
-			Signals:      make(chan os.Signal),
-		})
-	}()
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-errc:
-		t.Fatalf("Run = %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not listen")
-	}
+	addr := runServer(t, env, server.Options{Stdout: io.Discard, SpanExporter: exporter})
 
 	token := iss.Token(t, "cust-1", false)
 	req, _ := http.NewRequest("GET", "http://"+addr.String()+"/api/v1/chat/list", nil)
@@ -167,4 +139,79 @@ func checkMetrics(t *testing.T, url string) {
 			t.Errorf("/metrics lacks %s", family)
 		}
 	}
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestUntracedRequestsKeepTheCallersTraceID: with tracing off the service creates no spans,
+// but the access log still names the trace the caller propagated.
+func TestUntracedRequestsKeepTheCallersTraceID(t *testing.T) {
+	uri, database := testenv.MustMongo(t)
+	rds := testenv.StartRedis(t)
+	env := map[string]string{
+		"CHAT_ADDR": "127.0.0.1:0", "CHAT_MONGODB_URI": uri, "CHAT_MONGODB_DATABASE": database,
+		"CHAT_REDIS_URL": rds.URL(), "CHAT_TENANTS_DIR": t.TempDir(), "OTEL_SDK_DISABLED": "true",
+	}
+	logs := &syncBuffer{}
+	addr := runServer(t, env, server.Options{Stdout: logs})
+	req, _ := http.NewRequest("GET", "http://"+addr.String()+"/api/v1/chat/list", nil)
+	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access log line with the caller's trace id:\n%s", logs.String())
+		}
+	}
+}
+
+// runServer runs the service with the environment env and options o until the test ends, and
+// returns the address it listens on.
+func runServer(t *testing.T, env map[string]string, o server.Options) net.Addr {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Getenv = func(k string) string { return env[k] }
+	o.Signals = make(chan os.Signal)
+	addrc := make(chan net.Addr, 1)
+	o.OnListen = func(a net.Addr) { addrc <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- server.Run(ctx, cfg, o) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return addr
+	case err := <-errc:
+		t.Fatalf("Run = %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not listen")
+	}
+	return nil
 }
