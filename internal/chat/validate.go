@@ -67,7 +67,32 @@ func cleanText(field, s string, max int) (string, error) {
 	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' }) >= 0 {
 		return "", FieldError(field, "must not contain control characters")
 	}
+	if strings.IndexFunc(s, isBidiControl) >= 0 {
+		return "", FieldError(field, "must not contain bidirectional override or isolate controls (U+202A to U+202E, U+2066 to U+2069)")
+	}
+	if strings.IndexFunc(s, isVisible) < 0 {
+		return "", FieldError(field, "must contain at least one visible character")
+	}
 	return s, nil
+}
+
+// isBidiControl reports whether r is a bidirectional embedding, override or isolate control,
+// which can make text display in another order than it is stored (PRODUCT.md "Writes").
+func isBidiControl(r rune) bool {
+	return r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069
+}
+
+// isVisible reports whether r shows as something: not a space, not a control or format
+// character (zero-width spaces and joiners, the word joiner, the BOM), not a variation
+// selector, and not one of the blank "filler" letters.
+func isVisible(r rune) bool {
+	switch {
+	case unicode.IsSpace(r), unicode.IsControl(r), unicode.Is(unicode.Cf, r), unicode.Is(unicode.Variation_Selector, r):
+		return false
+	case r == 0x115F || r == 0x1160 || r == 0x3164 || r == 0xFFA0 || r == 0x2800: // Hangul fillers, braille blank
+		return false
+	}
+	return true
 }
 
 // cleanBody validates a message body: cleanText with MaxBodyChars, where a body that is too
