@@ -184,7 +184,7 @@ func (v *Verifier) Authenticate(ctx context.Context, t *tenant.Tenant, token str
 	}
 	p := Principal{Subject: idToken.Subject, Expires: idToken.Expiry}
 	if name, ok := claimAt(claims, t.OIDC.NameClaim).(string); ok {
-		p.Name = name
+		p.Name = cleanName(name)
 	}
 	p.Admin = hasRole(claimAt(claims, t.OIDC.AdminClaim), t.OIDC.AdminValues)
 	if iss.keys != nil && iss.key == key {
@@ -217,6 +217,8 @@ func (v *Verifier) precheck(t *tenant.Tenant, token string) (string, error) {
 		return "", fmt.Errorf("wrong audience: %w", ErrInvalidToken)
 	case c.Subject == "":
 		return "", fmt.Errorf("missing subject: %w", ErrInvalidToken)
+	case !validSubject(c.Subject):
+		return "", fmt.Errorf("subject is not 1 to %d visible ASCII characters: %w", maxSubjectBytes, ErrInvalidToken)
 	case c.Expiry == nil:
 		return "", fmt.Errorf("missing expiry: %w", ErrInvalidToken)
 	case now.After(c.Expiry.Time().Add(v.leeway)):

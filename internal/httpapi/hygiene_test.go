@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -27,5 +28,40 @@ func TestInvisibleAndBidiTextIsRefused(t *testing.T) {
 	}
 	if n := len(ada.history(conv.ID)); n != 2 { // the message and the away notice
 		t.Errorf("history holds %d messages; refused ones must store nothing", n)
+	}
+}
+
+func TestOversizedTokensAndBadSubjectsAreRefused(t *testing.T) {
+	s := newStack(t)
+	iss := s.issuers[shop]
+	padded := iss.TokenWith(t, "RS256", func(c map[string]any) { c["pad"] = strings.Repeat("x", 9<<10) })
+	r := (user{s: s, tenant: shop, token: padded}).do("GET", "/api/v1/chat/list", nil)
+	if p := r.Problem(t, http.StatusUnauthorized); p.Slug() != "invalid-token" || !strings.Contains(p.Detail, "larger than 8192 bytes") {
+		t.Errorf("a 9 KiB token: %s %q", p.Slug(), p.Detail)
+	}
+	if got := iss.JWKSFetches(); got != 0 {
+		t.Errorf("an oversized token caused %d key fetches", got)
+	}
+	for _, sub := range []string{"ada lovelace", "ädä", strings.Repeat("a", 256)} {
+		tok := iss.TokenWith(t, "RS256", func(c map[string]any) { c["sub"] = sub })
+		if r := (user{s: s, tenant: shop, token: tok}).do("GET", "/api/v1/chat/list", nil); r.Status != http.StatusUnauthorized {
+			t.Errorf("sub %q: %d", sub, r.Status)
+		}
+	}
+	// A display name is cleaned before anyone sees it.
+	tok := iss.TokenWith(t, "RS256", func(c map[string]any) { c["sub"] = "eve"; c["name"] = "Eve\u202e nimdA" + strings.Repeat("!", 300) })
+	eve := user{s: s, tenant: shop, id: "eve", token: tok}
+	r = eve.do("POST", "/api/v1/chat/start", map[string]any{"message": "hi"})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	var c struct {
+		Participants []struct {
+			Name string `json:"name"`
+		} `json:"participants"`
+	}
+	r.JSON(t, &c)
+	if len(c.Participants) == 0 || strings.ContainsRune(c.Participants[0].Name, '\u202e') || len([]rune(c.Participants[0].Name)) > 200 {
+		t.Errorf("participant name %q", c.Participants)
 	}
 }

@@ -197,6 +197,10 @@ func authenticate(a Authenticator, seen func(context.Context)) gin.HandlerFunc {
 			abortWithError(c, errNoToken)
 			return
 		}
+		if len(token) > auth.MaxTokenBytes {
+			abortWithError(c, errTokenTooLarge)
+			return
+		}
 		p, err := a.Authenticate(ctx, t, token)
 		if err != nil {
 			loggerFrom(c).DebugContext(ctx, "token rejected", "tenant", t.ID, "reason", err)

@@ -89,6 +89,9 @@ func kindOf(code chat.Code) problemKind {
 // another scheme.
 var errNoToken = fmt.Errorf("no bearer token: %w", auth.ErrInvalidToken)
 
+// errTokenTooLarge answers a bearer token over auth.MaxTokenBytes, refused before any parsing.
+var errTokenTooLarge = fmt.Errorf("bearer token over %d bytes: %w", auth.MaxTokenBytes, auth.ErrInvalidToken)
+
 // problemFor returns the problem kind of err and the detail safe to show the caller.
 func problemFor(err error) (problemKind, string, string) {
 	switch {
@@ -96,6 +99,8 @@ func problemFor(err error) (problemKind, string, string) {
 		return kindTenantNotFound, "No tenant matches the X-Tenant-ID header or the Host.", ""
 	case errors.Is(err, errNoToken):
 		return kindInvalidToken, "This endpoint needs a bearer token in the Authorization header.", ""
+	case errors.Is(err, errTokenTooLarge):
+		return kindInvalidToken, fmt.Sprintf("The bearer token is larger than %d bytes.", auth.MaxTokenBytes), ""
 	case errors.Is(err, auth.ErrInvalidToken):
 		return kindInvalidToken, "The bearer token is malformed, expired or not issued for this tenant.", ""
 	case errors.Is(err, auth.ErrIssuerUnavailable):

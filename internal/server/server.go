@@ -38,6 +38,10 @@ import (
 // ServiceName names the service in traces and logs.
 const ServiceName = "support-chat"
 
+// maxHeaderBytes bounds a request's headers (net/http answers 431 beyond it): room for an
+// 8 KiB bearer token and ordinary headers, not the 1 MiB default.
+const maxHeaderBytes = 32 << 10
+
 // streamReaderPool bounds the connections of the event stream readers of one replica: the
 // number of tenants with open streams on it at once.
 const streamReaderPool = 1000
@@ -198,6 +202,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg config.Config, o Options, 
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second, // event streams clear it for themselves
 		IdleTimeout:       120 * time.Second,

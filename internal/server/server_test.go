@@ -177,6 +177,15 @@ func TestUntracedRequestsKeepTheCallersTraceID(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+
+	// Headers are bounded at 32 KiB, not net/http's 1 MiB.
+	big, _ := http.NewRequest("GET", "http://"+addr.String()+"/healthz", nil)
+	big.Header.Set("X-Padding", strings.Repeat("x", 40<<10))
+	if resp, err := http.DefaultClient.Do(big); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("40 KiB of headers: %v %v, want 431", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no access log line with the caller's trace id:\n%s", logs.String())

@@ -1,0 +1,40 @@
+package auth
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestCleanName(t *testing.T) {
+	for in, want := range map[string]string{
+		"Ada Lovelace":                "Ada Lovelace",
+		"  Ada \t\n  Lovelace  ":      "Ada Lovelace",
+		"Ada\u202e ecalevoL":          "Ada ecalevoL",
+		"\u200bGrace\u200d\u0007":     "Grace",
+		"\u2066Admin\u2069 (support)": "Admin (support)",
+		"\xffAda":                     "Ada",
+		"":                            "",
+	} {
+		if got := cleanName(in); got != want {
+			t.Errorf("cleanName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	long := cleanName(strings.Repeat("é", 500))
+	if n := utf8.RuneCountInString(long); n != maxNameChars {
+		t.Errorf("a 500-character name keeps %d characters, want %d", n, maxNameChars)
+	}
+}
+
+func TestValidSubject(t *testing.T) {
+	for _, bad := range []string{"", "a b", "ü", "a\x00", strings.Repeat("a", 256)} {
+		if validSubject(bad) {
+			t.Errorf("validSubject(%q) = true", bad)
+		}
+	}
+	for _, good := range []string{"cust-42", "auth0|5f7c8ec7", strings.Repeat("a", 255)} {
+		if !validSubject(good) {
+			t.Errorf("validSubject(%q) = false", good)
+		}
+	}
+}
