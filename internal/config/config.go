@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -146,28 +147,24 @@ func Load(getenv func(string) string) (Config, error) {
 // String returns the configuration for a start-up log line, with credentials masked.
 func (c Config) String() string {
 	return fmt.Sprintf("addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t",
-		c.Addr, MaskURL(c.MongoURI), c.MongoDatabase, MaskURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
+		c.Addr, LogURL(c.MongoURI), c.MongoDatabase, LogURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
 		c.IdempotencyTTL, c.OIDCTimeout, c.MongoTimeout, c.MaxBodyBytes, c.ShutdownTimeout, c.MetricsTenantLabel)
 }
 
-// MaskURL returns raw with any password replaced by "xxxxx"; an unparsable value is hidden whole.
-func MaskURL(raw string) string {
+// LogURL returns what a log may say of a connection URL: its scheme, hosts and path (the
+// database), never its user info or its query, which may hold credentials (a password,
+// authMechanismProperties such as AWS session tokens, TLS key passwords). The addr=host:port
+// nodes of a Redis Cluster URL are kept as hosts; an unparsable value is hidden whole.
+func LogURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || u.Scheme == "" {
 		return "(unparsable)"
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q, masked := u.Query(), false
-	for k := range q {
-		if strings.Contains(strings.ToLower(k), "password") || strings.Contains(strings.ToLower(k), "secret") {
-			q.Set(k, "xxxxx")
-			masked = true
+	hosts := []string{u.Host}
+	for _, a := range u.Query()["addr"] {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && !strings.ContainsAny(a, "@/?#") {
+			hosts = append(hosts, a)
 		}
 	}
-	if masked { // re-encoding otherwise only escapes what was readable, such as addr=node2%3A6379
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	return u.Scheme + "://" + strings.Join(hosts, ",") + u.EscapedPath()
 }

@@ -39,13 +39,27 @@ func TestLoadReportsEveryBadVariable(t *testing.T) {
 	}
 }
 
+func TestLogURLKeepsOnlySchemeHostsAndDatabase(t *testing.T) {
+	for raw, want := range map[string]string{
+		"mongodb://app:s3cret@db1:27017,db2:27017/chat?authSource=admin&authMechanismProperties=AWS_SESSION_TOKEN:tok3n": "mongodb://db1:27017,db2:27017/chat",
+		"mongodb+srv://u:p@cluster0.example.net/?tlsCertificateKeyFilePassword=k3y":                                      "mongodb+srv://cluster0.example.net/",
+		"redis://:hunter2@node1:6379?addr=node2:6379&addr=node3:6379&password=x":                                         "redis://node1:6379,node2:6379,node3:6379",
+		"rediss://default:pw@cache:6380/2":                                                                               "rediss://cache:6380/2",
+		"::not a url":                                                                                                    "(unparsable)",
+	} {
+		if got := LogURL(raw); got != want {
+			t.Errorf("LogURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
 func TestStringMasksSecrets(t *testing.T) {
-	env := map[string]string{"CHAT_MONGODB_URI": "mongodb://app:s3cret@db:27017/?authSource=admin", "CHAT_REDIS_URL": "redis://:hunter2@cache:6379/0"}
+	env := map[string]string{"CHAT_MONGODB_URI": "mongodb://app:s3cret@db:27017/?authSource=admin&authMechanismProperties=AWS_SESSION_TOKEN:tok3n", "CHAT_REDIS_URL": "redis://:hunter2@cache:6379/0"}
 	c, err := Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"s3cret", "hunter2"} {
+	for _, secret := range []string{"s3cret", "hunter2", "tok3n", "app"} {
 		if strings.Contains(c.String(), secret) {
 			t.Errorf("String() leaks %q: %s", secret, c.String())
 		}
