@@ -26,6 +26,9 @@ type ListQuery struct {
 	// It counts to the millisecond, as updated_at does; any time is accepted, and one in the
 	// future simply matches nothing yet.
 	UpdatedSince time.Time
+	// WithoutSupport leaves ListPage.Support empty, for a caller that has the support block
+	// from its cache (or fetches it fresh for the cache).
+	WithoutSupport bool
 
 	Status     Status
 	Assignee   string // "me", "none" or an admin id
@@ -110,9 +113,10 @@ func (s *Service) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 	for i, c := range convs {
 		page.Conversations[i] = viewOf(c, caller, messages)
 	}
-	page.Support, err = s.support(ctx, t)
-	if err != nil {
-		return nil, err
+	if !q.WithoutSupport {
+		if page.Support, err = s.support(ctx, t); err != nil {
+			return nil, err
+		}
 	}
 	return page, nil
 }

@@ -37,18 +37,9 @@ func (s *Service) effectiveSettings(ctx context.Context, t *tenant.Tenant) (Sett
 	return o.Apply(t.Chat), o, nil
 }
 
-// Support returns the support block of the request's tenant: presence combined with business
-// hours, the away prompt and the expected reply time. Presence that cannot be read counts as
-// nobody online; it never fails the request.
-func (s *Service) Support(ctx context.Context) (Support, error) {
-	t, err := tenant.FromContext(ctx)
-	if err != nil {
-		return Support{}, Errorf(NotFound, "unknown tenant")
-	}
-	return s.support(ctx, t)
-}
-
-// support is Support for the tenant t its caller holds.
+// support returns the support block of tenant t: presence combined with business hours, the
+// away prompt and the expected reply time. Presence that cannot be read counts as nobody
+// online; it never fails the request.
 func (s *Service) support(ctx context.Context, t *tenant.Tenant) (Support, error) {
 	settings, _, err := s.effectiveSettings(ctx, t)
 	if err != nil {
@@ -59,8 +50,9 @@ func (s *Service) support(ctx context.Context, t *tenant.Tenant) (Support, error
 	return sup, nil
 }
 
-// FreshSupport is Support with the tenant's settings read from the database, not from this
-// replica's cache of them: what it returns is cached for every replica.
+// FreshSupport returns the support block of the request's tenant (see support), with the
+// tenant's settings read from the database, not from this replica's cache of them: what it
+// returns is cached for every replica.
 func (s *Service) FreshSupport(ctx context.Context) (Support, error) {
 	t, err := tenant.FromContext(ctx)
 	if err != nil {

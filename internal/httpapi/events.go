@@ -17,7 +17,6 @@ import (
 
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/events"
-	"github.com/supportchat/supportchat/internal/tenant"
 )
 
 // EventSource is what the event stream needs of the event hub (*events.Hub).
@@ -64,14 +63,8 @@ type streamer struct {
 // resync.
 func (s *streamer) serve(c *gin.Context) {
 	ctx := c.Request.Context()
-	t, err := tenant.FromContext(ctx)
-	if err != nil {
-		abortWithError(c, err)
-		return
-	}
-	caller, err := chat.CallerFromContext(ctx)
-	if err != nil {
-		abortWithError(c, err)
+	t, caller, ok := requestScope(c)
+	if !ok {
 		return
 	}
 	if _, err := query(c); err != nil {
@@ -175,21 +168,22 @@ func (st *stream) run(ctx context.Context, gone <-chan struct{}) {
 		defer timer.Stop()
 		expired = timer.C
 	}
+	// deliver writes r unless the replay already covered it.
+	deliver := func(r *events.Record) {
+		if events.Less(sent, r.ID) {
+			w.event(*r, st.caller)
+			sent = r.ID
+		}
+	}
 	for {
 		select {
 		case r := <-st.sub.C():
-			if events.Less(sent, r.ID) {
-				w.event(*r, st.caller)
-				sent = r.ID
-			}
+			deliver(r)
 			// Write what else is queued before flushing once.
 			for more := true; more; {
 				select {
 				case r := <-st.sub.C():
-					if events.Less(sent, r.ID) {
-						w.event(*r, st.caller)
-						sent = r.ID
-					}
+					deliver(r)
 				default:
 					more = false
 				}

@@ -133,14 +133,8 @@ func (h *handlers) idempotent(c *gin.Context, route string, body []byte, run fun
 		created(c, resp, location)
 		return
 	}
-	t, err := tenant.FromContext(ctx)
-	if err != nil {
-		abortWithError(c, err)
-		return
-	}
-	caller, err := chat.CallerFromContext(ctx)
-	if err != nil {
-		abortWithError(c, err)
+	t, caller, ok := requestScope(c)
+	if !ok {
 		return
 	}
 	if len(key) != 1 {

@@ -83,11 +83,6 @@ type (
 		NextAvailableAt      *Time   `json:"next_available_at"`
 		ExpectedReplySeconds *int64  `json:"expected_reply_seconds"`
 	}
-	listJSON struct {
-		Conversations []conversationJSON `json:"conversations"`
-		NextCursor    *string            `json:"next_cursor"`
-		Support       supportJSON        `json:"support"`
-	}
 	historyJSON struct {
 		Messages   []messageJSON `json:"messages"`
 		NextCursor *string       `json:"next_cursor"`

@@ -11,7 +11,6 @@ import (
 
 	"github.com/supportchat/supportchat/internal/cache"
 	"github.com/supportchat/supportchat/internal/chat"
-	"github.com/supportchat/supportchat/internal/tenant"
 )
 
 // ListCache keeps rendered list pages and support blocks (*cache.Cache).
@@ -42,14 +41,8 @@ type listPageJSON struct {
 // of the caller (the admins' view, or one customer's) and query, the block per tenant.
 func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 	ctx := c.Request.Context()
-	t, err := tenant.FromContext(ctx)
-	if err != nil {
-		abortWithError(c, err)
-		return
-	}
-	caller, err := chat.CallerFromContext(ctx)
-	if err != nil {
-		abortWithError(c, err)
+	t, caller, ok := requestScope(c)
+	if !ok {
 		return
 	}
 	view, key := listCacheKey(caller, q)
@@ -59,6 +52,9 @@ func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 		page, support, tok = h.cache.Lookup(ctx, t.ID, view, key)
 	}
 	if page == nil {
+		// With a cache the support block comes from it, or fresh below; the list need not
+		// build one too.
+		lq.WithoutSupport = h.cache != nil
 		p, err := h.chat.List(ctx, lq)
 		if err != nil {
 			abortWithError(c, err)

@@ -217,6 +217,24 @@ func authenticate(a Authenticator, seen func(context.Context)) gin.HandlerFunc {
 	}
 }
 
+// requestScope returns the tenant and the caller that resolveTenant and authenticate put in
+// the request context. It answers the request with the problem and reports false when either
+// is missing.
+func requestScope(c *gin.Context) (*tenant.Tenant, chat.Caller, bool) {
+	ctx := c.Request.Context()
+	t, err := tenant.FromContext(ctx)
+	if err != nil {
+		abortWithError(c, err)
+		return nil, chat.Caller{}, false
+	}
+	caller, err := chat.CallerFromContext(ctx)
+	if err != nil {
+		abortWithError(c, err)
+		return nil, chat.Caller{}, false
+	}
+	return t, caller, true
+}
+
 // bearerToken returns the token of an "Authorization: Bearer <token>" header.
 func bearerToken(header string) (string, bool) {
 	scheme, token, ok := strings.Cut(header, " ")
