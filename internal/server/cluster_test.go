@@ -1,11 +1,9 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/server"
 	"github.com/supportchat/supportchat/internal/testenv"
 )
@@ -34,39 +31,7 @@ func TestRunsOnARedisCluster(t *testing.T) {
 		"CHAT_ADDR": "127.0.0.1:0", "CHAT_MONGODB_URI": uri, "CHAT_MONGODB_DATABASE": database,
 		"CHAT_REDIS_MODE": "cluster", "CHAT_REDIS_URL": cluster.URL(), "CHAT_TENANTS_DIR": dir,
 	}
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan net.Addr, 1)
-	done := make(chan struct{})
-	var runErr error
-	go func() {
-		defer close(done)
-		runErr = server.Run(ctx, cfg, server.Options{
-			Getenv:   func(k string) string { return env[k] },
-			Stdout:   io.Discard,
-			OnListen: func(a net.Addr) { addrc <- a },
-			Signals:  make(chan os.Signal),
-		})
-	}()
-	defer func() {
-		cancel()
-		<-done
-		if runErr != nil {
-			t.Errorf("Run = %v", runErr)
-		}
-	}()
-	var base string
-	select {
-	case a := <-addrc:
-		base = "http://" + a.String()
-	case <-done:
-		t.Fatal("Run returned before listening")
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not listen")
-	}
+	base := "http://" + runServer(t, env, server.Options{Stdout: io.Discard}).String()
 	client := &http.Client{Timeout: 30 * time.Second}
 
 	// Readiness pings Redis under a short deadline; on a loaded machine the first may miss.
