@@ -25,6 +25,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/tenant"
 )
 
@@ -217,8 +218,8 @@ func (v *Verifier) precheck(t *tenant.Tenant, token string) (string, error) {
 		return "", fmt.Errorf("wrong audience: %w", ErrInvalidToken)
 	case c.Subject == "":
 		return "", fmt.Errorf("missing subject: %w", ErrInvalidToken)
-	case !validSubject(c.Subject):
-		return "", fmt.Errorf("subject is not 1 to %d visible ASCII characters: %w", maxSubjectBytes, ErrInvalidToken)
+	case !chat.ValidID(c.Subject):
+		return "", fmt.Errorf("subject is not 1 to 255 visible ASCII characters: %w", ErrInvalidToken)
 	case c.Expiry == nil:
 		return "", fmt.Errorf("missing expiry: %w", ErrInvalidToken)
 	case now.After(c.Expiry.Time().Add(v.leeway)):

@@ -25,16 +25,3 @@ func TestCleanName(t *testing.T) {
 		t.Errorf("a 500-character name keeps %d characters, want %d", n, maxNameChars)
 	}
 }
-
-func TestValidSubject(t *testing.T) {
-	for _, bad := range []string{"", "a b", "ü", "a\x00", strings.Repeat("a", 256)} {
-		if validSubject(bad) {
-			t.Errorf("validSubject(%q) = true", bad)
-		}
-	}
-	for _, good := range []string{"cust-42", "auth0|5f7c8ec7", strings.Repeat("a", 255)} {
-		if !validSubject(good) {
-			t.Errorf("validSubject(%q) = false", good)
-		}
-	}
-}

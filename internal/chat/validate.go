@@ -19,14 +19,15 @@ const (
 // checkID validates a user id given as a parameter: 1 to 255 visible ASCII characters (no
 // spaces), the form of the OIDC subjects of the identity providers storefronts use.
 func checkID(field, s string) error {
-	if !validID(s) {
+	if !ValidID(s) {
 		return FieldError(field, "must be a user id: 1 to %d visible ASCII characters", maxIDBytes)
 	}
 	return nil
 }
 
-// validID reports whether s has the form of a user id: 1 to 255 visible ASCII characters.
-func validID(s string) bool {
+// ValidID reports whether s has the form of a user id: 1 to 255 visible ASCII characters. A
+// token's subject becomes the caller's id, so auth checks it with this too.
+func ValidID(s string) bool {
 	if s == "" || len(s) > maxIDBytes {
 		return false
 	}

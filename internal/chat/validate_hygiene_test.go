@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,19 @@ func TestTextNeedsAVisibleCharacterAndNoBidiControls(t *testing.T) {
 	for _, good := range []string{"ok", "👍", "مرحبا", "שלום עולם", "a\u200bb", "家族👨\u200d👩\u200d👧", "x\ufe0f"} {
 		if _, err := cleanText("body", good, MaxBodyChars); err != nil {
 			t.Errorf("cleanText(%q) = %v, want it accepted", good, err)
+		}
+	}
+}
+
+func TestValidID(t *testing.T) {
+	for _, bad := range []string{"", "a b", "ü", "a\x00", strings.Repeat("a", 256)} {
+		if ValidID(bad) {
+			t.Errorf("ValidID(%q) = true", bad)
+		}
+	}
+	for _, good := range []string{"cust-42", "auth0|5f7c8ec7", strings.Repeat("a", 255)} {
+		if !ValidID(good) {
+			t.Errorf("ValidID(%q) = false", good)
 		}
 	}
 }
