@@ -55,6 +55,14 @@ func (c *ttlCache[V]) get(ctx context.Context, key string, load func(context.Con
 		return e.value, nil
 	}
 	ch := c.group.DoChan(key, func() (any, error) {
+		// A caller that missed just before another's load was kept finds it here instead of
+		// loading again.
+		c.mu.Lock()
+		e, ok := c.entries[key]
+		c.mu.Unlock()
+		if ok && c.now().Before(e.expires) {
+			return e.value, nil
+		}
 		// The load serves every waiting caller, so one caller giving up must not cancel it.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 		defer cancel()
