@@ -154,7 +154,8 @@ func (v *Verifier) Authenticate(ctx context.Context, t *tenant.Tenant, token str
 	}
 	key := issuerKey{tenantID: t.ID, issuer: t.OIDC.Issuer, audience: t.OIDC.Audience}
 	hash := sha256.Sum256([]byte(token))
-	if p, ok := v.tokens.get(hash, key, v.now()); ok {
+	required := requiredKey(t.OIDC.RequiredClaims)
+	if p, ok := v.tokens.get(hash, key, required, v.now()); ok {
 		return p, nil
 	}
 	// Cheap checks on the unverified token first: they need no network, so garbage and tokens
@@ -183,13 +184,18 @@ func (v *Verifier) Authenticate(ctx context.Context, t *tenant.Tenant, token str
 	if err := idToken.Claims(&claims); err != nil {
 		return Principal{}, fmt.Errorf("token claims: %w", ErrInvalidToken)
 	}
+	for _, rc := range t.OIDC.RequiredClaims {
+		if !hasRole(claimAt(claims, rc.Path), []string{rc.Value}) {
+			return Principal{}, fmt.Errorf("token lacks a claim the tenant requires: %w", ErrInvalidToken)
+		}
+	}
 	p := Principal{Subject: idToken.Subject, Expires: idToken.Expiry}
 	if name, ok := claimAt(claims, t.OIDC.NameClaim).(string); ok {
 		p.Name = cleanName(name)
 	}
 	p.Admin = hasRole(claimAt(claims, t.OIDC.AdminClaim), t.OIDC.AdminValues)
 	if iss.keys != nil && iss.key == key {
-		v.tokens.put(hash, cachedToken{key: key, kid: kid, principal: p, validUntil: p.Expires.Add(-tokenCacheMargin), keys: iss.keys})
+		v.tokens.put(hash, cachedToken{key: key, required: required, kid: kid, principal: p, validUntil: p.Expires.Add(-tokenCacheMargin), keys: iss.keys})
 	}
 	return p, nil
 }
@@ -253,6 +259,19 @@ func claimAt(claims map[string]any, path string) any {
 		cur, path = obj[name], rest
 	}
 	return cur
+}
+
+// requiredKey identifies a tenant's required claims, so a cached token is used only while the
+// tenant requires what it was checked against.
+func requiredKey(claims []tenant.RequiredClaim) string {
+	var b strings.Builder
+	for _, c := range claims {
+		b.WriteString(c.Path)
+		b.WriteByte(0)
+		b.WriteString(c.Value)
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // hasRole reports whether claim is a string equal to one of values, or an array containing one.

@@ -22,6 +22,7 @@ const (
 
 type cachedToken struct {
 	key        issuerKey
+	required   string // requiredKey of the tenant's required claims when verified
 	kid        string
 	principal  Principal
 	validUntil time.Time
@@ -38,13 +39,13 @@ func newTokenCache() *tokenCache {
 	return &tokenCache{entries: make(map[[sha256.Size]byte]cachedToken)}
 }
 
-// get returns the principal of the token with hash h if it was verified for key and can still
-// be trusted at now.
-func (c *tokenCache) get(h [sha256.Size]byte, key issuerKey, now time.Time) (Principal, bool) {
+// get returns the principal of the token with hash h if it was verified for key and the
+// required claims identified by required, and can still be trusted at now.
+func (c *tokenCache) get(h [sha256.Size]byte, key issuerKey, required string, now time.Time) (Principal, bool) {
 	c.mu.RLock()
 	e, ok := c.entries[h]
 	c.mu.RUnlock()
-	if !ok || e.key != key || !now.Before(e.validUntil) || !e.keys.has(e.kid) {
+	if !ok || e.key != key || e.required != required || !now.Before(e.validUntil) || !e.keys.has(e.kid) {
 		return Principal{}, false
 	}
 	return e.principal, true

@@ -23,6 +23,9 @@ func TestTenantResolution(t *testing.T) {
 		{"unknown X-Tenant-ID", map[string]string{"X-Tenant-ID": "nobody"}, http.StatusNotFound},
 		{"no tenant at all", map[string]string{}, http.StatusNotFound},
 		{"token of demo-shop sent to acme-outdoor", map[string]string{"X-Tenant-ID": outdoor}, http.StatusUnauthorized},
+		{"X-Tenant-ID agreeing with the Host", map[string]string{"Host": "support.demo-shop.example", "X-Tenant-ID": shop}, http.StatusOK},
+		{"X-Tenant-ID naming another tenant than the Host", map[string]string{"Host": "support.demo-shop.example", "X-Tenant-ID": outdoor}, http.StatusNotFound},
+		{"X-Tenant-ID with a Host of no tenant", map[string]string{"Host": "chat.elsewhere.example", "X-Tenant-ID": shop}, http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

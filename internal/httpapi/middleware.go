@@ -148,15 +148,22 @@ type Tenants interface {
 }
 
 // resolveTenant picks the tenant from X-Tenant-ID, or else from the Host, and puts it in the
-// request context. Unknown or missing: 404 tenant-not-found.
+// request context. Unknown or missing, or a Host of one tenant with an X-Tenant-ID naming
+// another: 404 tenant-not-found.
 func resolveTenant(tenants Tenants) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var t *tenant.Tenant
 		var err error
+		byHost, hostErr := tenants.ByHost(hostOnly(c.Request.Host))
 		if id := c.GetHeader("X-Tenant-ID"); id != "" {
 			t, err = tenants.Get(id)
+			// A Host that belongs to one tenant never serves another through the header:
+			// a page on one storefront's domain cannot reach another storefront's chats.
+			if err == nil && hostErr == nil && byHost.ID != t.ID {
+				err = tenant.ErrNotFound
+			}
 		} else {
-			t, err = tenants.ByHost(hostOnly(c.Request.Host))
+			t, err = byHost, hostErr
 		}
 		if err != nil {
 			abortWithError(c, tenant.ErrNotFound)

@@ -76,6 +76,9 @@ func Parse(file string, data []byte) (*Tenant, error) {
 type fileLines struct {
 	id    int
 	hosts map[string]int
+	// issuer is the line of oidc.issuer, where a tenant that cannot be told apart from another
+	// of the same issuer and audience is reported.
+	issuer int
 }
 
 // parse is Parse that also returns the lines of the id and hosts.
@@ -102,8 +105,10 @@ func parse(file string, data []byte) (*Tenant, fileLines, error) {
 		{"id", func(_, v *yaml.Node) { t.ID, lines.id = p.id(v), v.Line }},
 		{"name", func(_, v *yaml.Node) { t.Name = p.text("name", v, true, maxNameLen) }},
 		{"hosts", func(_, v *yaml.Node) { t.Hosts = p.hosts(v, lines.hosts) }},
-		{"oidc", func(k, v *yaml.Node) { p.oidc(k.Line, v, &t.OIDC) }},
+		{"oidc", func(k, v *yaml.Node) { lines.issuer = p.oidc(k.Line, v, &t.OIDC) }},
 		{"chat", func(k, v *yaml.Node) { p.chat(k.Line, v, &t.Chat) }},
+		{"web", func(k, v *yaml.Node) { p.web(k.Line, v, &t.Web) }},
+		{"limits", func(k, v *yaml.Node) { p.limits(k.Line, v, &t.Limits) }},
 	})
 	if len(p.errs) > 0 {
 		return nil, fileLines{}, errors.Join(p.errs...)
@@ -328,14 +333,15 @@ func checkHost(h string) error {
 	return nil
 }
 
-// oidc decodes the oidc section.
-func (p *parser) oidc(keyLine int, n *yaml.Node, o *OIDC) {
+// oidc decodes the oidc section and returns the line of its issuer.
+func (p *parser) oidc(keyLine int, n *yaml.Node, o *OIDC) (issuerLine int) {
 	if isNull(n) {
 		p.errorf(n.Line, "oidc is required")
-		return
+		return n.Line
 	}
 	p.mapping("oidc", keyLine, n, []field{
 		{"issuer", func(_, v *yaml.Node) {
+			issuerLine = v.Line
 			if s, ok := p.str("oidc.issuer", v); ok {
 				if err := checkIssuer(s); err != nil {
 					p.errorf(v.Line, "oidc.issuer %v", err)
@@ -364,6 +370,111 @@ func (p *parser) oidc(keyLine int, n *yaml.Node, o *OIDC) {
 			}
 		}},
 		{"name_claim", func(_, v *yaml.Node) { o.NameClaim = p.text("oidc.name_claim", v, false, 1000) }},
+		{"required_claims", func(_, v *yaml.Node) { o.RequiredClaims = p.requiredClaims(v) }},
+	})
+	return issuerLine
+}
+
+// requiredClaims decodes oidc.required_claims: a mapping of claim paths to the string value
+// each must hold, kept in file order.
+func (p *parser) requiredClaims(n *yaml.Node) []RequiredClaim {
+	const path = "oidc.required_claims"
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n.Line, "%s must be a mapping of claim path to value", path)
+		return nil
+	}
+	var claims []RequiredClaim
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolve(n.Content[i+1])
+		if err := checkClaim(k.Value); err != nil {
+			p.errorf(k.Line, "%s: claim %v", path, err)
+			continue
+		}
+		if seen[k.Value] {
+			p.errorf(k.Line, "%s.%s is set twice", path, k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		if v.Kind != yaml.ScalarNode || isNull(v) || v.Value == "" {
+			p.errorf(v.Line, "%s.%s must be a non-empty string", path, k.Value)
+			continue
+		}
+		if utf8.RuneCountInString(v.Value) > 1000 {
+			p.errorf(v.Line, "%s.%s is longer than 1000 characters", path, k.Value)
+			continue
+		}
+		claims = append(claims, RequiredClaim{Path: k.Value, Value: v.Value})
+	}
+	return claims
+}
+
+// web decodes the web section.
+func (p *parser) web(keyLine int, n *yaml.Node, w *Web) {
+	p.mapping("web", keyLine, n, []field{
+		{"allowed_origins", func(_, v *yaml.Node) {
+			seen := map[string]bool{}
+			p.list("web.allowed_origins", v, func(s string, line int) {
+				origin, err := checkOrigin(s)
+				switch {
+				case err != nil:
+					p.errorf(line, "web.allowed_origins: %q %v", s, err)
+				case seen[origin]:
+					p.errorf(line, "web.allowed_origins: %q is listed twice", s)
+				default:
+					seen[origin] = true
+					w.AllowedOrigins = append(w.AllowedOrigins, origin)
+				}
+			})
+		}},
+	})
+}
+
+// checkOrigin returns the browser origin s names, lowercased, or why it is not one:
+// scheme://host[:port] with https (http only on a loopback host), nothing after the host.
+func checkOrigin(s string) (string, error) {
+	u, err := url.Parse(s)
+	switch {
+	case s == "*":
+		return "", errors.New("must name an origin: a wildcard would let every site use the API")
+	case err != nil || u.Host == "" || u.Opaque != "":
+		return "", errors.New("is not an origin (scheme://host[:port])")
+	case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#"):
+		return "", errors.New("must be only scheme://host[:port], with no path, query or user info")
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return "", errors.New("must use https (http only on 127.0.0.1, ::1 or localhost)")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "", errors.New("must use https")
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
+
+// maxLimit bounds a tenant file's limits, so a typo cannot make a limit meaningless.
+const maxLimit = 10_000_000
+
+// limits decodes the limits section.
+func (p *parser) limits(keyLine int, n *yaml.Node, l *Limits) {
+	limit := func(name string, dst **int) field {
+		return field{name, func(_, v *yaml.Node) {
+			if isNull(v) {
+				return
+			}
+			var x int
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!int" || v.Decode(&x) != nil || x < 0 || x > maxLimit {
+				p.errorf(v.Line, "limits.%s must be a whole number from 0 (off) to %d", name, maxLimit)
+				return
+			}
+			*dst = &x
+		}}
+	}
+	p.mapping("limits", keyLine, n, []field{
+		limit("requests_per_minute", &l.RequestsPerMinute),
+		limit("writes_per_minute", &l.WritesPerMinute),
+		limit("event_streams", &l.EventStreams),
+		limit("tenant_requests_per_second", &l.TenantRequestsPerSecond),
 	})
 }
 

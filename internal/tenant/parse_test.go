@@ -31,7 +31,15 @@ chat:
       mon: ["09:00-18:00"]
       fri: ["13:00-17:00", "09:00-12:00"]
   unassign_on_away: true
+web:
+  allowed_origins: [https://www.demo-shop.example, "HTTP://localhost:5173"]
+limits:
+  requests_per_minute: 1200
+  event_streams: 0
 `
+
+// ptr returns a pointer to v.
+func ptr(v int) *int { return &v }
 
 // compareLocations compares time zones by name.
 var compareLocations = cmp.Comparer(func(a, b *time.Location) bool { return a.String() == b.String() })
@@ -57,6 +65,8 @@ func TestParseValidFile(t *testing.T) {
 			BusinessHours:  &tenant.BusinessHours{Location: mustLocation(t, "Europe/Berlin")},
 			UnassignOnAway: true,
 		},
+		Web:    tenant.Web{AllowedOrigins: []string{"https://www.demo-shop.example", "http://localhost:5173"}},
+		Limits: tenant.Limits{RequestsPerMinute: ptr(1200), EventStreams: ptr(0)},
 		Source: "tenants/demo-shop.yaml",
 	}
 	want.Chat.BusinessHours.Weekly[time.Monday] = []tenant.Range{{Start: 9 * 60, End: 18 * 60}}
@@ -163,6 +173,29 @@ func TestParseErrors(t *testing.T) {
 			want: `demo-shop.yaml:6: invalid YAML: found unknown escape character`},
 		{name: "a list item inside a mapping is refused at the line the mapping starts", old: "  audience: support-chat", new: "  - audience",
 			want: `demo-shop.yaml:5: invalid YAML: did not find expected key`},
+		{name: "a wildcard origin is refused", old: "https://www.demo-shop.example,", new: `"*",`,
+			want: `demo-shop.yaml:19: web.allowed_origins: "*" must name an origin`},
+		{name: "an origin with a path is refused", old: "https://www.demo-shop.example,", new: "https://www.demo-shop.example/shop,",
+			want: `demo-shop.yaml:19: web.allowed_origins: "https://www.demo-shop.example/shop" must be only scheme://host[:port]`},
+		{name: "an http origin on a public host is refused", old: "https://www.demo-shop.example,", new: "http://www.demo-shop.example,",
+			want: `demo-shop.yaml:19: web.allowed_origins: "http://www.demo-shop.example" must use https`},
+		{name: "an origin listed twice is refused", old: "https://www.demo-shop.example,", new: "https://www.demo-shop.example, https://WWW.demo-shop.example,",
+			want: `demo-shop.yaml:19: web.allowed_origins: "https://WWW.demo-shop.example" is listed twice`},
+		{name: "a negative limit is refused", old: "requests_per_minute: 1200", new: "requests_per_minute: -1",
+			want: `demo-shop.yaml:21: limits.requests_per_minute must be a whole number from 0 (off) to 10000000`},
+		{name: "a fractional limit is refused", old: "event_streams: 0", new: "event_streams: 2.5",
+			want: `demo-shop.yaml:22: limits.event_streams must be a whole number`},
+		{name: "an unknown limit is refused", old: "event_streams: 0", new: "streams: 3",
+			want: `demo-shop.yaml:22: unknown field "limits.streams"`},
+		{name: "required claims with a nested path are accepted", old: "  name_claim: name\n", new: "  name_claim: name\n  required_claims: {org: demo-shop, tenancy.id: \"42\"}\n"},
+		{name: "a required claim with an empty value is refused", old: "  name_claim: name\n", new: "  name_claim: name\n  required_claims:\n    org: \"\"\n",
+			want: `demo-shop.yaml:11: oidc.required_claims.org must be a non-empty string`},
+		{name: "a required claim holding a list is refused", old: "  name_claim: name\n", new: "  name_claim: name\n  required_claims:\n    org: [a, b]\n",
+			want: `demo-shop.yaml:11: oidc.required_claims.org must be a non-empty string`},
+		{name: "required claims that are not a mapping are refused", old: "  name_claim: name\n", new: "  name_claim: name\n  required_claims: [org]\n",
+			want: `demo-shop.yaml:10: oidc.required_claims must be a mapping`},
+		{name: "a required claim path with an empty segment is refused", old: "  name_claim: name\n", new: "  name_claim: name\n  required_claims:\n    org..id: x\n",
+			want: `demo-shop.yaml:11: oidc.required_claims: claim "org..id" must be a claim name or dotted path`},
 		{name: "an empty file is refused", old: shopFile, new: "",
 			want: `demo-shop.yaml:1: file is empty`},
 	}

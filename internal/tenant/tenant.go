@@ -5,6 +5,7 @@ package tenant
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,9 @@ type Tenant struct {
 	Hosts []string
 	OIDC  OIDC
 	Chat  Chat
+	Web   Web
+	// Limits overrides the configured default limits for this tenant's callers.
+	Limits Limits
 
 	// Source is the file the tenant was loaded from, for logs and errors.
 	Source string
@@ -35,6 +39,47 @@ type OIDC struct {
 	AdminValues []string
 	// NameClaim is the optional claim holding the caller's display name.
 	NameClaim string
+	// RequiredClaims must all hold for a token to be accepted, in file order. They bind a token
+	// to this tenant when another tenant trusts the same issuer and audience.
+	RequiredClaims []RequiredClaim
+}
+
+// RequiredClaim is a claim a tenant's tokens must carry: the claim at Path (a name or dotted
+// path) is a string equal to Value, or an array containing Value.
+type RequiredClaim struct {
+	Path  string
+	Value string
+}
+
+// Web holds what browsers may do with the tenant's API.
+type Web struct {
+	// AllowedOrigins are the browser origins (scheme://host[:port], lowercase) that CORS lets
+	// call the API for this tenant.
+	AllowedOrigins []string
+}
+
+// AllowsOrigin reports whether origin is one of the tenant's allowed browser origins.
+func (w Web) AllowsOrigin(origin string) bool {
+	for _, o := range w.AllowedOrigins {
+		if strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// Limits are a tenant file's overrides of the configured default limits. A nil field keeps
+// the default; 0 turns the limit off.
+type Limits struct {
+	// RequestsPerMinute bounds all API calls of one caller.
+	RequestsPerMinute *int
+	// WritesPerMinute bounds the writes (start, send, read, patch, presence, settings) of one
+	// caller.
+	WritesPerMinute *int
+	// EventStreams bounds the open event streams of one caller.
+	EventStreams *int
+	// TenantRequestsPerSecond bounds all API calls of the tenant, all callers together.
+	TenantRequestsPerSecond *int
 }
 
 // Chat holds a tenant's chat settings as the file defines them. Admins may override them

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -158,7 +159,32 @@ func clash(file string, e entry, chosen map[string]entry, owners map[string]*Ten
 			errs = append(errs, &FileError{File: file, Line: e.lines.hosts[h], Msg: fmt.Sprintf("hosts: %q is already claimed by tenant %q (%s)", h, other.ID, other.Source)})
 		}
 	}
+	for _, id := range slices.Sorted(maps.Keys(chosen)) {
+		other := chosen[id].tenant
+		if indistinguishable(e.tenant.OIDC, other.OIDC) {
+			errs = append(errs, &FileError{File: file, Line: e.lines.issuer, Msg: fmt.Sprintf(
+				"oidc: tenant %q (%s) trusts the same issuer and audience, so its tokens would work here too; give both oidc.required_claims with a claim path they require with different values", other.ID, other.Source)})
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// indistinguishable reports whether one token could be accepted by tenants with OIDC settings
+// a and b: they trust the same issuer and audience, and no claim path is required by both
+// with different values. (A token whose claim is an array holding both values still binds to
+// both: its issuer says the caller belongs to both.)
+func indistinguishable(a, b OIDC) bool {
+	if a.Issuer != b.Issuer || a.Audience != b.Audience {
+		return false
+	}
+	for _, ca := range a.RequiredClaims {
+		for _, cb := range b.RequiredClaims {
+			if ca.Path == cb.Path && ca.Value != cb.Value {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // sortedTenants returns the tenants of entries sorted by id.

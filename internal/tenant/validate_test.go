@@ -74,3 +74,64 @@ func TestSummary(t *testing.T) {
 		})
 	}
 }
+
+// sharedIssuerYAML is a tenant file trusting one issuer and audience that other tenants share;
+// %[2]s is its oidc.required_claims mapping (or empty). The issuer is on line 5.
+const sharedIssuerYAML = `id: %[1]s
+name: %[1]s
+oidc:
+  audience: support-chat
+  issuer: https://id.platform.example
+  admin_claim: roles
+  admin_values: [admin]
+  required_claims: {%[2]s}
+`
+
+func TestValidateDirRequiresClaimsThatTellSharedIssuersApart(t *testing.T) {
+	tests := []struct {
+		name   string
+		claims map[string]string // file id -> required_claims
+		want   []string
+		valid  string
+	}{
+		{"different values of one claim tell them apart",
+			map[string]string{"shop-a": "org: a", "shop-b": "org: b", "shop-c": "org: c, region: eu"},
+			nil, "3 tenants valid: shop-a, shop-b, shop-c"},
+		{"no required claims is refused at the later file's issuer",
+			map[string]string{"shop-a": "", "shop-b": ""},
+			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer and audience`}, "1 tenant valid: shop-a"},
+		{"required claims on one side only are refused",
+			map[string]string{"shop-a": "org: a", "shop-b": ""},
+			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer and audience`}, "1 tenant valid: shop-a"},
+		{"different claim paths are refused: one token may carry both",
+			map[string]string{"shop-a": "org: a", "shop-b": "team: b"},
+			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer and audience`}, "1 tenant valid: shop-a"},
+		{"the same value is refused",
+			map[string]string{"shop-a": "org: a", "shop-b": "org: a, region: eu"},
+			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer and audience`}, "1 tenant valid: shop-a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for id, claims := range tt.claims {
+				writeFile(t, filepath.Join(dir, id+".yaml"), fmt.Sprintf(sharedIssuerYAML, id, claims))
+			}
+			tenants, errs := tenant.ValidateDir(dir)
+			var got []string
+			for _, err := range errs {
+				got = append(got, strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), ""))
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("ValidateDir errors = %q, want %d starting %q", got, len(tt.want), tt.want)
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tt.want[i]) {
+					t.Errorf("error %d = %q, want it to start with %q", i, got[i], tt.want[i])
+				}
+			}
+			if s := tenant.Summary(tenants); s != tt.valid {
+				t.Errorf("Summary = %q, want %q", s, tt.valid)
+			}
+		})
+	}
+}
