@@ -44,8 +44,9 @@ var _ Idempotency = (*idempotency.Keeper)(nil)
 
 // Deps are what the router is built from.
 type Deps struct {
-	Chat          ChatService
-	Tenants       Tenants
+	Chat ChatService
+	// Tenants resolves a request's tenant and answers which browser origins tenants allow.
+	Tenants       OriginTenants
 	Authenticator Authenticator
 	Idempotency   Idempotency
 	// Ready are the readiness checks of /readyz.
@@ -115,7 +116,8 @@ func New(d Deps) http.Handler {
 	}
 
 	h := &handlers{chat: d.Chat, idem: d.Idempotency, maxBody: d.MaxBodyBytes, cache: d.Cache, supportTTL: d.SupportTTL, now: d.Now}
-	api := r.Group("/api/v1", withTimeout(d.RequestTimeout), resolveTenant(d.Tenants), authenticate(d.Authenticator, d.Chat.NoteAdmin))
+	r.OPTIONS("/api/v1/*path", preflight(d.Tenants))
+	api := r.Group("/api/v1", withTimeout(d.RequestTimeout), resolveTenant(d.Tenants), cors, authenticate(d.Authenticator, d.Chat.NoteAdmin))
 	// Streams end at their token's exp, which the verifier checks against the wall clock.
 	events := &streamer{source: d.Events, obs: d.Streams, heartbeat: d.Heartbeat, now: time.Now}
 	api.GET("/chat/list", h.list)

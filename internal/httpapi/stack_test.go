@@ -228,7 +228,7 @@ func newTenants(t testing.TB, issuers map[string]*testenv.Issuer) *tenant.Regist
 	issuers[shop] = testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
 	issuers[outdoor] = testenv.NewIssuer(t, "support-chat", "realm_access.roles", "chat-agent")
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, shop+".yaml"), fmt.Sprintf(tenantFile, shop, "Demo Shop", issuers[shop].URL(), "roles", "support_admin", "Demo Shop", false, berlinHours)+"hosts: [support.demo-shop.example]\n")
+	writeFile(t, filepath.Join(dir, shop+".yaml"), fmt.Sprintf(tenantFile, shop, "Demo Shop", issuers[shop].URL(), "roles", "support_admin", "Demo Shop", false, berlinHours)+"hosts: [support.demo-shop.example]\nweb:\n  allowed_origins: [https://www.demo-shop.example]\n")
 	writeFile(t, filepath.Join(dir, outdoor+".yaml"), fmt.Sprintf(tenantFile, outdoor, "Acme Outdoor", issuers[outdoor].URL(), "realm_access.roles", "chat-agent", "Acme Outdoor", true, ""))
 	// A tenant whose issuer is down: nothing listens on its port.
 	writeFile(t, filepath.Join(dir, "down-shop.yaml"), fmt.Sprintf(tenantFile, "down-shop", "Down Shop", "http://127.0.0.1:9", "roles", "support_admin", "Down Shop", false, ""))
