@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer func() { _ = stdin.Close(); _ = child.Wait() }()
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "ready") {
-		return fmt.Errorf("client: %q %v", line, err)
+		return fmt.Errorf("client: %q %w", line, err)
 	}
 	fmt.Fprintf(stdout, "%d streams open in %s\n", *streams, time.Since(t0).Round(time.Millisecond))
 	time.Sleep(3 * time.Second) // let them go idle

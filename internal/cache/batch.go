@@ -62,7 +62,9 @@ func (b *batcher) run() {
 			return
 		}
 		b.mu.Unlock()
-		b.send(batch)
+		// A batch serves many requests, so no one caller's context bounds it: batchTimeout does.
+		b.send(batch) //nolint:contextcheck // see above
+
 	}
 }
 

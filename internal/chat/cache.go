@@ -116,8 +116,8 @@ type recentSet struct {
 	seen map[string]time.Time
 }
 
-func newRecentSet(every time.Duration, max int) *recentSet {
-	return &recentSet{every: every, max: max, seen: make(map[string]time.Time)}
+func newRecentSet(every time.Duration, limit int) *recentSet {
+	return &recentSet{every: every, max: limit, seen: make(map[string]time.Time)}
 }
 
 // first reports whether key was not seen within the interval before now, and remembers it.

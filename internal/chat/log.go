@@ -403,7 +403,7 @@ func (s *Service) storedChange(ctx context.Context, c *Conversation, e Entry, ne
 
 // backoff waits a little, more after more failed attempts, with jitter so racing writers spread out.
 func backoff(ctx context.Context, attempt int) {
-	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))
+	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5))) //nolint:gosec // jitter, not a secret
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -54,7 +54,7 @@ func isObjectID(s string) bool {
 
 // cleanText trims s and checks it is valid UTF-8 of 1 to max characters without control
 // characters other than newlines and tabs.
-func cleanText(field, s string, max int) (string, error) {
+func cleanText(field, s string, maxLen int) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", FieldError(field, "must be valid UTF-8")
 	}
@@ -62,8 +62,8 @@ func cleanText(field, s string, max int) (string, error) {
 	if s == "" {
 		return "", FieldError(field, "must not be empty")
 	}
-	if n := utf8.RuneCountInString(s); n > max {
-		return "", FieldError(field, "must be at most %d characters, got %d", max, n)
+	if n := utf8.RuneCountInString(s); n > maxLen {
+		return "", FieldError(field, "must be at most %d characters, got %d", maxLen, n)
 	}
 	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' }) >= 0 {
 		return "", FieldError(field, "must not contain control characters")

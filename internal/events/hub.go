@@ -133,7 +133,9 @@ func (h *Hub) Subscribe(ctx context.Context, tenantID string) (*Subscription, er
 			return nil, ErrClosed
 		}
 		if f = h.tenants[tenantID]; f == nil {
-			fctx, stop := context.WithCancel(context.Background())
+			// The feed outlives this subscriber and serves every later one: it carries none of
+			// this request's values (its trace would swallow the reader's spans).
+			fctx, stop := context.WithCancel(context.Background()) //nolint:contextcheck // see above
 			f = &feed{tenantID: tenantID, subs: make(map[*Subscription]struct{}), stop: stop, pos: last}
 			h.tenants[tenantID] = f
 			go h.run(fctx, f, last)

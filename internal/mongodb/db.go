@@ -60,7 +60,7 @@ type DB struct {
 
 // Open returns a DB for database on the server at uri. It does not wait for the server: an
 // unreachable server makes the operations fail with chat.ErrUnavailable until it is back.
-func Open(ctx context.Context, uri, database string, o Options) (*DB, error) {
+func Open(_ context.Context, uri, database string, o Options) (*DB, error) {
 	if database == "" {
 		return nil, errors.New("no database name")
 	}

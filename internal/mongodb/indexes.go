@@ -55,7 +55,7 @@ func indexes() []index {
 // keys returns the index keys of name, direction pairs.
 func keys(pairs ...any) bson.D {
 	d := make(bson.D, 0, len(pairs)/2)
-	for i := 0; i < len(pairs); i += 2 {
+	for i := 0; i+1 < len(pairs); i += 2 {
 		d = append(d, bson.E{Key: pairs[i].(string), Value: pairs[i+1]})
 	}
 	return d

@@ -74,14 +74,14 @@ func (s *Store) SetAdminStatus(ctx context.Context, tenantID, adminID string, st
 	now := s.now()
 	expires := now.Add(ttl)
 	exp := float64(expires.UnixMilli())
-	set, clear := onlineKey(tenantID), awayKey(tenantID)
+	set, unset := onlineKey(tenantID), awayKey(tenantID)
 	if status == chat.AdminAway {
-		set, clear = clear, set
+		set, unset = unset, set
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, set, redis.Z{Score: exp, Member: adminID})
-		p.ZRem(ctx, clear, adminID)
-		for _, k := range []string{set, clear} {
+		p.ZRem(ctx, unset, adminID)
+		for _, k := range []string{set, unset} {
 			p.ZRemRangeByScore(ctx, k, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
 			p.PExpire(ctx, k, ttl+keyLife)
 		}

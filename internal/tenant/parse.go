@@ -47,7 +47,7 @@ func (e *FileError) Error() string {
 
 // LoadFile reads and parses the tenant file at path. See Parse for the errors.
 func LoadFile(path string) (*Tenant, error) {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // reading the operator's tenant file is the point
 	if err != nil {
 		return nil, &FileError{File: path, Msg: readProblem(err)}
 	}
@@ -240,15 +240,15 @@ func (p *parser) str(path string, n *yaml.Node) (string, bool) {
 	return n.Value, true
 }
 
-// text decodes a string of at most max characters, reporting it when required and empty.
-func (p *parser) text(path string, n *yaml.Node, required bool, max int) string {
+// text decodes a string of at most maxLen characters, reporting it when required and empty.
+func (p *parser) text(path string, n *yaml.Node, required bool, maxLen int) string {
 	s, ok := p.str(path, n)
 	switch {
 	case !ok:
 	case s == "" && required:
 		p.errorf(n.Line, "%s is required", path)
-	case utf8.RuneCountInString(s) > max:
-		p.errorf(n.Line, "%s is longer than %d characters", path, max)
+	case utf8.RuneCountInString(s) > maxLen:
+		p.errorf(n.Line, "%s is longer than %d characters", path, maxLen)
 	}
 	return s
 }

@@ -236,7 +236,7 @@ func (r *Registry) Watch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch tenants: %w", err)
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }() // a watcher that fails to close has nothing left to watch
 	if err := w.Add(r.dir); err != nil {
 		return fmt.Errorf("watch tenants dir %s: %w", r.dir, err)
 	}

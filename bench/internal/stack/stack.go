@@ -104,7 +104,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 		s.Database = "bench"
 		if s.MongoURI != "" {
 			s.Database = fmt.Sprintf("bench_%d_%d", os.Getpid(), time.Now().UnixNano())
-			s.onClose(func() { dropDatabase(s.MongoURI, s.Database) })
+			s.onClose(func() { dropDatabase(s.MongoURI, s.Database) }) //nolint:contextcheck // runs at Close, after every request
 		}
 	}
 	dir, err := os.MkdirTemp("", "supportchat-bench-")
