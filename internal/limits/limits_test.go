@@ -1,0 +1,425 @@
+package limits_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/supportchat/supportchat/internal/limits"
+	"github.com/supportchat/supportchat/internal/redisconn"
+	"github.com/supportchat/supportchat/internal/tenant"
+	"github.com/supportchat/supportchat/internal/testenv"
+)
+
+// start is where the tests' clock stands at first.
+var start = time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)
+
+// env is a Limiter on a real Redis, with the clock of its stream leases.
+type env struct {
+	redis outage
+	rdb   redis.UniversalClient
+	clock *testenv.Clock
+	obs   *observer
+}
+
+// outage is a Redis a test can take down and bring back.
+type outage interface {
+	URL() string
+	Stop(testing.TB)
+	Start(testing.TB)
+}
+
+// newEnv starts a private redis-server (a Redis Cluster when mode is "cluster") and connects to
+// it as the service does.
+func newEnv(t *testing.T, mode string) *env {
+	t.Helper()
+	e := &env{clock: testenv.NewClock(start), obs: &observer{}}
+	if mode == "cluster" {
+		e.redis = testenv.StartRedisCluster(t)
+	} else {
+		e.redis = testenv.StartRedis(t)
+	}
+	rdb, err := redisconn.Open(e.redis.URL(), redisconn.Options{Mode: mode, Timeout: 300 * time.Millisecond, OpenFor: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("redisconn.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	e.rdb = rdb
+	return e
+}
+
+// limiter returns a Limiter of cfg on e's Redis: one replica of the service.
+func (e *env) limiter(t *testing.T, cfg limits.Config, lease time.Duration) *limits.Limiter {
+	t.Helper()
+	l := limits.New(e.rdb, cfg, limits.Options{Now: e.clock.Now, Lease: lease, Observer: e.obs})
+	t.Cleanup(l.Close)
+	return l
+}
+
+// observer records refused requests as "tenant/limit".
+type observer struct {
+	mu      sync.Mutex
+	refused []string
+}
+
+func (o *observer) RateLimited(tenantID, limit string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.refused = append(o.refused, tenantID+"/"+limit)
+}
+
+func (o *observer) got() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.refused)
+}
+
+func ptr(n int) *int { return &n }
+
+var (
+	shop    = &tenant.Tenant{ID: "demo-shop"}
+	outdoor = &tenant.Tenant{ID: "acme-outdoor"}
+)
+
+// requests sends n requests of subject and returns how many were allowed, and the last decision.
+func requests(l *limits.Limiter, t *tenant.Tenant, subject string, write bool, n int) (int, limits.Decision) {
+	allowed := 0
+	var d limits.Decision
+	for range n {
+		if d = l.Request(context.Background(), t, subject, write); d.Allowed {
+			allowed++
+		}
+	}
+	return allowed, d
+}
+
+func TestConfigWithTenantOverrides(t *testing.T) {
+	defaults := limits.Config{RequestsPerMinute: 600, WritesPerMinute: 60, EventStreams: 5, TenantRequestsPerSecond: 1000}
+	tests := []struct {
+		name string
+		file tenant.Limits
+		want limits.Config
+	}{
+		{"a tenant file without limits keeps the defaults", tenant.Limits{}, defaults},
+		{"a limit the file sets wins", tenant.Limits{RequestsPerMinute: ptr(30), EventStreams: ptr(1)},
+			limits.Config{RequestsPerMinute: 30, WritesPerMinute: 60, EventStreams: 1, TenantRequestsPerSecond: 1000}},
+		{"0 in the file turns a limit off", tenant.Limits{WritesPerMinute: ptr(0), TenantRequestsPerSecond: ptr(0)},
+			limits.Config{RequestsPerMinute: 600, EventStreams: 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, defaults.With(tt.file)); diff != "" {
+				t.Errorf("With(%+v) mismatch (-want +got):\n%s", tt.file, diff)
+			}
+		})
+	}
+}
+
+func TestRequestRateIsPerCaller(t *testing.T) {
+	e := newEnv(t, "single")
+	l := e.limiter(t, limits.Config{RequestsPerMinute: 3}, 0)
+	ctx := context.Background()
+
+	for i, wantRemaining := range []int{2, 1, 0} {
+		d := l.Request(ctx, shop, "cust-ada", false)
+		if !d.Allowed || d.Remaining != wantRemaining || d.Policy != (limits.Policy{Name: limits.Requests, Quota: 3, Window: time.Minute}) {
+			t.Fatalf("request %d = %+v, want allowed with %d remaining of the requests policy", i+1, d, wantRemaining)
+		}
+	}
+	d := l.Request(ctx, shop, "cust-ada", false)
+	if d.Allowed || d.Policy.Name != limits.Requests || d.Remaining != 0 {
+		t.Fatalf("4th request in a minute = %+v, want refused by requests", d)
+	}
+	// GCRA at 3 a minute frees one request every 20 s.
+	if d.RetryAfter <= 0 || d.RetryAfter > 21*time.Second {
+		t.Errorf("RetryAfter = %s, want within (0, 20s]", d.RetryAfter)
+	}
+	if d := l.Request(ctx, shop, "cust-bob", false); !d.Allowed {
+		t.Errorf("another caller of the tenant = %+v, want allowed", d)
+	}
+	if d := l.Request(ctx, outdoor, "cust-ada", false); !d.Allowed {
+		t.Errorf("the same subject at another tenant = %+v, want allowed", d)
+	}
+	if got, want := e.obs.got(), []string{"demo-shop/requests"}; !slices.Equal(got, want) {
+		t.Errorf("refusals observed = %v, want %v", got, want)
+	}
+}
+
+func TestWriteRateCountsOnlyWrites(t *testing.T) {
+	e := newEnv(t, "single")
+	l := e.limiter(t, limits.Config{RequestsPerMinute: 100, WritesPerMinute: 2}, 0)
+
+	if n, _ := requests(l, shop, "cust-ada", false, 10); n != 10 {
+		t.Fatalf("10 reads: %d allowed, want 10", n)
+	}
+	n, d := requests(l, shop, "cust-ada", true, 3)
+	if n != 2 || d.Allowed || d.Policy.Name != limits.Writes {
+		t.Fatalf("3 writes: %d allowed, last %+v; want 2, then refused by writes", n, d)
+	}
+	if d := l.Request(context.Background(), shop, "cust-ada", false); !d.Allowed {
+		t.Errorf("a read after the writes ran out = %+v, want allowed", d)
+	}
+}
+
+func TestTenantRateBoundsAllCallers(t *testing.T) {
+	e := newEnv(t, "single")
+	l := e.limiter(t, limits.Config{RequestsPerMinute: 1000, TenantRequestsPerSecond: 5}, 0)
+	ctx := context.Background()
+
+	// Five callers at once may use the tenant's burst of 5; the refill (one every 200 ms) cannot
+	// keep up with 200 back-to-back requests.
+	refused := 0
+	var last limits.Decision
+	for i := range 200 {
+		d := l.Request(ctx, shop, []string{"a", "b", "c", "d", "e"}[i%5], false)
+		if i < 5 && !d.Allowed {
+			t.Fatalf("request %d of the tenant = %+v, want allowed (burst 5)", i+1, d)
+		}
+		if !d.Allowed {
+			refused++
+			last = d
+		}
+	}
+	if refused == 0 {
+		t.Fatal("200 requests at once: none refused, want the tenant limit of 5/s to refuse some")
+	}
+	if last.Policy != (limits.Policy{Name: limits.TenantRequests, Quota: 5, Window: time.Second}) || last.RetryAfter <= 0 || last.RetryAfter > time.Second {
+		t.Errorf("refusal = %+v, want the tenant-requests policy with RetryAfter within (0, 1s]", last)
+	}
+	if d := l.Request(ctx, outdoor, "a", false); !d.Allowed {
+		t.Errorf("another tenant = %+v, want allowed", d)
+	}
+}
+
+func TestTenantFileOverridesWin(t *testing.T) {
+	e := newEnv(t, "single")
+	l := e.limiter(t, limits.Config{RequestsPerMinute: 2, EventStreams: 1}, 0)
+	strict := &tenant.Tenant{ID: "strict-shop", Limits: tenant.Limits{RequestsPerMinute: ptr(1)}}
+	open := &tenant.Tenant{ID: "open-shop", Limits: tenant.Limits{RequestsPerMinute: ptr(0), EventStreams: ptr(0)}}
+
+	if n, _ := requests(l, strict, "u", false, 5); n != 1 {
+		t.Errorf("requests_per_minute: 1 in the tenant file: %d of 5 allowed, want 1", n)
+	}
+	if n, _ := requests(l, shop, "u", false, 5); n != 2 {
+		t.Errorf("no override: %d of 5 allowed, want the default 2", n)
+	}
+	if n, _ := requests(l, open, "u", false, 50); n != 50 {
+		t.Errorf("requests_per_minute: 0 in the tenant file: %d of 50 allowed, want all", n)
+	}
+	for i := range 10 {
+		if d, release := l.OpenStream(context.Background(), open, "u"); !d.Allowed || release == nil {
+			t.Fatalf("event_streams: 0 in the tenant file: stream %d = %+v, want allowed", i+1, d)
+		}
+	}
+}
+
+func TestZeroTurnsLimitsOffWithoutTouchingRedis(t *testing.T) {
+	e := newEnv(t, "single")
+	l := e.limiter(t, limits.Config{}, 0)
+	if n, _ := requests(l, shop, "u", true, 100); n != 100 {
+		t.Errorf("all limits off: %d of 100 writes allowed, want 100", n)
+	}
+	if d, release := l.OpenStream(context.Background(), shop, "u"); !d.Allowed {
+		t.Errorf("streams off: %+v, want allowed", d)
+	} else {
+		release()
+	}
+	if keys, err := e.rdb.Keys(context.Background(), "*").Result(); err != nil || len(keys) != 0 {
+		t.Errorf("Redis keys = %v (%v), want none: limits that are off cost no round trip", keys, err)
+	}
+}
+
+func TestEventStreamsAreCountedAcrossReplicas(t *testing.T) {
+	e := newEnv(t, "single")
+	cfg := limits.Config{EventStreams: 5}
+	a, b := e.limiter(t, cfg, 0), e.limiter(t, cfg, 0)
+	ctx := context.Background()
+
+	var releases []func()
+	for i, l := range []*limits.Limiter{a, a, a, b, b} {
+		d, release := l.OpenStream(ctx, shop, "cust-ada")
+		if !d.Allowed || d.Remaining != 4-i {
+			t.Fatalf("stream %d = %+v, want allowed with %d remaining", i+1, d, 4-i)
+		}
+		releases = append(releases, release)
+	}
+	for name, l := range map[string]*limits.Limiter{"a": a, "b": b} {
+		d, release := l.OpenStream(ctx, shop, "cust-ada")
+		if d.Allowed || release != nil || d.Policy != (limits.Policy{Name: limits.EventStreams, Quota: 5}) || d.RetryAfter < time.Second {
+			t.Errorf("6th stream on replica %s = %+v, want refused by event-streams with a RetryAfter", name, d)
+		}
+	}
+	if d, release := b.OpenStream(ctx, shop, "cust-bob"); !d.Allowed {
+		t.Errorf("another caller's stream = %+v, want allowed", d)
+	} else {
+		release()
+	}
+
+	releases[0]() // a stream on replica a closes
+	releases[0]() // and closing twice frees one slot only
+	d, release := b.OpenStream(ctx, shop, "cust-ada")
+	if !d.Allowed {
+		t.Fatalf("a stream on replica b after one closed on a = %+v, want allowed", d)
+	}
+	defer release()
+	if d, _ := a.OpenStream(ctx, shop, "cust-ada"); d.Allowed {
+		t.Errorf("a 6th stream after one closed and one opened = %+v, want refused", d)
+	}
+}
+
+func TestStreamsOfACrashedReplicaFreeAfterTheirLease(t *testing.T) {
+	e := newEnv(t, "single")
+	cfg := limits.Config{EventStreams: 2}
+	const lease = 30 * time.Second
+	crashed, alive := e.limiter(t, cfg, lease), e.limiter(t, cfg, lease)
+	ctx := context.Background()
+	for range 2 {
+		if d, _ := crashed.OpenStream(ctx, shop, "cust-ada"); !d.Allowed {
+			t.Fatalf("stream = %+v, want allowed", d)
+		}
+	}
+	crashed.Close() // stops refreshing and never releases: a crash
+
+	e.clock.Advance(lease - time.Second)
+	if d, _ := alive.OpenStream(ctx, shop, "cust-ada"); d.Allowed {
+		t.Fatalf("within the lease of the crashed replica's streams: %+v, want refused", d)
+	}
+	e.clock.Advance(2 * time.Second)
+	if d, _ := alive.OpenStream(ctx, shop, "cust-ada"); !d.Allowed {
+		t.Fatalf("after the lease of the crashed replica's streams: %+v, want allowed", d)
+	}
+}
+
+func TestOpenStreamsKeepTheirSlotsPastTheLease(t *testing.T) {
+	e := newEnv(t, "single")
+	cfg := limits.Config{EventStreams: 1}
+	// A short lease, so the replica refreshes every second of wall time.
+	const lease = 3 * time.Second
+	a, b := e.limiter(t, cfg, lease), e.limiter(t, cfg, lease)
+	ctx := context.Background()
+	if d, _ := a.OpenStream(ctx, shop, "cust-ada"); !d.Allowed {
+		t.Fatalf("stream = %+v, want allowed", d)
+	}
+	e.clock.Advance(2 * time.Second)
+	waitForLease(t, e.rdb, "cust-ada", start.Add(2*time.Second+lease))
+	e.clock.Advance(2 * time.Second) // past the first lease, within the refreshed one
+	if d, _ := b.OpenStream(ctx, shop, "cust-ada"); d.Allowed {
+		t.Errorf("while replica a keeps its stream open: %+v, want refused", d)
+	}
+}
+
+// waitForLease polls until the lease of subject's streams at demo-shop runs until at least
+// until (the replica refreshed it).
+func waitForLease(t *testing.T, rdb redis.UniversalClient, subject string, until time.Time) {
+	t.Helper()
+	key := "chat:{demo-shop:" + subject + "}:limit:event-streams"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		zs, err := rdb.ZRangeWithScores(context.Background(), key, 0, -1).Result()
+		if err == nil && len(zs) > 0 && int64(zs[0].Score) >= until.UnixMilli() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease of %s = %v (%v), want refreshed to %s", key, zs, err, until)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRedisDownFallsBackToLimitsPerReplica(t *testing.T) {
+	e := newEnv(t, "single")
+	l := e.limiter(t, limits.Config{RequestsPerMinute: 3, EventStreams: 2}, 0)
+	ctx := context.Background()
+	// One stream is open in Redis before the outage.
+	if d, _ := l.OpenStream(ctx, shop, "cust-bob"); !d.Allowed {
+		t.Fatalf("stream = %+v, want allowed", d)
+	}
+	e.redis.Stop(t)
+
+	n, d := requests(l, shop, "cust-ada", false, 5)
+	if n != 3 || d.Allowed || d.Policy.Name != limits.Requests || d.RetryAfter <= 0 || d.RetryAfter > 21*time.Second {
+		t.Errorf("with Redis down: %d of 5 requests allowed, last %+v; want 3, then refused with a RetryAfter", n, d)
+	}
+	if d := l.Request(ctx, shop, "cust-cy", false); !d.Allowed {
+		t.Errorf("with Redis down, another caller = %+v, want allowed", d)
+	}
+	// The replica counts its own streams: cust-bob holds one of 2.
+	if d, _ := l.OpenStream(ctx, shop, "cust-bob"); !d.Allowed {
+		t.Errorf("with Redis down, cust-bob's 2nd stream = %+v, want allowed", d)
+	}
+	if d, _ := l.OpenStream(ctx, shop, "cust-bob"); d.Allowed {
+		t.Errorf("with Redis down, cust-bob's 3rd stream = %+v, want refused", d)
+	}
+
+	e.redis.Start(t)
+	// Back on Redis (a fresh, empty server): the breaker lets calls through again within a
+	// moment, and cust-ada's requests count there.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if keys, _ := e.rdb.Keys(ctx, "rate:*cust-dee*").Result(); len(keys) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the limiter did not use Redis again within 20s of its restart")
+		}
+		l.Request(ctx, shop, "cust-dee", false)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestLimitsOnRedisCluster(t *testing.T) {
+	e := newEnv(t, "cluster")
+	cfg := limits.Config{RequestsPerMinute: 3, WritesPerMinute: 1, EventStreams: 1, TenantRequestsPerSecond: 1000}
+	const lease = 3 * time.Second
+	a, b := e.limiter(t, cfg, lease), e.limiter(t, cfg, lease)
+	ctx := context.Background()
+
+	if n, d := requests(a, shop, "cust-ada", true, 2); n != 1 || d.Policy.Name != limits.Writes {
+		t.Errorf("2 writes: %d allowed, last %+v; want 1, then refused by writes", n, d)
+	}
+	if n, d := requests(b, shop, "cust-ada", false, 2); n != 1 || d.Policy.Name != limits.Requests {
+		t.Errorf("2 more requests on another replica: %d allowed, last %+v; want 1, then refused by requests", n, d)
+	}
+	// Several callers' streams, on different nodes, refreshed in one pipeline.
+	subjects := []string{"cust-ada", "cust-bob", "cust-cy", "cust-dee", "cust-eve"}
+	for _, s := range subjects {
+		if d, _ := a.OpenStream(ctx, shop, s); !d.Allowed {
+			t.Fatalf("%s's stream = %+v, want allowed", s, d)
+		}
+	}
+	e.clock.Advance(2 * time.Second)
+	for _, s := range subjects {
+		waitForLease(t, e.rdb, s, start.Add(2*time.Second+lease))
+	}
+	e.clock.Advance(2 * time.Second)
+	for _, s := range subjects {
+		if d, _ := b.OpenStream(ctx, shop, s); d.Allowed {
+			t.Errorf("%s's 2nd stream on another replica = %+v, want refused", s, d)
+		}
+	}
+
+	// Every key carries a hash tag: the caller's, or the tenant's.
+	var mu sync.Mutex
+	var keys []string
+	err := e.rdb.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		k, err := node.Keys(ctx, "*").Result()
+		mu.Lock()
+		keys = append(keys, k...)
+		mu.Unlock()
+		return err
+	})
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys = %v, %v", keys, err)
+	}
+	for _, k := range keys {
+		if !strings.Contains(k, "{demo-shop:") && !strings.Contains(k, "{demo-shop}") {
+			t.Errorf("key %q has no hash tag of the caller or the tenant", k)
+		}
+	}
+}
