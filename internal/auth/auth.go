@@ -2,10 +2,23 @@
 // into a Principal.
 //
 // A Verifier discovers a tenant's issuer on first use and keeps one go-oidc verifier per tenant,
-// issuer and audience, backed by its own JWKS cache: a token with an unknown key id refetches
-// the JWKS at most once per RefetchInterval, and a down issuer is remembered for FailureBackoff
-// so that requests fail fast with ErrIssuerUnavailable. Fetches of one tenant never hold a lock
-// that another tenant needs.
+// issuer and audience, backed by its own JWKS cache:
+//
+//   - The keys are used for at most KeysMaxAge (less if the JWKS response's Cache-Control
+//     max-age says so, but not under a minute); the first request after that waits for a
+//     refetch, so a key the issuer drops stops verifying within the max age plus one fetch. If
+//     the issuer fails, the previous keys serve for at most another KeysMaxAge.
+//   - The first JWKS fetch RediscoverInterval or more after the last discovery fetches the
+//     discovery document again first, so a changed jwks_uri takes effect.
+//   - A token with an unknown key id refetches the JWKS at most once per RefetchInterval per
+//     tenant, so a newly published key verifies within about that; a key id that a fetch did
+//     not find is remembered for a minute (up to 1000 per tenant) and causes no further fetch.
+//   - A down issuer is remembered for FailureBackoff so that requests fail fast with
+//     ErrIssuerUnavailable.
+//   - Fetches follow redirects only within one https origin (scheme, host and port), and a
+//     plain http or loopback jwks_uri is accepted only from an issuer on loopback.
+//
+// Fetches of one tenant never hold a lock that another tenant needs.
 package auth
 
 import (
@@ -58,15 +71,25 @@ type Observer interface {
 
 // Options configures a Verifier. Zero values take the documented defaults.
 type Options struct {
-	// HTTPClient fetches discovery documents and JWKS. Default: a client with Timeout.
+	// HTTPClient fetches discovery documents and JWKS. The Verifier uses a copy that refuses
+	// redirects leaving the first request's https origin; HTTPClient's own CheckRedirect is
+	// asked after that. Default: a client with Timeout.
 	HTTPClient *http.Client
 	// Timeout bounds each discovery or JWKS fetch. Default 5s.
 	Timeout time.Duration
 	// Leeway is the clock skew allowed on 'exp' and 'nbf'. Default 60s.
 	Leeway time.Duration
-	// RefetchInterval is the minimum gap between JWKS refetches of a tenant caused by a token
-	// with an unknown key id. Default 30s.
+	// RefetchInterval is the minimum gap between JWKS refetches of a tenant caused by tokens
+	// with unknown key ids. Default 1s.
 	RefetchInterval time.Duration
+	// KeysMaxAge is the longest a tenant's JWKS is used before it is fetched again. A shorter
+	// Cache-Control max-age on the JWKS response is honoured down to one minute. When the
+	// issuer cannot be reached, the keys stay in use for another KeysMaxAge at most.
+	// Default 15m.
+	KeysMaxAge time.Duration
+	// RediscoverInterval is how often a discovered issuer's discovery document is fetched
+	// again, before the next JWKS fetch, so that a changed jwks_uri takes effect. Default 1h.
+	RediscoverInterval time.Duration
 	// FailureBackoff is how long a failed discovery or first JWKS fetch is remembered, so that
 	// requests to a down issuer fail at once. Default 5s.
 	FailureBackoff time.Duration
@@ -81,14 +104,16 @@ type Options struct {
 // Verifier authenticates bearer tokens for any tenant. It discovers each tenant's issuer lazily
 // on first use and caches the result; it is safe for concurrent use.
 type Verifier struct {
-	client          *http.Client
-	timeout         time.Duration
-	leeway          time.Duration
-	refetchInterval time.Duration
-	failureBackoff  time.Duration
-	now             func() time.Time
-	log             *slog.Logger
-	obs             Observer
+	client             *http.Client
+	timeout            time.Duration
+	leeway             time.Duration
+	refetchInterval    time.Duration
+	keysMaxAge         time.Duration
+	rediscoverInterval time.Duration
+	failureBackoff     time.Duration
+	now                func() time.Time
+	log                *slog.Logger
+	obs                Observer
 
 	flights singleflight.Group
 
@@ -109,16 +134,17 @@ var signingAlgs = []jose.SignatureAlgorithm{
 // New returns a Verifier configured by o.
 func New(o Options) *Verifier {
 	v := &Verifier{
-		client:          o.HTTPClient,
-		timeout:         o.Timeout,
-		leeway:          o.Leeway,
-		refetchInterval: o.RefetchInterval,
-		failureBackoff:  o.FailureBackoff,
-		now:             o.Now,
-		log:             o.Logger,
-		obs:             o.Observer,
-		issuers:         make(map[string]*issuer),
-		tokens:          newTokenCache(),
+		timeout:            o.Timeout,
+		leeway:             o.Leeway,
+		refetchInterval:    o.RefetchInterval,
+		keysMaxAge:         o.KeysMaxAge,
+		rediscoverInterval: o.RediscoverInterval,
+		failureBackoff:     o.FailureBackoff,
+		now:                o.Now,
+		log:                o.Logger,
+		obs:                o.Observer,
+		issuers:            make(map[string]*issuer),
+		tokens:             newTokenCache(),
 	}
 	if v.timeout <= 0 {
 		v.timeout = 5 * time.Second
@@ -127,14 +153,18 @@ func New(o Options) *Verifier {
 		v.leeway = 60 * time.Second
 	}
 	if v.refetchInterval <= 0 {
-		v.refetchInterval = 30 * time.Second
+		v.refetchInterval = time.Second
+	}
+	if v.keysMaxAge <= 0 {
+		v.keysMaxAge = 15 * time.Minute
+	}
+	if v.rediscoverInterval <= 0 {
+		v.rediscoverInterval = time.Hour
 	}
 	if v.failureBackoff <= 0 {
 		v.failureBackoff = 5 * time.Second
 	}
-	if v.client == nil {
-		v.client = &http.Client{Timeout: v.timeout}
-	}
+	v.client = fetchClient(o.HTTPClient, v.timeout)
 	if v.now == nil {
 		v.now = time.Now
 	}

@@ -17,8 +17,12 @@ import (
 	"github.com/supportchat/supportchat/internal/tenant"
 )
 
-// maxDocumentSize bounds discovery documents and JWKS read from an issuer.
-const maxDocumentSize = 1 << 20
+const (
+	// maxDocumentSize bounds discovery documents and JWKS read from an issuer.
+	maxDocumentSize = 1 << 20
+	// maxRedirects bounds the redirects one discovery or JWKS fetch follows.
+	maxRedirects = 5
+)
 
 // issuerKey identifies a cached issuer. A hot-reloaded tenant with a new issuer or audience
 // gets a new key, hence a new discovery and verifier.
@@ -37,7 +41,8 @@ type issuer struct {
 }
 
 // issuerFor returns the verifier of t's issuer, discovering it on first use. Concurrent callers
-// share one discovery; a failed discovery is answered from memory for FailureBackoff.
+// share one discovery; a failed discovery is answered from memory for FailureBackoff. (The key
+// set discovers the issuer again every RediscoverInterval.)
 func (v *Verifier) issuerFor(ctx context.Context, t *tenant.Tenant) (*issuer, error) {
 	key := issuerKey{tenantID: t.ID, issuer: t.OIDC.Issuer, audience: t.OIDC.Audience}
 	if iss := v.cachedIssuer(key); iss != nil {
@@ -107,7 +112,7 @@ func (v *Verifier) discover(ctx context.Context, key issuerKey) *issuer {
 	for i, a := range signingAlgs {
 		algs[i] = string(a)
 	}
-	keys := &keySet{v: v, tenantID: key.tenantID, url: doc.JWKSURI}
+	keys := newKeySet(v, key, doc.JWKSURI)
 	iss.keys = keys
 	iss.verifier = oidc.NewVerifier(key.issuer, keys, &oidc.Config{
 		ClientID:             key.audience,
@@ -140,7 +145,7 @@ func (v *Verifier) fetchDiscovery(ctx context.Context, issuer string) (discovery
 		return doc, fmt.Errorf("issuer: %w", err)
 	}
 	u := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
-	if err := v.fetchJSON(ctx, u, &doc); err != nil {
+	if _, err := v.fetchJSON(ctx, u, &doc); err != nil {
 		return doc, err
 	}
 	if doc.Issuer != issuer {
@@ -149,40 +154,88 @@ func (v *Verifier) fetchDiscovery(ctx context.Context, issuer string) (discovery
 	if doc.JWKSURI == "" {
 		return doc, errors.New("discovery document has no jwks_uri")
 	}
-	if err := checkURL(doc.JWKSURI); err != nil {
+	if err := checkJWKSURL(issuer, doc.JWKSURI); err != nil {
 		return doc, fmt.Errorf("jwks_uri: %w", err)
 	}
 	return doc, nil
 }
 
-// fetchJSON GETs u within Timeout and decodes its JSON body into dst.
-func (v *Verifier) fetchJSON(ctx context.Context, u string, dst any) error {
+// fetchJSON GETs u within Timeout, decodes its JSON body into dst and returns the response's
+// header.
+func (v *Verifier) fetchJSON(ctx context.Context, u string, dst any) (http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := v.client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
+		return nil, fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocumentSize+1))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
+		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
 	if len(body) > maxDocumentSize {
-		return fmt.Errorf("GET %s: body larger than %d bytes", u, maxDocumentSize)
+		return nil, fmt.Errorf("GET %s: body larger than %d bytes", u, maxDocumentSize)
 	}
 	if err := json.Unmarshal(body, dst); err != nil {
-		return fmt.Errorf("decode %s: %w", u, err)
+		return nil, fmt.Errorf("decode %s: %w", u, err)
+	}
+	return resp.Header, nil
+}
+
+// fetchClient returns a copy of c, or a new client with timeout when c is nil, that follows
+// only redirects allowed by checkRedirect and then by c's own CheckRedirect, if any. c itself
+// is not changed.
+func fetchClient(c *http.Client, timeout time.Duration) *http.Client {
+	out := &http.Client{Timeout: timeout}
+	if c != nil {
+		copied := *c
+		out = &copied
+	}
+	next := out.CheckRedirect
+	out.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if err := checkRedirect(req.URL, via); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
+	return out
+}
+
+// checkRedirect accepts a redirect to u after the requests via only within one https origin:
+// the first request and u are https with the same host and port. Plain http is never
+// redirected, so a fetch cannot be downgraded or sent to another host (a local service, say).
+func checkRedirect(u *url.URL, via []*http.Request) error {
+	from := via[0].URL
+	switch {
+	case len(via) >= maxRedirects:
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	case from.Scheme != "https" || u.Scheme != "https":
+		return errors.New("redirect refused: only https redirects within one origin are followed")
+	case httpsHostPort(from) != httpsHostPort(u):
+		return errors.New("redirect to another origin refused")
 	}
 	return nil
+}
+
+// httpsHostPort returns the host and port of the https URL u, the port 443 when u has none.
+func httpsHostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // checkURL accepts https URLs, and http URLs only on loopback hosts (local development, tests).
@@ -195,11 +248,37 @@ func checkURL(raw string) error {
 	case "https":
 		return nil
 	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		if isLoopback(u.Hostname()) {
 			return nil
 		}
 		return errors.New("plain http is allowed only on loopback hosts")
 	}
 	return errors.New("scheme must be https")
+}
+
+// checkJWKSURL accepts the jwks_uri named by the discovery document of issuer: an https URL,
+// and a loopback one (plain http included) only when issuer is on loopback too, so that a
+// remote issuer cannot direct fetches to local services.
+func checkJWKSURL(issuer, raw string) error {
+	if err := checkURL(raw); err != nil {
+		return err
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("malformed URL")
+	}
+	iss, err := url.Parse(issuer)
+	if err != nil {
+		return errors.New("malformed issuer URL")
+	}
+	if isLoopback(u.Hostname()) && !isLoopback(iss.Hostname()) {
+		return errors.New("loopback URL named by an issuer outside loopback")
+	}
+	return nil
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback()
 }

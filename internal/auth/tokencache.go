@@ -2,18 +2,16 @@ package auth
 
 import (
 	"crypto/sha256"
-	"slices"
 	"sync"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Verified tokens are remembered, keyed by a hash of the token (never the token itself), so a
 // client's next request skips parsing and the signature check. An entry is used only for the
 // same tenant, issuer and audience, until tokenCacheMargin before the token's exp, and while the
-// tenant's key set still holds the key that signed it: a key the issuer drops stops verifying
-// cached tokens as soon as the key set is refreshed.
+// tenant's key set is within its max age and still holds the key that signed it: a key the
+// issuer drops stops verifying cached tokens as soon as the key set is refreshed, and a set past
+// its max age sends the token back to full verification, which refreshes the set.
 const (
 	tokenCacheMargin = 30 * time.Second
 	// maxCachedTokens bounds the cache; it is emptied when full.
@@ -59,11 +57,4 @@ func (c *tokenCache) put(h [sha256.Size]byte, e cachedToken) {
 		clear(c.entries)
 	}
 	c.entries[h] = e
-}
-
-// has reports whether the key set, as last fetched, holds a key with id kid.
-func (ks *keySet) has(kid string) bool {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	return slices.ContainsFunc(ks.keys, func(k jose.JSONWebKey) bool { return k.KeyID == kid })
 }
