@@ -63,6 +63,7 @@ type Limiter struct {
 	log     *slog.Logger
 	obs     Observer
 	local   *localRates
+	refusal *refusals
 	streams *slots
 	down    atomic.Bool
 
@@ -93,6 +94,7 @@ func New(rdb redis.UniversalClient, cfg Config, o Options) *Limiter {
 		log:     o.Logger,
 		obs:     o.Observer,
 		local:   newLocalRates(),
+		refusal: newRefusals(),
 		streams: newSlots(),
 		stop:    stop,
 		done:    make(chan struct{}),
@@ -138,18 +140,24 @@ func (l *Limiter) Request(ctx context.Context, t *tenant.Tenant, subject string,
 	return d
 }
 
-// allow takes one request of the rate p at key, in Redis or, when Redis fails, in process.
+// allow takes one request of the rate p at key, in Redis or, when Redis fails, in process. A
+// key Redis refused is refused here until the time Redis named, without asking it again.
 func (l *Limiter) allow(ctx context.Context, key string, p Policy) Decision {
+	now := l.now()
+	if wait, ok := l.refusal.check(key, p, now); ok {
+		return Decision{Policy: p, Reset: wait, RetryAfter: wait}
+	}
 	res, err := l.gcra.Allow(ctx, key, redis_rate.Limit{Rate: p.Quota, Burst: p.Quota, Period: p.Window})
 	if err != nil {
 		l.redisFailed(ctx, err)
-		return l.local.allow(key, p, l.now())
+		return l.local.allow(key, p, now)
 	}
 	l.redisAnswered()
 	d := Decision{Allowed: res.Allowed > 0, Policy: p, Remaining: res.Remaining, Reset: res.ResetAfter}
 	if !d.Allowed {
 		d.Reset = res.RetryAfter
 		d.RetryAfter = res.RetryAfter
+		l.refusal.note(key, p, now.Add(res.RetryAfter))
 	}
 	return d
 }
@@ -211,6 +219,7 @@ func (l *Limiter) refresh(ctx context.Context) {
 		}
 		now := l.now()
 		l.local.forgetIdle(now)
+		l.refusal.forgetPast(now)
 		held := l.streams.snapshot()
 		if len(held) == 0 {
 			continue

@@ -151,6 +151,31 @@ func TestRequestRateIsPerCaller(t *testing.T) {
 	}
 }
 
+func TestRefusalsAreRememberedUntilRetryAfter(t *testing.T) {
+	e := newEnv(t, "single")
+	l := e.limiter(t, limits.Config{RequestsPerMinute: 1}, 0)
+	ctx := context.Background()
+	if n, d := requests(l, shop, "cust-ada", false, 2); n != 1 || d.Allowed {
+		t.Fatalf("2 requests: %d allowed, last %+v; want 1", n, d)
+	}
+	// Redis forgets everything; the replica still refuses until the time Redis named, without
+	// asking it: nothing there could have allowed a request sooner.
+	if err := e.rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	d := l.Request(ctx, shop, "cust-ada", false)
+	if d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > time.Minute {
+		t.Fatalf("within the refusal = %+v, want refused with a RetryAfter of at most a minute", d)
+	}
+	if keys, _ := e.rdb.Keys(ctx, "*").Result(); len(keys) != 0 {
+		t.Errorf("Redis keys = %v, want none: a remembered refusal costs no round trip", keys)
+	}
+	e.clock.Advance(d.RetryAfter)
+	if d := l.Request(ctx, shop, "cust-ada", false); !d.Allowed {
+		t.Errorf("after RetryAfter = %+v, want allowed (Redis starts afresh)", d)
+	}
+}
+
 func TestWriteRateCountsOnlyWrites(t *testing.T) {
 	e := newEnv(t, "single")
 	l := e.limiter(t, limits.Config{RequestsPerMinute: 100, WritesPerMinute: 2}, 0)
