@@ -128,8 +128,8 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_rate_limit_rejections_total",
-			Help: "Requests rejected by rate limiting, by route template.",
-		}, []string{"route"}),
+			Help: "Requests refused by a limit (429), by tenant id (empty without the tenant label) and limit: requests, writes, event-streams or tenant-requests.",
+		}, []string{"tenant", "limit"}),
 	}
 	version := o.Version
 	if version == "" {
@@ -233,12 +233,14 @@ func (m *Metrics) TenantReload(ok bool, loaded, invalid int) {
 	m.tenantsInvalid.Set(float64(invalid))
 }
 
-// RateLimited records one request rejected by rate limiting on route (a route template).
-func (m *Metrics) RateLimited(route string) {
-	if route == "" {
-		route = RouteUnmatched
+// RateLimited records one request of tenantID refused by the limit named limit (one of the
+// four of internal/limits, so the label is bounded). Without MetricsOptions.TenantLabel the
+// tenant label is empty, which Prometheus treats as absent.
+func (m *Metrics) RateLimited(tenantID, limit string) {
+	if m.tenantRequests == nil {
+		tenantID = ""
 	}
-	m.rateLimited.WithLabelValues(route).Inc()
+	m.rateLimited.WithLabelValues(tenantID, limit).Inc()
 }
 
 // MongoCommand records one MongoDB command; collection is empty for database-level commands

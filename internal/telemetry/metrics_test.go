@@ -42,7 +42,7 @@ type (
 		TenantReload(ok bool, loaded, invalid int)
 	}
 	rateLimitObserver interface {
-		RateLimited(route string)
+		RateLimited(tenantID, limit string)
 	}
 )
 
@@ -91,7 +91,7 @@ func MustExercise(tb testing.TB, m *telemetry.Metrics) {
 	m.SSEStreamOpened()
 	m.SSEStreamClosed()
 	m.TenantReload(false, 2, 1)
-	m.RateLimited("/api/v1/chat/{id}/messages")
+	m.RateLimited("demo-shop", "writes")
 	m.MongoCommand("find", "conversations", 4*time.Millisecond, nil)
 	m.MongoCommand("ping", "", time.Millisecond, errors.New("boom"))
 
@@ -205,7 +205,7 @@ func TestMetricsRecordWhatObserversReport(t *testing.T) {
 		{"chat_tenant_reloads_total", map[string]string{"outcome": "ok"}, 0},
 		{"chat_tenants_loaded", nil, 2},
 		{"chat_tenant_files_invalid", nil, 1},
-		{"chat_rate_limit_rejections_total", map[string]string{"route": "/api/v1/chat/{id}/messages"}, 1},
+		{"chat_rate_limit_rejections_total", map[string]string{"tenant": "demo-shop", "limit": "writes"}, 1},
 		{"chat_build_info", map[string]string{"version": "1.2.3"}, 1},
 	} {
 		if got := counterValue(t, m, c.name, c.labels); got != c.want {
@@ -240,6 +240,10 @@ func TestTenantLabelOffRegistersNoTenantFamily(t *testing.T) {
 	}
 	if families["chat_http_requests_total"] == nil {
 		t.Error("chat_http_requests_total is missing with TenantLabel false")
+	}
+	// Rejections keep their limit label; the tenant label is empty, which Prometheus drops.
+	if got := counterValue(t, m, "chat_rate_limit_rejections_total", map[string]string{"tenant": "", "limit": "writes"}); got != 1 {
+		t.Errorf(`chat_rate_limit_rejections_total{tenant="",limit="writes"} = %v, want 1`, got)
 	}
 }
 
