@@ -6,7 +6,7 @@ HELM := $(TOOLS_BIN)/helm
 export HELM
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: all build test consistency chart-test chart-sync lint tools bench cover clean
+.PHONY: all build test consistency soak chart-test chart-sync lint tools bench cover clean
 
 all: build
 
@@ -23,6 +23,12 @@ test: lint tools
 ## consistency: the write path's consistency suite 20 times over (docs/CONSISTENCY.md).
 consistency:
 	go test -race -count=20 -timeout 60m -run '^TestConsistency' ./internal/httpapi/
+
+## soak: two chatd replicas on one database and Redis under 16 writers that retry with their
+## Idempotency-Key, one replica killed and one restarted mid-run; MongoDB must reconcile exactly
+## with the acknowledgements. Off in `make test`; CHAT_SOAK_DURATION=2m by default.
+soak:
+	CHAT_SOAK=1 go test -race -count=1 -timeout 20m -run '^TestSoak$$' -v ./cmd/chatd/
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
