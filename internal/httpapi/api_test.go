@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -244,32 +243,29 @@ func TestListPagingIsStableUnderConcurrentWrites(t *testing.T) {
 		s.clock.Advance(time.Second)
 	}
 	// While one admin pages through the list, another answers conversations at the same time;
-	// those move to the top.
-	var mu sync.Mutex
+	// those move to the top. Each answer starts right after a page is read and runs while the
+	// next page is read; the pager waits for it before the page after that, so six answers
+	// land during the pass however fast or slow the machine is.
 	touched := map[string]bool{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		answerer := s.admin(shop, "admin-2")
-		for k := 0; k < 6; k++ { // six of the conversations, spread over the pass
-			i := (k * 7) % n
-			select {
-			case <-stop:
-				return
-			case <-time.After(15 * time.Millisecond):
+	answerer := s.admin(shop, "admin-2")
+	answer := func(k int) chan struct{} {
+		done := make(chan struct{})
+		i := (k * 7) % n // six of the conversations, spread over the pass
+		touched[ids[i]] = true
+		s.clock.Advance(time.Millisecond)
+		go func() {
+			defer close(done)
+			if r, err := s.send(s.srv.Client(), "POST", "/api/v1/chat/"+ids[i]+"/messages", map[string]string{"body": "on it"},
+				map[string]string{"X-Tenant-ID": shop, "Authorization": "Bearer " + answerer.token}); err != nil || r.Status != http.StatusCreated {
+				t.Errorf("concurrent answer = %d %s %v", r.Status, r.Body, err)
 			}
-			mu.Lock()
-			touched[ids[i]] = true
-			mu.Unlock()
-			s.clock.Advance(time.Millisecond)
-			if r := answerer.do("POST", "/api/v1/chat/"+ids[i]+"/messages", map[string]string{"body": "on it"}); r.Status != http.StatusCreated {
-				t.Errorf("concurrent answer = %d %s", r.Status, r.Body)
-				return
-			}
-		}
-	})
+		}()
+		return done
+	}
 	seen := map[string]int{}
 	cursor := ""
+	var pending chan struct{}
+	answered := 0
 	for {
 		q := "?limit=4"
 		if cursor != "" {
@@ -279,15 +275,21 @@ func TestListPagingIsStableUnderConcurrentWrites(t *testing.T) {
 		for _, c := range l.Conversations {
 			seen[c.ID]++
 		}
+		if pending != nil {
+			<-pending
+			pending = nil
+		}
 		if l.NextCursor == nil {
 			break
 		}
 		cursor = *l.NextCursor
+		if answered < 6 {
+			pending = answer(answered)
+			answered++
+		}
 	}
-	close(stop)
-	wg.Wait()
-	if len(touched) == 0 {
-		t.Fatal("no write happened during the pass")
+	if answered < 3 {
+		t.Fatalf("only %d answers during the pass, want at least 3", answered)
 	}
 	for _, id := range ids {
 		if seen[id] > 1 {

@@ -400,15 +400,26 @@ func TestReplyExpectationsAndUnassignOnAway(t *testing.T) {
 		t.Errorf("expected reply = %v, want 90", got)
 	}
 
+	// assign assigns the conversation to the agent and checks that it took.
+	assign := func(when string) {
+		t.Helper()
+		if r := agent.do("PATCH", "/api/v1/chat/"+conv.ID, map[string]any{"assignee": "agent-1"}); r.Status != http.StatusOK {
+			t.Fatalf("%s: PATCH assignee = %d %s, want 200", when, r.Status, r.Body)
+		}
+		if got := agent.list("?assignee=none"); len(got.Conversations) != 0 {
+			t.Fatalf("%s: %d unassigned conversations after assigning, want 0", when, len(got.Conversations))
+		}
+	}
+
 	// acme-outdoor unassigns an admin's open conversations when they go away.
-	agent.do("PATCH", "/api/v1/chat/"+conv.ID, map[string]any{"assignee": "agent-1"})
+	assign("before going away")
 	agent.setPresence("online")
 	agent.setPresence("away")
 	if got := agent.list("?assignee=none"); len(got.Conversations) != 1 {
 		t.Errorf("after going away: %d unassigned conversations, want 1", len(got.Conversations))
 	}
 	// ... and when they lapse offline without a heartbeat.
-	agent.do("PATCH", "/api/v1/chat/"+conv.ID, map[string]any{"assignee": "agent-1"})
+	assign("before lapsing")
 	agent.setPresence("online")
 	s.clock.Advance(2 * time.Minute)
 	if _, err := s.svc.SweepPresence(context.Background()); err != nil {
@@ -428,7 +439,11 @@ func TestSettings(t *testing.T) {
 		BusinessHours any      `json:"business_hours"`
 		Overridden    []string `json:"overridden"`
 	}
-	admin.do("GET", "/api/v1/admin/settings", nil).JSON(t, &got)
+	if r := admin.do("GET", "/api/v1/admin/settings", nil); r.Status != http.StatusOK {
+		t.Fatalf("GET settings = %d %s", r.Status, r.Body)
+	} else {
+		r.JSON(t, &got)
+	}
 	if got.BusinessHours == nil || len(got.Overridden) != 0 {
 		t.Errorf("file settings = %+v", got)
 	}
@@ -443,7 +458,11 @@ func TestSettings(t *testing.T) {
 		t.Errorf("support = %+v", sup)
 	}
 	// A field left out falls back to the file.
-	admin.do("PUT", "/api/v1/admin/settings", map[string]any{"unassign_on_away": true}).JSON(t, &got)
+	if r := admin.do("PUT", "/api/v1/admin/settings", map[string]any{"unassign_on_away": true}); r.Status != http.StatusOK {
+		t.Fatalf("PUT of one field = %d %s", r.Status, r.Body)
+	} else {
+		r.JSON(t, &got)
+	}
 	if got.BusinessHours == nil || got.AwayPrompt == "Back at 9." || len(got.Overridden) != 1 {
 		t.Errorf("after PUT of one field = %+v", got)
 	}

@@ -29,7 +29,11 @@ func TestBreakerFailsFastWhileRedisIsDown(t *testing.T) {
 		t.Run(srv.mode, func(t *testing.T) {
 			ctx := context.Background()
 			r := srv.start(t)
-			rdb, err := redisconn.Open(r.URL(), redisconn.Options{Mode: srv.mode, Timeout: 200 * time.Millisecond, OpenFor: 500 * time.Millisecond})
+			// The breaker's window runs on a test clock, so that a slow machine cannot close it
+			// early; the timeout bounds a call to a healthy Redis, which a loaded machine may slow.
+			const openFor = 500 * time.Millisecond
+			clock := testenv.NewClock(time.Now())
+			rdb, err := redisconn.Open(r.URL(), redisconn.Options{Mode: srv.mode, Timeout: 5 * time.Second, OpenFor: openFor, Now: clock.Now})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -39,27 +43,38 @@ func TestBreakerFailsFastWhileRedisIsDown(t *testing.T) {
 			}
 			r.Stop(t)
 			first := time.Now()
-			if err := rdb.Set(ctx, "k", "v", 0).Err(); err == nil {
-				t.Fatal("Set with Redis down = nil")
+			if err := rdb.Set(ctx, "k", "v", 0).Err(); err == nil || errors.Is(err, redisconn.ErrOpen) {
+				t.Fatalf("the first Set with Redis down = %v, want a connection error", err)
 			}
 			// Refused connections fail at once; what takes time is go-redis retrying and redialing.
 			if d := time.Since(first); d > 3*time.Second {
 				t.Errorf("the first call with Redis down took %s, want well under 3s", d)
 			}
-			start := time.Now()
-			for range 20 {
+			// While the window lasts, calls fail with ErrOpen, which the breaker returns without
+			// touching the network.
+			for i := range 20 {
+				clock.Advance(openFor / 25)
 				if err := rdb.Set(ctx, "k", "v", 0).Err(); !errors.Is(err, redisconn.ErrOpen) {
-					t.Fatalf("Set while open = %v, want ErrOpen", err)
+					t.Fatalf("Set %d with the breaker open = %v, want ErrOpen", i+1, err)
 				}
 			}
-			if d := time.Since(start); d > 100*time.Millisecond {
-				t.Errorf("20 calls with the breaker open took %s; they must not wait on the network", d)
+			// Once it has passed, one call goes through; Redis still down, it opens the breaker
+			// again.
+			clock.Advance(openFor)
+			if err := rdb.Set(ctx, "k", "v", 0).Err(); err == nil || errors.Is(err, redisconn.ErrOpen) {
+				t.Fatalf("Set after the window with Redis down = %v, want a connection error", err)
+			}
+			if err := rdb.Set(ctx, "k", "v", 0).Err(); !errors.Is(err, redisconn.ErrOpen) {
+				t.Fatalf("Set right after that = %v, want ErrOpen", err)
 			}
 			r.Start(t)
-			deadline := time.Now().Add(10 * time.Second)
-			for rdb.Set(ctx, "k", "v", 0).Err() != nil {
-				if time.Now().After(deadline) {
-					t.Fatal("Redis back, but calls still fail after 10s")
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				clock.Advance(openFor)
+				if err := rdb.Set(ctx, "k", "v", 0).Err(); err == nil {
+					break
+				} else if time.Now().After(deadline) {
+					t.Fatalf("Redis back, but calls still fail after 30s: %v", err)
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
