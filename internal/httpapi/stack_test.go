@@ -153,7 +153,10 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	}
 	s.store = db.Store()
 
-	s.rdb, err = redisconn.Open(s.redis.URL(), redisconn.Options{Timeout: 300 * time.Millisecond, OpenFor: 200 * time.Millisecond, Mode: s.redisMode})
+	// A healthy Redis that a loaded machine slows down must not trip the breaker (which would
+	// make presence read offline and drop events): a wide timeout, and the production breaker
+	// window. Tests that stop Redis see refused connections at once, and poll for its return.
+	s.rdb, err = redisconn.Open(s.redis.URL(), redisconn.Options{Timeout: 10 * time.Second, Mode: s.redisMode})
 	if err != nil {
 		t.Fatalf("redisconn.Open: %v", err)
 	}
@@ -192,7 +195,9 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		Invalidator:   lists,
 		Caches:        s.metrics,
 	})
-	verifier := auth.New(auth.Options{Timeout: 500 * time.Millisecond})
+	// Fetching a local issuer's keys may take seconds under -race on a loaded machine; a tenant
+	// whose issuer is down (down-shop) is refused at once whatever the bound.
+	verifier := auth.New(auth.Options{Timeout: 10 * time.Second})
 	keeper := idempotency.NewKeeper(idem, 24*time.Hour, s.clock.Now, func() string { return randomID() + randomID() })
 	handler := httpapi.New(httpapi.Deps{
 		Chat:           s.svc,
