@@ -202,7 +202,10 @@ func runServer(t *testing.T, env map[string]string, o server.Options) net.Addr {
 		t.Fatal(err)
 	}
 	o.Getenv = func(k string) string { return env[k] }
-	o.Signals = make(chan os.Signal)
+	if o.Signals == nil {
+		// SIGHUP reaches a server only through its test (TestSIGHUPReloadsWhatTheWatcherCannotSee).
+		o.Signals = make(chan os.Signal)
+	}
 	addrc := make(chan net.Addr, 1)
 	o.OnListen = func(a net.Addr) { addrc <- a }
 	ctx, cancel := context.WithCancel(context.Background())
