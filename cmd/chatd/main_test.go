@@ -68,22 +68,24 @@ func tenantYAML(id, issuer string) string {
 	return fmt.Sprintf("id: %s\nname: %s\noidc:\n  issuer: %s\n  audience: support-chat\n  admin_claim: roles\n  admin_values: [support_admin]\n", id, id, issuer)
 }
 
-func get(t *testing.T, url, tenantID, token string) (int, string) {
+// get sends a GET to url and checks the answer against api/openapi.yaml.
+func get(t *testing.T, api *testenv.OpenAPI, url, tenantID, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
+	return send(t, api, "GET", url, tenantID, token)
+}
+
+// send sends a request without a body to url and checks the answer against api/openapi.yaml.
+func send(t *testing.T, api *testenv.OpenAPI, method, url, tenantID, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
 	if tenantID != "" {
 		req.Header.Set("X-Tenant-ID", tenantID)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	resp, body := api.Do(t, http.DefaultClient, req)
+	return resp.StatusCode, string(body)
 }
 
 // TestServe runs chatd serve on :0 against real MongoDB wire protocol and Redis, and checks
@@ -112,23 +114,46 @@ func TestServe(t *testing.T) {
 		errc <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, io.Discard)
 	}()
 	base := "http://" + listeningAddr(t, &logs, errc)
+	api := testenv.LoadOpenAPI(t, base)
 
-	if code, body := get(t, base+"/healthz", "", ""); code != 200 {
+	if code, body := get(t, api, base+"/healthz", "", ""); code != 200 {
 		t.Errorf("/healthz = %d %s", code, body)
 	}
-	if code, body := get(t, base+"/readyz", "", ""); code != 200 || !strings.Contains(body, `"ready"`) {
+	if code, body := get(t, api, base+"/readyz", "", ""); code != 200 || !strings.Contains(body, `"ready"`) {
 		t.Errorf("/readyz = %d %s", code, body)
 	}
-	if code, body := get(t, base+"/api/v1/chat/list", "shop-one", iss.Token(t, "cust-1", false)); code != 200 || !strings.Contains(body, `"support"`) {
+	if code, body := get(t, api, base+"/api/v1/chat/list", "shop-one", iss.Token(t, "cust-1", false)); code != 200 || !strings.Contains(body, `"support"`) {
 		t.Errorf("list = %d %s", code, body)
 	}
 
-	// A new tenant file is picked up without a restart.
-	if err := os.WriteFile(filepath.Join(dir, "shop-two.yaml"), []byte(tenantYAML("shop-two", iss.URL())), 0o644); err != nil {
+	// Unknown paths and methods answer the document's generic problems (api.Do checks them
+	// against components.responses NotFound and MethodNotAllowed).
+	conv := base + "/api/v1/chat/6745c2aa0123456789abcdef"
+	for _, r := range []struct {
+		method, url string
+		status      int
+	}{
+		{"GET", base + "/nope", http.StatusNotFound},
+		{"GET", base + "/api/v1/nope", http.StatusNotFound},
+		{"GET", base + "/api/v1/chat/list/extra", http.StatusNotFound},
+		{"POST", conv + "/nope", http.StatusNotFound},
+		{"DELETE", base + "/api/v1/chat/list", http.StatusMethodNotAllowed},
+		{"DELETE", conv, http.StatusMethodNotAllowed},
+		{"PUT", base + "/healthz", http.StatusMethodNotAllowed},
+	} {
+		if code, body := send(t, api, r.method, r.url, "shop-one", iss.Token(t, "cust-1", false)); code != r.status {
+			t.Errorf("%s %s = %d %s, want %d", r.method, strings.TrimPrefix(r.url, base), code, body, r.status)
+		}
+	}
+
+	// A new tenant file is picked up without a restart. (It has an issuer of its own: two
+	// tenants trusting one issuer and audience need oidc.required_claims to tell them apart.)
+	iss2 := testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
+	if err := os.WriteFile(filepath.Join(dir, "shop-two.yaml"), []byte(tenantYAML("shop-two", iss2.URL())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the new tenant", func() bool {
-		code, _ := get(t, base+"/api/v1/chat/list", "shop-two", iss.Token(t, "cust-1", false))
+		code, _ := get(t, api, base+"/api/v1/chat/list", "shop-two", iss2.Token(t, "cust-1", false))
 		return code == 200
 	})
 	// A file that turns invalid keeps its tenant's last good version and shows in the metrics.
@@ -136,10 +161,10 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the invalid file in the metrics", func() bool {
-		_, body := get(t, base+"/metrics", "", "")
+		_, body := get(t, api, base+"/metrics", "", "")
 		return strings.Contains(body, "chat_tenant_files_invalid 1")
 	})
-	if code, body := get(t, base+"/api/v1/chat/list", "shop-one", iss.Token(t, "cust-1", false)); code != 200 {
+	if code, body := get(t, api, base+"/api/v1/chat/list", "shop-one", iss.Token(t, "cust-1", false)); code != 200 {
 		t.Errorf("list of a tenant whose file broke = %d %s, want its last good version", code, body)
 	}
 
@@ -151,13 +176,13 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the removed tenant to go", func() bool {
-		code, _ := get(t, base+"/api/v1/chat/list", "shop-two", iss.Token(t, "cust-1", false))
+		code, _ := get(t, api, base+"/api/v1/chat/list", "shop-two", iss2.Token(t, "cust-1", false))
 		return code == 404
 	})
 	// With Redis down the list still answers, and the Redis client's complaints are JSON lines
 	// of the service's log, not plain text.
 	rds.Stop(t)
-	if code, body := get(t, base+"/api/v1/chat/list", "shop-one", iss.Token(t, "cust-1", false)); code != 200 {
+	if code, body := get(t, api, base+"/api/v1/chat/list", "shop-one", iss.Token(t, "cust-1", false)); code != 200 {
 		t.Errorf("list with Redis down = %d %s", code, body)
 	}
 	waitFor(t, "the Redis client's warning in the log", func() bool {

@@ -106,6 +106,13 @@ func New(d Deps) http.Handler {
 	r.Use(accessLog(d.Logger, d.Observer), recovery())
 	r.NoRoute(func(c *gin.Context) { abortWith(c, kindNotFound, "No such endpoint.") })
 	r.NoMethod(func(c *gin.Context) {
+		// The preflight route below answers OPTIONS on every /api/v1 path, so to Gin any unknown
+		// path there exists with another method; one that only OPTIONS matches does not exist.
+		if c.Writer.Header().Get("Allow") == http.MethodOptions {
+			c.Writer.Header().Del("Allow")
+			abortWith(c, kindNotFound, "No such endpoint.")
+			return
+		}
 		abortWith(c, kindMethodNotAllowed, "This endpoint does not support "+c.Request.Method+".")
 	})
 
