@@ -19,6 +19,26 @@ test: lint tools
 	@(exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || [ -n "$$CHAT_TEST_POSTGRESQL_URL" ] || \
 	  echo "note: no PostgreSQL at 127.0.0.1:5432: the FerretDB-on-PostgreSQL runs of the consistency tests are skipped"
 	go test -race -count=1 -timeout 8m ./...
+	$(MAKE) fuzz
+
+## fuzz: every fuzz target (func Fuzz... in a _test.go file) for FUZZTIME each, default 3s;
+## `make fuzz FUZZTIME=10m` for a long run. `go test -fuzz` takes one target of one package per
+## run, hence the loop. Failing inputs land in the package's testdata/fuzz/<target>/ to commit.
+FUZZTIME ?= 3s
+fuzz:
+	@set -eo pipefail; total=0; log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' api cmd internal | sort); do \
+	  pkg=./$$(dirname $$file); \
+	  for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+	    echo "go test -run '^\$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+	    go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | tee $$log; \
+	    execs=$$(sed -n 's/.*execs: \([0-9]*\).*/\1/p' $$log | tail -1); \
+	    echo "$$name: $${execs:-0} executions"; total=$$((total + $${execs:-0})); \
+	  done; \
+	done; \
+	echo "fuzz: $$total executions in all"
+
+.PHONY: fuzz
 
 ## consistency: the write path's consistency suite 20 times over (docs/CONSISTENCY.md).
 consistency:

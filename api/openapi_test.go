@@ -296,7 +296,7 @@ func TestErrorResponsesAreProblems(t *testing.T) {
 			if !strings.HasPrefix(path, "/api/") {
 				continue
 			}
-			for _, code := range []string{"401", "404", "500", "503"} {
+			for _, code := range []string{"401", "404", "429", "500", "503"} {
 				if op.Responses.Value(code) == nil {
 					t.Errorf("%s %s does not document %s", method, path, code)
 				}
@@ -309,9 +309,11 @@ func TestErrorResponsesAreProblems(t *testing.T) {
 				if resp.Content.Get("application/problem+json") == nil || len(resp.Content) != 1 {
 					t.Errorf("%s %s → %s is not only application/problem+json", method, path, code)
 				}
-				want := map[string]string{"401": "WWW-Authenticate", "503": "Retry-After"}[code]
-				if want != "" && (resp.Headers[want] == nil || !resp.Headers[want].Value.Required) {
-					t.Errorf("%s %s → %s does not require the %s header", method, path, code, want)
+				want := map[string][]string{"401": {"WWW-Authenticate"}, "429": {"Retry-After", "RateLimit-Policy", "RateLimit"}, "503": {"Retry-After"}}[code]
+				for _, h := range want {
+					if resp.Headers[h] == nil || !resp.Headers[h].Value.Required {
+						t.Errorf("%s %s → %s does not require the %s header", method, path, code, h)
+					}
 				}
 			}
 		}

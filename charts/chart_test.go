@@ -620,12 +620,42 @@ func TestRedisModeReachesChatd(t *testing.T) {
 	}
 }
 
+func TestLimitsReachChatd(t *testing.T) {
+	for _, tt := range []struct {
+		name, set string
+		want      map[string]string
+	}{
+		{"the defaults of PRODUCT.md", "", map[string]string{
+			"CHAT_LIMITS_REQUESTS_PER_MINUTE": "600", "CHAT_LIMITS_WRITES_PER_MINUTE": "60",
+			"CHAT_LIMITS_EVENT_STREAMS": "5", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND": "1000",
+		}},
+		{"a limit turned off and one raised", "config.limits.writesPerMinute=0,config.limits.tenantRequestsPerSecond=5000", map[string]string{
+			"CHAT_LIMITS_REQUESTS_PER_MINUTE": "600", "CHAT_LIMITS_WRITES_PER_MINUTE": "0",
+			"CHAT_LIMITS_EVENT_STREAMS": "5", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND": "5000",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"-f", filepath.Join(chartDir, "ci", "defaults.yaml")}
+			if tt.set != "" {
+				args = append(args, "--set", tt.set)
+			}
+			m := renderCached(t, "defaults+"+tt.set, args...)
+			for name, want := range tt.want {
+				if got := envValue(m, name); got != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
+
 func TestSchemaRejectsMistakes(t *testing.T) {
 	for _, tt := range []struct{ set, want string }{
 		{"replicaCount=abc", "replicaCount"},
 		{"unknownKey=1", "unknownKey"},
 		{"image.tagg=x", "tagg"},
 		{"redis.mode=sentinel", "mode"},
+		{"config.limits.eventStreams=-1", "eventStreams"},
 	} {
 		t.Run(tt.set, func(t *testing.T) {
 			t.Parallel()

@@ -47,7 +47,27 @@ type Config struct {
 	// (CHAT_METRICS_TENANT_LABEL). Tenants come from configuration, so the label's values are
 	// bounded; turn it off for deployments with very many tenants.
 	MetricsTenantLabel bool
+	// Limits are the default limits of every tenant (CHAT_LIMITS_*); a tenant file may
+	// override each, and 0 turns one off.
+	Limits Limits
 }
+
+// Limits are the default limits of PRODUCT.md; 0 turns a limit off.
+type Limits struct {
+	// RequestsPerMinute bounds all API calls of one caller (CHAT_LIMITS_REQUESTS_PER_MINUTE).
+	RequestsPerMinute int
+	// WritesPerMinute bounds the writes of one caller: start, send, read, patch, presence and
+	// settings (CHAT_LIMITS_WRITES_PER_MINUTE).
+	WritesPerMinute int
+	// EventStreams bounds the open event streams of one caller (CHAT_LIMITS_EVENT_STREAMS).
+	EventStreams int
+	// TenantRequestsPerSecond bounds all API calls of one tenant, all callers together
+	// (CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND).
+	TenantRequestsPerSecond int
+}
+
+// maxLimit bounds a configured limit, as the tenant files' limits are bounded.
+const maxLimit = 10_000_000
 
 // Var describes one environment variable: its name, its default and what it sets.
 type Var struct {
@@ -74,6 +94,10 @@ func Vars() []Var {
 		{"CHAT_MAX_BODY_BYTES", "65536", "largest request body; larger ones answer 413", false},
 		{"CHAT_SHUTDOWN_TIMEOUT", "20s", "bound for finishing in-flight requests after SIGTERM", false},
 		{"CHAT_METRICS_TENANT_LABEL", "true", "label per-tenant metrics with the tenant id", false},
+		{"CHAT_LIMITS_REQUESTS_PER_MINUTE", "600", "API calls per minute of one caller; 0 turns the limit off", false},
+		{"CHAT_LIMITS_WRITES_PER_MINUTE", "60", "writes (start, send, read, patch, presence, settings) per minute of one caller; 0 = off", false},
+		{"CHAT_LIMITS_EVENT_STREAMS", "5", "open event streams of one caller; 0 = off", false},
+		{"CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND", "1000", "API calls per second of one tenant, all callers together; 0 = off", false},
 	}
 }
 
@@ -123,6 +147,19 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.MetricsTenantLabel, err = strconv.ParseBool(get("CHAT_METRICS_TENANT_LABEL")); err != nil {
 		errs = append(errs, fmt.Errorf("CHAT_METRICS_TENANT_LABEL: want true or false, got %q", get("CHAT_METRICS_TENANT_LABEL")))
 	}
+	limit := func(name string) int {
+		n, err := strconv.Atoi(get(name))
+		if err != nil || n < 0 || n > maxLimit {
+			errs = append(errs, fmt.Errorf("%s: want a whole number from 0 (off) to %d, got %q", name, maxLimit, get(name)))
+		}
+		return n
+	}
+	c.Limits = Limits{
+		RequestsPerMinute:       limit("CHAT_LIMITS_REQUESTS_PER_MINUTE"),
+		WritesPerMinute:         limit("CHAT_LIMITS_WRITES_PER_MINUTE"),
+		EventStreams:            limit("CHAT_LIMITS_EVENT_STREAMS"),
+		TenantRequestsPerSecond: limit("CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND"),
+	}
 	if u, err := url.Parse(c.MongoURI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
 		errs = append(errs, errors.New("CHAT_MONGODB_URI: want a mongodb:// or mongodb+srv:// URI"))
 	}
@@ -146,9 +183,10 @@ func Load(getenv func(string) string) (Config, error) {
 
 // String returns the configuration for a start-up log line, with credentials masked.
 func (c Config) String() string {
-	return fmt.Sprintf("addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t",
+	return fmt.Sprintf("addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d",
 		c.Addr, LogURL(c.MongoURI), c.MongoDatabase, LogURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
-		c.IdempotencyTTL, c.OIDCTimeout, c.MongoTimeout, c.MaxBodyBytes, c.ShutdownTimeout, c.MetricsTenantLabel)
+		c.IdempotencyTTL, c.OIDCTimeout, c.MongoTimeout, c.MaxBodyBytes, c.ShutdownTimeout, c.MetricsTenantLabel,
+		c.Limits.RequestsPerMinute, c.Limits.WritesPerMinute, c.Limits.EventStreams, c.Limits.TenantRequestsPerSecond)
 }
 
 // LogURL returns what a log may say of a connection URL: its scheme, hosts and path (the

@@ -132,3 +132,46 @@ func TestREADMEConfigTable(t *testing.T) {
 		t.Errorf("README.md configuration table is out of date; want:\n%s", want.String())
 	}
 }
+
+func TestLoadLimits(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    Limits
+		wantErr []string // the variables the error must name; none for no error
+	}{
+		{"the defaults of PRODUCT.md", nil, Limits{RequestsPerMinute: 600, WritesPerMinute: 60, EventStreams: 5, TenantRequestsPerSecond: 1000}, nil},
+		{"0 turns every limit off", map[string]string{
+			"CHAT_LIMITS_REQUESTS_PER_MINUTE": "0", "CHAT_LIMITS_WRITES_PER_MINUTE": "0",
+			"CHAT_LIMITS_EVENT_STREAMS": "0", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND": "0",
+		}, Limits{}, nil},
+		{"other values", map[string]string{"CHAT_LIMITS_REQUESTS_PER_MINUTE": "1200", "CHAT_LIMITS_EVENT_STREAMS": " 2 "},
+			Limits{RequestsPerMinute: 1200, WritesPerMinute: 60, EventStreams: 2, TenantRequestsPerSecond: 1000}, nil},
+		{"negative, fractional, words and too large are refused", map[string]string{
+			"CHAT_LIMITS_REQUESTS_PER_MINUTE": "-1", "CHAT_LIMITS_WRITES_PER_MINUTE": "1.5",
+			"CHAT_LIMITS_EVENT_STREAMS": "many", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND": "10000001",
+		}, Limits{}, []string{"CHAT_LIMITS_REQUESTS_PER_MINUTE", "CHAT_LIMITS_WRITES_PER_MINUTE", "CHAT_LIMITS_EVENT_STREAMS", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(func(k string) string { return tt.env[k] })
+			if len(tt.wantErr) > 0 {
+				for _, name := range tt.wantErr {
+					if err == nil || !strings.Contains(err.Error(), name) {
+						t.Errorf("Load(%v) error = %v, want one naming %s", tt.env, err, name)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(%v) error = %v, want nil", tt.env, err)
+			}
+			if c.Limits != tt.want {
+				t.Errorf("Limits = %+v, want %+v", c.Limits, tt.want)
+			}
+			if want := fmt.Sprintf("limits_requests_per_minute=%d ", tt.want.RequestsPerMinute); !strings.Contains(c.String(), want) {
+				t.Errorf("String() = %s, want it to hold %q", c.String(), want)
+			}
+		})
+	}
+}

@@ -53,6 +53,7 @@ const eventsRoute = "/api/v1/chat/events"
 type streamer struct {
 	source    EventSource
 	obs       StreamObserver
+	limits    Limiter // nil: no limit on open streams
 	heartbeat time.Duration
 	now       func() time.Time
 }
@@ -75,13 +76,18 @@ func (s *streamer) serve(c *gin.Context) {
 		abortWithError(c, &chat.Error{Code: chat.Unavailable, Message: "live events are not configured"})
 		return
 	}
+	release, ok := openStream(c, s.limits, t, caller)
+	if !ok {
+		return
+	}
 	sub, err := s.source.Subscribe(ctx, t.ID)
 	if err != nil {
+		release()
 		abortWithError(c, &chat.Error{Code: chat.Unavailable, Message: "live events are unavailable", Err: err})
 		return
 	}
 	st := &stream{
-		streamer: s, sub: sub, tenantID: t.ID, caller: caller,
+		streamer: s, sub: sub, tenantID: t.ID, caller: caller, release: release,
 		last: strings.TrimSpace(c.GetHeader("Last-Event-ID")), log: loggerFrom(c),
 	}
 	// An idle stream should cost little: over HTTP/1.1 the connection is taken from net/http
@@ -93,6 +99,7 @@ func (s *streamer) serve(c *gin.Context) {
 			if brw.Reader.Buffered() > 0 {
 				_ = conn.Close() // a client that pipelines requests after a stream
 				sub.Close()
+				release()
 				return
 			}
 			_ = conn.SetDeadline(time.Time{})
@@ -137,11 +144,14 @@ type stream struct {
 	last     string // Last-Event-ID
 	log      *slog.Logger
 	w        *sseWriter
+	// release gives the caller's stream slot back when the stream ends.
+	release func()
 }
 
 // run writes the stream until the token expires, the service shuts down, the subscription is
 // dropped or the bus fails, a write fails (the client left), or gone is closed.
 func (st *stream) run(ctx context.Context, gone <-chan struct{}) {
+	defer st.release()
 	defer st.sub.Close()
 	if st.obs != nil {
 		st.obs.SSEStreamOpened()

@@ -228,7 +228,8 @@ func decodeStrict(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
+	// Only JSON whitespace may follow the object (dec.More misses a stray ']' or '}').
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return &chat.Error{Code: chat.Invalid, Field: "body", Message: "must hold exactly one JSON object"}
 	}
 	return nil

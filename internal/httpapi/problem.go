@@ -55,6 +55,7 @@ var (
 	kindBodyTooLarge       = problemKind{http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large"}
 	kindUnsupportedMedia   = problemKind{http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type"}
 	kindIdempotencyReused  = problemKind{http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused with a different request"}
+	kindRateLimited        = problemKind{http.StatusTooManyRequests, "rate-limited", "Too many requests"}
 	kindInvalidRequest     = problemKind{http.StatusBadRequest, "invalid-request", "Invalid request"}
 	kindInternal           = problemKind{http.StatusInternalServerError, "internal", "Internal server error"}
 	kindServiceUnavailable = problemKind{http.StatusServiceUnavailable, "service-unavailable", "Service unavailable"}

@@ -74,6 +74,8 @@ type Deps struct {
 	MaxBodyBytes int64
 	// RequestTimeout bounds one API request (default 15s).
 	RequestTimeout time.Duration
+	// Limits bounds the requests and event streams of callers and tenants; nil limits nothing.
+	Limits Limiter
 }
 
 // New returns the HTTP handler of the service.
@@ -124,9 +126,9 @@ func New(d Deps) http.Handler {
 
 	h := &handlers{chat: d.Chat, idem: d.Idempotency, maxBody: d.MaxBodyBytes, cache: d.Cache, supportTTL: d.SupportTTL, now: d.Now}
 	r.OPTIONS("/api/v1/*path", preflight(d.Tenants))
-	api := r.Group("/api/v1", withTimeout(d.RequestTimeout), resolveTenant(d.Tenants), cors, authenticate(d.Authenticator, d.Chat.NoteAdmin))
+	api := r.Group("/api/v1", withTimeout(d.RequestTimeout), resolveTenant(d.Tenants), cors, authenticate(d.Authenticator, d.Chat.NoteAdmin), limit(d.Limits))
 	// Streams end at their token's exp, which the verifier checks against the wall clock.
-	events := &streamer{source: d.Events, obs: d.Streams, heartbeat: d.Heartbeat, now: time.Now}
+	events := &streamer{source: d.Events, obs: d.Streams, limits: d.Limits, heartbeat: d.Heartbeat, now: time.Now}
 	api.GET("/chat/list", h.list)
 	api.GET("/chat/events", events.serve)
 	api.POST("/chat/start", h.start)

@@ -26,6 +26,7 @@ import (
 	"github.com/supportchat/supportchat/internal/events"
 	"github.com/supportchat/supportchat/internal/httpapi"
 	"github.com/supportchat/supportchat/internal/idempotency"
+	"github.com/supportchat/supportchat/internal/limits"
 	"github.com/supportchat/supportchat/internal/mongodb"
 	"github.com/supportchat/supportchat/internal/presence"
 	"github.com/supportchat/supportchat/internal/redisconn"
@@ -59,6 +60,7 @@ type stack struct {
 	svc     *chat.Service
 	api     *testenv.OpenAPI
 	metrics *telemetry.Metrics
+	limiter *limits.Limiter
 	// tenants, mongoURI, database and redisMode are what a replica of the stack shares with it.
 	redisMode string
 	tenants   *tenant.Registry
@@ -86,6 +88,11 @@ type stackOptions struct {
 	heartbeat time.Duration
 	// eventBuffer is how far an event stream may lag before it is dropped (the hub's default).
 	eventBuffer int
+	// limits are the configured limits (CHAT_LIMITS_*); the zero value turns them all off, so
+	// only the tests about limits meet them.
+	limits limits.Config
+	// tenantYAML is appended to a tenant's file, by tenant id (a limits: section).
+	tenantYAML map[string]string
 }
 
 // redisServer is a private redis-server or Redis Cluster of a test.
@@ -127,7 +134,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		s.clock, s.issuers, s.tenants, s.redis, s.redisMode = r.clock, r.issuers, r.tenants, r.redis, r.redisMode
 		s.mongoURI, s.database = r.mongoURI, r.database
 	} else {
-		s.tenants = newTenants(t, s.issuers)
+		s.tenants = newTenants(t, s.issuers, o.tenantYAML)
 		if o.cluster {
 			s.redis, s.redisMode = testenv.StartRedisCluster(t), "cluster"
 		} else {
@@ -195,6 +202,8 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	// Fetching a local issuer's keys may take seconds under -race on a loaded machine; a tenant
 	// whose issuer is down (down-shop) is refused at once whatever the bound.
 	verifier := auth.New(auth.Options{Timeout: 10 * time.Second})
+	s.limiter = limits.New(s.rdb, o.limits, limits.Options{Now: s.clock.Now, Logger: debugLogger(), Observer: s.metrics})
+	t.Cleanup(s.limiter.Close)
 	keeper := idempotency.NewKeeper(idem, 24*time.Hour, s.clock.Now, func() string { return randomID() + randomID() })
 	handler := httpapi.New(httpapi.Deps{
 		Chat:           s.svc,
@@ -211,6 +220,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		Heartbeat:      o.heartbeat,
 		Logger:         debugLogger(),
 		RequestTimeout: time.Minute,
+		Limits:         s.limiter,
 		Ready: []httpapi.ReadyCheck{
 			{Name: "mongodb", Critical: true, Check: db.Ping},
 			{Name: "redis", Check: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
@@ -225,13 +235,13 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 
 // newTenants writes the tests' tenant files, with a local issuer per tenant put in issuers,
 // and loads them.
-func newTenants(t testing.TB, issuers map[string]*testenv.Issuer) *tenant.Registry {
+func newTenants(t testing.TB, issuers map[string]*testenv.Issuer, extra map[string]string) *tenant.Registry {
 	t.Helper()
 	issuers[shop] = testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
 	issuers[outdoor] = testenv.NewIssuer(t, "support-chat", "realm_access.roles", "chat-agent")
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, shop+".yaml"), fmt.Sprintf(tenantFile, shop, "Demo Shop", issuers[shop].URL(), "roles", "support_admin", "Demo Shop", false, berlinHours)+"hosts: [support.demo-shop.example]\nweb:\n  allowed_origins: [https://www.demo-shop.example]\n")
-	writeFile(t, filepath.Join(dir, outdoor+".yaml"), fmt.Sprintf(tenantFile, outdoor, "Acme Outdoor", issuers[outdoor].URL(), "realm_access.roles", "chat-agent", "Acme Outdoor", true, ""))
+	writeFile(t, filepath.Join(dir, shop+".yaml"), fmt.Sprintf(tenantFile, shop, "Demo Shop", issuers[shop].URL(), "roles", "support_admin", "Demo Shop", false, berlinHours)+"hosts: [support.demo-shop.example]\nweb:\n  allowed_origins: [https://www.demo-shop.example]\n"+extra[shop])
+	writeFile(t, filepath.Join(dir, outdoor+".yaml"), fmt.Sprintf(tenantFile, outdoor, "Acme Outdoor", issuers[outdoor].URL(), "realm_access.roles", "chat-agent", "Acme Outdoor", true, "")+extra[outdoor])
 	// A tenant whose issuer is down: nothing listens on its port.
 	writeFile(t, filepath.Join(dir, "down-shop.yaml"), fmt.Sprintf(tenantFile, "down-shop", "Down Shop", "http://127.0.0.1:9", "roles", "support_admin", "Down Shop", false, ""))
 	tenants := tenant.NewRegistry(dir, tenant.Options{})

@@ -28,6 +28,7 @@ import (
 	"github.com/supportchat/supportchat/internal/events"
 	"github.com/supportchat/supportchat/internal/httpapi"
 	"github.com/supportchat/supportchat/internal/idempotency"
+	"github.com/supportchat/supportchat/internal/limits"
 	"github.com/supportchat/supportchat/internal/mongodb"
 	"github.com/supportchat/supportchat/internal/presence"
 	"github.com/supportchat/supportchat/internal/redisconn"
@@ -160,6 +161,14 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Observer:   metrics,
 	})
 	keeper := idempotency.NewKeeper(store, cfg.IdempotencyTTL, time.Now, func() string { return newID() + newID() })
+	// Limits count in Redis across replicas; each replica limits on its own while Redis is down.
+	limiter := limits.New(rdb, limits.Config{
+		RequestsPerMinute:       cfg.Limits.RequestsPerMinute,
+		WritesPerMinute:         cfg.Limits.WritesPerMinute,
+		EventStreams:            cfg.Limits.EventStreams,
+		TenantRequestsPerSecond: cfg.Limits.TenantRequestsPerSecond,
+	}, limits.Options{Logger: log, Observer: metrics})
+	defer limiter.Close()
 
 	handler := httpapi.New(httpapi.Deps{
 		Chat:          svc,
@@ -175,6 +184,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Streams:       metrics,
 		Logger:        log,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
+		Limits:        limiter,
 	})
 
 	bg, stopBackground := context.WithCancel(ctx)
