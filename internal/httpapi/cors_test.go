@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -129,4 +130,34 @@ func containsToken(list, token string) bool {
 		}
 	}
 	return false
+}
+
+// TestCORSOnTheEventStream checks the event stream, which writes its own response head on a
+// connection taken from net/http, keeps the CORS headers: a widget on a storefront's own
+// domain reads live events with fetch, and the browser hides a response without them.
+func TestCORSOnTheEventStream(t *testing.T) {
+	s := newStack(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.srv.URL+"/api/v1/chat/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", "https://www.demo-shop.example")
+	req.Header.Set("X-Tenant-ID", shop)
+	req.Header.Set("Authorization", "Bearer "+s.issuers[shop].Token(t, "cust-1", false))
+	resp, err := s.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("GET /chat/events = %d %q, want 200 text/event-stream", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://www.demo-shop.example" {
+		t.Errorf("Access-Control-Allow-Origin = %q, want the storefront's origin", got)
+	}
+	if resp.Header.Get("X-Request-ID") == "" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("headers %v: want an X-Request-ID and never Access-Control-Allow-Credentials", resp.Header)
+	}
 }

@@ -104,7 +104,7 @@ func (s *streamer) serve(c *gin.Context) {
 			}
 			_ = conn.SetDeadline(time.Time{})
 			st.w = &sseWriter{w: deadlineWriter{conn}, flush: func() error { return nil }, obs: s.obs}
-			st.w.printf("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\nX-Request-ID: %s\r\nConnection: close\r\n\r\n", c.Writer.Header().Get("X-Request-ID"))
+			st.w.printf("%s", hijackedHead(c.Writer.Header()))
 			go func() {
 				defer conn.Close()
 				st.run(context.WithoutCancel(ctx), nil)
@@ -121,6 +121,21 @@ func (s *streamer) serve(c *gin.Context) {
 	c.Status(http.StatusOK)
 	st.w = &sseWriter{w: c.Writer, flush: rc.Flush, obs: s.obs}
 	st.run(ctx, ctx.Done())
+}
+
+// hijackedHead returns the response head of a stream on a hijacked connection: the headers the
+// middleware set (X-Request-ID, CORS for a storefront's origin, ...) and the stream's own.
+func hijackedHead(set http.Header) string {
+	h := set.Clone()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("Connection", "close") // the body ends with the connection
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&b) // writes to a Builder do not fail
+	b.WriteString("\r\n")
+	return b.String()
 }
 
 // streamWriteTimeout bounds one write to a stream's connection: a client that stops reading
