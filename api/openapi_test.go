@@ -38,6 +38,7 @@ const (
 
 func init() {
 	openapi3filter.RegisterBodyDecoder("application/problem+json", openapi3filter.JSONBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/javascript", openapi3filter.PlainBodyDecoder)
 }
 
 // loadDoc loads and validates api/openapi.yaml.
@@ -686,6 +687,7 @@ func TestHandlersMatchDocument(t *testing.T) {
 		{method: "GET", path: "/healthz", status: 200},
 		{method: "GET", path: "/readyz", status: 200},
 		{method: "GET", path: "/metrics", status: 200},
+		{method: "GET", path: "/widget/v1/support-chat.js", status: 200},
 		{method: "GET", path: "/api/v1/chat/list", token: "customer", status: 200},
 		{method: "GET", path: "/api/v1/chat/list?limit=100&messages=20&status=open&assignee=me&unread=true&customer_id=c&cursor=abc", token: "admin", status: 200},
 		{method: "GET", path: "/api/v1/chat/list?limit=abc", token: "admin", status: 400, slug: "invalid-request"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/idempotency"
+	"github.com/supportchat/supportchat/internal/widget"
 )
 
 // ChatService is what the handlers need of the chat domain (*chat.Service).
@@ -123,6 +124,8 @@ func New(d Deps) http.Handler {
 	if d.Metrics != nil {
 		r.GET("/metrics", gin.WrapH(d.Metrics))
 	}
+	// The storefronts' customer widget: a static ES module, open to every origin.
+	r.GET("/widget/v1/support-chat.js", gin.WrapH(widget.New()))
 
 	h := &handlers{chat: d.Chat, idem: d.Idempotency, maxBody: d.MaxBodyBytes, cache: d.Cache, supportTTL: d.SupportTTL, now: d.Now}
 	r.OPTIONS("/api/v1/*path", preflight(d.Tenants))
