@@ -82,7 +82,9 @@ func (s *stack) welcome(ctx context.Context, tenantsDir string, addr net.Addr) e
 		fmt.Fprintf(&out, "\n== %s (issuer %s)\ncustomer %s (%s):\n  %s\nadmin %s (%s):\n  %s\nlist the customer's conversations:\n  curl -s -H 'X-Tenant-ID: %s' -H 'Authorization: Bearer %s' %s/api/v1/chat/list\n",
 			id, iss.URL(), demoCustomer.ID, demoCustomer.Name, customer, demoAdmin.ID, demoAdmin.Name, admin, id, customer, base)
 	}
-	fmt.Fprintf(&out, "\nMore tokens: POST <issuer>/token with sub, name and role=customer|admin. Stop with Ctrl-C.\n")
+	fmt.Fprintf(&out, "\nMore tokens: POST <issuer>/token with sub, name and role=customer|admin.\n")
+	fmt.Fprintf(&out, "\nDemo storefront, with the <support-chat> widget (shopper %s): %s/\n", demoCustomer.Name, base)
+	fmt.Fprintf(&out, "Agent inbox (admin %s): %s/inbox/\nOther tenants: add ?tenant=<id>. Stop with Ctrl-C.\n", demoAdmin.Name, base)
 	_, err := fmt.Fprint(s.stdout, out.String())
 	return err
 }

@@ -35,6 +35,7 @@ type stack struct {
 
 	mu      sync.Mutex
 	issuers map[string]*devissuer.Issuer
+	names   map[string]string // tenant names by id, for the demo pages
 	closers []func()
 }
 
@@ -73,6 +74,7 @@ func (s *stack) Run(ctx context.Context) error {
 		Getenv:        getenv,
 		Stdout:        s.stderr, // logs go to stderr so the tokens and curl stay readable on stdout
 		RewriteTenant: s.rewrite,
+		Handler:       s.pages,
 		OnListen: func(addr net.Addr) {
 			go func() { seeded <- s.welcome(ctx, cfg.TenantsDir, addr) }()
 		},
@@ -93,7 +95,9 @@ func (s *stack) rewrite(t *tenant.Tenant) {
 	defer s.mu.Unlock()
 	if s.issuers == nil {
 		s.issuers = map[string]*devissuer.Issuer{}
+		s.names = map[string]string{}
 	}
+	s.names[t.ID] = t.Name
 	iss, ok := s.issuers[t.ID]
 	if !ok {
 		admin := ""

@@ -61,6 +61,9 @@ type Options struct {
 	// RewriteTenant adjusts every tenant loaded from files (chatd-dev points issuers at its
 	// local development issuers); nil in production.
 	RewriteTenant func(*tenant.Tenant)
+	// Handler wraps the service's HTTP handler (chatd-dev serves its demo pages in front of
+	// it); nil in production.
+	Handler func(http.Handler) http.Handler
 	// OnListen is called with the bound address once the server accepts connections.
 	OnListen func(addr net.Addr)
 	// SpanExporter replaces the OTLP exporter (tests).
@@ -198,6 +201,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 
 	// Shutdown waits for in-flight requests; event streams end at once, cleanly, and their
 	// clients reconnect to another replica with their Last-Event-ID.
+	if o.Handler != nil {
+		handler = o.Handler(handler)
+	}
 	return serve(ctx, log, cfg, o, handler, hub.Close, func() int { return tenants.Status().Loaded })
 }
 
