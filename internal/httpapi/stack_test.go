@@ -93,6 +93,9 @@ type stackOptions struct {
 	limits limits.Config
 	// tenantYAML is appended to a tenant's file, by tenant id (a limits: section).
 	tenantYAML map[string]string
+	// boundTenants adds the tenants bound-a and bound-b, which trust one issuer and are told
+	// apart by oidc.required_claims (security_test.go, writeBoundTenants).
+	boundTenants bool
 }
 
 // redisServer is a private redis-server or Redis Cluster of a test.
@@ -134,7 +137,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		s.clock, s.issuers, s.tenants, s.redis, s.redisMode = r.clock, r.issuers, r.tenants, r.redis, r.redisMode
 		s.mongoURI, s.database = r.mongoURI, r.database
 	} else {
-		s.tenants = newTenants(t, s.issuers, o.tenantYAML)
+		s.tenants = newTenants(t, s.issuers, o.tenantYAML, o.boundTenants)
 		if o.cluster {
 			s.redis, s.redisMode = testenv.StartRedisCluster(t), "cluster"
 		} else {
@@ -234,8 +237,9 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 }
 
 // newTenants writes the tests' tenant files, with a local issuer per tenant put in issuers,
-// and loads them.
-func newTenants(t testing.TB, issuers map[string]*testenv.Issuer, extra map[string]string) *tenant.Registry {
+// and loads them; extra is appended to the files by tenant id, and bound adds the tenants of
+// writeBoundTenants.
+func newTenants(t testing.TB, issuers map[string]*testenv.Issuer, extra map[string]string, bound bool) *tenant.Registry {
 	t.Helper()
 	issuers[shop] = testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
 	issuers[outdoor] = testenv.NewIssuer(t, "support-chat", "realm_access.roles", "chat-agent")
@@ -244,8 +248,12 @@ func newTenants(t testing.TB, issuers map[string]*testenv.Issuer, extra map[stri
 	writeFile(t, filepath.Join(dir, outdoor+".yaml"), fmt.Sprintf(tenantFile, outdoor, "Acme Outdoor", issuers[outdoor].URL(), "realm_access.roles", "chat-agent", "Acme Outdoor", true, "")+extra[outdoor])
 	// A tenant whose issuer is down: nothing listens on its port.
 	writeFile(t, filepath.Join(dir, "down-shop.yaml"), fmt.Sprintf(tenantFile, "down-shop", "Down Shop", "http://127.0.0.1:9", "roles", "support_admin", "Down Shop", false, ""))
+	want := 3
+	if bound {
+		want += writeBoundTenants(t, dir, issuers)
+	}
 	tenants := tenant.NewRegistry(dir, tenant.Options{})
-	if res := tenants.Reload(); res.Loaded != 3 || len(res.Invalid) > 0 {
+	if res := tenants.Reload(); res.Loaded != want || len(res.Invalid) > 0 {
 		t.Fatalf("tenants: loaded %d, invalid %v", res.Loaded, res.Invalid)
 	}
 	return tenants

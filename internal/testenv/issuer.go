@@ -129,6 +129,21 @@ func (iss *Issuer) SignWithUnknownKey(tb testing.TB, claims map[string]any) stri
 	return token
 }
 
+// SignWithUnknownKid returns claims signed with RS256 by a fresh key that is not in the JWKS,
+// under a key id the issuer never published (the verifier may refetch the JWKS for it).
+func (iss *Issuer) SignWithUnknownKid(tb testing.TB, claims map[string]any) string {
+	tb.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		tb.Fatalf("testenv: generate key: %v", err)
+	}
+	token, err := devissuer.SignJWT("RS256", "never-published-"+iss.KeyID("RS256"), key, claims)
+	if err != nil {
+		tb.Fatalf("testenv: sign token: %v", err)
+	}
+	return token
+}
+
 // compactJWS builds header.payload.signature by hand, for tokens go-jose refuses to sign.
 func compactJWS(tb testing.TB, header, claims map[string]any, sign func(signingInput []byte) []byte) string {
 	tb.Helper()
