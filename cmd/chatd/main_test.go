@@ -89,13 +89,24 @@ func send(t *testing.T, api *testenv.OpenAPI, method, url, tenantID, token strin
 }
 
 // TestServe runs chatd serve on :0 against real MongoDB wire protocol and Redis, and checks
-// the probes, an authenticated list, a tenant hot reload, SIGHUP and the graceful stop.
+// the probes, an authenticated list, a tenant hot reload, a SIGHUP reload of a change the
+// watcher cannot see, and the graceful stop.
 func TestServe(t *testing.T) {
 	uri, database := testenv.MustMongo(t)
 	rds := testenv.StartRedis(t)
 	iss := testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "shop-one.yaml"), []byte(tenantYAML("shop-one", iss.URL())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// shop-three.yaml is a symlink to a file elsewhere (as on a mounted volume), for now a
+	// directory, which the folder's reader skips: when that file changes, the folder's watcher
+	// hears nothing, and only SIGHUP reloads it.
+	elsewhere := filepath.Join(t.TempDir(), "shop-three.yaml")
+	if err := os.Mkdir(elsewhere, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(dir, "shop-three.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{
@@ -168,16 +179,31 @@ func TestServe(t *testing.T) {
 		t.Errorf("list of a tenant whose file broke = %d %s, want its last good version", code, body)
 	}
 
-	// SIGHUP reloads too (here: a removed tenant disappears).
-	if err := os.Remove(filepath.Join(dir, "shop-two.yaml")); err != nil {
+	// SIGHUP reloads what the watcher cannot see: shop-three's file appears behind its symlink.
+	// The reload is chatd's answer to the signal (its log line says so), not the watcher's.
+	iss3 := testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
+	if err := os.Remove(elsewhere); err != nil {
 		t.Fatal(err)
+	}
+	if err := os.WriteFile(elsewhere, []byte(tenantYAML("shop-three", iss3.URL())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "tenants reloaded on SIGHUP") {
+		t.Fatal("a SIGHUP reload was logged before any SIGHUP")
 	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the removed tenant to go", func() bool {
-		code, _ := get(t, api, base+"/api/v1/chat/list", "shop-two", iss2.Token(t, "cust-1", false))
-		return code == 404
+	waitFor(t, "shop-three to be loaded on SIGHUP", func() bool {
+		req, _ := http.NewRequest("GET", base+"/api/v1/chat/list", nil)
+		req.Header.Set("X-Tenant-ID", "shop-three")
+		req.Header.Set("Authorization", "Bearer "+iss3.Token(t, "cust-1", false))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && strings.Contains(logs.String(), `"msg":"tenants reloaded on SIGHUP"`)
 	})
 	// With Redis down the list still answers, and the Redis client's complaints are JSON lines
 	// of the service's log, not plain text.
