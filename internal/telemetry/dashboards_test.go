@@ -14,8 +14,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/supportchat/supportchat/internal/telemetry"
 )
 
 var (
@@ -43,12 +41,11 @@ var grafanaVariables = strings.NewReplacer(
 // labelValuesQuery matches a Grafana label_values(selector, label) variable query.
 var labelValuesQuery = regexp.MustCompile(`^label_values\((.*),\s*[a-zA-Z_][a-zA-Z0-9_]*\)$`)
 
-// exportedFamilies returns the families a fully exercised *Metrics exports, by name.
-func exportedFamilies(tb testing.TB) map[string]*dto.MetricFamily {
-	tb.Helper()
-	m := telemetry.NewMetrics(telemetry.MetricsOptions{TenantLabel: true, Version: "test"})
-	MustExercise(tb, m)
-	return MustGather(tb, m)
+// exportedFamilies returns the families GET /metrics serves once every feature that reports a
+// metric has been used (servedMetrics), by name.
+func exportedFamilies(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	return served(t, true).families
 }
 
 // familyOf returns the family a selected series name belongs to: the name itself, or a

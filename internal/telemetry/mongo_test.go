@@ -155,7 +155,7 @@ func TestMongoMonitorTracesCommandsWithoutTheirValues(t *testing.T) {
 		{"find", "conversations", "ok"}, {"insert", "messages", "error"}, {"getMore", "conversations", "ok"},
 		{"ping", "none", "ok"}, {"update", "settings", "error"},
 	} {
-		if n := histogramCount(t, metrics, "chat_mongodb_command_duration_seconds",
+		if n := histogramCount(MustGather(t, metrics), "chat_mongodb_command_duration_seconds",
 			map[string]string{"operation": c.operation, "collection": c.collection, "outcome": c.outcome}); n != 1 {
 			t.Errorf("chat_mongodb_command_duration_seconds%v count = %d, want 1", c, n)
 		}
@@ -178,7 +178,7 @@ func TestMongoMonitorWithoutTracingStillCountsCommands(t *testing.T) {
 	c.finish(t, context.Background(), mon)
 
 	labels := map[string]string{"operation": "aggregate", "collection": "conversations", "outcome": "error"}
-	if n := histogramCount(t, metrics, "chat_mongodb_command_duration_seconds", labels); n != 2 {
+	if n := histogramCount(MustGather(t, metrics), "chat_mongodb_command_duration_seconds", labels); n != 2 {
 		t.Errorf("chat_mongodb_command_duration_seconds%v count = %d, want 2", labels, n)
 	}
 }
