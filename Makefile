@@ -24,6 +24,9 @@ test: lint tools
 ## fuzz: every fuzz target (func Fuzz... in a _test.go file) for FUZZTIME each, default 3s;
 ## `make fuzz FUZZTIME=10m` for a long run. `go test -fuzz` takes one target of one package per
 ## run, hence the loop. Failing inputs land in the package's testdata/fuzz/<target>/ to commit.
+## Go 1.26's fuzzer may fail a run with a bare "context deadline exceeded" when FUZZTIME ends
+## on a loaded machine (go.dev/issue/75804, fixed in Go 1.27): without a failing input, a panic
+## or a failed seed, that alone is reported and does not fail the target.
 FUZZTIME ?= 3s
 fuzz:
 	@set -eo pipefail; total=0; log=$$(mktemp); trap 'rm -f $$log' EXIT; \
@@ -31,7 +34,12 @@ fuzz:
 	  pkg=./$$(dirname $$file); \
 	  for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
 	    echo "go test -run '^\$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
-	    go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | tee $$log; \
+	    if ! go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | tee $$log; then \
+	      if grep -q 'context deadline exceeded' $$log && \
+	         ! grep -q -e 'Failing input written' -e 'panic:' -e '--- FAIL: Fuzz[A-Za-z0-9_]*/' -e '_test\.go:[0-9]' $$log; then \
+	        echo "$$name: the fuzzer's own deadline race at the end of FUZZTIME (go.dev/issue/75804), no failing input"; \
+	      else exit 1; fi; \
+	    fi; \
 	    execs=$$(sed -n 's/.*execs: \([0-9]*\).*/\1/p' $$log | tail -1); \
 	    echo "$$name: $${execs:-0} executions"; total=$$((total + $${execs:-0})); \
 	  done; \
