@@ -36,7 +36,7 @@ type Observer interface {
 type Options struct {
 	// Now is the clock of the event stream leases and of the in-process fallback (default
 	// time.Now). The request rates in Redis use the Redis server's clock, which every replica
-	// shares.
+	// shares, and so does a replica's memory of Redis's refusals: it runs on the wall clock.
 	Now func() time.Time
 	// Lease is how long a slot of an event stream counts without being refreshed (default
 	// 30s); a replica refreshes its streams' slots every third of it, so the slots of a
@@ -141,23 +141,24 @@ func (l *Limiter) Request(ctx context.Context, t *tenant.Tenant, subject string,
 }
 
 // allow takes one request of the rate p at key, in Redis or, when Redis fails, in process. A
-// key Redis refused is refused here until the time Redis named, without asking it again.
+// key Redis refused is refused here until the time Redis named, without asking it again; that
+// time passes on the wall clock, as Redis's does.
 func (l *Limiter) allow(ctx context.Context, key string, p Policy) Decision {
-	now := l.now()
-	if wait, ok := l.refusal.check(key, p, now); ok {
+	wall := time.Now()
+	if wait, ok := l.refusal.check(key, p, wall); ok {
 		return Decision{Policy: p, Reset: wait, RetryAfter: wait}
 	}
 	res, err := l.gcra.Allow(ctx, key, redis_rate.Limit{Rate: p.Quota, Burst: p.Quota, Period: p.Window})
 	if err != nil {
 		l.redisFailed(ctx, err)
-		return l.local.allow(key, p, now)
+		return l.local.allow(key, p, l.now())
 	}
 	l.redisAnswered()
 	d := Decision{Allowed: res.Allowed > 0, Policy: p, Remaining: res.Remaining, Reset: res.ResetAfter}
 	if !d.Allowed {
 		d.Reset = res.RetryAfter
 		d.RetryAfter = res.RetryAfter
-		l.refusal.note(key, p, now.Add(res.RetryAfter))
+		l.refusal.note(key, p, wall.Add(res.RetryAfter))
 	}
 	return d
 }
@@ -219,7 +220,7 @@ func (l *Limiter) refresh(ctx context.Context) {
 		}
 		now := l.now()
 		l.local.forgetIdle(now)
-		l.refusal.forgetPast(now)
+		l.refusal.forgetPast(time.Now())
 		held := l.streams.snapshot()
 		if len(held) == 0 {
 			continue
