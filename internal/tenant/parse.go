@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -99,6 +100,10 @@ func parse(file string, data []byte) (*Tenant, fileLines, error) {
 	if len(doc.Content) == 0 {
 		return nil, fileLines{}, &FileError{File: file, Line: 1, Msg: "file is empty"}
 	}
+	if line, ok := secondDocument(data); ok {
+		// yaml.Unmarshal reads the first document only: a second would be silently ignored.
+		return nil, fileLines{}, &FileError{File: file, Line: line, Msg: "a tenant file holds one YAML document; this is a second"}
+	}
 	t := &Tenant{Source: file}
 	lines := fileLines{hosts: map[string]int{}}
 	p.mapping("", 1, doc.Content[0], []field{
@@ -114,6 +119,16 @@ func parse(file string, data []byte) (*Tenant, fileLines, error) {
 		return nil, fileLines{}, errors.Join(p.errs...)
 	}
 	return t, lines, nil
+}
+
+// secondDocument reports the line where data, a valid first YAML document, holds another.
+func secondDocument(data []byte) (int, bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first, second yaml.Node
+	if dec.Decode(&first) != nil || dec.Decode(&second) != nil {
+		return 0, false
+	}
+	return second.Line, true
 }
 
 // zeroBasedLine reports whether the line yaml.v3 gives with a syntax error msg counts from 0:

@@ -196,6 +196,9 @@ func TestParseErrors(t *testing.T) {
 			want: `demo-shop.yaml:10: oidc.required_claims must be a mapping`},
 		{name: "a required claim path with an empty segment is refused", old: "  name_claim: name\n", new: "  name_claim: name\n  required_claims:\n    org..id: x\n",
 			want: `demo-shop.yaml:11: oidc.required_claims: claim "org..id" must be a claim name or dotted path`},
+		{name: "a second YAML document is refused", old: "  unassign_on_away: true\n", new: "  unassign_on_away: true\n---\nid: other\n",
+			want: `demo-shop.yaml:18: a tenant file holds one YAML document`},
+		{name: "a document end marker alone is accepted", old: "  unassign_on_away: true\n", new: "  unassign_on_away: true\n...\n"},
 		{name: "an empty file is refused", old: shopFile, new: "",
 			want: `demo-shop.yaml:1: file is empty`},
 	}
