@@ -238,7 +238,7 @@ func (ks *keySet) load(ctx context.Context, refetch bool) (loaded, error) {
 	case useKeysAndRetry:
 		// Not shared with requests that wait: they get a fetch of their own. plan starts one
 		// retry per FailureBackoff, and it ends within Timeout.
-		go ks.fetch(shared, false)
+		go func() { _, _ = ks.fetch(shared, false) }() // fetch logs and remembers its own failure
 		return loaded{keys: keys}, nil
 	}
 	ch := ks.flights.DoChan("jwks", func() (any, error) {

@@ -39,7 +39,8 @@ func (b *batcher) mget(ctx context.Context, keys ...string) ([]any, error) {
 	b.pending = append(b.pending, r)
 	if !b.running {
 		b.running = true
-		go b.run()
+		// A batch serves many requests, so no one caller's context bounds it: batchTimeout does.
+		go b.run() //nolint:contextcheck // see above
 	}
 	b.mu.Unlock()
 	select {
@@ -62,8 +63,7 @@ func (b *batcher) run() {
 			return
 		}
 		b.mu.Unlock()
-		// A batch serves many requests, so no one caller's context bounds it: batchTimeout does.
-		b.send(batch) //nolint:contextcheck // see above
+		b.send(batch)
 
 	}
 }

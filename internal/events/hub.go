@@ -135,10 +135,10 @@ func (h *Hub) Subscribe(ctx context.Context, tenantID string) (*Subscription, er
 		if f = h.tenants[tenantID]; f == nil {
 			// The feed outlives this subscriber and serves every later one: it carries none of
 			// this request's values (its trace would swallow the reader's spans).
-			fctx, stop := context.WithCancel(context.Background()) //nolint:contextcheck // see above
+			fctx, stop := context.WithCancel(context.Background())
 			f = &feed{tenantID: tenantID, subs: make(map[*Subscription]struct{}), stop: stop, pos: last}
 			h.tenants[tenantID] = f
-			go h.run(fctx, f, last)
+			go h.run(fctx, f, last) //nolint:contextcheck // the feed's own context, above
 		}
 		h.mu.Unlock()
 	}

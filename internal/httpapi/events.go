@@ -106,7 +106,7 @@ func (s *streamer) serve(c *gin.Context) {
 			st.w = &sseWriter{w: deadlineWriter{conn}, flush: func() error { return nil }, obs: s.obs}
 			st.w.printf("%s", hijackedHead(c.Writer.Header()))
 			go func() {
-				defer conn.Close()
+				defer func() { _ = conn.Close() }() // the stream is over either way
 				st.run(context.WithoutCancel(ctx), nil)
 			}()
 			return

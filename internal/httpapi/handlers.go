@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -365,7 +366,7 @@ func (h *handlers) putSettings(c *gin.Context) {
 
 // prefixField names a nested field of a decoding error (business_hours.weekly).
 func prefixField(parent string, err error) error {
-	if ce, ok := err.(*chat.Error); ok && ce.Field != "" && ce.Field != "body" {
+	if ce, ok := errors.AsType[*chat.Error](err); ok && ce.Field != "" && ce.Field != "body" {
 		return &chat.Error{Code: ce.Code, Field: parent + "." + ce.Field, Message: ce.Message}
 	}
 	return chat.FieldError(parent, "must be an object with timezone and weekly")

@@ -111,10 +111,10 @@ func listCacheKey(caller chat.Caller, q url.Values) (view, key string) {
 	return cache.AdminView, cache.QueryKey(canonical)
 }
 
-// supportTTL is how long the support block s may be cached at now: at most max, and not past
+// supportTTL is how long the support block s may be cached at now: at most limit, and not past
 // the next opening of business hours.
-func supportTTL(s chat.Support, now time.Time, max time.Duration) time.Duration {
-	ttl := max
+func supportTTL(s chat.Support, now time.Time, limit time.Duration) time.Duration {
+	ttl := limit
 	if s.NextAvailableAt != nil {
 		if until := s.NextAvailableAt.Sub(now); until < ttl {
 			ttl = until

@@ -136,8 +136,8 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	defer streamRDB.Close()
+	defer func() { _ = rdb.Close() }() // closing on the way out: nothing to do about a failure
+	defer func() { _ = streamRDB.Close() }()
 	bus := events.NewBus(rdb, httpapi.RenderEvent, events.BusOptions{Logger: log, Observer: metrics})
 	hub := events.NewHub(events.NewBus(streamRDB, httpapi.RenderEvent, events.BusOptions{Logger: log}), events.HubOptions{Logger: log})
 	lists := cache.New(rdb, cache.Options{Observer: metrics})
@@ -165,7 +165,8 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	})
 	keeper := idempotency.NewKeeper(store, cfg.IdempotencyTTL, time.Now, func() string { return newID() + newID() })
 	// Limits count in Redis across replicas; each replica limits on its own while Redis is down.
-	limiter := limits.New(rdb, limits.Config{
+	// The limiter's lease refresher lives until Close, not until ctx ends.
+	limiter := limits.New(rdb, limits.Config{ //nolint:contextcheck // see above
 		RequestsPerMinute:       cfg.Limits.RequestsPerMinute,
 		WritesPerMinute:         cfg.Limits.WritesPerMinute,
 		EventStreams:            cfg.Limits.EventStreams,
@@ -173,7 +174,8 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	}, limits.Options{Logger: log, Observer: metrics})
 	defer limiter.Close()
 
-	handler := httpapi.New(httpapi.Deps{
+	// Handlers and middleware run under each request's context, not under ctx.
+	handler := httpapi.New(httpapi.Deps{ //nolint:contextcheck // see above
 		Chat:          svc,
 		Tenants:       tenants,
 		Authenticator: verifier,
@@ -181,7 +183,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Ready:         readiness(db, tenants, rdb),
 		Metrics:       metrics.Handler(),
 		Observer:      metrics,
-		Middleware:    tracing(tel),
+		Middleware:    tracing(tel), //nolint:contextcheck // request contexts, as above
 		Cache:         lists,
 		Events:        hub,
 		Streams:       metrics,

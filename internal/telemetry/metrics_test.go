@@ -346,16 +346,16 @@ func openStream(t *testing.T, base, tenantID, token string) *sseStream {
 			return
 		}
 		sc := bufio.NewScanner(resp.Body)
-		typ, any := "", false
+		typ, data := "", false
 		for sc.Scan() {
 			switch line := sc.Text(); {
-			case line == "" && any:
+			case line == "" && data:
 				s.events <- typ
-				typ, any = "", false
+				typ, data = "", false
 			case strings.HasPrefix(line, "event: "):
-				typ, any = line[7:], true
+				typ, data = line[7:], true
 			case line != "":
-				any = true
+				data = true
 			}
 		}
 	}()

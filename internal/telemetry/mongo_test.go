@@ -39,14 +39,14 @@ type mongoCall struct {
 	failure        error // nil: succeeded
 }
 
-func (c mongoCall) start(tb testing.TB, ctx context.Context, mon *event.CommandMonitor) {
+func (c mongoCall) start(ctx context.Context, tb testing.TB, mon *event.CommandMonitor) {
 	mon.Started(ctx, &event.CommandStartedEvent{
 		Command: MustRaw(tb, c.cmd), DatabaseName: c.db, CommandName: c.name,
 		RequestID: c.requestID, ConnectionID: c.conn,
 	})
 }
 
-func (c mongoCall) finish(tb testing.TB, ctx context.Context, mon *event.CommandMonitor) {
+func (c mongoCall) finish(ctx context.Context, tb testing.TB, mon *event.CommandMonitor) {
 	fin := event.CommandFinishedEvent{
 		Duration: 3 * time.Millisecond, CommandName: c.name, DatabaseName: c.db,
 		RequestID: c.requestID, ConnectionID: c.conn,
@@ -86,13 +86,13 @@ func TestMongoMonitorTracesCommandsWithoutTheirValues(t *testing.T) {
 	}, failure: driver.Error{Message: "operation timed out", Wrapped: context.DeadlineExceeded}}
 
 	// find and insert overlap with the same request id on different connections.
-	find.start(t, ctx, mon)
-	insert.start(t, ctx, mon)
-	insert.finish(t, ctx, mon)
-	find.finish(t, ctx, mon)
+	find.start(ctx, t, mon)
+	insert.start(ctx, t, mon)
+	insert.finish(ctx, t, mon)
+	find.finish(ctx, t, mon)
 	for _, c := range []mongoCall{getMore, ping, timeout} {
-		c.start(t, ctx, mon)
-		c.finish(t, ctx, mon)
+		c.start(ctx, t, mon)
+		c.finish(ctx, t, mon)
 	}
 
 	type want struct {
@@ -168,14 +168,14 @@ func TestMongoMonitorWithoutTracingStillCountsCommands(t *testing.T) {
 		mon := telemetry.NewMongoMonitor(tp, metrics)
 		c := mongoCall{db: "supportchat", name: "aggregate", conn: "localhost:27017[-1]", requestID: 1,
 			cmd: bson.D{{Key: "aggregate", Value: "conversations"}}, failure: errors.New("boom")}
-		c.start(t, context.Background(), mon)
-		c.finish(t, context.Background(), mon)
+		c.start(context.Background(), t, mon)
+		c.finish(context.Background(), t, mon)
 	}
 	// A nil observer is allowed too.
 	mon := telemetry.NewMongoMonitor(nil, nil)
 	c := mongoCall{db: "supportchat", name: "find", conn: "localhost:27017[-1]", requestID: 2, cmd: bson.D{{Key: "find", Value: "x"}}}
-	c.start(t, context.Background(), mon)
-	c.finish(t, context.Background(), mon)
+	c.start(context.Background(), t, mon)
+	c.finish(context.Background(), t, mon)
 
 	labels := map[string]string{"operation": "aggregate", "collection": "conversations", "outcome": "error"}
 	if n := histogramCount(MustGather(t, metrics), "chat_mongodb_command_duration_seconds", labels); n != 2 {

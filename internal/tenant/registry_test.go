@@ -167,7 +167,7 @@ func TestRegistryLifecycle(t *testing.T) {
 		if err := os.Rename(dir, moved); err != nil {
 			t.Fatal(err)
 		}
-		defer os.Rename(moved, dir)
+		defer func() { _ = os.Rename(moved, dir) }()
 		res := r.Reload()
 		if res.Err == nil || res.Loaded != 2 {
 			t.Errorf("Reload() of a missing dir = %+v, want an error and 2 loaded", res)

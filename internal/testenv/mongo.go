@@ -192,11 +192,11 @@ func ensurePostgresDatabase(base string) (string, error) {
 		addr = net.JoinHostPort(u.Hostname(), "5432")
 	}
 	unavailable := &unavailableError{reason: fmt.Sprintf("no PostgreSQL answers at %s (set %s to one)", addr, PostgreSQLURLEnv)}
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
 		return "", unavailable
-	} else {
-		c.Close()
 	}
+	_ = c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
