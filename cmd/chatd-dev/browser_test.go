@@ -287,11 +287,29 @@ func (p *tab) pageText() string {
 	return s
 }
 
-// click waits for the element of expr to be visible and clicks its center with the mouse.
+// click clicks the center of the element of expr with the mouse, once the element is visible,
+// has stayed in place for two polls (so a late layout shift cannot move it away) and is what a
+// click at its center hits (through shadow roots).
 func (p *tab) click(what, expr string) {
 	p.t.Helper()
 	p.waitFor(what, `(() => { const el = `+expr+`; if (!el) return false; const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; })()`)
-	xy := eval[[]float64](p, `(() => { const el = `+expr+`; el.scrollIntoView({block: 'center'}); const r = el.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`)
+	eval[bool](p, `((`+expr+`).scrollIntoView({block: 'center'}), window.__clickAt = '', true)`)
+	ctx, cancel := context.WithTimeout(p.ctx, waitTimeout+5*time.Second)
+	defer cancel()
+	xy, err := chromedp.Run(ctx, chromedp.Poll[[]float64](`(() => {
+		const el = `+expr+`;
+		if (!el) return false;
+		const r = el.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+		let hit = document.elementFromPoint(x, y);
+		while (hit && hit.shadowRoot) { const inner = hit.shadowRoot.elementFromPoint(x, y); if (!inner || inner === hit) break; hit = inner; }
+		if (!hit || !(hit === el || el.contains(hit))) return false;
+		if (window.__clickAt !== x + ',' + y) { window.__clickAt = x + ',' + y; return false; }
+		return [x, y];
+	})()`, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(waitTimeout)))
+	if err != nil {
+		p.screenshot("failed-click-" + strings.ReplaceAll(what, " ", "-"))
+		p.t.Fatalf("%s: %s never stayed clickable: %v\npage: %s", p.name, what, err, p.pageText())
+	}
 	p.do(chromedp.MouseClickXY(xy[0], xy[1]))
 }
 
@@ -529,6 +547,7 @@ func TestWidgetShowsMessageTextAsText(t *testing.T) {
 	shop := b.tab(t, "shop")
 	shop.navigate(base + "/")
 	shop.click("the chat launcher", W+`.querySelector('.launcher')`)
+	shop.waitFor("Ada's two demo conversations", W+`.querySelectorAll('.conversations .conv').length === 2`)
 	shop.click("Start a chat", W+`.querySelector('button.start')`)
 	shop.typeInto("the message field", W+`.querySelector('#start-message')`, attack)
 	shop.typeInto("the subject field", W+`.querySelector('#start-subject')`, subject)

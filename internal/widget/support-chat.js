@@ -890,13 +890,18 @@ export class SupportChatElement extends HTMLElement {
   set open(value) { this.toggleAttribute('open', !!value); }
 
   connectedCallback() {
-    // A page may set properties before this module defined the element.
-    for (const prop of /** @type {const} */ (['getToken', 'strings'])) {
-      if (Object.prototype.hasOwnProperty.call(this, prop)) {
-        const value = /** @type {any} */ (this)[prop];
-        delete (/** @type {any} */ (this))[prop];
-        /** @type {any} */ (this)[prop] = value;
-      }
+    // A page may set properties before this module defined the element: take them over (the
+    // restart below starts with them).
+    const own = /** @type {any} */ (this);
+    if (Object.prototype.hasOwnProperty.call(this, 'getToken')) {
+      const fn = own.getToken;
+      delete own.getToken;
+      this.#getToken = typeof fn === 'function' ? fn : null;
+    }
+    if (Object.prototype.hasOwnProperty.call(this, 'strings')) {
+      const strings = own.strings;
+      delete own.strings;
+      this.strings = strings;
     }
     document.addEventListener('visibilitychange', this.#onVisibility);
     this.#clock = setInterval(() => this.#refreshTimes(), 30_000);
@@ -1063,7 +1068,7 @@ export class SupportChatElement extends HTMLElement {
       target = (convId && v.list?.querySelector(`button[data-id="${cssEscape(convId)}"]`)) || v.start;
     } else if (this.#view === 'start') target = v.message;
     else target = v.input;
-    (target || this.#ui.title).focus();
+    (target && !target.hidden ? target : this.#ui.title).focus();
   }
 
   // --- the list -----------------------------------------------------------------------------
@@ -1106,6 +1111,9 @@ export class SupportChatElement extends HTMLElement {
     for (const li of existing.values()) li.remove();
     if (focused instanceof HTMLElement && focused !== this.#root.activeElement && focused.isConnected) focused.focus();
     const loading = this.#cursor === undefined;
+    // Start a chat appears with the first answer, which brings the away banner too: nothing
+    // moves under the shopper's pointer.
+    v.start.hidden = loading && !this.#listError;
     v.status.textContent = this.#listError ? s.error : loading ? s.loading : convs.length === 0 ? s.empty : '';
     v.status.className = convs.length === 0 && !loading && !this.#listError ? 'empty' : 'loading';
     v.more.hidden = !this.#cursor;
