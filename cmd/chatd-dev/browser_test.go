@@ -603,7 +603,7 @@ func TestWidgetOnAnotherOrigin(t *testing.T) {
 <body><h1>Hilfe</h1><support-chat tenant="demo-shop" api="%s" inline></support-chat></body></html>`, api, api)
 		case "/page.js":
 			w.Header().Set("Content-Type", "text/javascript")
-			io.WriteString(w, `window.tokenCalls = 0;
+			_, _ = io.WriteString(w, `window.tokenCalls = 0;
 const chat = document.querySelector('support-chat');
 chat.strings = { start: 'Chat beginnen', title: 'Kundendienst' };
 chat.getToken = async () => {
@@ -621,7 +621,7 @@ chat.getToken = async () => {
 			}
 			defer res.Body.Close()
 			w.Header().Set("Content-Type", "application/json")
-			io.Copy(w, res.Body)
+			_, _ = io.Copy(w, res.Body)
 		default:
 			http.NotFound(w, r)
 		}

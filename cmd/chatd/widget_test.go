@@ -41,7 +41,10 @@ func TestServesTheWidgetButNoDemoPages(t *testing.T) {
 	defer func() {
 		cancel()
 		select {
-		case <-errc:
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("chatd stopped with %v, want a clean shutdown", err)
+			}
 		case <-time.After(30 * time.Second):
 			t.Error("chatd did not stop within 30s")
 		}
