@@ -61,12 +61,11 @@ type client struct {
 // post sends a JSON body to base+path as the caller of token with the headers (name, value
 // pairs) and returns the status and body; wrote, when not nil, is called once the request is
 // written.
-func (c client) post(base, path, token string, body any, wrote func(), headers ...string) (int, []byte, error) {
+func (c client) post(ctx context.Context, base, path, token string, body any, wrote func(), headers ...string) (int, []byte, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return 0, nil, err
 	}
-	ctx := context.Background()
 	if wrote != nil {
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote() }})
 	}
@@ -201,7 +200,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	var ws []writer
 	for i := range 4 {
 		token := iss.Token(t, fmt.Sprintf("cust-%d", i), false)
-		status, body, err := c.post(base, "/api/v1/chat/start", token, map[string]string{"message": "hello"}, nil)
+		status, body, err := c.post(t.Context(), base, "/api/v1/chat/start", token, map[string]string{"message": "hello"}, nil)
 		if err != nil || status != http.StatusCreated {
 			t.Fatalf("POST /chat/start = %d %s %v", status, body, err)
 		}
@@ -226,7 +225,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 				mu.Lock()
 				attempts = append(attempts, a)
 				mu.Unlock()
-				status, body, err := c.post(base, "/api/v1/chat/"+w.conv+"/messages", w.token,
+				status, body, err := c.post(t.Context(), base, "/api/v1/chat/"+w.conv+"/messages", w.token,
 					map[string]string{"body": a.key}, func() { mu.Lock(); a.wrote = time.Now(); mu.Unlock() }, "Idempotency-Key", a.key)
 				mu.Lock()
 				a.answer, a.status, a.err = time.Now(), status, err

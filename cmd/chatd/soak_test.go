@@ -117,7 +117,7 @@ func TestSoak(t *testing.T) {
 	var ws []writer
 	for i := range 4 {
 		customer := iss.Token(t, fmt.Sprintf("cust-%d", i), false)
-		status, body, err := c.post(replicas[0].url(), "/api/v1/chat/start", customer, map[string]string{"message": "soak"}, nil)
+		status, body, err := c.post(t.Context(), replicas[0].url(), "/api/v1/chat/start", customer, map[string]string{"message": "soak"}, nil)
 		if err != nil || status != http.StatusCreated {
 			t.Fatalf("POST /chat/start = %d %s %v", status, body, err)
 		}
@@ -139,7 +139,8 @@ func TestSoak(t *testing.T) {
 			for k := 0; ctx.Err() == nil; k++ {
 				key := fmt.Sprintf("%s-%d", w.name, k)
 				body := "soak " + key
-				if !sendUntilAcked(c, replicas, w.token, w.conv, key, body, k, res) {
+				// The message a writer is on when the soak ends is still sent until acknowledged.
+				if !sendUntilAcked(context.WithoutCancel(ctx), c, replicas, w.token, w.conv, key, body, k, res) {
 					return
 				}
 			}
@@ -213,11 +214,11 @@ func TestSoak(t *testing.T) {
 // sendUntilAcked posts body into conv with key until a replica acknowledges it, switching
 // replicas and backing off after each failure, and records the acknowledgement. It returns
 // false when the message was refused for good or not acknowledged within two minutes.
-func sendUntilAcked(c client, replicas []*replica, token, conv, key, body string, k int, res *soakResult) bool {
+func sendUntilAcked(ctx context.Context, c client, replicas []*replica, token, conv, key, body string, k int, res *soakResult) bool {
 	deadline := time.Now().Add(2 * time.Minute)
 	for attempt := 0; ; attempt++ {
 		base := replicas[(k+attempt)%len(replicas)].url()
-		status, raw, err := c.post(base, "/api/v1/chat/"+conv+"/messages", token, map[string]string{"body": body}, nil, "Idempotency-Key", key)
+		status, raw, err := c.post(ctx, base, "/api/v1/chat/"+conv+"/messages", token, map[string]string{"body": body}, nil, "Idempotency-Key", key)
 		if err == nil && status == http.StatusCreated {
 			res.mu.Lock()
 			defer res.mu.Unlock()
