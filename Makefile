@@ -3,6 +3,9 @@ SHELL := /bin/bash
 TOOLS_BIN := $(CURDIR)/.tools/bin
 HELM_VERSION := v3.22.0
 HELM := $(TOOLS_BIN)/helm
+# golangci-lint lives in a folder named by its version, so a version bump installs it anew.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(CURDIR)/.tools/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 export HELM
 export PATH := $(TOOLS_BIN):$(PATH)
 
@@ -14,7 +17,8 @@ build:
 	go build -trimpath -o bin/chatd ./cmd/chatd
 	go build -trimpath -o bin/chatd-dev ./cmd/chatd-dev
 
-## test: everything: gofmt, go vet, the Go tests with the race detector, and the chart checks.
+## test: everything: gofmt, go vet, golangci-lint, the Go tests with the race detector (chart
+## checks included), then each fuzz target for a few seconds.
 test: lint tools
 	@(exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || [ -n "$$CHAT_TEST_POSTGRESQL_URL" ] || \
 	  echo "note: no PostgreSQL at 127.0.0.1:5432: the FerretDB-on-PostgreSQL runs of the consistency tests are skipped"
@@ -58,13 +62,19 @@ consistency:
 soak:
 	CHAT_SOAK=1 go test -race -count=1 -timeout 20m -run '^TestSoak$$' -v ./cmd/chatd/
 
-lint:
+## lint: gofmt, go vet and golangci-lint with .golangci.yml (gosec, errcheck, bodyclose,
+## contextcheck, errorlint, revive, staticcheck and more); clean means no finding at all.
+lint: $(GOLANGCI_LINT)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
+	$(GOLANGCI_LINT) run ./...
 
-## tools: pinned tool versions, installed into .tools/bin.
-tools: $(HELM)
+$(GOLANGCI_LINT):
+	GOBIN=$(dir $(GOLANGCI_LINT)) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+## tools: pinned tool versions, installed into .tools/.
+tools: $(HELM) $(GOLANGCI_LINT)
 
 $(HELM):
 	GOBIN=$(TOOLS_BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
