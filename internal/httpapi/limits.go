@@ -106,14 +106,15 @@ func rateLimitDetail(p limits.Policy, retry int) string {
 //
 // q is the quota, w its window in seconds, r what remains and t the seconds until the quota is
 // whole again (on a 429, until the next request is allowed). A concurrency limit has no window
-// or reset: its policy says qu="concurrency" and frees a slot when a stream closes.
+// or reset: its policy has the draft's quota unit qu="concurrent-requests", and a slot frees
+// when a stream closes.
 func setRateLimitFields(h http.Header, d limits.Decision) {
 	p := d.Policy
 	if p.Off() {
 		return
 	}
 	if p.Window == 0 {
-		h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;qu=\"concurrency\"", p.Name, p.Quota))
+		h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;qu=\"concurrent-requests\"", p.Name, p.Quota))
 		h.Set("RateLimit", fmt.Sprintf("%q;r=%d", p.Name, d.Remaining))
 		return
 	}

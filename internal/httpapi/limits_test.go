@@ -197,7 +197,7 @@ func mustRefuseStream(t *testing.T, u user, most int) {
 		t.Fatalf("problem = %s, want rate-limited", p.Slug())
 	}
 	mustRetryAfter(t, r.Header, 60)
-	if got, want := r.Header.Get("RateLimit-Policy"), fmt.Sprintf(`"event-streams";q=%d;qu="concurrency"`, most); got != want {
+	if got, want := r.Header.Get("RateLimit-Policy"), fmt.Sprintf(`"event-streams";q=%d;qu="concurrent-requests"`, most); got != want {
 		t.Errorf("RateLimit-Policy = %q, want %q", got, want)
 	}
 	if got := r.Header.Get("RateLimit"); got != `"event-streams";r=0` {
