@@ -55,9 +55,10 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// Observer records request metrics; telemetry implements it.
+// Observer records request metrics; telemetry implements it. ctx carries the request's span
+// and tenantID is the id of the tenant the request resolved, empty when none.
 type Observer interface {
-	ObserveRequest(method, route string, status int, d time.Duration, tenantID string)
+	ObserveRequest(ctx context.Context, method, route string, status int, d time.Duration, tenantID string)
 }
 
 // accessLog writes one line per request (method, route, status, duration, tenant, request and
@@ -83,7 +84,7 @@ func accessLog(log *slog.Logger, obs Observer) gin.HandlerFunc {
 		d := time.Since(start)
 		status := c.Writer.Status()
 		if obs != nil {
-			obs.ObserveRequest(c.Request.Method, route, status, d, tenantID)
+			obs.ObserveRequest(c.Request.Context(), c.Request.Method, route, status, d, tenantID)
 		}
 		level := slog.LevelInfo
 		if route == "/healthz" || route == "/readyz" || route == "/metrics" {

@@ -18,10 +18,18 @@ import (
 	"github.com/supportchat/supportchat/internal/tenant"
 )
 
-// readiness returns the checks of /readyz: MongoDB and the tenants are critical; Redis is not,
-// since the service works without it (presence reads offline, events stop crossing replicas).
-func readiness(db *mongodb.DB, tenants *tenant.Registry, rdb redis.UniversalClient) []httpapi.ReadyCheck {
-	return []httpapi.ReadyCheck{
+// readinessObserver records the outcome of each readiness check (*telemetry.Metrics).
+type readinessObserver interface {
+	ReadinessCheck(check string, err error)
+}
+
+var _ readinessObserver = (*telemetry.Metrics)(nil)
+
+// readiness returns the checks of /readyz, each reported to obs: MongoDB and the tenants are
+// critical; Redis is not, since the service works without it (presence reads offline, events stop
+// crossing replicas), and its failures are what the Redis-degraded alert counts.
+func readiness(db *mongodb.DB, tenants *tenant.Registry, rdb redis.UniversalClient, obs readinessObserver) []httpapi.ReadyCheck {
+	checks := []httpapi.ReadyCheck{
 		{Name: "mongodb", Critical: true, Check: func(ctx context.Context) error {
 			if db.Ping(ctx) != nil {
 				return errors.New("mongodb unreachable")
@@ -41,6 +49,15 @@ func readiness(db *mongodb.DB, tenants *tenant.Registry, rdb redis.UniversalClie
 			return nil
 		}},
 	}
+	for i := range checks {
+		name, check := checks[i].Name, checks[i].Check
+		checks[i].Check = func(ctx context.Context) error {
+			err := check(ctx)
+			obs.ReadinessCheck(name, err)
+			return err
+		}
+	}
+	return checks
 }
 
 // tracing returns the tracing middleware: otelgin's server spans when tracing is on. When it

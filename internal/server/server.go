@@ -112,6 +112,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Rewrite: o.RewriteTenant,
 		OnReload: func(r tenant.ReloadResult) {
 			metrics.TenantReload(r.Err == nil && len(r.Invalid) == 0, r.Loaded, len(r.Invalid))
+			metrics.TenantsChanged(r.Added, r.Removed)
 		},
 	})
 	if res := tenants.Reload(); res.Err != nil {
@@ -180,7 +181,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Tenants:       tenants,
 		Authenticator: verifier,
 		Idempotency:   keeper,
-		Ready:         readiness(db, tenants, rdb),
+		Ready:         readiness(db, tenants, rdb, metrics),
 		Metrics:       metrics.Handler(),
 		Observer:      metrics,
 		Middleware:    tracing(tel), //nolint:contextcheck // request contexts, as above

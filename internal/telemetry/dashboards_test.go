@@ -3,17 +3,22 @@ package telemetry_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/supportchat/supportchat/internal/telemetry"
 )
 
 var (
@@ -34,6 +39,7 @@ var grafanaVariables = strings.NewReplacer(
 	"$__interval", "1m", "${__interval}", "1m",
 	"$__range", "1h", "${__range}", "1h",
 	"${datasource}", "prometheus", "$datasource", "prometheus",
+	"${namespace}", "chat", "$namespace", "chat",
 	"${tenant}", "demo-shop", "$tenant", "demo-shop",
 	"${job}", "support-chat", "$job", "support-chat",
 )
@@ -133,16 +139,40 @@ func checkExpr(families map[string]*dto.MetricFamily, expr string) error {
 	return nil
 }
 
+// grafanaTarget is one query of a panel: PromQL (expr) on the Prometheus data source, TraceQL
+// (query) on the trace data source.
+type grafanaTarget struct {
+	Expr       string          `json:"expr"`
+	Query      string          `json:"query"`
+	QueryType  string          `json:"queryType"`
+	Exemplar   bool            `json:"exemplar"`
+	Datasource json.RawMessage `json:"datasource"`
+}
+
 // grafanaPanel is the part of a Grafana panel this test reads; rows nest panels.
 type grafanaPanel struct {
-	Title      string          `json:"title"`
-	Type       string          `json:"type"`
-	Datasource json.RawMessage `json:"datasource"`
-	Targets    []struct {
-		Expr       string          `json:"expr"`
-		Datasource json.RawMessage `json:"datasource"`
-	} `json:"targets"`
-	Panels []grafanaPanel `json:"panels"`
+	ID          int             `json:"id"`
+	Title       string          `json:"title"`
+	Type        string          `json:"type"`
+	Datasource  json.RawMessage `json:"datasource"`
+	Targets     []grafanaTarget `json:"targets"`
+	Panels      []grafanaPanel  `json:"panels"`
+	FieldConfig struct {
+		Defaults struct {
+			Links []struct {
+				Title string `json:"title"`
+				URL   string `json:"url"`
+			} `json:"links"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
+}
+
+// grafanaVariable is one templating variable.
+type grafanaVariable struct {
+	Name     string          `json:"name"`
+	Type     string          `json:"type"`
+	Query    json.RawMessage `json:"query"`
+	AllValue string          `json:"allValue"`
 }
 
 // grafanaDashboard is the part of a Grafana dashboard this test reads.
@@ -151,15 +181,13 @@ type grafanaDashboard struct {
 	UID        string         `json:"uid"`
 	Panels     []grafanaPanel `json:"panels"`
 	Templating struct {
-		List []struct {
-			Name  string          `json:"name"`
-			Type  string          `json:"type"`
-			Query json.RawMessage `json:"query"`
-		} `json:"list"`
+		List []grafanaVariable `json:"list"`
 	} `json:"templating"`
 }
 
-func TestDashboardQueriesSelectExportedMetrics(t *testing.T) {
+// readDashboard reads deploy/grafana/support-chat.json.
+func readDashboard(t *testing.T) (grafanaDashboard, []byte) {
+	t.Helper()
 	raw, err := os.ReadFile(dashboardPath)
 	if err != nil {
 		t.Fatal(err)
@@ -168,64 +196,169 @@ func TestDashboardQueriesSelectExportedMetrics(t *testing.T) {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		t.Fatalf("%s is not JSON: %v", dashboardPath, err)
 	}
-	if d.Title == "" || d.UID == "" {
-		t.Errorf("dashboard title %q uid %q, want both", d.Title, d.UID)
-	}
-	families := exportedFamilies(t)
+	return d, raw
+}
 
-	vars := map[string]string{}
-	for _, v := range d.Templating.List {
-		vars[v.Name] = v.Type
-		if v.Type != "query" {
-			continue
-		}
-		var q struct {
-			Query string `json:"query"`
-		}
-		if err := json.Unmarshal(v.Query, &q); err != nil {
-			var s string
-			if json.Unmarshal(v.Query, &s) != nil {
-				t.Errorf("variable %s: unreadable query %s", v.Name, v.Query)
-				continue
-			}
-			q.Query = s
-		}
-		sm := labelValuesQuery.FindStringSubmatch(q.Query)
-		if sm == nil {
-			t.Errorf("variable %s query %q is not label_values(selector, label)", v.Name, q.Query)
-			continue
-		}
-		if err := checkExpr(families, sm[1]); err != nil {
-			t.Errorf("variable %s: %v", v.Name, err)
-		}
-	}
-	if vars["datasource"] != "datasource" || vars["tenant"] != "query" {
-		t.Errorf("variables %v, want datasource (datasource) and tenant (query)", vars)
-	}
-
-	var exprs int
-	var walk func(panels []grafanaPanel)
-	walk = func(panels []grafanaPanel) {
-		for _, p := range panels {
+// panels returns every panel of d that is not a row, rows' nested panels included.
+func (d grafanaDashboard) panels() []grafanaPanel {
+	var out []grafanaPanel
+	var walk func(ps []grafanaPanel)
+	walk = func(ps []grafanaPanel) {
+		for _, p := range ps {
 			walk(p.Panels)
-			if p.Type == "row" {
-				continue
-			}
-			if !strings.Contains(string(p.Datasource), "${datasource}") {
-				t.Errorf("panel %q datasource %s, want the ${datasource} variable", p.Title, p.Datasource)
-			}
-			if len(p.Targets) == 0 {
-				t.Errorf("panel %q has no targets", p.Title)
-			}
-			for _, target := range p.Targets {
-				exprs++
-				if err := checkExpr(families, target.Expr); err != nil {
-					t.Errorf("panel %q: %v", p.Title, err)
-				}
+			if p.Type != "row" {
+				out = append(out, p)
 			}
 		}
 	}
 	walk(d.Panels)
+	return out
+}
+
+// variableQuery returns a query variable's query, a string or {"query": ...}.
+func variableQuery(v grafanaVariable) (string, error) {
+	var q struct {
+		Query string `json:"query"`
+	}
+	if err := json.Unmarshal(v.Query, &q); err == nil {
+		return q.Query, nil
+	}
+	var s string
+	if err := json.Unmarshal(v.Query, &s); err != nil {
+		return "", fmt.Errorf("variable %s: unreadable query %s", v.Name, v.Query)
+	}
+	return s, nil
+}
+
+// selectors returns the vector selectors of a PromQL expression (after replacing Grafana's
+// variables).
+func selectors(expr string) ([]*parser.VectorSelector, error) {
+	node, err := parser.NewParser(parser.Options{}).ParseExpr(grafanaVariables.Replace(expr))
+	if err != nil {
+		return nil, err
+	}
+	var out []*parser.VectorSelector
+	parser.Inspect(node, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			out = append(out, vs)
+		}
+		return nil
+	})
+	return out, nil
+}
+
+// matcher returns the matcher of label name in vs, or nil.
+func matcher(vs *parser.VectorSelector, name string) *labels.Matcher {
+	for _, lm := range vs.LabelMatchers {
+		if lm.Name == name {
+			return lm
+		}
+	}
+	return nil
+}
+
+// TestDashboardVariables: $datasource and $traces pick the Prometheus and trace data sources;
+// $namespace, $job and $tenant are built from series chatd exports whatever its configuration:
+// checked against a service with CHAT_METRICS_TENANT_LABEL=false, whose tenant families do not
+// exist, and never from a tenant-only family.
+func TestDashboardVariables(t *testing.T) {
+	d, _ := readDashboard(t)
+	always := served(t, false).families
+	want := map[string]string{"datasource": "datasource", "traces": "datasource", "namespace": "query", "job": "query", "tenant": "query"}
+	got := map[string]string{}
+	for _, v := range d.Templating.List {
+		got[v.Name] = v.Type
+		q, err := variableQuery(v)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		switch v.Type {
+		case "datasource":
+			wantPlugin := map[string][]string{"datasource": {"prometheus"}, "traces": {"tempo", "jaeger"}}[v.Name]
+			if !slices.Contains(wantPlugin, q) {
+				t.Errorf("variable %s picks %q data sources, want one of %v", v.Name, q, wantPlugin)
+			}
+		case "query":
+			sm := labelValuesQuery.FindStringSubmatch(q)
+			if sm == nil {
+				t.Errorf("variable %s query %q is not label_values(selector, label)", v.Name, q)
+				continue
+			}
+			if err := checkExpr(always, sm[1]); err != nil {
+				t.Errorf("variable %s: %v (with CHAT_METRICS_TENANT_LABEL=false)", v.Name, err)
+			}
+			vss, err := selectors(sm[1])
+			if err != nil || len(vss) != 1 {
+				t.Errorf("variable %s selector %q: %v", v.Name, sm[1], err)
+				continue
+			}
+			if slices.Contains(tenantFamilies, vss[0].Name) {
+				t.Errorf("variable %s reads %s, which CHAT_METRICS_TENANT_LABEL=false switches off", v.Name, vss[0].Name)
+			}
+			label := q[strings.LastIndex(q, ",")+1 : len(q)-1]
+			label = strings.TrimSpace(label)
+			if label != v.Name {
+				t.Errorf("variable %s takes the values of label %q, want %q", v.Name, label, v.Name)
+			}
+			if v.Name == "tenant" && metricWith(always, vss[0].Name, map[string]string{"tenant": limitedTenant}) == nil {
+				t.Errorf("variable tenant reads %s, which has no series of the loaded tenant %s", vss[0].Name, limitedTenant)
+			}
+			// Variables that may have no value (no namespace label outside Kubernetes) must
+			// still match every series when "All" is chosen.
+			if v.AllValue != ".*" && v.AllValue != ".+" {
+				t.Errorf("variable %s allValue %q, want .* or .+", v.Name, v.AllValue)
+			}
+			if v.Name == "namespace" && v.AllValue != ".*" {
+				t.Errorf("variable namespace allValue %q, want .* (series scraped outside Kubernetes have no namespace)", v.AllValue)
+			}
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("variables %v, want %v", got, want)
+	}
+}
+
+func TestDashboardQueriesSelectExportedMetrics(t *testing.T) {
+	d, raw := readDashboard(t)
+	if d.Title == "" || d.UID == "" {
+		t.Errorf("dashboard title %q uid %q, want both", d.Title, d.UID)
+	}
+	families := exportedFamilies(t)
+	var exprs int
+	for _, p := range d.panels() {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no targets", p.Title)
+		}
+		for _, target := range p.Targets {
+			if target.Expr == "" {
+				continue // a trace query: TestDashboardLeadsFromSlowTenantToTraces
+			}
+			exprs++
+			if !strings.Contains(string(p.Datasource), "${datasource}") || !strings.Contains(string(target.Datasource), "${datasource}") {
+				t.Errorf("panel %q datasource %s, target %s, want the ${datasource} variable", p.Title, p.Datasource, target.Datasource)
+			}
+			if err := checkExpr(families, target.Expr); err != nil {
+				t.Errorf("panel %q: %v", p.Title, err)
+			}
+			vss, err := selectors(target.Expr)
+			if err != nil {
+				continue // reported by checkExpr
+			}
+			// The variables apply to every query.
+			for _, vs := range vss {
+				for name, want := range map[string]string{"namespace": "chat", "job": "support-chat"} {
+					if lm := matcher(vs, name); lm == nil || lm.Type != labels.MatchRegexp || lm.Value != want {
+						t.Errorf("panel %q selects %s without %s=~\"$%s\"", p.Title, vs.Name, name, name)
+					}
+				}
+				// Latency panels of requests show exemplars, the way to their traces.
+				if (vs.Name == "chat_http_request_duration_seconds_bucket" || vs.Name == "chat_tenant_http_request_duration_seconds_bucket") && !target.Exemplar {
+					t.Errorf("panel %q shows %s without exemplars", p.Title, vs.Name)
+				}
+			}
+		}
+	}
 	if exprs == 0 {
 		t.Error("dashboard has no queries")
 	}
@@ -234,6 +367,92 @@ func TestDashboardQueriesSelectExportedMetrics(t *testing.T) {
 		if !strings.Contains(string(raw), name) {
 			t.Errorf("dashboard shows nothing of %s", name)
 		}
+	}
+}
+
+// TestDashboardLeadsFromSlowTenantToTraces follows the operator's path: a panel of the
+// slowest tenants links each tenant to a panel of that tenant's slowest routes, which shows
+// exemplars (trace ids) of the per-tenant histogram; a traces panel on the $traces data source
+// lists the tenant's slow server spans.
+func TestDashboardLeadsFromSlowTenantToTraces(t *testing.T) {
+	d, _ := readDashboard(t)
+	byID := map[int]grafanaPanel{}
+	for _, p := range d.panels() {
+		byID[p.ID] = p
+	}
+	linkRE := regexp.MustCompile(`^/d/` + regexp.QuoteMeta(d.UID) + `/[a-z0-9-]+\?(.*)$`)
+	var tenants, routes *grafanaPanel
+	for _, p := range d.panels() {
+		if len(p.Targets) != 1 || !strings.Contains(p.Targets[0].Expr, "chat_tenant_http_request_duration_seconds_bucket") ||
+			!regexp.MustCompile(`by \(tenant, le\)`).MatchString(p.Targets[0].Expr) {
+			continue
+		}
+		for _, l := range p.FieldConfig.Defaults.Links {
+			m := linkRE.FindStringSubmatch(l.URL)
+			if m == nil {
+				continue
+			}
+			q := m[1]
+			for _, want := range []string{"var-tenant=${__field.labels.tenant}", "${__url_time_range}", "${namespace:queryparam}", "${job:queryparam}"} {
+				if !strings.Contains(q, want) {
+					t.Errorf("panel %q link %q lacks %s", p.Title, l.URL, want)
+				}
+			}
+			view := regexp.MustCompile(`viewPanel=(\d+)`).FindStringSubmatch(q)
+			if view == nil {
+				t.Errorf("panel %q link %q opens no panel (viewPanel)", p.Title, l.URL)
+				continue
+			}
+			id, _ := strconv.Atoi(view[1])
+			if target, ok := byID[id]; ok {
+				tenants, routes = &p, &target
+			} else {
+				t.Errorf("panel %q links to panel %d, which does not exist", p.Title, id)
+			}
+		}
+	}
+	if tenants == nil || routes == nil {
+		t.Fatal("no panel of the slowest tenants (chat_tenant_http_request_duration_seconds by tenant) links to the panel of a tenant's routes")
+	}
+	if len(routes.Targets) != 1 {
+		t.Fatalf("panel %q has %d targets, want 1", routes.Title, len(routes.Targets))
+	}
+	rt := routes.Targets[0]
+	vss, err := selectors(rt.Expr)
+	if err != nil || len(vss) != 1 || vss[0].Name != "chat_tenant_http_request_duration_seconds_bucket" {
+		t.Fatalf("panel %q selects %v (err %v), want chat_tenant_http_request_duration_seconds_bucket", routes.Title, vss, err)
+	}
+	if lm := matcher(vss[0], "tenant"); lm == nil || lm.Type != labels.MatchRegexp || lm.Value != "demo-shop" {
+		t.Errorf("panel %q does not filter on tenant=~\"$tenant\": %s", routes.Title, rt.Expr)
+	}
+	if !strings.Contains(rt.Expr, "by (method, route, le)") || !rt.Exemplar {
+		t.Errorf("panel %q: %s exemplar %v, want p99 by method and route with exemplars", routes.Title, rt.Expr, rt.Exemplar)
+	}
+
+	var traces bool
+	for _, p := range d.panels() {
+		for _, target := range p.Targets {
+			if target.Expr != "" {
+				continue
+			}
+			traces = true
+			for what, ds := range map[string]json.RawMessage{"panel": p.Datasource, "target": target.Datasource} {
+				if !strings.Contains(string(ds), "${traces}") {
+					t.Errorf("panel %q %s datasource %s, want the ${traces} variable", p.Title, what, ds)
+				}
+			}
+			for _, want := range []string{"span." + string(telemetry.TenantKey), "${tenant:regex}", "kind = server"} {
+				if !strings.Contains(target.Query, want) {
+					t.Errorf("panel %q trace query %q lacks %s", p.Title, target.Query, want)
+				}
+			}
+			if target.QueryType != "traceql" {
+				t.Errorf("panel %q trace query type %q, want traceql", p.Title, target.QueryType)
+			}
+		}
+	}
+	if !traces {
+		t.Error("no panel queries the $traces data source")
 	}
 }
 

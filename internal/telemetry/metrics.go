@@ -13,29 +13,37 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RouteUnmatched is the route label of requests that matched no route. The raw path is never a
 // label value: clients choose it, so it would let them create series without bound.
 const RouteUnmatched = "unmatched"
 
-// Label values of outcome and result.
+// Label values of outcome, status_class and result.
 const (
 	outcomeOK    = "ok"
 	outcomeError = "error"
+	class5xx     = "5xx"
 	resultHit    = "hit"
 	resultMiss   = "miss"
 )
 
+// ExemplarTraceID is the exemplar label that carries the trace id of an observation on the
+// latency histograms; Grafana's exemplar links to a trace data source name it.
+const ExemplarTraceID = "trace_id"
+
 // MetricsOptions configures NewMetrics.
 type MetricsOptions struct {
-	// TenantLabel registers chat_tenant_http_requests_total{tenant,status_class}
-	// (CHAT_METRICS_TENANT_LABEL, default true). Its tenant values are the ids of the operator's
-	// tenant files, never a value a client sends, so the family has at most 5 series per tenant
-	// file; with thousands of tenants turn it off and the family is not registered at all (the
-	// global chat_http_requests_total still counts every request). chat_jwks_fetches_total keeps
-	// its tenant label either way: JWKS fetches are rare, at most 2 series per tenant, and its
-	// alert is per tenant.
+	// TenantLabel registers chat_tenant_http_requests_total{tenant,status_class} and
+	// chat_tenant_http_request_duration_seconds{tenant,method,route}
+	// (CHAT_METRICS_TENANT_LABEL, default true). Their tenant values are the ids of the tenants
+	// the registry resolved from the operator's tenant files, never a value a client sends: at
+	// most 5 counter series per tenant file, and one histogram (12 buckets) per route a tenant
+	// uses. With hundreds of tenants turn it off and neither family is registered at all (the
+	// global chat_http_requests_total and chat_http_request_duration_seconds still count every
+	// request). chat_jwks_fetches_total keeps its tenant label either way: 2 series per tenant
+	// file, created when the tenant is loaded, and its alert is per tenant.
 	TenantLabel bool
 	// Version is the version label of chat_build_info.
 	Version string
@@ -49,18 +57,21 @@ type Metrics struct {
 
 	httpRequests   *prometheus.CounterVec
 	httpDuration   *prometheus.HistogramVec
-	tenantRequests *prometheus.CounterVec // nil without MetricsOptions.TenantLabel
+	tenantRequests *prometheus.CounterVec   // nil without MetricsOptions.TenantLabel
+	tenantDuration *prometheus.HistogramVec // nil without MetricsOptions.TenantLabel
 	mongoDuration  *prometheus.HistogramVec
 	redisDuration  *prometheus.HistogramVec
 	cacheRequests  *prometheus.CounterVec
 	jwksFetches    *prometheus.CounterVec
 	sseOpen        prometheus.Gauge
+	sseOpened      prometheus.Counter
 	eventsSent     *prometheus.CounterVec
 	eventsDeliv    *prometheus.CounterVec
 	tenantReloads  *prometheus.CounterVec
 	tenantsLoaded  prometheus.Gauge
 	tenantsInvalid prometheus.Gauge
 	rateLimited    *prometheus.CounterVec
+	readyChecks    *prometheus.CounterVec
 }
 
 // Buckets of the latency histograms, in seconds.
@@ -106,6 +117,10 @@ func NewMetrics(o MetricsOptions) *Metrics {
 			Name: "chat_sse_streams_open",
 			Help: "Server-Sent Events streams open now.",
 		}),
+		sseOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_sse_streams_opened_total",
+			Help: "Server-Sent Events streams opened; with chat_sse_streams_open it gives their mean lifetime.",
+		}),
 		eventsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_events_published_total",
 			Help: "Live events published on the event bus, by type and outcome (ok or error).",
@@ -130,6 +145,10 @@ func NewMetrics(o MetricsOptions) *Metrics {
 			Name: "chat_rate_limit_rejections_total",
 			Help: "Requests refused by a limit (429), by tenant id (empty without the tenant label) and limit: requests, writes, event-streams or tenant-requests.",
 		}, []string{"tenant", "limit"}),
+		readyChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_readiness_checks_total",
+			Help: "Dependency checks of GET /readyz, by check (mongodb, tenants, redis) and outcome (ok or error); a failing redis check leaves the pod ready but degraded.",
+		}, []string{"check", "outcome"}),
 	}
 	version := o.Version
 	if version == "" {
@@ -146,15 +165,20 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
 		m.httpRequests, m.httpDuration, m.mongoDuration, m.redisDuration, m.cacheRequests,
-		m.jwksFetches, m.sseOpen, m.eventsSent, m.eventsDeliv, m.tenantReloads, m.tenantsLoaded,
-		m.tenantsInvalid, m.rateLimited,
+		m.jwksFetches, m.sseOpen, m.sseOpened, m.eventsSent, m.eventsDeliv, m.tenantReloads,
+		m.tenantsLoaded, m.tenantsInvalid, m.rateLimited, m.readyChecks,
 	)
 	if o.TenantLabel {
 		m.tenantRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_tenant_http_requests_total",
 			Help: "HTTP requests of a known tenant, by tenant id and status class.",
 		}, []string{"tenant", "status_class"})
-		reg.MustRegister(m.tenantRequests)
+		m.tenantDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "chat_tenant_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request of a known tenant, by tenant id, method and route template.",
+			Buckets: httpBuckets,
+		}, []string{"tenant", "method", "route"})
+		reg.MustRegister(m.tenantRequests, m.tenantDuration)
 	}
 	// Series that alerts and ratios divide by exist from the start.
 	m.tenantReloads.WithLabelValues(outcomeOK)
@@ -173,18 +197,25 @@ func (m *Metrics) Handler() http.Handler { return m.handler }
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // ObserveRequest records one served HTTP request. route is the route template, empty or
-// RouteUnmatched for a request that matched none; tenantID is empty when the request resolved no
-// tenant, and then only the global family counts it.
-func (m *Metrics) ObserveRequest(method, route string, status int, d time.Duration, tenantID string) {
+// RouteUnmatched for a request that matched none; tenantID is the id of the tenant the registry
+// resolved, empty when the request resolved none, and then only the global families count it.
+// When ctx carries a sampled span of this service, the latency observations carry its trace id
+// as an exemplar (served in the OpenMetrics format).
+func (m *Metrics) ObserveRequest(ctx context.Context, method, route string, status int, d time.Duration, tenantID string) {
 	method = methodLabel(method)
 	if route == "" {
 		route = RouteUnmatched
 	}
 	class := statusClass(status)
+	ex := traceExemplar(ctx)
 	m.httpRequests.WithLabelValues(method, route, class).Inc()
-	m.httpDuration.WithLabelValues(method, route).Observe(d.Seconds())
+	if class != class5xx {
+		m.httpRequests.WithLabelValues(method, route, class5xx) // a route's first 5xx counts from 0
+	}
+	observe(m.httpDuration.WithLabelValues(method, route), d.Seconds(), ex)
 	if m.tenantRequests != nil && tenantID != "" {
 		m.tenantRequests.WithLabelValues(tenantID, class).Inc()
+		observe(m.tenantDuration.WithLabelValues(tenantID, method, route), d.Seconds(), ex)
 	}
 }
 
@@ -193,12 +224,17 @@ func (m *Metrics) JWKSFetch(tenantID, outcome string) {
 	if outcome != outcomeOK {
 		outcome = outcomeError
 	}
-	m.jwksFetches.WithLabelValues(tenantID, outcome).Inc()
+	countOutcome(m.jwksFetches, outcome, tenantID)
 }
 
 // EventPublished records one live event published; err is nil on success.
 func (m *Metrics) EventPublished(eventType string, err error) {
-	m.eventsSent.WithLabelValues(eventType, outcome(err)).Inc()
+	countOutcome(m.eventsSent, outcome(err), eventType)
+}
+
+// ReadinessCheck records one run of the readiness check named check; err is nil when it passed.
+func (m *Metrics) ReadinessCheck(check string, err error) {
+	countOutcome(m.readyChecks, outcome(err), check)
 }
 
 // EventDelivered records one live event written to an SSE stream.
@@ -216,7 +252,10 @@ func (m *Metrics) CacheRequest(cache string, hit bool) {
 }
 
 // SSEStreamOpened records that an SSE stream opened.
-func (m *Metrics) SSEStreamOpened() { m.sseOpen.Inc() }
+func (m *Metrics) SSEStreamOpened() {
+	m.sseOpen.Inc()
+	m.sseOpened.Inc()
+}
 
 // SSEStreamClosed records that an SSE stream closed.
 func (m *Metrics) SSEStreamClosed() { m.sseOpen.Dec() }
@@ -233,6 +272,29 @@ func (m *Metrics) TenantReload(ok bool, loaded, invalid int) {
 	m.tenantsInvalid.Set(float64(invalid))
 }
 
+// TenantsChanged follows the tenants the registry holds: the series a tenant's alerts and
+// dashboard variables need are created at 0 when it is added (its JWKS fetches ok and error,
+// its 5xx requests with the tenant label), so its first failure is an increase that rate() and
+// increase() see; a removed tenant's series are deleted.
+func (m *Metrics) TenantsChanged(added, removed []string) {
+	for _, id := range added {
+		m.jwksFetches.WithLabelValues(id, outcomeOK)
+		m.jwksFetches.WithLabelValues(id, outcomeError)
+		if m.tenantRequests != nil {
+			m.tenantRequests.WithLabelValues(id, class5xx)
+		}
+	}
+	for _, id := range removed {
+		byTenant := prometheus.Labels{"tenant": id}
+		m.jwksFetches.DeletePartialMatch(byTenant)
+		m.rateLimited.DeletePartialMatch(byTenant)
+		if m.tenantRequests != nil {
+			m.tenantRequests.DeletePartialMatch(byTenant)
+			m.tenantDuration.DeletePartialMatch(byTenant)
+		}
+	}
+}
+
 // RateLimited records one request of tenantID refused by the limit named limit (one of the
 // four of internal/limits, so the label is bounded). Without MetricsOptions.TenantLabel the
 // tenant label is empty, which Prometheus treats as absent.
@@ -244,18 +306,24 @@ func (m *Metrics) RateLimited(tenantID, limit string) {
 }
 
 // MongoCommand records one MongoDB command; collection is empty for database-level commands
-// and err is nil on success.
-func (m *Metrics) MongoCommand(operation, collection string, d time.Duration, err error) {
+// and err is nil on success. A command's error series is created with its first observation, and
+// a sampled span in ctx gives the observation its trace id as an exemplar.
+func (m *Metrics) MongoCommand(ctx context.Context, operation, collection string, d time.Duration, err error) {
 	if collection == "" {
 		collection = "none"
 	}
-	m.mongoDuration.WithLabelValues(operation, collection, outcome(err)).Observe(d.Seconds())
+	o := outcome(err)
+	if o != outcomeError {
+		m.mongoDuration.WithLabelValues(operation, collection, outcomeError)
+	}
+	observe(m.mongoDuration.WithLabelValues(operation, collection, o), d.Seconds(), traceExemplar(ctx))
 }
 
 var _ MongoObserver = (*Metrics)(nil)
 
 // RedisHook returns a go-redis hook (client.AddHook) that records every command's duration and
-// outcome in chat_redis_command_duration_seconds. redis.Nil (a missing key) counts as ok.
+// outcome in chat_redis_command_duration_seconds, with the trace id of a sampled span as an
+// exemplar. redis.Nil (a missing key) counts as ok.
 func (m *Metrics) RedisHook() redis.Hook { return redisHook{m.redisDuration} }
 
 // redisHook times Redis commands and pipelines.
@@ -275,7 +343,7 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmd)
-		h.duration.WithLabelValues(cmd.Name(), outcome(redisErr(err))).Observe(time.Since(start).Seconds())
+		observe(h.duration.WithLabelValues(cmd.Name(), outcome(redisErr(err))), time.Since(start).Seconds(), traceExemplar(ctx))
 		return err
 	}
 }
@@ -292,7 +360,7 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 				failed = redisErr(c.Err())
 			}
 		}
-		h.duration.WithLabelValues("pipeline", outcome(failed)).Observe(time.Since(start).Seconds())
+		observe(h.duration.WithLabelValues("pipeline", outcome(failed)), time.Since(start).Seconds(), traceExemplar(ctx))
 		return err
 	}
 }
@@ -303,6 +371,39 @@ func redisErr(err error) error {
 		return nil
 	}
 	return err
+}
+
+// countOutcome increments the series of vec with labels (first..., outcome) and creates its
+// error sibling at 0, so that the first error of a tenant, an event type or a check is an
+// increase from 0 that rate() and increase() see, not a new series they ignore.
+func countOutcome(vec *prometheus.CounterVec, outcome string, first ...string) {
+	vec.WithLabelValues(append(first, outcome)...).Inc()
+	if outcome != outcomeError {
+		vec.WithLabelValues(append(first, outcomeError)...)
+	}
+}
+
+// traceExemplar returns the exemplar labels of an observation made under ctx: the trace id of
+// ctx's span when that span is this service's own and sampled (so the trace exists in the
+// tracing back end), nil otherwise: with tracing off, a caller's propagated trace context is
+// remote and gives none.
+func traceExemplar(ctx context.Context) prometheus.Labels {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsSampled() || sc.IsRemote() {
+		return nil
+	}
+	return prometheus.Labels{ExemplarTraceID: sc.TraceID().String()}
+}
+
+// observe records v on o, with the exemplar ex when there is one.
+func observe(o prometheus.Observer, v float64, ex prometheus.Labels) {
+	if ex != nil {
+		if eo, ok := o.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(v, ex)
+			return
+		}
+	}
+	o.Observe(v)
 }
 
 // outcome is the outcome label of err: "ok" when nil, else "error".

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/server"
@@ -32,7 +36,7 @@ import (
 // do not depend on packages under construction: *Metrics must satisfy each of them.
 type (
 	requestObserver interface {
-		ObserveRequest(method, route string, status int, d time.Duration, tenantID string)
+		ObserveRequest(ctx context.Context, method, route string, status int, d time.Duration, tenantID string)
 	}
 	jwksObserver interface {
 		JWKSFetch(tenantID, outcome string)
@@ -70,11 +74,15 @@ var (
 // serviceFamilies are the service's own metric families.
 var serviceFamilies = []string{
 	"chat_http_requests_total", "chat_http_request_duration_seconds", "chat_tenant_http_requests_total",
+	"chat_tenant_http_request_duration_seconds",
 	"chat_mongodb_command_duration_seconds", "chat_redis_command_duration_seconds", "chat_cache_requests_total",
-	"chat_jwks_fetches_total", "chat_sse_streams_open", "chat_events_published_total", "chat_events_delivered_total",
-	"chat_tenant_reloads_total", "chat_tenants_loaded", "chat_tenant_files_invalid", "chat_rate_limit_rejections_total",
-	"chat_build_info",
+	"chat_jwks_fetches_total", "chat_sse_streams_open", "chat_sse_streams_opened_total", "chat_events_published_total",
+	"chat_events_delivered_total", "chat_tenant_reloads_total", "chat_tenants_loaded", "chat_tenant_files_invalid",
+	"chat_rate_limit_rejections_total", "chat_readiness_checks_total", "chat_build_info",
 }
+
+// tenantFamilies are the families that exist only with CHAT_METRICS_TENANT_LABEL=true.
+var tenantFamilies = []string{"chat_tenant_http_requests_total", "chat_tenant_http_request_duration_seconds"}
 
 // runtimeFamilies are some of the Go runtime and process collectors' families the dashboard uses.
 var runtimeFamilies = []string{
@@ -83,11 +91,13 @@ var runtimeFamilies = []string{
 }
 
 // scrape is what GET /metrics of the service served once every feature that reports a metric
-// had been used through the API: parsed by family, as Prometheus text, and as OpenMetrics.
+// had been used through the API: parsed by family, as Prometheus text, and as OpenMetrics; and
+// the spans the service exported meanwhile.
 type scrape struct {
 	families    map[string]*dto.MetricFamily
 	text        string
 	openMetrics string
+	spans       tracetest.SpanStubs
 }
 
 // scrapes holds one scrape per value of the tenant label option: every test reads the same
@@ -122,9 +132,19 @@ const (
 	limitedTenant = "limited-shop"
 )
 
+// The trace contexts servedMetrics sends with two requests of its own (W3C traceparent): a
+// sampled one on GET /admin/settings, an unsampled one on GET /chat/:id. No other request
+// takes either route.
+const (
+	sampledTraceID   = "4bf92f3577b34da6a3ce929d0e0e4736"
+	unsampledTraceID = "0af7651916cd43dd8448eb211c80319c"
+	sampledRoute     = "/api/v1/admin/settings"
+	unsampledRoute   = "/api/v1/chat/:id"
+)
+
 // servedMetrics runs the whole service (server.Run on 127.0.0.1:0, the embedded FerretDB, a
-// private redis-server, local issuers), uses every feature that reports a metric through its
-// API, and scrapes GET /metrics:
+// private redis-server, local issuers, tracing into memory), uses every feature that reports a
+// metric through its API, and scrapes GET /metrics:
 //   - a customer lists twice (a cache miss, then a hit; MongoDB and Redis commands; discovery
 //     and JWKS fetched), a caller of the tenant whose issuer is down is answered 503 (a failed
 //     fetch), a BREW to an unknown path is answered 404, /readyz is asked once;
@@ -133,8 +153,11 @@ const (
 //   - /readyz is asked while MongoDB is slower than its deadline (a failed ping);
 //   - a caller of limited-shop is refused its second request (429);
 //   - a tenant file turns invalid (a reload with an error);
-//   - Redis is stopped for a message (a failed publish, failed Redis commands) and started again,
-//     and a new event stream stays open while the metrics are scraped.
+//   - Redis is stopped for a message (a failed publish, failed Redis commands) and a readiness
+//     check (degraded), and started again, and a new event stream stays open while the metrics
+//     are scraped;
+//   - an admin reads the settings under a sampled trace context, and a customer asks for a
+//     conversation under an unsampled one.
 func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 	t.Helper()
 	uri, database := testenv.MustMongo(t)
@@ -162,10 +185,11 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 	tenantFile(downTenant, "http://127.0.0.1:9", "") // nothing listens there
 	env := map[string]string{
 		"CHAT_ADDR": "127.0.0.1:0", "CHAT_MONGODB_URI": u.String(), "CHAT_MONGODB_DATABASE": database,
-		"CHAT_REDIS_URL": rds.URL(), "CHAT_TENANTS_DIR": dir, "OTEL_SDK_DISABLED": "true",
+		"CHAT_REDIS_URL": rds.URL(), "CHAT_TENANTS_DIR": dir,
 		"CHAT_METRICS_TENANT_LABEL": strconv.FormatBool(tenantLabel),
 	}
-	base := "http://" + runService(t, env, "1.2.3").String()
+	spans := tracetest.NewInMemoryExporter()
+	base := "http://" + runService(t, env, "1.2.3", spans).String()
 	call := func(method, path, tenantID, token string, body any, headers ...string) int {
 		t.Helper()
 		var rd io.Reader
@@ -232,6 +256,7 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 	rds.Stop(t)
 	stream.waitEnd(t)
 	want("POST /chat/start with Redis down", call("POST", "/api/v1/chat/start", shopTenant, customer, map[string]string{"message": "still there?"}), http.StatusCreated)
+	want("GET /readyz with Redis down (degraded)", call("GET", "/readyz", "", "", nil), http.StatusOK)
 	rds.Start(t)
 	var again *sseStream
 	scrapeUntil(t, base, "an event stream open again after Redis came back", func(string) bool {
@@ -243,6 +268,11 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 	})
 	again.waitFor(t, "") // its first field: the stream is open and counted
 
+	want("GET /admin/settings, sampled", call("GET", sampledRoute, shopTenant, admin, nil,
+		"traceparent", "00-"+sampledTraceID+"-00f067aa0ba902b7-01"), http.StatusOK)
+	want("GET /chat/:id, not sampled", call("GET", "/api/v1/chat/0123456789abcdef01234567", shopTenant, customer, nil,
+		"traceparent", "00-"+unsampledTraceID+"-b7ad6b7169203331-00"), http.StatusNotFound)
+
 	s := &scrape{}
 	s.text = get(t, base+"/metrics", "")
 	s.openMetrics = get(t, base+"/metrics", "application/openmetrics-text; version=1.0.0")
@@ -252,12 +282,13 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 		t.Fatalf("GET /metrics is not Prometheus text: %v", err)
 	}
 	s.families = families
+	s.spans = spans.GetSpans()
 	return s
 }
 
-// runService runs the service with the environment env until the test ends and returns the
-// address it listens on.
-func runService(t *testing.T, env map[string]string, version string) net.Addr {
+// runService runs the service with the environment env, its spans going to spans, until the
+// test ends and returns the address it listens on.
+func runService(t *testing.T, env map[string]string, version string, spans sdktrace.SpanExporter) net.Addr {
 	t.Helper()
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
@@ -266,7 +297,7 @@ func runService(t *testing.T, env map[string]string, version string) net.Addr {
 	addrc := make(chan net.Addr, 1)
 	o := server.Options{
 		Version: version, Getenv: func(k string) string { return env[k] }, Stdout: io.Discard,
-		Signals: make(chan os.Signal), OnListen: func(a net.Addr) { addrc <- a },
+		Signals: make(chan os.Signal), OnListen: func(a net.Addr) { addrc <- a }, SpanExporter: spans,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -470,6 +501,12 @@ func TestMetricsCountWhatTheServiceDid(t *testing.T) {
 		{"chat_tenant_http_requests_total", map[string]string{"tenant": limitedTenant, "status_class": "4xx"}, 1},
 		{"chat_rate_limit_rejections_total", map[string]string{"tenant": limitedTenant, "limit": "requests"}, 1},
 		{"chat_sse_streams_open", nil, 1},
+		// Created at 0 with the tenant, the route or the event type, so a first failure counts.
+		{"chat_jwks_fetches_total", map[string]string{"tenant": limitedTenant, "outcome": "error"}, 0},
+		{"chat_tenant_http_requests_total", map[string]string{"tenant": limitedTenant, "status_class": "5xx"}, 0},
+		{"chat_http_requests_total", map[string]string{"method": "GET", "route": "/readyz", "status_class": "5xx"}, 1},
+		{"chat_http_requests_total", map[string]string{"method": "GET", "route": "/healthz", "status_class": "5xx"}, 0},
+		{"chat_readiness_checks_total", map[string]string{"check": "tenants", "outcome": "error"}, 0},
 		{"chat_tenants_loaded", nil, 3},
 		{"chat_tenant_files_invalid", nil, 1},
 		{"chat_build_info", map[string]string{"version": "1.2.3"}, 1},
@@ -491,6 +528,12 @@ func TestMetricsCountWhatTheServiceDid(t *testing.T) {
 		{"chat_events_delivered_total", map[string]string{"type": "conversation.created"}},
 		{"chat_tenant_reloads_total", map[string]string{"outcome": "ok"}},
 		{"chat_tenant_reloads_total", map[string]string{"outcome": "error"}},
+		{"chat_sse_streams_opened_total", nil},
+		{"chat_readiness_checks_total", map[string]string{"check": "mongodb", "outcome": "ok"}},
+		{"chat_readiness_checks_total", map[string]string{"check": "mongodb", "outcome": "error"}},
+		{"chat_readiness_checks_total", map[string]string{"check": "redis", "outcome": "ok"}},
+		{"chat_readiness_checks_total", map[string]string{"check": "redis", "outcome": "error"}},
+		{"chat_readiness_checks_total", map[string]string{"check": "tenants", "outcome": "ok"}},
 	} {
 		if got := value(families, c.name, c.labels); got < 1 {
 			t.Errorf("%s%v = %v, want at least 1", c.name, c.labels, got)
@@ -506,6 +549,8 @@ func TestMetricsCountWhatTheServiceDid(t *testing.T) {
 		{"chat_mongodb_command_duration_seconds", map[string]string{"operation": "ping", "collection": "none", "outcome": "error"}},
 		{"chat_redis_command_duration_seconds", map[string]string{"outcome": "ok"}},
 		{"chat_redis_command_duration_seconds", map[string]string{"outcome": "error"}},
+		{"chat_tenant_http_request_duration_seconds", map[string]string{"tenant": shopTenant, "method": "GET", "route": "/api/v1/chat/list"}},
+		{"chat_tenant_http_request_duration_seconds", map[string]string{"tenant": limitedTenant, "method": "GET", "route": "/api/v1/chat/list"}},
 	} {
 		if got := histogramCount(families, c.name, c.labels); got < 1 {
 			t.Errorf("%s%v count = %d, want at least 1", c.name, c.labels, got)
@@ -515,8 +560,16 @@ func TestMetricsCountWhatTheServiceDid(t *testing.T) {
 
 func TestTenantLabelOffRegistersNoTenantFamily(t *testing.T) {
 	families := served(t, false).families
-	if families["chat_tenant_http_requests_total"] != nil {
-		t.Error("GET /metrics has chat_tenant_http_requests_total with CHAT_METRICS_TENANT_LABEL=false")
+	for _, name := range tenantFamilies {
+		if families[name] != nil {
+			t.Errorf("GET /metrics has %s with CHAT_METRICS_TENANT_LABEL=false", name)
+		}
+	}
+	// The JWKS family keeps its tenant label: the dashboard's $tenant variable reads it.
+	for _, id := range []string{shopTenant, downTenant, limitedTenant} {
+		if metricWith(families, "chat_jwks_fetches_total", map[string]string{"tenant": id, "outcome": "error"}) == nil {
+			t.Errorf(`chat_jwks_fetches_total{tenant=%q,outcome="error"} is missing with the tenant label off`, id)
+		}
 	}
 	if got := value(families, "chat_http_requests_total", map[string]string{"method": "GET", "route": "/api/v1/chat/list", "status_class": "2xx"}); got != 3 {
 		t.Errorf("chat_http_requests_total of the list = %v with the tenant label off, want 3", got)
@@ -537,5 +590,166 @@ func TestMetricsHandlerServesParsableText(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET /metrics as %s lacks %s", format, want)
 		}
+	}
+}
+
+// TestTenantLatencyHistogram: with the tenant label on, each request of a tenant is timed in
+// chat_tenant_http_request_duration_seconds by tenant, method and route, exactly as often as the
+// global histogram times that tenant's requests; with it off the family does not exist (above).
+func TestTenantLatencyHistogram(t *testing.T) {
+	families := served(t, true).families
+	for _, c := range []struct {
+		tenant, method, route string
+		want                  uint64
+	}{
+		{shopTenant, "GET", "/api/v1/chat/list", 2},
+		{limitedTenant, "GET", "/api/v1/chat/list", 2},
+		{downTenant, "GET", "/api/v1/chat/list", 1},
+		{shopTenant, "POST", "/api/v1/chat/start", 2},
+		{shopTenant, "GET", sampledRoute, 1},
+	} {
+		labels := map[string]string{"tenant": c.tenant, "method": c.method, "route": c.route}
+		if got := histogramCount(families, "chat_tenant_http_request_duration_seconds", labels); got != c.want {
+			t.Errorf("chat_tenant_http_request_duration_seconds%v count = %d, want %d", labels, got, c.want)
+		}
+	}
+	// Requests that resolve no tenant are not in it.
+	for _, route := range []string{"/readyz", "/metrics", telemetry.RouteUnmatched} {
+		if m := metricWith(families, "chat_tenant_http_request_duration_seconds", map[string]string{"route": route}); m != nil {
+			t.Errorf("chat_tenant_http_request_duration_seconds has a series of %s, which resolves no tenant: %v", route, m.GetLabel())
+		}
+	}
+}
+
+// exemplarLine is one sample line of an OpenMetrics exposition that carries an exemplar.
+type exemplarLine struct {
+	series  string            // the sample's metric name, e.g. chat_http_request_duration_seconds_bucket
+	labels  map[string]string // the sample's labels
+	exLabel map[string]string // the exemplar's labels
+	exValue float64
+}
+
+var (
+	exemplarRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\} \S+(?: \S+)? # \{([^}]*)\} (\S+)(?: \S+)?$`)
+	labelRE    = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"`)
+)
+
+// exemplars returns the sample lines of an OpenMetrics exposition that carry an exemplar.
+func exemplars(t *testing.T, openMetrics string) []exemplarLine {
+	t.Helper()
+	parseLabels := func(s string) map[string]string {
+		m := map[string]string{}
+		for _, kv := range labelRE.FindAllStringSubmatch(s, -1) {
+			m[kv[1]] = kv[2]
+		}
+		return m
+	}
+	var out []exemplarLine
+	for _, line := range strings.Split(openMetrics, "\n") {
+		if !strings.Contains(line, " # {") {
+			continue
+		}
+		m := exemplarRE.FindStringSubmatch(line)
+		if m == nil {
+			t.Errorf("unparsable exemplar line %q", line)
+			continue
+		}
+		v, err := strconv.ParseFloat(m[4], 64)
+		if err != nil {
+			t.Errorf("exemplar value of %q: %v", line, err)
+		}
+		out = append(out, exemplarLine{series: m[1], labels: parseLabels(m[2]), exLabel: parseLabels(m[3]), exValue: v})
+	}
+	return out
+}
+
+// TestSampledRequestIsAnExemplar: GET /metrics asked for OpenMetrics shows the trace id of a
+// request whose span was sampled as an exemplar of its latency buckets (global and per tenant),
+// and that trace's server span was exported; an unsampled request leaves no exemplar, and the
+// Prometheus text format carries none.
+func TestSampledRequestIsAnExemplar(t *testing.T) {
+	s := served(t, true)
+	found := map[string]bool{}
+	for _, e := range exemplars(t, s.openMetrics) {
+		id := e.exLabel[telemetry.ExemplarTraceID]
+		if len(e.exLabel) != 1 || len(id) != 32 {
+			t.Errorf("%s%v exemplar labels %v, want only a 32-digit %s", e.series, e.labels, e.exLabel, telemetry.ExemplarTraceID)
+		}
+		if id == unsampledTraceID || e.labels["route"] == unsampledRoute {
+			t.Errorf("%s%v has exemplar %v from an unsampled request", e.series, e.labels, e.exLabel)
+		}
+		if id == sampledTraceID && e.labels["route"] == sampledRoute {
+			found[e.series] = true
+			if e.exValue <= 0 || e.exValue > 60 {
+				t.Errorf("%s%v exemplar value %v, want the request's duration in seconds", e.series, e.labels, e.exValue)
+			}
+			if e.series == "chat_tenant_http_request_duration_seconds_bucket" && e.labels["tenant"] != shopTenant {
+				t.Errorf("%s exemplar of tenant %q, want %q", e.series, e.labels["tenant"], shopTenant)
+			}
+		}
+	}
+	for _, series := range []string{"chat_http_request_duration_seconds_bucket", "chat_tenant_http_request_duration_seconds_bucket"} {
+		if !found[series] {
+			t.Errorf("no %s{route=%q} bucket has exemplar trace_id=%q in the OpenMetrics scrape", series, sampledRoute, sampledTraceID)
+		}
+	}
+	// Commands the traced requests ran carry trace ids too.
+	backend := 0
+	for _, e := range exemplars(t, s.openMetrics) {
+		if strings.HasPrefix(e.series, "chat_mongodb_command_duration_seconds") || strings.HasPrefix(e.series, "chat_redis_command_duration_seconds") {
+			backend++
+		}
+	}
+	if backend == 0 {
+		t.Error("no MongoDB or Redis latency bucket has an exemplar, though every request without a parent was sampled")
+	}
+
+	var server bool
+	for _, span := range s.spans {
+		if span.SpanContext.TraceID().String() == sampledTraceID && span.SpanKind == trace.SpanKindServer {
+			server = true
+		}
+		if span.SpanContext.TraceID().String() == unsampledTraceID {
+			t.Errorf("span %q of the unsampled trace was exported", span.Name)
+		}
+	}
+	if !server {
+		t.Errorf("no server span of trace %s was exported: the exemplar would lead nowhere", sampledTraceID)
+	}
+	if strings.Contains(s.text, " # {") {
+		t.Error("GET /metrics as Prometheus text carries exemplars, which that format cannot")
+	}
+}
+
+func TestTenantsChangedCreatesAndDeletesTenantSeries(t *testing.T) {
+	for _, tenantLabel := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tenant label %v", tenantLabel), func(t *testing.T) {
+			m := telemetry.NewMetrics(telemetry.MetricsOptions{TenantLabel: tenantLabel})
+			m.TenantsChanged([]string{"a-shop", "b-shop"}, nil)
+			m.ObserveRequest(context.Background(), "GET", "/api/v1/chat/list", 200, time.Millisecond, "b-shop")
+			m.RateLimited("b-shop", "requests")
+			families := MustGather(t, m)
+			for _, id := range []string{"a-shop", "b-shop"} {
+				for _, o := range []string{"ok", "error"} {
+					if metricWith(families, "chat_jwks_fetches_total", map[string]string{"tenant": id, "outcome": o}) == nil {
+						t.Errorf(`chat_jwks_fetches_total{tenant=%q,outcome=%q} not created with the tenant`, id, o)
+					}
+				}
+				if got := metricWith(families, "chat_tenant_http_requests_total", map[string]string{"tenant": id, "status_class": "5xx"}) != nil; got != tenantLabel {
+					t.Errorf(`chat_tenant_http_requests_total{tenant=%q,status_class="5xx"} exists = %v, want %v`, id, got, tenantLabel)
+				}
+			}
+
+			m.TenantsChanged(nil, []string{"b-shop"})
+			families = MustGather(t, m)
+			for _, name := range []string{"chat_jwks_fetches_total", "chat_tenant_http_requests_total", "chat_tenant_http_request_duration_seconds", "chat_rate_limit_rejections_total"} {
+				if got := metricWith(families, name, map[string]string{"tenant": "b-shop"}); got != nil {
+					t.Errorf("%s keeps series of the removed tenant b-shop: %v", name, got.GetLabel())
+				}
+			}
+			if metricWith(families, "chat_jwks_fetches_total", map[string]string{"tenant": "a-shop"}) == nil {
+				t.Error("removing b-shop deleted a-shop's series")
+			}
+		})
 	}
 }

@@ -22,8 +22,8 @@ import (
 // MongoObserver records the duration and outcome of MongoDB commands; *Metrics implements it.
 type MongoObserver interface {
 	// MongoCommand records one command; collection is empty for database-level commands and err
-	// is nil on success.
-	MongoCommand(operation, collection string, d time.Duration, err error)
+	// is nil on success. ctx carries the command's span.
+	MongoCommand(ctx context.Context, operation, collection string, d time.Duration, err error)
 }
 
 // collectionCommands are the commands whose first element's value is the collection they act on.
@@ -101,26 +101,29 @@ func (m *mongoMonitor) started(ctx context.Context, e *event.CommandStartedEvent
 	m.inFlight.Store(mongoKey{e.ConnectionID, e.RequestID}, mongoCommand{span: span, collection: collection})
 }
 
-func (m *mongoMonitor) succeeded(_ context.Context, e *event.CommandSucceededEvent) {
-	m.finish(&e.CommandFinishedEvent, nil)
+func (m *mongoMonitor) succeeded(ctx context.Context, e *event.CommandSucceededEvent) {
+	m.finish(ctx, &e.CommandFinishedEvent, nil)
 }
 
-func (m *mongoMonitor) failed(_ context.Context, e *event.CommandFailedEvent) {
+func (m *mongoMonitor) failed(ctx context.Context, e *event.CommandFailedEvent) {
 	err := e.Failure
 	if err == nil {
 		err = errors.New("command failed")
 	}
-	m.finish(&e.CommandFinishedEvent, err)
+	m.finish(ctx, &e.CommandFinishedEvent, err)
 }
 
-// finish ends the command's span and reports it.
-func (m *mongoMonitor) finish(e *event.CommandFinishedEvent, err error) {
+// finish ends the command's span and reports it, under ctx with the command's span.
+func (m *mongoMonitor) finish(ctx context.Context, e *event.CommandFinishedEvent, err error) {
 	var cmd mongoCommand
 	if v, ok := m.inFlight.LoadAndDelete(mongoKey{e.ConnectionID, e.RequestID}); ok {
 		cmd = v.(mongoCommand)
 	}
 	if m.obs != nil {
-		m.obs.MongoCommand(e.CommandName, cmd.collection, e.Duration, err)
+		if cmd.span != nil {
+			ctx = trace.ContextWithSpan(ctx, cmd.span)
+		}
+		m.obs.MongoCommand(ctx, e.CommandName, cmd.collection, e.Duration, err)
 	}
 	if cmd.span == nil {
 		return
