@@ -6,7 +6,15 @@ HELM := $(TOOLS_BIN)/helm
 # golangci-lint lives in a folder named by its version, so a version bump installs it anew.
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(CURDIR)/.tools/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
-export HELM
+# promtool runs the alert unit tests (deploy/prometheus/alerts_test.yaml). Building it from the
+# Prometheus module pulls every service-discovery SDK (minutes of downloads and compiling), so it
+# comes from Debian bookworm's prometheus package, pinned by version and SHA-256: apt-get download
+# (no root; apt checks the archive's signature), only the promtool binary extracted, no daemon.
+# PROMTOOL=/path/to/promtool (2.42 or newer) uses another one.
+PROMTOOL_DEB_VERSION := 2.42.0+ds-5+deb12u1
+PROMTOOL_DEB_SHA256 := 81d59a24fce84f7fbe97a45a4f2914b6a5881b5cd1db2a6a0e129e515e1a5f55
+PROMTOOL ?= $(CURDIR)/.tools/promtool-$(PROMTOOL_DEB_VERSION)/promtool
+export HELM PROMTOOL
 export PATH := $(TOOLS_BIN):$(PATH)
 
 .PHONY: all build test consistency soak chart-test chart-sync lint tools bench cover clean
@@ -74,10 +82,21 @@ $(GOLANGCI_LINT):
 	GOBIN=$(dir $(GOLANGCI_LINT)) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 ## tools: pinned tool versions, installed into .tools/.
-tools: $(HELM) $(GOLANGCI_LINT)
+tools: $(HELM) $(GOLANGCI_LINT) $(PROMTOOL)
 
 $(HELM):
 	GOBIN=$(TOOLS_BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# `apt-get update` first when apt does not know the version (.ci/run does).
+$(PROMTOOL):
+	@set -eo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; chmod 755 "$$tmp"; \
+	deb="$$tmp/prometheus.deb"; \
+	(cd "$$tmp" && apt-get download -q prometheus=$(PROMTOOL_DEB_VERSION) && mv prometheus_*.deb "$$deb") || \
+	  { echo "apt-get download prometheus=$(PROMTOOL_DEB_VERSION) failed: on Debian bookworm run apt-get update; elsewhere set PROMTOOL to a promtool" >&2; exit 1; }; \
+	echo "$(PROMTOOL_DEB_SHA256)  $$deb" | sha256sum -c --quiet; \
+	dpkg-deb --fsys-tarfile "$$deb" | tar -x -C "$$tmp" ./usr/bin/promtool; \
+	mkdir -p $(dir $(PROMTOOL)); mv "$$tmp/usr/bin/promtool" $(PROMTOOL); \
+	$(PROMTOOL) --version | head -1
 
 ## chart-test: only the chart checks (helm lint, template, rendered-manifest tests).
 chart-test: tools

@@ -751,7 +751,8 @@ func TestObservabilityFiles(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"runbook-supportchathigherrorratio", "runbook-supportchathighlatencyp99", "runbook-supportchatnotready",
-		"runbook-supportchatjwksfailures", "runbook-supportchattenantfilesinvalid", "runbook-supportchatmongoerrors"} {
+		"runbook-supportchatjwksfailures", "runbook-supportchattenantfilesinvalid", "runbook-supportchatmongoerrors",
+		"runbook-supportchatredisdegraded", "runbook-supportchateventpublishfailures", "runbook-supportchatssechurn"} {
 		if !anchors[want] {
 			t.Errorf("deploy/README.md has no heading with anchor #%s", want)
 		}

@@ -483,7 +483,8 @@ func TestAlertsSelectExportedMetricsAndLinkRunbooks(t *testing.T) {
 	}
 	families := exportedFamilies(t)
 	want := []string{"SupportChatHighErrorRatio", "SupportChatHighLatencyP99", "SupportChatNotReady",
-		"SupportChatJWKSFailures", "SupportChatTenantFilesInvalid", "SupportChatMongoErrors"}
+		"SupportChatJWKSFailures", "SupportChatTenantFilesInvalid", "SupportChatMongoErrors",
+		"SupportChatRedisDegraded", "SupportChatEventPublishFailures", "SupportChatSSEChurn"}
 	var got []string
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
@@ -491,6 +492,13 @@ func TestAlertsSelectExportedMetricsAndLinkRunbooks(t *testing.T) {
 			t.Run(r.Alert, func(t *testing.T) {
 				if err := checkExpr(families, r.Expr); err != nil {
 					t.Error(err)
+				}
+				// chatd is whatever exports its metrics: no alert depends on how the job is named.
+				vss, _ := selectors(r.Expr)
+				for _, vs := range vss {
+					if lm := matcher(vs, "job"); lm != nil {
+						t.Errorf("selects %s by job (%s): the job's name is the operator's choice", vs.Name, lm)
+					}
 				}
 				if _, err := model.ParseDuration(r.For); err != nil {
 					t.Errorf("for %q: %v", r.For, err)
