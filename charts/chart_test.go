@@ -139,6 +139,18 @@ func TestProbesAndResources(t *testing.T) {
 			if q, ok := c.Resources.Limits[corev1.ResourceMemory]; !ok || q.IsZero() {
 				t.Error("resources.limits.memory is not set")
 			}
+			// Ephemeral storage: requested for scheduling, limited so a runaway /tmp or log
+			// evicts this pod rather than filling the node; the limit leaves room for /tmp.
+			req, limit := c.Resources.Requests[corev1.ResourceEphemeralStorage], c.Resources.Limits[corev1.ResourceEphemeralStorage]
+			if req.IsZero() || limit.IsZero() || limit.Cmp(req) < 0 {
+				t.Errorf("ephemeral-storage request %s limit %s, want both, the limit at least the request", req.String(), limit.String())
+			}
+			pod := renderCI(t, name).deployment(t).Spec.Template.Spec
+			for _, v := range pod.Volumes {
+				if v.EmptyDir != nil && (v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.Cmp(limit) >= 0) {
+					t.Errorf("emptyDir %s sizeLimit %v, want one below the ephemeral-storage limit %s", v.Name, v.EmptyDir.SizeLimit, limit.String())
+				}
+			}
 		})
 	}
 }
@@ -432,7 +444,8 @@ func TestNetworkPolicyAllowsWhatChatdNeeds(t *testing.T) {
 			egress[fmt.Sprintf("%s/%s", *p.Protocol, p.Port.String())] = true
 		}
 	}
-	for _, want := range []string{"UDP/53", "TCP/53", "TCP/27017", "TCP/6379", "TCP/443", "TCP/4317", "TCP/4318", "TCP/8200"} {
+	// ci/ha.yaml's Redis listens on 6380 (redis.url): the port comes from the URL.
+	for _, want := range []string{"UDP/53", "TCP/53", "TCP/27017", "TCP/6380", "TCP/443", "TCP/4317", "TCP/4318", "TCP/8200"} {
 		if !egress[want] {
 			t.Errorf("NetworkPolicy egress does not allow %s (have %v)", want, slices.Sorted(maps.Keys(egress)))
 		}
