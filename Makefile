@@ -14,7 +14,11 @@ GOLANGCI_LINT := $(CURDIR)/.tools/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangc
 PROMTOOL_DEB_VERSION := 2.42.0+ds-5+deb12u1
 PROMTOOL_DEB_SHA256 := 81d59a24fce84f7fbe97a45a4f2914b6a5881b5cd1db2a6a0e129e515e1a5f55
 PROMTOOL ?= $(CURDIR)/.tools/promtool-$(PROMTOOL_DEB_VERSION)/promtool
-export HELM PROMTOOL
+# kubectl-validate checks every chart render against Kubernetes' OpenAPI schemas (v0.0.4 carries
+# them up to 1.30, so it runs offline) and the Prometheus Operator CRDs of charts/testdata/crds.
+KUBECTL_VALIDATE_VERSION := v0.0.4
+KUBECTL_VALIDATE := $(CURDIR)/.tools/kubectl-validate-$(KUBECTL_VALIDATE_VERSION)/kubectl-validate
+export HELM PROMTOOL KUBECTL_VALIDATE
 export PATH := $(TOOLS_BIN):$(PATH)
 
 .PHONY: all build test consistency soak chart-test chart-sync lint tools bench cover clean
@@ -82,10 +86,13 @@ $(GOLANGCI_LINT):
 	GOBIN=$(dir $(GOLANGCI_LINT)) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 ## tools: pinned tool versions, installed into .tools/.
-tools: $(HELM) $(GOLANGCI_LINT) $(PROMTOOL)
+tools: $(HELM) $(GOLANGCI_LINT) $(PROMTOOL) $(KUBECTL_VALIDATE)
 
 $(HELM):
 	GOBIN=$(TOOLS_BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(KUBECTL_VALIDATE):
+	GOBIN=$(dir $(KUBECTL_VALIDATE)) go install sigs.k8s.io/kubectl-validate@$(KUBECTL_VALIDATE_VERSION)
 
 # `apt-get update` first when apt does not know the version (.ci/run does).
 $(PROMTOOL):
@@ -98,7 +105,8 @@ $(PROMTOOL):
 	mkdir -p $(dir $(PROMTOOL)); mv "$$tmp/usr/bin/promtool" $(PROMTOOL); \
 	$(PROMTOOL) --version | head -1
 
-## chart-test: only the chart checks (helm lint, template, rendered-manifest tests).
+## chart-test: only the chart checks (helm lint, template, rendered-manifest tests, render
+## guards, kubectl-validate, the restricted Pod Security checks).
 chart-test: tools
 	go test -count=1 ./charts/...
 
