@@ -55,6 +55,7 @@ type params struct {
 	admins           int
 	mongoURI         string
 	cpuProfile       string
+	limits           bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&p.admins, "admins", 4, "admins with a token of their own")
 	fs.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of the service's measured run (service and load generator, one process) to this file")
 	fs.StringVar(&p.mongoURI, "mongodb-uri", os.Getenv("BENCH_MONGODB_URI"), "a MongoDB to use instead of FerretDB (a fresh database on it); default $BENCH_MONGODB_URI")
+	fs.BoolVar(&p.limits, "limits", false, "turn the rate limits on, with quotas the load never reaches, to measure what their checks in Redis cost")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), loadAverage())
 
 	t0 := time.Now()
-	s, err := stack.Start(ctx, stack.Options{MongoURI: p.mongoURI})
+	s, err := stack.Start(ctx, stack.Options{MongoURI: p.mongoURI, Limits: p.limits})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/redisconn"
 )
 
 // Keys. The tenant id is a hash tag, so one tenant's keys share a Redis Cluster slot and one
@@ -74,7 +75,7 @@ type Options struct {
 type Cache struct {
 	rdb   redis.UniversalClient
 	o     Options
-	batch *batcher
+	batch *redisconn.Batch
 
 	mu    sync.Mutex
 	local map[string]localEntry
@@ -107,7 +108,7 @@ func New(rdb redis.UniversalClient, o Options) *Cache {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Cache{rdb: rdb, o: o, batch: &batcher{rdb: rdb}, local: make(map[string]localEntry)}
+	return &Cache{rdb: rdb, o: o, batch: redisconn.NewBatch(rdb, batchTimeout), local: make(map[string]localEntry)}
 }
 
 // Token is what a lookup saw: the generations a value built now must be stored under, or
@@ -120,12 +121,12 @@ type Token struct {
 // Lookup returns the cached page of view's list query q and the tenant's support block, each
 // nil when not cached, and the token to store fresh values with. It costs one Redis round
 // trip when the in-process layer holds current values (shared with the lists that arrive while
-// the previous one is in flight: see batcher), two otherwise. With Redis unreachable
+// the previous one is in flight: see redisconn.Batch), two otherwise. With Redis unreachable
 // it answers from the in-process layer only with values checked within LocalMaxAge.
 func (c *Cache) Lookup(ctx context.Context, tenantID, view, q string) (page, support []byte, tok Token) {
 	pk, sk := pageKey(tenantID, view, q), supportKey(tenantID)
 	now := c.o.Now()
-	gens, err := c.batch.mget(ctx, genKey(tenantID, view), supportGenKey(tenantID))
+	gens, err := mget(ctx, c.batch, genKey(tenantID, view), supportGenKey(tenantID))
 	if err != nil {
 		page, support = c.recent(pk, now), c.recent(sk, now)
 		c.count(page, support)

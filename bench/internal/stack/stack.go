@@ -66,6 +66,9 @@ type Options struct {
 	LogLevel string
 	// Log receives the service's warning and error lines. Default os.Stderr.
 	Log io.Writer
+	// Limits turns the rate limits on with quotas no benchmark reaches, so every request pays
+	// for its checks in Redis as in production but none is refused. Default: limits off.
+	Limits bool
 }
 
 // Stack is a running service with its servers.
@@ -151,6 +154,12 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 	}
 	if o.MongoTimeout > 0 {
 		vars["CHAT_MONGODB_TIMEOUT"] = o.MongoTimeout.String()
+	}
+	if o.Limits {
+		vars["CHAT_LIMITS_REQUESTS_PER_MINUTE"] = "10000000"
+		vars["CHAT_LIMITS_WRITES_PER_MINUTE"] = "10000000"
+		vars["CHAT_LIMITS_EVENT_STREAMS"] = "1000"
+		vars["CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND"] = "10000000"
 	}
 	env := Env(vars)
 	cfg, err := config.Load(env)
