@@ -5,13 +5,16 @@
 #   docker build --build-arg VERSION=$(git describe --tags --always) \
 #     --build-arg REVISION=$(git rev-parse HEAD) -t ghcr.io/supportchat/chatd:dev .
 #
-# Base images are pinned by tag. For reproducible, supply-chain-checked builds pin them by digest
-# as well (the tag stays for readers, the digest wins), and let Renovate/Dependabot bump both:
-#   FROM golang:1.26-bookworm@sha256:<digest> AS build
-#   FROM gcr.io/distroless/static-debian12:nonroot@sha256:<digest>
-# `docker buildx imagetools inspect golang:1.26-bookworm` prints the current digest.
+# Base images: the defaults below are pinned by tag, for development. Release builds pin both by
+# digest through these build arguments (the tag stays for readers, the digest wins), so a release
+# is rebuilt from exactly the bases it was tested with; deploy/README.md ("Release images") shows
+# how to look the digests up, verify the distroless signature and check what an image was built on:
+#   docker build --build-arg GO_IMAGE=golang:1.26-bookworm@sha256:<digest> \
+#     --build-arg RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot@sha256:<digest> ...
+ARG GO_IMAGE=golang:1.26-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
 
-FROM --platform=$BUILDPLATFORM golang:1.26-bookworm AS build
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
 WORKDIR /src
 
 # Module download is its own layer: it is rebuilt only when go.mod or go.sum change.
@@ -26,7 +29,8 @@ RUN --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/chatd ./cmd/chatd
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
+ARG RUNTIME_IMAGE
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="chatd" \
@@ -37,7 +41,7 @@ LABEL org.opencontainers.image.title="chatd" \
       org.opencontainers.image.vendor="Support Chat" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.base.name="gcr.io/distroless/static-debian12:nonroot"
+      org.opencontainers.image.base.name="${RUNTIME_IMAGE}"
 
 COPY --from=build /out/chatd /usr/local/bin/chatd
 # Default tenant files; in Kubernetes the chart mounts its ConfigMap over this folder.

@@ -554,11 +554,26 @@ func TestImage(t *testing.T) {
 
 // TestDockerfileMatchesChart keeps the image and the chart agreeing on the binary, user and paths.
 func TestDockerfileMatchesChart(t *testing.T) {
-	stages := parseDockerfile(t, filepath.Join("..", "Dockerfile"))
+	stages, globalArgs := parseDockerfileArgs(t, filepath.Join("..", "Dockerfile"))
 	if len(stages) < 2 {
 		t.Fatalf("Dockerfile has %d stages, want a multi-stage build", len(stages))
 	}
 	build, final := stages[0], stages[len(stages)-1]
+	// Release builds pin the bases by digest through build arguments (deploy/README.md).
+	for stage, arg := range map[*dockerStage]string{&build: "GO_IMAGE", &final: "RUNTIME_IMAGE"} {
+		if stage.fromRaw != "${"+arg+"}" || globalArgs[arg] == "" {
+			t.Errorf("FROM %s, global ARG %s=%q: want FROM ${%s} with a default, so a release passes a digest", stage.fromRaw, arg, globalArgs[arg], arg)
+		}
+	}
+	if !strings.Contains(final.raw(), `org.opencontainers.image.base.name="${RUNTIME_IMAGE}"`) {
+		t.Error(`final stage does not label its base: LABEL org.opencontainers.image.base.name="${RUNTIME_IMAGE}"`)
+	}
+	deployReadme := string(mustRead(t, filepath.Join("..", "deploy", "README.md")))
+	for _, want := range []string{"--build-arg GO_IMAGE=", "--build-arg RUNTIME_IMAGE="} {
+		if !strings.Contains(deployReadme, want) {
+			t.Errorf("deploy/README.md does not show release builds passing %s<image>@sha256:...", want)
+		}
+	}
 	if !strings.Contains(build.from, "golang:1.26") {
 		t.Errorf("builder stage FROM %q, want a pinned golang:1.26 tag", build.from)
 	}
@@ -809,10 +824,12 @@ func TestChartCopiesMatchDeploy(t *testing.T) {
 	}
 }
 
-// dockerStage is one FROM ... stage of a Dockerfile: its base and instructions.
+// dockerStage is one FROM ... stage of a Dockerfile: its base (global ARG defaults filled in, and
+// as written) and instructions.
 type dockerStage struct {
-	from  string
-	instr [][2]string // instruction (upper case), arguments
+	from    string
+	fromRaw string
+	instr   [][2]string // instruction (upper case), arguments
 }
 
 func (s dockerStage) all(instr string) []string {
@@ -854,10 +871,18 @@ func (s dockerStage) env() map[string]string {
 	return env
 }
 
-// parseDockerfile splits a Dockerfile into stages, joining continuation lines.
+// parseDockerfile splits a Dockerfile into stages, joining continuation lines. The global ARGs
+// (before the first FROM) are returned with their defaults, which replace ${NAME} in FROM lines.
 func parseDockerfile(tb testing.TB, path string) []dockerStage {
+	stages, _ := parseDockerfileArgs(tb, path)
+	return stages
+}
+
+// parseDockerfileArgs is parseDockerfile that also returns the global ARGs and their defaults.
+func parseDockerfileArgs(tb testing.TB, path string) ([]dockerStage, map[string]string) {
 	tb.Helper()
 	var stages []dockerStage
+	globalArgs := map[string]string{}
 	var logical string
 	sc := bufio.NewScanner(bytes.NewReader(mustRead(tb, path)))
 	for sc.Scan() {
@@ -876,15 +901,23 @@ func parseDockerfile(tb testing.TB, path string) []dockerStage {
 		if instr == "FROM" {
 			fields := strings.Fields(args)
 			fields = slices.DeleteFunc(fields, func(f string) bool { return strings.HasPrefix(f, "--platform") })
-			stages = append(stages, dockerStage{from: fields[0]})
+			from := fields[0]
+			for name, def := range globalArgs {
+				from = strings.ReplaceAll(from, "${"+name+"}", def)
+			}
+			stages = append(stages, dockerStage{from: from, fromRaw: fields[0]})
 			continue
 		}
 		if len(stages) == 0 {
-			continue // ARG before FROM
+			if instr == "ARG" {
+				name, def, _ := strings.Cut(args, "=")
+				globalArgs[name] = def
+			}
+			continue
 		}
 		stages[len(stages)-1].instr = append(stages[len(stages)-1].instr, [2]string{instr, args})
 	}
-	return stages
+	return stages, globalArgs
 }
 
 var headingRE = regexp.MustCompile(`(?m)^#{1,6}\s+(.+?)\s*#*\s*$`)
