@@ -554,7 +554,7 @@ func TestImage(t *testing.T) {
 
 // TestDockerfileMatchesChart keeps the image and the chart agreeing on the binary, user and paths.
 func TestDockerfileMatchesChart(t *testing.T) {
-	stages, globalArgs := parseDockerfileArgs(t, filepath.Join("..", "Dockerfile"))
+	stages, globalArgs := parseDockerfile(t, filepath.Join("..", "Dockerfile"))
 	if len(stages) < 2 {
 		t.Fatalf("Dockerfile has %d stages, want a multi-stage build", len(stages))
 	}
@@ -871,15 +871,9 @@ func (s dockerStage) env() map[string]string {
 	return env
 }
 
-// parseDockerfile splits a Dockerfile into stages, joining continuation lines. The global ARGs
-// (before the first FROM) are returned with their defaults, which replace ${NAME} in FROM lines.
-func parseDockerfile(tb testing.TB, path string) []dockerStage {
-	stages, _ := parseDockerfileArgs(tb, path)
-	return stages
-}
-
-// parseDockerfileArgs is parseDockerfile that also returns the global ARGs and their defaults.
-func parseDockerfileArgs(tb testing.TB, path string) ([]dockerStage, map[string]string) {
+// parseDockerfile splits a Dockerfile into stages, joining continuation lines, and returns the
+// global ARGs (before the first FROM) with their defaults, which replace ${NAME} in FROM lines.
+func parseDockerfile(tb testing.TB, path string) ([]dockerStage, map[string]string) {
 	tb.Helper()
 	var stages []dockerStage
 	globalArgs := map[string]string{}
