@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,22 +33,6 @@ func processEnv(uri, database, redisURL, dir string) map[string]string {
 		"CHAT_REDIS_URL": redisURL, "CHAT_TENANTS_DIR": dir, "OTEL_SDK_DISABLED": "true",
 		"CHAT_LIMITS_REQUESTS_PER_MINUTE": "0", "CHAT_LIMITS_WRITES_PER_MINUTE": "0", "CHAT_LIMITS_EVENT_STREAMS": "0",
 	}
-}
-
-// proxied returns the MongoDB URI uri pointed at a new testenv.Proxy in front of its server,
-// and the proxy. It skips the test for URIs a proxy cannot stand in for.
-func proxied(t *testing.T, uri string) (string, *testenv.Proxy) {
-	t.Helper()
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "mongodb" || strings.Contains(u.Host, ",") {
-		t.Skip("the MongoDB URI is not one mongodb:// host, which a proxy can stand in for")
-	}
-	proxy := testenv.StartProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	q := u.Query()
-	q.Set("directConnection", "true")
-	u.RawQuery = q.Encode()
-	return u.String(), proxy
 }
 
 // client calls the API of one tenant at a base URL that may change (a restarted replica).
@@ -181,7 +164,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	const tenantID = "term-shop"
 
 	uri, database := testenv.MustMongo(t)
-	viaProxy, proxy := proxied(t, uri)
+	viaProxy, proxy := testenv.ProxyMongo(t, uri)
 	rds := testenv.StartRedis(t)
 	iss := testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
 	dir := t.TempDir()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -493,20 +492,6 @@ func TestRedisOutageMidTrafficAndMidStream(t *testing.T) {
 	checkAllStoredOnce(t, acked, messagesInLog(t, f.mongoURI, f.database, conv))
 }
 
-// proxiedURI returns uri with its host replaced by addr, connecting to that one server directly.
-func proxiedURI(t *testing.T, uri, addr string) string {
-	t.Helper()
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "mongodb" || strings.Contains(u.Host, ",") {
-		t.Skipf("the MongoDB URI is not one mongodb:// host, which a proxy can stand in for")
-	}
-	u.Host = addr
-	q := u.Query()
-	q.Set("directConnection", "true")
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // TestMongoDBUnreachable cuts the service off from MongoDB (a network partition: no answers,
 // no refusals) and restores it. While cut, /readyz answers 503, and API calls answer 503
 // service-unavailable problems: a call on its own within CHAT_MONGODB_TIMEOUT, writes queued
@@ -521,12 +506,9 @@ func TestMongoDBUnreachable(t *testing.T) {
 	const slack = timeout * 5 / 6
 	var proxy *testenv.Proxy
 	f := startFaultService(t, func(uri string) string {
-		u, err := url.Parse(uri)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxy = testenv.StartProxy(t, u.Host)
-		return proxiedURI(t, uri, proxy.Addr())
+		var viaProxy string
+		viaProxy, proxy = testenv.ProxyMongo(t, uri)
+		return viaProxy
 	}, map[string]string{"CHAT_MONGODB_TIMEOUT": timeout.String()})
 	// Writes spread over a few conversations, so that they do not all queue on one's lock.
 	var convs []string

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -161,15 +160,7 @@ const (
 func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 	t.Helper()
 	uri, database := testenv.MustMongo(t)
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "mongodb" || strings.Contains(u.Host, ",") {
-		t.Skip("the MongoDB URI is not one mongodb:// host, which a proxy can stand in for")
-	}
-	proxy := testenv.StartProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	q := u.Query()
-	q.Set("directConnection", "true")
-	u.RawQuery = q.Encode()
+	viaProxy, proxy := testenv.ProxyMongo(t, uri)
 	rds := testenv.StartRedis(t)
 	dir := t.TempDir()
 	tenantFile := func(id, issuer, extra string) {
@@ -184,7 +175,7 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 	tenantFile(limitedTenant, limitedIssuer.URL(), "limits:\n  requests_per_minute: 1\n")
 	tenantFile(downTenant, "http://127.0.0.1:9", "") // nothing listens there
 	env := map[string]string{
-		"CHAT_ADDR": "127.0.0.1:0", "CHAT_MONGODB_URI": u.String(), "CHAT_MONGODB_DATABASE": database,
+		"CHAT_ADDR": "127.0.0.1:0", "CHAT_MONGODB_URI": viaProxy, "CHAT_MONGODB_DATABASE": database,
 		"CHAT_REDIS_URL": rds.URL(), "CHAT_TENANTS_DIR": dir,
 		"CHAT_METRICS_TENANT_LABEL": strconv.FormatBool(tenantLabel),
 	}

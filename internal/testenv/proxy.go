@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"net"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,4 +157,21 @@ func (p *Proxy) close() {
 	closeAll(p.held)
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// ProxyMongo starts a Proxy in front of the one MongoDB server of uri and returns uri pointed
+// at the proxy (a direct connection), and the proxy. It skips the test for URIs a proxy
+// cannot stand in for: another scheme, or several hosts.
+func ProxyMongo(tb testing.TB, uri string) (string, *Proxy) {
+	tb.Helper()
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "mongodb" || strings.Contains(u.Host, ",") {
+		tb.Skip("the MongoDB URI is not one mongodb:// host, which a proxy can stand in for")
+	}
+	proxy := StartProxy(tb, u.Host)
+	u.Host = proxy.Addr()
+	q := u.Query()
+	q.Set("directConnection", "true")
+	u.RawQuery = q.Encode()
+	return u.String(), proxy
 }
