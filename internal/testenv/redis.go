@@ -54,20 +54,45 @@ func StartRedis(tb testing.TB) *Redis {
 	}
 	r := &Redis{bin: bin}
 	tb.Cleanup(r.kill)
-	// A free port may be taken by someone else before redis-server binds it: try a few.
-	for attempt := 1; ; attempt++ {
-		if r.port, err = freePort(); err == nil {
-			if err = r.start(); err == nil {
-				break
-			}
-		}
-		if attempt == 3 {
-			tb.Fatalf("testenv: start redis-server: %v", err)
-		}
+	port, p, err := startOnFreePort(bin)
+	if err != nil {
+		tb.Fatalf("testenv: start redis-server: %v", err)
 	}
-	r.url = fmt.Sprintf("redis://127.0.0.1:%d/0", r.port)
+	r.port, r.proc = port, p
+	r.url = redisURL(port)
 	return r
 }
+
+// RunRedisServer starts a private redis-server as StartRedis does, for programs that are not
+// tests (the benchmark tools), and returns its URL and how to stop it.
+func RunRedisServer() (url string, stop func(), err error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", nil, fmt.Errorf("redis-server not found on PATH: install it (apt-get install redis-server)")
+	}
+	port, p, err := startOnFreePort(bin)
+	if err != nil {
+		return "", nil, err
+	}
+	return redisURL(port), p.stop, nil
+}
+
+// startOnFreePort runs redis-server from bin on a free port of 127.0.0.1. A free port may be
+// taken by someone else before redis-server binds it, so it tries a few.
+func startOnFreePort(bin string) (port int, p *redisProcess, err error) {
+	for range 3 {
+		if port, err = freePort(); err != nil {
+			continue
+		}
+		if p, err = startRedisServer(bin, port); err == nil {
+			return port, p, nil
+		}
+	}
+	return 0, nil, err
+}
+
+// redisURL is the URL of the private server on port.
+func redisURL(port int) string { return fmt.Sprintf("redis://127.0.0.1:%d/0", port) }
 
 // URL returns the server's address, such as redis://127.0.0.1:6379/0.
 func (r *Redis) URL() string { return r.url }

@@ -29,6 +29,7 @@ import (
 	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/devissuer"
 	"github.com/supportchat/supportchat/internal/server"
+	"github.com/supportchat/supportchat/internal/testenv"
 )
 
 // TenantID is the benchmark tenant; its admins hold AdminRole in the "roles" claim.
@@ -124,11 +125,11 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 		s.onClose(ferret.stop)
 		s.MongoURI = ferret.uri
 	}
-	redis, err := startRedis()
+	redisURL, stopRedis, err := testenv.RunRedisServer()
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	s.onClose(redis.stop)
+	s.onClose(stopRedis)
 
 	s.Issuer, err = devissuer.New(devissuer.Options{Audience: "support-chat", AdminClaim: "roles", AdminValue: AdminRole, NameClaim: "name", TokenTTL: 24 * time.Hour})
 	if err != nil {
@@ -148,7 +149,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 		"CHAT_ADDR":             "127.0.0.1:0",
 		"CHAT_MONGODB_URI":      s.MongoURI,
 		"CHAT_MONGODB_DATABASE": s.Database,
-		"CHAT_REDIS_URL":        redis.url,
+		"CHAT_REDIS_URL":        redisURL,
 		"CHAT_TENANTS_DIR":      tenants,
 		"CHAT_LOG_LEVEL":        o.LogLevel,
 	}
