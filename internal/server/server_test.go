@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,8 +14,8 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/server"
+	"github.com/supportchat/supportchat/internal/server/servertest"
 	"github.com/supportchat/supportchat/internal/testenv"
 )
 
@@ -188,33 +187,5 @@ func TestUntracedRequestsKeepTheCallersTraceID(t *testing.T) {
 // returns the address it listens on.
 func runServer(t *testing.T, env map[string]string, o server.Options) net.Addr {
 	t.Helper()
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Getenv = func(k string) string { return env[k] }
-	if o.Signals == nil {
-		// SIGHUP reaches a server only through its test (TestSIGHUPReloadsWhatTheWatcherCannotSee).
-		o.Signals = make(chan os.Signal)
-	}
-	addrc := make(chan net.Addr, 1)
-	o.OnListen = func(a net.Addr) { addrc <- a }
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- server.Run(ctx, cfg, o) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	})
-	select {
-	case addr := <-addrc:
-		return addr
-	case err := <-errc:
-		t.Fatalf("Run = %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not listen")
-	}
-	return nil
+	return servertest.Run(t, env, o, 30*time.Second)
 }

@@ -25,8 +25,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/server"
+	"github.com/supportchat/supportchat/internal/server/servertest"
 	"github.com/supportchat/supportchat/internal/telemetry"
 	"github.com/supportchat/supportchat/internal/testenv"
 )
@@ -281,33 +281,7 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 // test ends and returns the address it listens on.
 func runService(t *testing.T, env map[string]string, version string, spans sdktrace.SpanExporter) net.Addr {
 	t.Helper()
-	cfg, err := config.Load(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	addrc := make(chan net.Addr, 1)
-	o := server.Options{
-		Version: version, Getenv: func(k string) string { return env[k] }, Stdout: io.Discard,
-		Signals: make(chan os.Signal), OnListen: func(a net.Addr) { addrc <- a }, SpanExporter: spans,
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- server.Run(ctx, cfg, o) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	})
-	select {
-	case addr := <-addrc:
-		return addr
-	case err := <-errc:
-		t.Fatalf("Run = %v", err)
-	case <-time.After(time.Minute):
-		t.Fatal("the service did not listen within a minute")
-	}
-	return nil
+	return servertest.Run(t, env, server.Options{Version: version, Stdout: io.Discard, SpanExporter: spans}, time.Minute)
 }
 
 // get returns the body of a GET of url with the Accept header accept (none when "").

@@ -1,0 +1,50 @@
+// Package servertest runs the whole service inside a test, through server.Run as chatd does.
+package servertest
+
+import (
+	"context"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/supportchat/supportchat/internal/config"
+	"github.com/supportchat/supportchat/internal/server"
+)
+
+// Run loads the configuration from env and runs the service with it and options o until the
+// test ends (failing the test when Run fails), and returns the address it listens on. It fails
+// the test when the service does not listen within startBound. o.Getenv and o.OnListen are
+// set here; without o.Signals the service gets a channel nothing sends on, so SIGHUP reaches it
+// only from the test that passes its own.
+func Run(t testing.TB, env map[string]string, o server.Options, startBound time.Duration) net.Addr {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Getenv = func(k string) string { return env[k] }
+	if o.Signals == nil {
+		o.Signals = make(chan os.Signal)
+	}
+	addrc := make(chan net.Addr, 1)
+	o.OnListen = func(a net.Addr) { addrc <- a }
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- server.Run(ctx, cfg, o) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return addr
+	case err := <-errc:
+		t.Fatalf("Run = %v", err)
+	case <-time.After(startBound):
+		t.Fatalf("the service did not listen within %s", startBound)
+	}
+	return nil
+}
