@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/supportchat/supportchat/internal/testenv"
 )
 
 // eventSchemas are the schemas of api/openapi.yaml that each event type's data follows.
@@ -49,9 +50,7 @@ func checkEventData(t *testing.T, ev sseEvent) {
 }
 
 // sseEvent is one event read from an event stream; comments are events with only Comment.
-type sseEvent struct {
-	ID, Type, Data, Comment string
-}
+type sseEvent = testenv.SSEEvent
 
 // eventStream is an open GET /chat/events of one user.
 type eventStream struct {
@@ -97,28 +96,7 @@ func (u user) eventsOn(t *testing.T, base string, client *http.Client, lastID st
 		if resp.StatusCode != http.StatusOK {
 			return
 		}
-		sc := bufio.NewScanner(resp.Body)
-		var ev sseEvent
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if ev != (sseEvent{}) {
-					es.events <- ev
-				}
-				ev = sseEvent{}
-			case strings.HasPrefix(line, ":"):
-				ev.Comment = strings.TrimSpace(line[1:])
-			case strings.HasPrefix(line, "id: "):
-				ev.ID = line[4:]
-			case strings.HasPrefix(line, "event: "):
-				ev.Type = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				ev.Data = line[6:]
-			case strings.HasPrefix(line, "retry: "):
-				ev.Comment = "retry " + line[7:]
-			}
-		}
+		testenv.ReadSSE(resp.Body, es.events)
 	}()
 	return es
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -183,7 +182,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // sseEvent is one event of an event stream; a comment has only Comment.
-type sseEvent struct{ ID, Type, Data, Comment string }
+type sseEvent = testenv.SSEEvent
 
 // sseStream is an open GET /api/v1/chat/events.
 type sseStream struct {
@@ -218,33 +217,9 @@ func (f *faultService) openStream(t *testing.T, token, lastID string) *sseStream
 		if resp.StatusCode != http.StatusOK {
 			return
 		}
-		readEvents(resp.Body, s.events)
+		testenv.ReadSSE(resp.Body, s.events)
 	}()
 	return s
-}
-
-// readEvents parses Server-Sent Events from r into events until r ends.
-func readEvents(r io.Reader, events chan<- sseEvent) {
-	sc := bufio.NewScanner(r)
-	var ev sseEvent
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if ev != (sseEvent{}) {
-				events <- ev
-			}
-			ev = sseEvent{}
-		case strings.HasPrefix(line, ":"):
-			ev.Comment = strings.TrimSpace(line[1:])
-		case strings.HasPrefix(line, "id: "):
-			ev.ID = line[4:]
-		case strings.HasPrefix(line, "event: "):
-			ev.Type = line[7:]
-		case strings.HasPrefix(line, "data: "):
-			ev.Data = line[6:]
-		}
-	}
 }
 
 // next returns the next event that is not a comment, or ok false when the stream ended first.
