@@ -68,10 +68,15 @@ fuzz:
 consistency:
 	go test -race -count=20 -timeout 60m -run '^TestConsistency' ./internal/httpapi/
 
-## soak: two chatd replicas on one database and Redis under 16 writers that retry with their
-## Idempotency-Key, one replica killed and one restarted mid-run; MongoDB must reconcile exactly
-## with the acknowledgements. Off in `make test`; CHAT_SOAK_DURATION=2m by default.
+## soak: the long form of the chaos test (internal/httpapi/chaos_test.go: three replicas behind
+## proxies that cut their MongoDB connections, requests killed at random write steps, short
+## client timeouts, same-key twins), 60 s of writing, 20 runs on each backend; then two chatd
+## processes on one database and Redis under 16 writers that retry with their Idempotency-Key,
+## one replica killed and one restarted mid-run. Off in `make test`; CHAT_CHAOS_DURATION=60s and
+## CHAT_SOAK_DURATION=2m by default.
+CHAT_CHAOS_DURATION ?= 60s
 soak:
+	set -o pipefail; CHAT_CHAOS_DURATION=$(CHAT_CHAOS_DURATION) go test -race -count=20 -timeout 120m -run '^TestChaos$$' -v ./internal/httpapi/ | grep -E '^(=== RUN|--- |\s+chaos_test|PASS|FAIL|ok)'
 	CHAT_SOAK=1 go test -race -count=1 -timeout 20m -run '^TestSoak$$' -v ./cmd/chatd/
 
 ## lint: gofmt, go vet and golangci-lint with .golangci.yml (gosec, errcheck, bodyclose,

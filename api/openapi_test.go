@@ -354,7 +354,7 @@ func (fakeAuth) Authenticate(_ context.Context, _ *tenant.Tenant, token string) 
 // fakeIdem keeps the first answer of each key, so a second request with a key is a replay.
 type fakeIdem struct {
 	mu      sync.Mutex
-	answers map[string]*idempotency.Record
+	answers map[string]*idempotency.Response
 }
 
 func (f *fakeIdem) Begin(_ context.Context, r idempotency.Request) (*idempotency.Attempt, error) {
@@ -372,14 +372,15 @@ func (f *fakeIdem) Begin(_ context.Context, r idempotency.Request) (*idempotency
 	return &idempotency.Attempt{Seed: r.Route + " " + r.Key}, nil
 }
 
-func (f *fakeIdem) Finish(_ context.Context, a *idempotency.Attempt, status int, body []byte, location string) error {
+func (f *fakeIdem) Finish(_ context.Context, a *idempotency.Attempt, status int, body []byte, location string) (*idempotency.Response, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.answers == nil {
-		f.answers = map[string]*idempotency.Record{}
+		f.answers = map[string]*idempotency.Response{}
 	}
-	f.answers[a.Seed] = &idempotency.Record{Done: true, Status: status, Body: body, Location: location}
-	return nil
+	r := &idempotency.Response{Status: status, Body: body, Location: location}
+	f.answers[a.Seed] = r
+	return r, nil
 }
 
 const (

@@ -293,7 +293,8 @@ func TestUsage(t *testing.T) {
 }
 
 // TestDependencies keeps the architecture's import rules: the production binary links no
-// embedded servers or development issuers, and the domain imports no web framework or driver.
+// embedded servers or development issuers, the domain imports no web framework or driver, and
+// the conversation log only the domain: chat declares the log it uses, convlog implements it.
 func TestDependencies(t *testing.T) {
 	deps := func(pkg string) []string {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()
@@ -307,7 +308,8 @@ func TestDependencies(t *testing.T) {
 		forbidden []string
 	}{
 		{"github.com/supportchat/supportchat/cmd/chatd", []string{"github.com/FerretDB/", "github.com/alicebob/miniredis", "/internal/devissuer", "/internal/testenv"}},
-		{"github.com/supportchat/supportchat/internal/chat", []string{"github.com/gin-gonic/", "go.mongodb.org/", "github.com/redis/", "/internal/httpapi", "/internal/mongodb"}},
+		{"github.com/supportchat/supportchat/internal/chat", []string{"github.com/gin-gonic/", "go.mongodb.org/", "github.com/redis/", "/internal/httpapi", "/internal/mongodb", "/internal/convlog"}},
+		{"github.com/supportchat/supportchat/internal/convlog", []string{"github.com/gin-gonic/", "go.mongodb.org/", "github.com/redis/", "/internal/httpapi", "/internal/mongodb", "/internal/events"}},
 		{"github.com/supportchat/supportchat/internal/tenant", []string{"github.com/gin-gonic/", "go.mongodb.org/", "github.com/redis/"}},
 	}
 	for _, r := range rules {

@@ -62,7 +62,7 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (*View, error)
 			return nil, err
 		}
 	}
-	c, err := s.change(ctx, t, caller, id, func(c *Conversation) bool {
+	c, err := s.edit(ctx, t, caller, id, func(c *Conversation) bool {
 		changed := false
 		if p.Status != nil && c.Status != *p.Status {
 			c.Status, changed = *p.Status, true
@@ -101,19 +101,16 @@ func (s *Service) assignee(ctx context.Context, t *tenant.Tenant, caller Caller,
 	return a, nil
 }
 
-// change applies edit to conversation id as one update entry, touching UpdatedAt and publishing
-// conversation.updated when edit reports a change.
-func (s *Service) change(ctx context.Context, t *tenant.Tenant, caller Caller, id string, edit func(*Conversation) bool) (*Conversation, error) {
-	c, res, err := s.writeTo(ctx, t, caller, id, func(*Conversation) ([]change, error) {
-		return []change{updateChange(s.newID(), caller.participant(), edit)}, nil
+// edit applies edit to conversation id as one update entry, touching UpdatedAt when edit
+// reports a change, and returns the conversation after it.
+func (s *Service) edit(ctx context.Context, t *tenant.Tenant, caller Caller, id string, edit func(*Conversation) bool) (*Conversation, error) {
+	_, res, err := s.writeTo(ctx, t, caller, id, func(*Conversation) ([]Change, error) {
+		return []Change{updateChange(s.newID(), caller.participant(), edit)}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if len(res.appended) > 0 {
-		s.publish(ctx, Event{Type: EventConversationUpdated, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: res.appended[0].At, Conversation: res.conv})
-	}
-	return res.conv, nil
+	return res.Conversation, nil
 }
 
 // NoteAdmin records the calling admin of ctx as an admin of the request's tenant, so others can
@@ -129,7 +126,7 @@ func (s *Service) NoteAdmin(ctx context.Context) {
 	}
 	if err := s.admins.RecordAdmin(ctx, t.ID, caller.participant(), s.clock()); err != nil {
 		s.notedAdmins.forget(t.ID + "\x00" + caller.ID)
-		s.log.WarnContext(ctx, "admin not recorded", "tenant", t.ID, "error", err)
+		s.logger.WarnContext(ctx, "admin not recorded", "tenant", t.ID, "error", err)
 	}
 }
 
@@ -160,7 +157,7 @@ func (s *Service) SetPresence(ctx context.Context, status AdminStatus) (*Presenc
 	now := s.clock()
 	if sup.Status == SupportOnline {
 		if err := s.presence.MarkSupportOnline(ctx, t.ID, now); err != nil {
-			s.log.WarnContext(ctx, "recording support online", "tenant", t.ID, "error", err)
+			s.logger.WarnContext(ctx, "recording support online", "tenant", t.ID, "error", err)
 		}
 	}
 	if status == AdminAway {
@@ -201,14 +198,14 @@ func (s *Service) SweepPresence(ctx context.Context) (int, error) {
 func (s *Service) unassignIfSet(ctx context.Context, t *tenant.Tenant, adminID string) {
 	settings, _, err := s.effectiveSettings(ctx, t)
 	if err != nil {
-		s.log.WarnContext(ctx, "reading settings to unassign", "tenant", t.ID, "error", err)
+		s.logger.WarnContext(ctx, "reading settings to unassign", "tenant", t.ID, "error", err)
 		return
 	}
 	if !settings.UnassignOnAway {
 		return
 	}
 	if err := s.unassign(ctx, t, adminID); err != nil {
-		s.log.WarnContext(ctx, "unassigning an away admin's conversations", "tenant", t.ID, "error", err)
+		s.logger.WarnContext(ctx, "unassigning an away admin's conversations", "tenant", t.ID, "error", err)
 	}
 }
 
@@ -221,7 +218,7 @@ func (s *Service) unassign(ctx context.Context, t *tenant.Tenant, adminID string
 			return err
 		}
 		for _, c := range convs {
-			_, err := s.change(ctx, t, system, c.ID, func(c *Conversation) bool {
+			_, err := s.edit(ctx, t, system, c.ID, func(c *Conversation) bool {
 				if c.Assignee != adminID || c.Status != StatusOpen {
 					return false
 				}

@@ -21,9 +21,9 @@ var (
 )
 
 // mustRecord applies ch to c and returns its entry, failing when ch changes nothing.
-func mustRecord(t *testing.T, c *Conversation, ch change, now time.Time) Entry {
+func mustRecord(t *testing.T, c *Conversation, ch Change, now time.Time) Entry {
 	t.Helper()
-	e, ok := c.record(ch, now)
+	e, ok := c.Record(ch, now)
 	if !ok {
 		t.Fatalf("%s %s changed nothing", ch.kind, ch.id)
 	}
@@ -77,11 +77,11 @@ func TestMessagesMoveCountersReadMarksAndStatus(t *testing.T) {
 	if c.UnreadFor(teamCall) != 1 {
 		t.Fatalf("team unread = %d before reading, want 1", c.UnreadFor(teamCall))
 	}
-	read := mustRecord(t, c, readChange("r1", teamCall, thanks), t0.Add(3*time.Minute))
+	read := mustRecord(t, c, readChange("r1", teamCall, &thanks), t0.Add(3*time.Minute))
 	if read.Seq != 7 || read.State.TeamRead != thanks.CustomerN || c.UnreadFor(teamCall) != 0 {
 		t.Errorf("read entry %d with team read %d, unread %d; want entry 7 with %d and 0", read.Seq, read.State.TeamRead, c.UnreadFor(teamCall), thanks.CustomerN)
 	}
-	if _, ok := c.record(readChange("r2", teamCall, thanks), t0.Add(4*time.Minute)); ok {
+	if _, ok := c.Record(readChange("r2", teamCall, &thanks), t0.Add(4*time.Minute)); ok {
 		t.Error("reading the same message twice recorded a second entry")
 	}
 	if c.Seq != 7 || len(c.Latest) != 6 {
@@ -122,7 +122,7 @@ func TestAwayNoticeOncePerPeriod(t *testing.T) {
 	period := t0.Add(-time.Hour)
 	notice := awayNoticeChange(awayNoticeID("shop", "c1", period), systemParticipant("Shop"), "away", period)
 	mustRecord(t, c, notice, t0)
-	if _, ok := c.record(notice, t0.Add(time.Minute)); ok {
+	if _, ok := c.Record(notice, t0.Add(time.Minute)); ok {
 		t.Error("a second notice in the same away period")
 	}
 	next := t0.Add(10 * time.Minute) // support was online again
@@ -137,22 +137,22 @@ func TestSameChange(t *testing.T) {
 	stored := mustRecord(t, c, messageChange("m1", ada, "hi"), t0)
 	for _, tt := range []struct {
 		name string
-		ch   change
+		ch   Change
 		want bool
 	}{
 		{"the same message again", messageChange("m1", ada, "hi"), true},
 		{"another body under the same id", messageChange("m1", ada, "bye"), false},
 		{"another sender under the same id", messageChange("m1", grace, "hi"), false},
-		{"a read mark under a message's id", readChange("m1", adaCall, Message{}), false},
+		{"a read mark under a message's id", readChange("m1", adaCall, nil), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.ch.same(&stored); got != tt.want {
+			if got := tt.ch.Same(&stored); got != tt.want {
 				t.Errorf("same = %v, want %v", got, tt.want)
 			}
 		})
 	}
 	notice := mustRecord(t, c, awayNoticeChange("n1", systemParticipant("Shop"), "old prompt", t0), t0)
-	if !awayNoticeChange("n1", systemParticipant("Shop"), "edited prompt", t0).same(&notice) {
+	if !awayNoticeChange("n1", systemParticipant("Shop"), "edited prompt", t0).Same(&notice) {
 		t.Error("an away notice with an edited prompt is not the notice of its period")
 	}
 }

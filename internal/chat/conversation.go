@@ -18,25 +18,6 @@ func conversationAt(h Header, st State) *Conversation {
 	return &Conversation{Header: h, State: st.clone()}
 }
 
-// followedBy returns the conversation after entries, the entries that follow c.Seq in its log
-// (none: c itself): the last one's state, with the messages of all of them added to Latest.
-func (c *Conversation) followedBy(entries []Entry) *Conversation {
-	if len(entries) == 0 {
-		return c
-	}
-	n := conversationAt(c.Header, entries[len(entries)-1].State)
-	n.Latest = slices.Clone(c.Latest)
-	for _, e := range entries {
-		if e.Message != nil {
-			n.Latest = append(n.Latest, *e.Message)
-		}
-	}
-	if len(n.Latest) > MaxLatest {
-		n.Latest = slices.Clone(n.Latest[len(n.Latest)-MaxLatest:])
-	}
-	return n
-}
-
 // clone returns a copy of c whose slices and pointers can be changed without touching c.
 func (c *Conversation) clone() *Conversation {
 	n := *c

@@ -18,6 +18,10 @@ const (
 // Event is one change, published after it is committed. CustomerID says which customer may see
 // it; events without one (support.changed) are for everyone of the tenant.
 type Event struct {
+	// ID identifies the change the event announces, for the events of log entries (see
+	// EventID): every publication of one entry's events carries the same ids, so consumers can
+	// drop repeats. Events without a durable source (support.changed) have none.
+	ID             string
 	Type           EventType
 	TenantID       string
 	ConversationID string

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -73,9 +75,6 @@ type ListPage struct {
 	// NextCursor continues the list; empty on the last page.
 	NextCursor string
 	Support    Support
-	// Settled is true when no write in the list's scope was in flight: the page may be cached
-	// until the next write invalidates it.
-	Settled bool
 }
 
 // List returns a page of the caller's conversations (a customer's own, or all of the tenant's
@@ -98,17 +97,25 @@ func (s *Service) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 			return nil, err
 		}
 	}
-	settled := s.catchUp(ctx, t.ID, f.CustomerID)
-	convs, err := s.store.ListConversations(ctx, t.ID, f, after, limit+1)
+	views, err := s.store.ListConversations(ctx, t.ID, f, after, limit+1)
 	if err != nil {
 		return nil, err
 	}
-	page := &ListPage{Settled: settled}
-	if len(convs) > limit {
-		convs = convs[:limit]
-		last := convs[limit-1]
+	page := &ListPage{}
+	if len(views) > limit {
+		// The next page goes on after the last view this one read, wherever the log moves it.
+		views = views[:limit]
+		last := views[limit-1]
 		page.NextCursor = encodeCursor(Position{UpdatedAt: last.UpdatedAt, ID: last.ID}, f)
 	}
+	convs, err := s.log.Refresh(ctx, views)
+	if err != nil {
+		return nil, err
+	}
+	// A view behind its log may have matched the filters or sorted where the log says it
+	// should not: the page shows what the log says.
+	convs = slices.DeleteFunc(convs, func(c *Conversation) bool { return !f.Matches(c) })
+	slices.SortStableFunc(convs, newestFirst)
 	page.Conversations = make([]View, len(convs))
 	for i, c := range convs {
 		page.Conversations[i] = viewOf(c, caller, messages)
@@ -119,6 +126,28 @@ func (s *Service) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 		}
 	}
 	return page, nil
+}
+
+// Matches reports whether conversation c is one f selects.
+func (f ListFilter) Matches(c *Conversation) bool {
+	switch {
+	case f.CustomerID != "" && c.Customer.ID != f.CustomerID,
+		f.Status != "" && c.Status != f.Status,
+		f.Assignee != nil && c.Assignee != *f.Assignee,
+		f.TeamUnread && !c.TeamUnread(),
+		!f.UpdatedSince.IsZero() && !c.UpdatedAt.After(f.UpdatedSince):
+		return false
+	}
+	return true
+}
+
+// newestFirst orders conversations as lists do: latest activity first, greater id first among
+// equal times.
+func newestFirst(a, b *Conversation) int {
+	if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
 }
 
 // viewOf returns c as caller sees it, with its newest n messages.

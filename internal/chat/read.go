@@ -31,10 +31,8 @@ type ReadState struct {
 	UnreadCount    int64
 }
 
-// Conversation returns conversation id as the caller sees it, with its newest messages (0..20).
-// A conversation with a write in flight, or whose writer died before updating the view, is
-// repaired first. Returns NotFound
-// when the caller may not see it.
+// Conversation returns conversation id as the caller sees it, with its newest messages (0..20),
+// as its log stands. Returns NotFound when the caller may not see it.
 func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*View, error) {
 	t, caller, err := scope(ctx)
 	if err != nil {
@@ -47,20 +45,9 @@ func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*
 	if n < 0 || n > MaxLatest {
 		return nil, FieldError("messages", "must be between 0 and %d", MaxLatest)
 	}
-	c, err := s.visible(ctx, t, caller, id)
+	c, err := s.visible(ctx, t, caller, id, s.log.Conversation)
 	if err != nil {
 		return nil, err
-	}
-	marks, err := s.store.ConversationMarks(ctx, t.ID, id)
-	if err != nil {
-		return nil, err
-	}
-	if slices.ContainsFunc(marks, func(m WriteMark) bool { return !m.Done }) {
-		if _, err := s.repairLocked(ctx, t.ID, id); err != nil {
-			s.log.WarnContext(ctx, "conversation view not repaired", "tenant", t.ID, "conversation", id, "error", err)
-		} else if c, err = s.visible(ctx, t, caller, id); err != nil {
-			return nil, err
-		}
 	}
 	v := viewOf(c, caller, n)
 	return &v, nil
@@ -81,7 +68,8 @@ func (s *Service) History(ctx context.Context, id string, q HistoryQuery) (*Hist
 	if limit < 1 || limit > MaxHistoryLimit {
 		return nil, FieldError("limit", "must be between 1 and %d", MaxHistoryLimit)
 	}
-	if _, err := s.visible(ctx, t, caller, id); err != nil {
+	// Who may see a conversation never changes, so its view, however far behind, tells.
+	if _, err := s.visible(ctx, t, caller, id, s.log.View); err != nil {
 		return nil, err
 	}
 	var before int64
@@ -113,12 +101,12 @@ func (s *Service) MarkRead(ctx context.Context, id, messageID string) (*ReadStat
 	if err != nil {
 		return nil, err
 	}
-	c, res, err := s.writeTo(ctx, t, caller, id, func(c *Conversation) ([]change, error) {
-		m, ok, err := s.readTarget(ctx, c, messageID)
-		if err != nil || !ok {
+	c, res, err := s.writeTo(ctx, t, caller, id, func(c *Conversation) ([]Change, error) {
+		m, err := s.readTarget(ctx, c, messageID)
+		if err != nil {
 			return nil, err
 		}
-		return []change{readChange(s.newID(), caller, m)}, nil
+		return []Change{readChange(s.newID(), caller, m)}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -126,33 +114,30 @@ func (s *Service) MarkRead(ctx context.Context, id, messageID string) (*ReadStat
 	if res == nil {
 		return &ReadState{ConversationID: id, UnreadCount: c.UnreadFor(caller)}, nil
 	}
-	if len(res.appended) > 0 {
-		s.publish(ctx, Event{Type: EventConversationUpdated, TenantID: t.ID, ConversationID: id, CustomerID: c.Customer.ID, At: res.appended[0].At, Conversation: res.conv})
-	}
-	return &ReadState{ConversationID: id, UnreadCount: res.conv.UnreadFor(caller)}, nil
+	return &ReadState{ConversationID: id, UnreadCount: res.Conversation.UnreadFor(caller)}, nil
 }
 
-// readTarget returns the message to mark read up to: messageID, or the newest message.
-func (s *Service) readTarget(ctx context.Context, c *Conversation, messageID string) (Message, bool, error) {
+// readTarget returns the message to mark read up to: messageID, or nil for the newest message
+// when the read mark is recorded.
+func (s *Service) readTarget(ctx context.Context, c *Conversation, messageID string) (*Message, error) {
 	if messageID == "" {
-		m, ok := c.newest()
-		return m, ok, nil
+		return nil, nil
 	}
 	if m, ok := c.latestMessage(messageID); ok {
-		return m, true, nil
+		return &m, nil
 	}
 	notOurs := FieldError("message_id", "is not a message of this conversation")
 	if !isObjectID(messageID) {
-		return Message{}, false, notOurs
+		return nil, notOurs
 	}
 	e, err := s.store.Entry(ctx, c.TenantID, c.ID, messageID)
 	if isNotFound(err) || err == nil && e.Message == nil {
-		return Message{}, false, notOurs
+		return nil, notOurs
 	}
 	if err != nil {
-		return Message{}, false, err
+		return nil, err
 	}
-	return *e.Message, true, nil
+	return e.Message, nil
 }
 
 // encodeHistoryCursor returns the cursor for messages before seq in conversation convID.

@@ -8,41 +8,42 @@ import (
 	"github.com/supportchat/supportchat/internal/tenant"
 )
 
-// ConversationStore keeps the log of every conversation and the views lists read. Every method
-// is scoped by tenant id; an id of another tenant is simply not found. It needs no transactions
-// and no atomic updates: the unique (tenant, conversation, seq) key of entries is the one
-// arbiter of concurrent writes (docs/CONSISTENCY.md).
-type ConversationStore interface {
-	// Append stores entries in order. It stops at the first entry whose (tenant, conversation,
-	// Seq) or whose id within the conversation is taken and returns how many it stored before
-	// it, with an ErrConflict error. Entries are never changed once stored.
-	Append(ctx context.Context, entries []Entry) (int, error)
+// Log is the conversation log (internal/convlog): it commits the writes of conversations and
+// reads them back as they stand in the log. Every method is scoped by tenant id; an id of
+// another tenant is simply not found.
+type Log interface {
+	// Commit makes changes, in order, to conversation base (a view, exact at its Seq, perhaps
+	// behind the log) and returns what the write committed, once the conversation's view shows
+	// it and its events are published (or left to the log's relay). Changes with nothing to do
+	// are left out; a write with nothing to do commits nothing. Once the first change is
+	// committed the write succeeds, even when a later one cannot be. Returns KeyReused when an
+	// entry with a change's id records another change, Unavailable when the database fails or
+	// the conversation stays too busy until ctx ends (nothing committed), or when the write was
+	// committed but its view could not be brought up to date (a retry of the write with its
+	// Idempotency-Key then finds it committed).
+	Commit(ctx context.Context, base *Conversation, changes []Change) (*Committed, error)
+	// View returns the stored view of conversation id, exact at its Seq but perhaps behind the
+	// log; a conversation without a view is rebuilt from its log. Returns ErrNotFound when
+	// there is no such conversation.
+	View(ctx context.Context, tenantID, id string) (*Conversation, error)
+	// Conversation returns conversation id as its log stands: its view brought up to the log.
+	// Returns ErrNotFound when there is none.
+	Conversation(ctx context.Context, tenantID, id string) (*Conversation, error)
+	// Refresh brings views read from the store up to their logs, in place of the stale ones.
+	Refresh(ctx context.Context, views []*Conversation) ([]*Conversation, error)
+}
+
+// Store answers the queries the use cases make of the record directly: lists of views and the
+// history in the log. Every method is scoped by tenant id.
+type Store interface {
 	// Entry returns the entry of a conversation with id. Returns ErrNotFound when there is none.
 	Entry(ctx context.Context, tenantID, convID, id string) (*Entry, error)
-	// EntriesAfter returns the entries of a conversation with Seq above seq, in order (none
-	// when seq is its last). A conversation's entries are numbered without gaps.
-	EntriesAfter(ctx context.Context, tenantID, convID string, seq int64) ([]Entry, error)
-	// Mark stores m; FinishMark sets mark id of the tenant Done; Unmark deletes the marks ids.
-	Mark(ctx context.Context, m WriteMark) error
-	FinishMark(ctx context.Context, tenantID, id string) error
-	Unmark(ctx context.Context, tenantID string, ids []string) error
-	// Marks returns up to limit marks of the tenant that are not Done; only those of
-	// customerID's conversations when it is not "".
-	Marks(ctx context.Context, tenantID, customerID string, limit int) ([]WriteMark, error)
-	// ConversationMarks returns every mark of a conversation, Done or not.
-	ConversationMarks(ctx context.Context, tenantID, convID string) ([]WriteMark, error)
 	// Messages returns up to limit messages of the conversation with Seq below before (0: from
 	// the newest), newest first.
 	Messages(ctx context.Context, tenantID, convID string, before int64, limit int) ([]Message, error)
-
-	// Project stores c as the view of its conversation, unless the stored view is at c.Seq or
-	// beyond already.
-	Project(ctx context.Context, c *Conversation) error
-	// Conversation returns the view of conversation id. Returns ErrNotFound when there is none
-	// (including when id is malformed).
-	Conversation(ctx context.Context, tenantID, id string) (*Conversation, error)
 	// ListConversations returns up to limit views matching f, newest UpdatedAt first (ties:
-	// greater id first), strictly after the position after when it is not nil.
+	// greater id first), strictly after the position after when it is not nil. Views may be
+	// behind their logs (see Log.Refresh).
 	ListConversations(ctx context.Context, tenantID string, f ListFilter, after *Position, limit int) ([]*Conversation, error)
 	// AssignedOpen returns up to limit open conversations of the tenant assigned to adminID.
 	AssignedOpen(ctx context.Context, tenantID, adminID string, limit int) ([]*Conversation, error)
@@ -89,18 +90,17 @@ type Lapse struct {
 	AdminID  string
 }
 
-// Publisher delivers events to live subscribers. Publishing is best effort: the record is in
-// MongoDB, and a lost event only delays what a client sees until it lists again.
+// Publisher delivers the events that have no entry of a conversation's log behind them
+// (support.changed) to live subscribers. Publishing is best effort: a publisher that fails
+// tells the tenant's streams to resync (see events.Bus); the log publishes its own events.
 type Publisher interface {
-	Publish(ctx context.Context, e Event)
+	Publish(ctx context.Context, e Event) error
 }
 
-// Invalidator is told of every change that alters what cached lists or the cached support
-// block show (the Redis list cache implements it). A write tells it before its first entry and
-// again once its view is stored; it lives in Redis, which may be down: errors are logged.
+// Invalidator is told of every change of the support block that cached lists show (the Redis
+// list cache implements it; the log tells it of conversation changes). It lives in Redis,
+// which may be down: errors are logged.
 type Invalidator interface {
-	// ConversationChanged invalidates the cached lists of the customer and of the tenant's admins.
-	ConversationChanged(ctx context.Context, tenantID, customerID string) error
 	// SupportChanged invalidates the tenant's cached support block.
 	SupportChanged(ctx context.Context, tenantID string) error
 }
@@ -113,13 +113,14 @@ type Tenants interface {
 
 // Deps are what a Service is built from.
 type Deps struct {
-	Conversations ConversationStore
-	Settings      SettingsStore
-	Admins        AdminStore
-	Presence      Presence
-	Events        Publisher
-	Tenants       Tenants
-	// Invalidator is told of changes to cached views; it may be nil.
+	Log      Log
+	Store    Store
+	Settings SettingsStore
+	Admins   AdminStore
+	Presence Presence
+	Events   Publisher
+	Tenants  Tenants
+	// Invalidator is told of changes to the cached support block; it may be nil.
 	Invalidator Invalidator
 	// Now is the clock; NewID returns a new unique id (24 hex digits).
 	Now   func() time.Time
@@ -138,7 +139,8 @@ type Deps struct {
 // Service implements the use cases of Support Chat. It takes the tenant and the caller of each
 // call from its context (tenant.NewContext, NewContext).
 type Service struct {
-	store       ConversationStore
+	log         Log
+	store       Store
 	settings    SettingsStore
 	admins      AdminStore
 	presence    Presence
@@ -148,7 +150,7 @@ type Service struct {
 	now         func() time.Time
 	newID       func() string
 	presenceTTL time.Duration
-	log         *slog.Logger
+	logger      *slog.Logger
 
 	overrides   *ttlCache[Overrides]
 	replyStats  *ttlCache[*int64]
@@ -177,7 +179,8 @@ func NewService(d Deps) *Service {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
-		store:       d.Conversations,
+		log:         d.Log,
+		store:       d.Store,
 		settings:    d.Settings,
 		admins:      d.Admins,
 		presence:    d.Presence,
@@ -187,7 +190,7 @@ func NewService(d Deps) *Service {
 		now:         d.Now,
 		newID:       d.NewID,
 		presenceTTL: d.PresenceTTL,
-		log:         d.Logger,
+		logger:      d.Logger,
 		overrides:   newTTLCache[Overrides]("settings", d.SettingsTTL, d.Now, d.Caches),
 		replyStats:  newTTLCache[*int64]("reply_stats", d.StatsTTL, d.Now, d.Caches).bounded(replyStatsWait),
 		notedAdmins: newRecentSet(adminNoteInterval, maxNotedAdmins),
@@ -213,9 +216,20 @@ func scope(ctx context.Context) (*tenant.Tenant, Caller, error) {
 	return t, c, nil
 }
 
-// publish sends e to live subscribers.
+// publish sends e, an event without an entry of a log behind it, to live subscribers; the
+// publisher logs and answers for a failure.
 func (s *Service) publish(ctx context.Context, e Event) {
 	if s.events != nil {
-		s.events.Publish(ctx, e)
+		_ = s.events.Publish(ctx, e)
+	}
+}
+
+// supportChanged tells the caches that the tenant's support block changed.
+func (s *Service) supportChanged(ctx context.Context, tenantID string) {
+	if s.caches == nil {
+		return
+	}
+	if err := s.caches.SupportChanged(context.WithoutCancel(ctx), tenantID); err != nil {
+		s.logger.WarnContext(ctx, "cached support block not invalidated; it expires on its own", "tenant", tenantID, "error", err)
 	}
 }

@@ -66,7 +66,7 @@ func (s *Service) FreshSupport(ctx context.Context) (Support, error) {
 func (s *Service) teamPresence(ctx context.Context, tenantID string) TeamPresence {
 	p, err := s.presence.TeamPresence(ctx, tenantID)
 	if err != nil {
-		s.log.DebugContext(ctx, "presence unavailable; support reads as offline", "tenant", tenantID, "error", err)
+		s.logger.DebugContext(ctx, "presence unavailable; support reads as offline", "tenant", tenantID, "error", err)
 		return TeamPresence{}
 	}
 	return p
@@ -84,7 +84,7 @@ func (s *Service) expectedReply(ctx context.Context, tenantID string) *int64 {
 		return median(samples), nil
 	})
 	if err != nil {
-		s.log.WarnContext(ctx, "expected reply time unavailable", "tenant", tenantID, "error", err)
+		s.logger.WarnContext(ctx, "expected reply time unavailable", "tenant", tenantID, "error", err)
 		return nil
 	}
 	return v

@@ -72,18 +72,12 @@ func (s *Service) Start(ctx context.Context, in StartInput) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.commit(ctx, c, true, changes)
+	res, err := s.log.Commit(ctx, c, changes)
 	if err != nil {
 		return nil, err
 	}
-	started := res.entries()
-	if len(res.found) == 0 {
-		conv := res.conv.clone()
-		s.publish(ctx, Event{Type: EventConversationCreated, TenantID: t.ID, ConversationID: c.ID, CustomerID: caller.ID, At: started[0].At, Conversation: conv})
-		s.publishMessages(ctx, conv, res.appended)
-	}
-	v := viewOf(res.conv, caller, 0)
-	for _, e := range started {
+	v := viewOf(res.Conversation, caller, 0)
+	for _, e := range res.Entries {
 		if e.Message != nil {
 			v.Messages = append(v.Messages, *e.Message)
 		}
@@ -94,7 +88,7 @@ func (s *Service) Start(ctx context.Context, in StartInput) (*View, error) {
 // Send adds a message by the caller (the conversation's customer or an admin) to conversation
 // id, followed by the away prompt when a customer writes while support is not online. Returns
 // NotFound when the caller may not see the conversation, Invalid or TooLarge for a bad body,
-// and Conflict when the conversation stays too busy to commit.
+// and the log's errors (see Log.Commit).
 func (s *Service) Send(ctx context.Context, id string, in SendInput) (*Message, error) {
 	t, caller, err := scope(ctx)
 	if err != nil {
@@ -105,18 +99,17 @@ func (s *Service) Send(ctx context.Context, id string, in SendInput) (*Message, 
 		return nil, err
 	}
 	msgID := s.idFor(in.Seed, 1)
-	_, res, err := s.writeTo(ctx, t, caller, id, func(c *Conversation) ([]change, error) {
+	_, res, err := s.writeTo(ctx, t, caller, id, func(c *Conversation) ([]Change, error) {
 		msg := messageChange(msgID, caller.participant(), body)
 		if caller.IsAdmin() {
-			return []change{msg}, nil
+			return []Change{msg}, nil
 		}
 		return s.withAwayNotice(ctx, t, c.ID, msg)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.publishMessages(ctx, res.conv, res.appended)
-	m, ok := res.message(msgID)
+	m, ok := res.Message(msgID)
 	if !ok {
 		return nil, errors.New("send: the committed message is missing from the write's entries")
 	}
@@ -127,41 +120,32 @@ func (s *Service) Send(ctx context.Context, id string, in SendInput) (*Message, 
 // message, followed by the away prompt when support is not online. The notice's id is derived
 // from the away period (which begins whenever support was last online), so a conversation gets
 // one notice per period however many customer messages race for it.
-func (s *Service) withAwayNotice(ctx context.Context, t *tenant.Tenant, convID string, msg change) ([]change, error) {
+func (s *Service) withAwayNotice(ctx context.Context, t *tenant.Tenant, convID string, msg Change) ([]Change, error) {
 	settings, _, err := s.effectiveSettings(ctx, t)
 	if err != nil {
 		return nil, err
 	}
 	presence := s.teamPresence(ctx, t.ID)
 	if supportAt(s.clock(), settings, presence).Status == SupportOnline {
-		return []change{msg}, nil
+		return []Change{msg}, nil
 	}
 	period := presence.LastOnlineAt
 	notice := awayNoticeChange(awayNoticeID(t.ID, convID, period), systemParticipant(t.Name), settings.AwayPrompt, period)
-	return []change{msg, notice}, nil
-}
-
-// publishMessages publishes message.created for each message among entries.
-func (s *Service) publishMessages(ctx context.Context, c *Conversation, entries []Entry) {
-	for _, e := range entries {
-		if e.Message != nil {
-			s.publish(ctx, Event{Type: EventMessageCreated, TenantID: c.TenantID, ConversationID: c.ID, CustomerID: c.Customer.ID, At: e.At, Message: e.Message, Conversation: c})
-		}
-	}
+	return []Change{msg, notice}, nil
 }
 
 // writeTo makes one write to conversation id as caller while it holds the replica's lock of the
 // conversation (see keyedLocks): it reads the view, asks plan for the changes the write makes
 // to it, and commits them. It returns the view it read and what was committed, nil when plan
 // made no changes. Returns NotFound when the caller may not see the conversation, Unavailable
-// when ctx ends while waiting for the lock, and plan's and commit's errors.
-func (s *Service) writeTo(ctx context.Context, t *tenant.Tenant, caller Caller, id string, plan func(c *Conversation) ([]change, error)) (*Conversation, *committed, error) {
+// when ctx ends while waiting for the lock, and plan's and the log's errors.
+func (s *Service) writeTo(ctx context.Context, t *tenant.Tenant, caller Caller, id string, plan func(c *Conversation) ([]Change, error)) (*Conversation, *Committed, error) {
 	unlock, err := s.lockConversation(ctx, t.ID, id)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer unlock()
-	c, err := s.visible(ctx, t, caller, id)
+	c, err := s.visible(ctx, t, caller, id, s.log.View)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -169,11 +153,11 @@ func (s *Service) writeTo(ctx context.Context, t *tenant.Tenant, caller Caller, 
 	if err != nil || len(changes) == 0 {
 		return c, nil, err
 	}
-	res, err := s.commit(ctx, c, true, changes)
+	res, err := s.log.Commit(ctx, c, changes)
 	return c, res, err
 }
 
-// lockConversation takes the replica's lock of a conversation, for its writes and repairs.
+// lockConversation takes the replica's lock of a conversation, for its writes.
 func (s *Service) lockConversation(ctx context.Context, tenantID, convID string) (func(), error) {
 	unlock, err := s.locks.lock(ctx, tenantID+"/"+convID)
 	if err != nil {
@@ -182,14 +166,15 @@ func (s *Service) lockConversation(ctx context.Context, tenantID, convID string)
 	return unlock, nil
 }
 
-// visible returns the view of conversation id if caller may see it. Another customer's
-// conversation, another tenant's, a malformed id and a missing one all return the same NotFound.
-func (s *Service) visible(ctx context.Context, t *tenant.Tenant, caller Caller, id string) (*Conversation, error) {
+// visible returns conversation id, read with read (Log.View or Log.Conversation), if caller
+// may see it. Another customer's conversation, another tenant's, a malformed id and a missing
+// one all return the same NotFound.
+func (s *Service) visible(ctx context.Context, t *tenant.Tenant, caller Caller, id string, read func(ctx context.Context, tenantID, id string) (*Conversation, error)) (*Conversation, error) {
 	notFound := Errorf(NotFound, "conversation not found")
 	if !isObjectID(id) {
 		return nil, notFound
 	}
-	c, err := s.store.Conversation(ctx, t.ID, id)
+	c, err := read(ctx, t.ID, id)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, notFound

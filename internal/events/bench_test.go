@@ -33,7 +33,9 @@ func BenchmarkCrossReplicaDelivery(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		pubBus.Publish(ctx, chat.Event{Type: chat.EventMessageCreated, TenantID: "shop", CustomerID: "ada", Message: &chat.Message{ID: strconv.Itoa(i), Body: "hello"}})
+		if err := pubBus.Publish(ctx, chat.Event{Type: chat.EventMessageCreated, TenantID: "shop", CustomerID: "ada", Message: &chat.Message{ID: strconv.Itoa(i), Body: "hello"}}); err != nil {
+			b.Fatal(err)
+		}
 		select {
 		case <-sub.C():
 			lat = append(lat, time.Since(start))

@@ -77,16 +77,30 @@ const (
 
 // publishScript appends an event to KEYS[1] and trims entries older than the window (ARGV[5]
 // ms, by the server's clock, which also makes the ids) once the stream holds more than ARGV[6]
-// entries. The key expires once the tenant has been idle for the window and an hour (ARGV[8] ms).
+// entries. The key expires once the tenant has been idle for the window and an hour (ARGV[8]
+// ms). An event with an id (ARGV[9]) is appended only if KEYS[2], the sorted set of the ids
+// published within the window (by score, the time), does not hold it yet: the log publishes each entry's events at
+// least once, and this keeps repeats out of the stream. It returns the new entry's id, or
+// false for a repeat.
 const publishScript = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[9] ~= '' then
+  if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[9]) == 0 then
+    return false
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
+  redis.call('PEXPIRE', KEYS[2], ARGV[8])
+end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*', 't', ARGV[1], 'c', ARGV[2], 'a', ARGV[3], 'u', ARGV[4])
 if redis.call('XLEN', KEYS[1]) > tonumber(ARGV[6]) then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('XTRIM', KEYS[1], 'MINID', '~', tostring(now - tonumber(ARGV[5])))
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return id`
+
+// publishedKey returns the sorted set of the event ids a tenant's stream holds.
+func publishedKey(tenantID string) string { return "chat:{" + tenantID + "}:published" }
 
 // Bus publishes events to and reads them from the tenants' streams.
 type Bus struct {
@@ -98,8 +112,8 @@ type Bus struct {
 	minEvents int
 	publish   *redis.Script
 
-	// lost holds the tenants whose events this replica failed to publish: the next append to
-	// their stream is a resync entry first (see Publish).
+	// lost holds the tenants whose events without an id this replica failed to publish: the
+	// next append to their stream is a resync entry first (see Publish).
 	mu   sync.Mutex
 	lost map[string]bool
 }
@@ -135,17 +149,19 @@ func NewBus(rdb redis.UniversalClient, render Renderer, o BusOptions) *Bus {
 	return &Bus{rdb: rdb, render: render, log: o.Logger, obs: o.Observer, window: o.Window, minEvents: o.MinEvents, publish: redis.NewScript(publishScript), lost: make(map[string]bool)}
 }
 
-// Publish appends e to its tenant's stream. A publish that fails is logged and counted, never
-// returned: the write is committed in MongoDB. The tenant is remembered, and the next append to
-// its stream (the next event, or Flush) is preceded by a resync entry, so every client that
-// may have missed the event, live or resuming with Last-Event-ID, is told to list again.
-func (b *Bus) Publish(ctx context.Context, e chat.Event) {
+// Publish appends e to its tenant's stream, unless e has an ID the stream holds already. A
+// publish that fails is logged, counted and returned. An event with an ID comes from the
+// conversation log, which publishes it again until it is out (internal/convlog). One without
+// (support.changed) has no such source: its tenant is remembered, and the next append to its
+// stream (the next event, or Flush) is preceded by a resync entry, so every client that may
+// have missed the event, live or resuming with Last-Event-ID, is told to list again.
+func (b *Bus) Publish(ctx context.Context, e chat.Event) error {
 	ctx = context.WithoutCancel(ctx)
 	err := b.resyncIfLost(ctx, e.TenantID)
 	if err == nil {
 		err = b.append(ctx, e)
 	}
-	if err != nil {
+	if err != nil && e.ID == "" {
 		b.setLost(e.TenantID)
 	}
 	if b.obs != nil {
@@ -154,6 +170,7 @@ func (b *Bus) Publish(ctx context.Context, e chat.Event) {
 	if err != nil {
 		b.log.WarnContext(ctx, "event not published", "tenant", e.TenantID, "type", e.Type, "error", err)
 	}
+	return err
 }
 
 func (b *Bus) append(ctx context.Context, e chat.Event) error {
@@ -161,14 +178,18 @@ func (b *Bus) append(ctx context.Context, e chat.Event) error {
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	return b.add(ctx, e.TenantID, e.Type, e.CustomerID, p)
+	return b.add(ctx, e.TenantID, e.ID, e.Type, e.CustomerID, p)
 }
 
-func (b *Bus) add(ctx context.Context, tenantID string, t chat.EventType, customerID string, p Payload) error {
+func (b *Bus) add(ctx context.Context, tenantID, eventID string, t chat.EventType, customerID string, p Payload) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	return b.publish.Run(ctx, b.rdb, []string{Key(tenantID)},
-		string(t), customerID, p.Admin, p.Customer, b.window.Milliseconds(), b.minEvents, maxEvents, (b.window + time.Hour).Milliseconds()).Err()
+	err := b.publish.Run(ctx, b.rdb, []string{Key(tenantID), publishedKey(tenantID)},
+		string(t), customerID, p.Admin, p.Customer, b.window.Milliseconds(), b.minEvents, maxEvents, (b.window + time.Hour).Milliseconds(), eventID).Err()
+	if errors.Is(err, redis.Nil) {
+		return nil // a repeat
+	}
+	return err
 }
 
 func (b *Bus) setLost(tenantID string) {
@@ -186,7 +207,7 @@ func (b *Bus) resyncIfLost(ctx context.Context, tenantID string) error {
 	if !lost {
 		return nil
 	}
-	if err := b.add(ctx, tenantID, EventResync, "", Payload{Admin: resyncPayload}); err != nil {
+	if err := b.add(ctx, tenantID, "", EventResync, "", Payload{Admin: resyncPayload}); err != nil {
 		return err
 	}
 	b.mu.Lock()

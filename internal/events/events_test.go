@@ -91,9 +91,13 @@ func TestReplayAfterAnEventAndResyncBeyondTheWindow(t *testing.T) {
 	bus, rdb := newBus(t, testenv.StartRedis(t), events.BusOptions{MinEvents: 5, Window: time.Millisecond})
 	hub := events.NewHub(bus, events.HubOptions{})
 	for i := range 3 {
-		bus.Publish(ctx, message("shop", "ada", fmt.Sprint("m", i)))
+		if err := bus.Publish(ctx, message("shop", "ada", fmt.Sprint("m", i))); err != nil {
+			t.Fatal(err)
+		}
 	}
-	bus.Publish(ctx, message("other", "ada", "elsewhere"))
+	if err := bus.Publish(ctx, message("other", "ada", "elsewhere")); err != nil {
+		t.Fatal(err)
+	}
 	all, err := rdb.XRange(ctx, events.Key("shop"), "-", "+").Result()
 	if err != nil || len(all) != 3 {
 		t.Fatalf("stream holds %d entries (%v), want 3", len(all), err)
@@ -117,7 +121,9 @@ func TestReplayAfterAnEventAndResyncBeyondTheWindow(t *testing.T) {
 	// (approximately: Redis trims whole nodes, so publish well past it).
 	time.Sleep(5 * time.Millisecond)
 	for i := range 300 {
-		bus.Publish(ctx, message("shop", "ada", fmt.Sprint("n", i)))
+		if err := bus.Publish(ctx, message("shop", "ada", fmt.Sprint("n", i))); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := hub.After(ctx, "shop", all[0].ID, 100); !errors.Is(err, events.ErrGone) {
 		t.Errorf("After(trimmed id) = %v, want ErrGone", err)
@@ -151,7 +157,9 @@ func TestHubFansOutInOrderAndDropsSlowSubscribers(t *testing.T) {
 	// reads, so it falls more than its buffer behind.
 	const n = 20
 	for i := range n {
-		bus.Publish(ctx, message("shop", "ada", fmt.Sprint(i)))
+		if err := bus.Publish(ctx, message("shop", "ada", fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
 		select {
 		case r := <-fast.C():
 			var p map[string]string
@@ -211,7 +219,9 @@ func TestHubEndsStreamsWhenRedisFailsAndRecovers(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the subscription did not end while Redis was down")
 	}
-	bus.Publish(ctx, message("shop", "ada", "lost"))
+	if err := bus.Publish(ctx, message("shop", "ada", "lost")); err == nil {
+		t.Error("Publish while Redis is down = nil, want its error")
+	}
 	if obs.failed != 1 {
 		t.Errorf("failed publishes counted %d, want 1", obs.failed)
 	}
@@ -230,7 +240,9 @@ func TestHubEndsStreamsWhenRedisFailsAndRecovers(t *testing.T) {
 	}
 	defer again.Close()
 	// The event lost while Redis was down is announced by a resync entry, for everyone.
-	bus.Publish(ctx, message("shop", "ada", "after"))
+	if err := bus.Publish(ctx, message("shop", "ada", "after")); err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []chat.EventType{events.EventResync, chat.EventMessageCreated} {
 		select {
 		case rec := <-again.C():
@@ -246,5 +258,63 @@ func TestHubEndsStreamsWhenRedisFailsAndRecovers(t *testing.T) {
 	}
 	if n := bus.Flush(ctx); n != 0 {
 		t.Errorf("Flush after the resync was written flushed %d tenants", n)
+	}
+}
+
+// TestEventsWithAnIDArePublishedOnce publishes the events of log entries more than once, as a
+// writer and the log's relay may: the stream holds each once. A failed publication of such an
+// event is the log's to repeat, so it does not make the tenant's streams resync.
+func TestEventsWithAnIDArePublishedOnce(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	bus, rdb := newBus(t, r, events.BusOptions{})
+	withID := func(id, body string) chat.Event {
+		e := message("shop", "ada", body)
+		e.ID = id
+		return e
+	}
+	for _, e := range []chat.Event{withID("shop:c1:1/message.created", "first"), withID("shop:c1:2/message.created", "second"),
+		withID("shop:c1:1/message.created", "first again"), withID("shop:c1:2/message.created", "second again")} {
+		if err := bus.Publish(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another tenant's event of the same id is its own.
+	other := withID("shop:c1:1/message.created", "elsewhere")
+	other.TenantID = "other"
+	if err := bus.Publish(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := rdb.XRange(ctx, events.Key("shop"), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, m := range msgs {
+		var p map[string]string
+		if err := json.Unmarshal([]byte(m.Values["a"].(string)), &p); err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, p["body"])
+	}
+	if fmt.Sprint(bodies) != "[first second]" {
+		t.Errorf("the stream holds %v, want [first second]", bodies)
+	}
+	if n, err := rdb.XLen(ctx, events.Key("other")).Result(); err != nil || n != 1 {
+		t.Errorf("the other tenant's stream holds %d events (%v), want 1", n, err)
+	}
+
+	r.Stop(t)
+	if err := bus.Publish(ctx, withID("shop:c1:3/message.created", "lost for now")); err == nil {
+		t.Fatal("Publish while Redis is down = nil, want its error")
+	}
+	r.Start(t)
+	for deadline := time.Now().Add(30 * time.Second); rdb.Ping(ctx).Err() != nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Redis does not answer again")
+		}
+	}
+	if n := bus.Flush(ctx); n != 0 {
+		t.Errorf("Flush after a failed event with an id wrote %d resyncs, want none: the log publishes it again", n)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/convlog"
 	"github.com/supportchat/supportchat/internal/testenv"
 )
 
@@ -447,7 +448,7 @@ func TestConsistencyReadMarks(t *testing.T) {
 // stored by then. That is what an update on FerretDB does when it read the document before a
 // newer writer's update and writes back after it: its filter is not checked again.
 type lateView struct {
-	chat.ConversationStore
+	convlog.Store
 	views *mongo.Collection
 
 	mu      sync.Mutex
@@ -457,7 +458,7 @@ type lateView struct {
 }
 
 func (l *lateView) Project(ctx context.Context, c *chat.Conversation) error {
-	if err := l.ConversationStore.Project(ctx, c); err != nil {
+	if err := l.Store.Project(ctx, c); err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -484,8 +485,8 @@ func (l *lateView) Project(ctx context.Context, c *chat.Conversation) error {
 func TestConsistencyLateOlderViewIsRepaired(t *testing.T) {
 	forEachServer(t, func(t *testing.T, srv testenv.MongoServer) {
 		late := &lateView{held: make(chan struct{}), release: make(chan struct{})}
-		a, b := replicas(t, srv, stackOptions{store: func(s chat.ConversationStore) chat.ConversationStore {
-			late.ConversationStore = s
+		a, b := replicas(t, srv, stackOptions{store: func(s convlog.Store) convlog.Store {
+			late.Store = s
 			return late
 		}})
 		client, err := mongo.Connect(options.Client().ApplyURI(a.mongoURI))

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -148,17 +149,13 @@ func (h *handlers) idempotent(c *gin.Context, route string, body []byte, run fun
 		return
 	}
 	if r := a.Replay; r != nil {
-		c.Header("Idempotent-Replayed", "true")
-		if r.Location != "" {
-			c.Header("Location", r.Location)
-		}
-		c.Data(r.Status, "application/json; charset=utf-8", r.Body)
+		replay(c, r)
 		return
 	}
 	resp, location, err := run(a.Seed)
 	if err != nil {
 		kind, _, _ := problemFor(err)
-		if ferr := h.idem.Finish(ctx, a, kind.status, nil, ""); ferr != nil {
+		if _, ferr := h.idem.Finish(ctx, a, kind.status, nil, ""); ferr != nil {
 			loggerFrom(c).WarnContext(ctx, "idempotency key not released", "error", ferr)
 		}
 		abortWithError(c, err)
@@ -169,14 +166,30 @@ func (h *handlers) idempotent(c *gin.Context, route string, body []byte, run fun
 		abortWithError(c, err)
 		return
 	}
-	if err := h.idem.Finish(ctx, a, http.StatusCreated, b, location); err != nil {
-		// The write is stored; a retry re-runs with the same seed and finds it.
-		loggerFrom(c).WarnContext(ctx, "idempotent response not stored", "error", err)
+	stored, err := h.idem.Finish(ctx, a, http.StatusCreated, b, location)
+	if err != nil {
+		// The write is committed, but its answer is not the key's yet: a twin may store
+		// another. Not acknowledged; a retry with the key finds the write and answers.
+		abortWithError(c, &chat.Error{Code: chat.Unavailable, Message: "the request's answer could not be stored; retry it with the same Idempotency-Key", Err: err})
+		return
+	}
+	if !bytes.Equal(stored.Body, b) || stored.Location != location || stored.Status != http.StatusCreated {
+		replay(c, stored) // a racing twin answered first: every answer of the key is its
+		return
 	}
 	if location != "" {
 		c.Header("Location", location)
 	}
 	c.Data(http.StatusCreated, "application/json; charset=utf-8", b)
+}
+
+// replay answers with the stored response of an idempotent request.
+func replay(c *gin.Context, r *idempotency.Response) {
+	c.Header("Idempotent-Replayed", "true")
+	if r.Location != "" {
+		c.Header("Location", r.Location)
+	}
+	c.Data(r.Status, "application/json; charset=utf-8", r.Body)
 }
 
 // created answers 201 with resp and, when given, its Location.

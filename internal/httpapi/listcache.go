@@ -68,7 +68,7 @@ func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 			abortWithError(c, err)
 			return
 		}
-		if h.cache != nil && p.Settled {
+		if h.cache != nil {
 			h.cache.StorePage(ctx, t.ID, view, key, tok, page)
 		}
 		if h.cache == nil {

@@ -38,7 +38,7 @@ var _ ChatService = (*chat.Service)(nil)
 // Idempotency runs the Idempotency-Key protocol (*idempotency.Keeper).
 type Idempotency interface {
 	Begin(ctx context.Context, r idempotency.Request) (*idempotency.Attempt, error)
-	Finish(ctx context.Context, a *idempotency.Attempt, status int, body []byte, location string) error
+	Finish(ctx context.Context, a *idempotency.Attempt, status int, body []byte, location string) (*idempotency.Response, error)
 }
 
 var _ Idempotency = (*idempotency.Keeper)(nil)

@@ -19,10 +19,13 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/supportchat/supportchat/internal/auth"
 	"github.com/supportchat/supportchat/internal/cache"
 	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/convlog"
 	"github.com/supportchat/supportchat/internal/events"
 	"github.com/supportchat/supportchat/internal/httpapi"
 	"github.com/supportchat/supportchat/internal/idempotency"
@@ -54,9 +57,14 @@ type stack struct {
 	clock   *testenv.Clock
 	issuers map[string]*testenv.Issuer
 	store   *mongodb.Store
+	// raw is the stack's database, for tests that look at documents themselves.
+	raw *mongo.Database
+	// proxy stands between the stack and MongoDB when stackOptions.proxied is set.
+	proxy   *testenv.Proxy
 	redis   redisServer
 	rdb     redis.UniversalClient
 	hub     *events.Hub
+	log     *convlog.Log
 	svc     *chat.Service
 	api     *testenv.OpenAPI
 	metrics *telemetry.Metrics
@@ -70,10 +78,17 @@ type stack struct {
 
 // stackOptions vary the stack; the zero value is the usual one.
 type stackOptions struct {
-	// store wraps the conversation store, idempotency wraps the idempotency store (fault
-	// injection).
-	store       func(chat.ConversationStore) chat.ConversationStore
+	// store wraps the log's store, listStore the store of lists and history, idempotency the
+	// idempotency store (fault injection).
+	store       func(convlog.Store) convlog.Store
+	listStore   func(chat.Store) chat.Store
 	idempotency func(idempotency.Store) idempotency.Store
+	// proxied puts a testenv.Proxy between the stack and MongoDB (stack.proxy), which a test
+	// can cut and restore.
+	proxied bool
+	// relayGrace is how long the log's relay leaves an entry pending to its writer (default
+	// convlog.DefaultRelayGrace).
+	relayGrace time.Duration
 	// productionCaches keeps the service's default cache lifetimes (benchmarks); tests see
 	// every settings change at once.
 	productionCaches bool
@@ -150,7 +165,11 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		}
 	}
 	// Wide bounds: under -race on a loaded machine the embedded FerretDB is slow.
-	db, err := mongodb.Open(ctx, s.mongoURI, s.database, mongodb.Options{Timeout: 30 * time.Second, Now: s.clock.Now})
+	uri := s.mongoURI
+	if o.proxied {
+		uri, s.proxy = testenv.ProxyMongo(t, s.mongoURI)
+	}
+	db, err := mongodb.Open(ctx, uri, s.database, mongodb.Options{Timeout: 30 * time.Second, Now: s.clock.Now})
 	if err != nil {
 		t.Fatalf("mongodb.Open: %v", err)
 	}
@@ -159,6 +178,12 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		t.Fatalf("EnsureIndexes: %v", err)
 	}
 	s.store = db.Store()
+	raw, err := mongo.Connect(options.Client().ApplyURI(s.mongoURI))
+	if err != nil {
+		t.Fatalf("mongo.Connect: %v", err)
+	}
+	t.Cleanup(func() { _ = raw.Disconnect(context.Background()) })
+	s.raw = raw.Database(s.database)
 
 	// A healthy Redis that a loaded machine slows down must not trip the breaker (which would
 	// make presence read offline and drop events): a wide timeout, and the production breaker
@@ -169,9 +194,13 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	}
 	t.Cleanup(func() { _ = s.rdb.Close() })
 
-	var conversations chat.ConversationStore = s.store
+	var logStore convlog.Store = s.store
 	if o.store != nil {
-		conversations = o.store(s.store)
+		logStore = o.store(s.store)
+	}
+	var listStore chat.Store = s.store
+	if o.listStore != nil {
+		listStore = o.listStore(s.store)
 	}
 	var idem idempotency.Store = s.store
 	if o.idempotency != nil {
@@ -186,21 +215,27 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	s.hub = events.NewHub(bus, events.HubOptions{Block: time.Second, Buffer: o.eventBuffer, Logger: debugLogger()})
 	t.Cleanup(s.hub.Close)
 	lists := cache.New(s.rdb, cache.Options{Observer: s.metrics, Now: s.clock.Now})
+	s.log = convlog.New(convlog.Deps{Store: logStore, Events: bus, Caches: lists, Now: s.clock.Now, Logger: debugLogger(), Observer: s.metrics, RelayGrace: o.relayGrace})
+	relayCtx, stopRelay := context.WithCancel(context.WithValue(context.Background(), relayKey{}, true))
+	relayDone := make(chan struct{})
+	go func() { defer close(relayDone); s.log.Run(relayCtx) }()
+	t.Cleanup(func() { stopRelay(); <-relayDone })
 	s.svc = chat.NewService(chat.Deps{
-		Conversations: conversations,
-		Settings:      s.store,
-		Admins:        s.store,
-		Presence:      presence.New(s.rdb, s.clock.Now),
-		Tenants:       s.tenants,
-		Now:           s.clock.Now,
-		NewID:         randomID,
-		PresenceTTL:   time.Minute,
-		SettingsTTL:   cacheTTL,
-		StatsTTL:      cacheTTL,
-		Logger:        debugLogger(),
-		Events:        bus,
-		Invalidator:   lists,
-		Caches:        s.metrics,
+		Log:         s.log,
+		Store:       listStore,
+		Settings:    s.store,
+		Admins:      s.store,
+		Presence:    presence.New(s.rdb, s.clock.Now),
+		Tenants:     s.tenants,
+		Now:         s.clock.Now,
+		NewID:       randomID,
+		PresenceTTL: time.Minute,
+		SettingsTTL: cacheTTL,
+		StatsTTL:    cacheTTL,
+		Logger:      debugLogger(),
+		Events:      bus,
+		Invalidator: lists,
+		Caches:      s.metrics,
 	})
 	// Fetching a local issuer's keys may take seconds under -race on a loaded machine; a tenant
 	// whose issuer is down (down-shop) is refused at once whatever the bound.
@@ -234,6 +269,19 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	t.Cleanup(s.srv.Close)
 	s.api = testenv.LoadOpenAPI(t, s.srv.URL)
 	return s
+}
+
+// relayKey marks the context of the stack's relay, so that fault injection can tell the relay
+// from requests.
+type relayKey struct{}
+
+// isRelay reports whether ctx is the stack's relay's.
+func isRelay(ctx context.Context) bool { return ctx.Value(relayKey{}) != nil }
+
+// entries returns the collection of the log's entries.
+func (s *stack) entries(tb testing.TB) *mongo.Collection {
+	tb.Helper()
+	return s.raw.Collection("entries")
 }
 
 // newTenants writes the tests' tenant files, with a local issuer per tenant put in issuers,

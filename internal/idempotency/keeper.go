@@ -34,7 +34,7 @@ type Request struct {
 // response; otherwise run it with Seed and report the outcome with Finish.
 type Attempt struct {
 	Seed   string
-	Replay *Record
+	Replay *Response
 	rec    Record
 	// reserved is true for the attempt that stored the record; only it may release the key.
 	reserved bool
@@ -78,31 +78,36 @@ func (k *Keeper) Begin(ctx context.Context, r Request) (*Attempt, error) {
 	if err != nil {
 		return nil, err
 	}
-	if stored.Fingerprint != rec.Fingerprint && (stored.Done || !stored.Released) {
+	if r := stored.Response; r != nil {
+		if r.Fingerprint != rec.Fingerprint {
+			return nil, ErrKeyReused
+		}
+		return &Attempt{Seed: stored.Seed, Replay: r, rec: stored}, nil
+	}
+	if stored.Fingerprint != rec.Fingerprint && !stored.Released {
 		return nil, ErrKeyReused
 	}
-	a := &Attempt{Seed: stored.Seed, rec: stored, reserved: reserved, fingerprint: rec.Fingerprint}
-	if stored.Done {
-		a.Replay = &stored
-	}
-	return a, nil
+	return &Attempt{Seed: stored.Seed, rec: stored, reserved: reserved, fingerprint: rec.Fingerprint}, nil
 }
 
-// Finish stores the response of a successful (2xx) attempt for replays, or releases the key
-// after a failure so the client can retry it, with another body if it likes. Only the attempt
-// that reserved the key releases it: a racing twin that fails must not open the key to another
-// body while its sibling may still succeed.
-func (k *Keeper) Finish(ctx context.Context, a *Attempt, status int, body []byte, location string) error {
+// Finish reports the outcome of an attempt. A successful (2xx) one stores its response and
+// returns the response to answer with: its own, or the one a racing twin stored first, so
+// every answer for the key is the same. A failed one releases the key so the client can
+// retry it, with another body if it likes, and returns nil; only the attempt that reserved
+// the key releases it: a racing twin that fails must not open the key to another body while
+// its sibling may still succeed.
+func (k *Keeper) Finish(ctx context.Context, a *Attempt, status int, body []byte, location string) (*Response, error) {
 	if status < 200 || status > 299 {
 		if !a.reserved {
-			return nil
+			return nil, nil
 		}
-		return k.store.Release(ctx, a.rec.TenantID, a.rec.Key)
+		return nil, k.store.Release(ctx, a.rec.TenantID, a.rec.Key)
 	}
-	rec := a.rec
-	rec.Done, rec.Status, rec.Body, rec.Location = true, status, body, location
-	rec.Fingerprint, rec.Released = a.fingerprint, false
-	return k.store.Complete(ctx, rec)
+	stored, err := k.store.SaveResponse(ctx, a.rec, Response{Fingerprint: a.fingerprint, Status: status, Body: body, Location: location})
+	if err != nil {
+		return nil, err
+	}
+	return &stored, nil
 }
 
 // validKey reports whether key is 1..MaxKeyLength printable ASCII characters.

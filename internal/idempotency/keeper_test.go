@@ -13,9 +13,10 @@ import (
 // memStore is an in-memory Store for the keeper's pure logic; the MongoDB store has its own
 // integration tests, and the API tests run the whole protocol against it.
 type memStore struct {
-	mu   sync.Mutex
-	recs map[string]Record
-	now  func() time.Time
+	mu    sync.Mutex
+	recs  map[string]Record
+	resps map[string]Response
+	now   func() time.Time
 }
 
 func (m *memStore) Reserve(_ context.Context, rec Record) (Record, bool, error) {
@@ -23,23 +24,31 @@ func (m *memStore) Reserve(_ context.Context, rec Record) (Record, bool, error) 
 	defer m.mu.Unlock()
 	k := rec.TenantID + ":" + rec.Key
 	if old, ok := m.recs[k]; ok && old.ExpiresAt.After(m.now()) {
+		if r, ok := m.resps[k]; ok {
+			old.Response = &r
+		}
 		return old, false, nil
 	}
+	delete(m.resps, k)
 	m.recs[k] = rec
 	return rec, true, nil
 }
 
-func (m *memStore) Complete(_ context.Context, rec Record) error {
+func (m *memStore) SaveResponse(_ context.Context, rec Record, resp Response) (Response, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.recs[rec.TenantID+":"+rec.Key] = rec
-	return nil
+	k := rec.TenantID + ":" + rec.Key
+	if r, ok := m.resps[k]; ok {
+		return r, nil
+	}
+	m.resps[k] = resp
+	return resp, nil
 }
 
 func (m *memStore) Release(_ context.Context, tenantID, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r, ok := m.recs[tenantID+":"+key]; ok && !r.Done {
+	if r, ok := m.recs[tenantID+":"+key]; ok {
 		r.Released = true
 		m.recs[tenantID+":"+key] = r
 	}
@@ -52,7 +61,7 @@ func newKeeper() (*Keeper, *time.Time) {
 	n := 0
 	var mu sync.Mutex
 	seed := func() string { mu.Lock(); defer mu.Unlock(); n++; return "seed-" + strconv.Itoa(n) }
-	return NewKeeper(&memStore{recs: map[string]Record{}, now: clock}, time.Hour, clock, seed), &now
+	return NewKeeper(&memStore{recs: map[string]Record{}, resps: map[string]Response{}, now: clock}, time.Hour, clock, seed), &now
 }
 
 func TestKeeper(t *testing.T) {
@@ -70,11 +79,11 @@ func TestKeeper(t *testing.T) {
 		t.Fatalf("twin = %+v, %v; want the first seed %q", twin, err, first.Seed)
 	}
 	// The twin failing does not release the key its sibling is using.
-	if err := k.Finish(ctx, twin, 409, nil, ""); err != nil {
+	if _, err := k.Finish(ctx, twin, 409, nil, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.Finish(ctx, first, 201, []byte(`{"id":"c1"}`), "/api/v1/chat/c1"); err != nil {
-		t.Fatal(err)
+	if r, err := k.Finish(ctx, first, 201, []byte(`{"id":"c1"}`), "/api/v1/chat/c1"); err != nil || string(r.Body) != `{"id":"c1"}` {
+		t.Fatalf("Finish = %+v, %v; want its own response stored", r, err)
 	}
 	// The same body with other white space replays.
 	spaced := req
@@ -106,7 +115,7 @@ func TestFailureReleasesTheKeyButKeepsTheSeed(t *testing.T) {
 	k, _ := newKeeper()
 	req := Request{TenantID: "shop", CallerID: "ada", Route: "r", Key: "k", Body: []byte(`{}`)}
 	a, _ := k.Begin(ctx, req)
-	if err := k.Finish(ctx, a, 400, nil, ""); err != nil {
+	if _, err := k.Finish(ctx, a, 400, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	// The corrected request runs, with the seed of the failed one: if a twin of the failed
@@ -120,7 +129,7 @@ func TestFailureReleasesTheKeyButKeepsTheSeed(t *testing.T) {
 	if again.Seed != a.Seed || again.Replay != nil {
 		t.Errorf("corrected attempt = %+v; want a fresh run with the seed %q", again, a.Seed)
 	}
-	if err := k.Finish(ctx, again, 201, []byte(`{"id":"m1"}`), ""); err != nil {
+	if _, err := k.Finish(ctx, again, 201, []byte(`{"id":"m1"}`), ""); err != nil {
 		t.Fatal(err)
 	}
 	// Its response is now the key's: a retry of it replays, the first body is refused.
@@ -129,6 +138,32 @@ func TestFailureReleasesTheKeyButKeepsTheSeed(t *testing.T) {
 	}
 	if _, err := k.Begin(ctx, req); !errors.Is(err, ErrKeyReused) {
 		t.Errorf("first body after the corrected one succeeded = %v, want ErrKeyReused", err)
+	}
+}
+
+// TestTwinsAnswerTheFirstStoredResponse has two attempts of one request succeed with
+// different bodies (as twins whose work interleaved might): both answer with the response
+// stored first, and so does every replay.
+func TestTwinsAnswerTheFirstStoredResponse(t *testing.T) {
+	ctx := context.Background()
+	k, _ := newKeeper()
+	req := Request{TenantID: "shop", CallerID: "ada", Route: "POST /chat/start", Key: "twin", Body: []byte(`{"message":"hi"}`)}
+	a, _ := k.Begin(ctx, req)
+	b, _ := k.Begin(ctx, req)
+	first, err := k.Finish(ctx, b, 201, []byte(`{"id":"c1","messages":["hi","away"]}`), "/api/v1/chat/c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := k.Finish(ctx, a, 201, []byte(`{"id":"c1","messages":["hi"]}`), "/api/v1/chat/c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(second.Body) != string(first.Body) {
+		t.Errorf("the second twin answers %s, want the first stored answer %s", second.Body, first.Body)
+	}
+	replay, err := k.Begin(ctx, req)
+	if err != nil || replay.Replay == nil || string(replay.Replay.Body) != string(first.Body) {
+		t.Errorf("replay = %+v, %v; want the first stored answer", replay, err)
 	}
 }
 

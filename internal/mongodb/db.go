@@ -29,7 +29,6 @@ const DefaultTimeout = 5 * time.Second
 const (
 	conversationsCollection = "conversations"
 	entriesCollection       = "entries"
-	marksCollection         = "marks"
 	settingsCollection      = "settings"
 	adminsCollection        = "admins"
 	idempotencyCollection   = "idempotency"
@@ -95,12 +94,12 @@ func Open(_ context.Context, uri, database string, o Options) (*DB, error) {
 		store: &Store{
 			conversations: db.Collection(conversationsCollection),
 			entries:       db.Collection(entriesCollection),
-			marks:         db.Collection(marksCollection),
 			settings:      db.Collection(settingsCollection),
 			admins:        db.Collection(adminsCollection),
 			idempotency:   db.Collection(idempotencyCollection),
 			now:           o.Now,
 			log:           o.Logger,
+			server:        &serverKind{db: db},
 		},
 	}, nil
 }

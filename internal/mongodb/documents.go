@@ -24,22 +24,9 @@ type entryDoc struct {
 	Header         *headerDoc     `bson:"header,omitempty"`
 	Message        *messageDoc    `bson:"message,omitempty"`
 	State          stateDoc       `bson:"state"`
-}
-
-// markDoc is a chat.WriteMark in the marks collection, which holds only the writes in flight
-// (and those of writers that died), so reading it is cheap on every server.
-type markDoc struct {
-	ID             string    `bson:"_id"`
-	TenantID       string    `bson:"tenant_id"`
-	ConversationID string    `bson:"conversation_id"`
-	CustomerID     string    `bson:"customer_id"`
-	At             time.Time `bson:"at"`
-	Done           bool      `bson:"done"`
-}
-
-// mark returns the chat.WriteMark of d.
-func (d *markDoc) mark() chat.WriteMark {
-	return chat.WriteMark{ID: d.ID, TenantID: d.TenantID, ConversationID: d.ConversationID, CustomerID: d.CustomerID, At: d.At.UTC(), Done: d.Done}
+	// Pending is set until the entry's events are published (chat.Entry.Pending); only
+	// pending entries have the field, so its sparse index holds just those.
+	Pending bool `bson:"pending,omitempty"`
 }
 
 // headerDoc is a chat.Header without its ids (the documents holding it have them).
@@ -121,6 +108,7 @@ func toEntryDoc(e chat.Entry) *entryDoc {
 		At:             e.At,
 		By:             toParticipantDoc(e.By),
 		State:          toStateDoc(e.State),
+		Pending:        e.Pending,
 	}
 	if e.Header != nil {
 		h := toHeaderDoc(*e.Header)
@@ -150,6 +138,7 @@ func (d *entryDoc) entry() chat.Entry {
 		At:             d.At.UTC(),
 		By:             d.By.participant(),
 		State:          d.State.state(),
+		Pending:        d.Pending,
 	}
 	if d.Header != nil {
 		h := d.Header.header(d.ConversationID, d.TenantID)
@@ -245,6 +234,8 @@ func toConversationDoc(c *chat.Conversation) *conversationDoc {
 	}
 	return d
 }
+
+func (d conversationDoc) tenant() string { return d.TenantID }
 
 // conversation returns the chat.Conversation of d.
 func (d *conversationDoc) conversation() *chat.Conversation {

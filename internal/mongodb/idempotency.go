@@ -17,8 +17,8 @@ import (
 // record it found.
 const reserveAttempts = 5
 
-// idempotencyDoc is an idempotency.Record; its id is the tenant id and the key, so a key is
-// unique within a tenant.
+// idempotencyDoc is an idempotency.Record without its response; its id is the tenant id and
+// the key, so a key is unique within a tenant.
 type idempotencyDoc struct {
 	ID          string    `bson:"_id"`
 	TenantID    string    `bson:"tenant_id"`
@@ -26,15 +26,28 @@ type idempotencyDoc struct {
 	Fingerprint string    `bson:"fingerprint"`
 	Seed        string    `bson:"seed"`
 	Released    bool      `bson:"released"`
-	Done        bool      `bson:"done"`
-	Status      int       `bson:"status"`
-	Body        []byte    `bson:"body"`
-	Location    string    `bson:"location"`
 	CreatedAt   time.Time `bson:"created_at"`
 	// ExpiresAt is when the TTL index deletes the record (where the server has TTL indexes);
 	// until then Reserve treats an expired record as absent.
 	ExpiresAt time.Time `bson:"expires_at"`
 }
+
+// responseDoc is the idempotency.Response of a record, in the same collection: its id is the
+// record's with responseSuffix, so of racing attempts exactly one stores it. Seed ties it to
+// the record it answers (a record that expired and was taken over has another seed).
+type responseDoc struct {
+	ID          string    `bson:"_id"`
+	TenantID    string    `bson:"tenant_id"`
+	Seed        string    `bson:"seed"`
+	Fingerprint string    `bson:"fingerprint"`
+	Status      int       `bson:"status"`
+	Body        []byte    `bson:"body"`
+	Location    string    `bson:"location"`
+	ExpiresAt   time.Time `bson:"expires_at"`
+}
+
+// responseSuffix ends the id of a record's response.
+const responseSuffix = "/response"
 
 // idempotencyID returns the document id of the record key of tenantID.
 func idempotencyID(tenantID, key string) string { return tenantID + ":" + key }
@@ -48,10 +61,6 @@ func toIdempotencyDoc(rec idempotency.Record) idempotencyDoc {
 		Fingerprint: rec.Fingerprint,
 		Seed:        rec.Seed,
 		Released:    rec.Released,
-		Done:        rec.Done,
-		Status:      rec.Status,
-		Body:        rec.Body,
-		Location:    rec.Location,
 		CreatedAt:   rec.CreatedAt,
 		ExpiresAt:   rec.ExpiresAt,
 	}
@@ -65,18 +74,20 @@ func (d *idempotencyDoc) record() idempotency.Record {
 		Fingerprint: d.Fingerprint,
 		Seed:        d.Seed,
 		Released:    d.Released,
-		Done:        d.Done,
-		Status:      d.Status,
-		Body:        d.Body,
-		Location:    d.Location,
 		CreatedAt:   d.CreatedAt.UTC(),
 		ExpiresAt:   d.ExpiresAt.UTC(),
 	}
 }
 
+// response returns the idempotency.Response of d.
+func (d *responseDoc) response() idempotency.Response {
+	return idempotency.Response{Fingerprint: d.Fingerprint, Status: d.Status, Body: d.Body, Location: d.Location}
+}
+
 // Reserve stores rec unless an unexpired record with the same tenant and key exists. It
-// returns the record now stored and whether it is rec; an expired record is replaced. Returns
-// chat.ErrConflict when racing requests keep changing the record.
+// returns the record now stored, with its response if it has one, and whether it is rec; an
+// expired record is replaced and its response deleted. Returns chat.ErrConflict when racing
+// requests keep changing the record.
 func (s *Store) Reserve(ctx context.Context, rec idempotency.Record) (idempotency.Record, bool, error) {
 	doc := toIdempotencyDoc(rec)
 	for range reserveAttempts {
@@ -87,19 +98,27 @@ func (s *Store) Reserve(ctx context.Context, rec idempotency.Record) (idempotenc
 		if !mongo.IsDuplicateKeyError(err) {
 			return idempotency.Record{}, false, wrap("reserve idempotency key", err)
 		}
-		var old idempotencyDoc
-		err = s.idempotency.FindOne(ctx, bson.M{"_id": doc.ID, "tenant_id": rec.TenantID}).Decode(&old)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			continue // released meanwhile: insert again
+		old, err := findByID[idempotencyDoc](ctx, s.idempotency, rec.TenantID, doc.ID, "reserve idempotency key", errRecordGone)
+		if errors.Is(err, errRecordGone) {
+			continue // swept meanwhile: insert again
 		}
 		if err != nil {
-			return idempotency.Record{}, false, wrap("reserve idempotency key", err)
+			return idempotency.Record{}, false, err
 		}
 		if old.ExpiresAt.After(s.now()) {
-			return old.record(), false, nil
+			stored := old.record()
+			resp, err := s.response(ctx, stored)
+			if err != nil {
+				return idempotency.Record{}, false, err
+			}
+			stored.Response = resp
+			return stored, false, nil
 		}
-		// Expired but not yet deleted: replace exactly the record read, so of racing requests
-		// only one takes the key over.
+		// Expired but not yet deleted: forget its response, then replace exactly the record
+		// read, so of racing requests only one takes the key over.
+		if _, err := s.idempotency.DeleteOne(ctx, bson.M{"_id": doc.ID + responseSuffix, "tenant_id": rec.TenantID, "seed": old.Seed}); err != nil {
+			return idempotency.Record{}, false, wrap("reserve idempotency key", err)
+		}
 		res, err := s.idempotency.ReplaceOne(ctx,
 			bson.M{"_id": doc.ID, "tenant_id": rec.TenantID, "created_at": old.CreatedAt, "seed": old.Seed},
 			doc)
@@ -113,34 +132,70 @@ func (s *Store) Reserve(ctx context.Context, rec idempotency.Record) (idempotenc
 	return idempotency.Record{}, false, &chat.Error{Code: chat.Conflict, Message: "request with this idempotency key is in progress; try again"}
 }
 
-// Complete stores the response of a record (Done, Status, Body, Location) and the fingerprint
-// of the request that produced it. A record that expired and is gone meanwhile stays gone: the
-// response is not kept for replays.
-func (s *Store) Complete(ctx context.Context, rec idempotency.Record) error {
-	res, err := s.idempotency.UpdateOne(ctx,
-		bson.M{"_id": idempotencyID(rec.TenantID, rec.Key), "tenant_id": rec.TenantID},
-		bson.M{"$set": bson.M{"done": rec.Done, "status": rec.Status, "body": rec.Body, "location": rec.Location,
-			"fingerprint": rec.Fingerprint, "released": false}})
+// errRecordGone is a record that is not there (any more).
+var errRecordGone = errors.New("idempotency record not found")
+
+func (d idempotencyDoc) tenant() string { return d.TenantID }
+func (d responseDoc) tenant() string    { return d.TenantID }
+
+// response returns the stored response of rec, or nil when it has none.
+func (s *Store) response(ctx context.Context, rec idempotency.Record) (*idempotency.Response, error) {
+	d, err := findByID[responseDoc](ctx, s.idempotency, rec.TenantID, idempotencyID(rec.TenantID, rec.Key)+responseSuffix, "idempotent response", errRecordGone)
+	if errors.Is(err, errRecordGone) {
+		return nil, nil
+	}
 	if err != nil {
-		return wrap("complete idempotency key", err)
+		return nil, err
 	}
-	if res.MatchedCount == 0 {
-		s.log.WarnContext(ctx, "idempotency record gone before its response was stored", "tenant", rec.TenantID)
+	if d.Seed != rec.Seed {
+		return nil, nil // the response of an expired record this one took over
 	}
-	return nil
+	r := d.response()
+	return &r, nil
 }
 
-// Release marks the record of tenantID and key released unless it is done. The record, and
-// with it the seed, stays until it expires.
+// SaveResponse stores resp as the response of rec, unless one is stored already: the insert
+// of the response's own document decides, so racing attempts all answer with the first
+// stored. It returns the stored response.
+func (s *Store) SaveResponse(ctx context.Context, rec idempotency.Record, resp idempotency.Response) (idempotency.Response, error) {
+	doc := responseDoc{
+		ID:          idempotencyID(rec.TenantID, rec.Key) + responseSuffix,
+		TenantID:    rec.TenantID,
+		Seed:        rec.Seed,
+		Fingerprint: resp.Fingerprint,
+		Status:      resp.Status,
+		Body:        resp.Body,
+		Location:    resp.Location,
+		ExpiresAt:   rec.ExpiresAt,
+	}
+	_, err := s.idempotency.InsertOne(ctx, doc)
+	if err == nil {
+		return resp, nil
+	}
+	if !mongo.IsDuplicateKeyError(err) {
+		return idempotency.Response{}, wrap("store idempotent response", err)
+	}
+	stored, err := s.response(ctx, rec)
+	if err != nil {
+		return idempotency.Response{}, err
+	}
+	if stored == nil {
+		return idempotency.Response{}, &chat.Error{Code: chat.Conflict, Message: "the idempotency key was taken over meanwhile; try again"}
+	}
+	return *stored, nil
+}
+
+// Release marks the record of tenantID and key released. A record with a response keeps its
+// response, which Reserve returns before it looks at released.
 func (s *Store) Release(ctx context.Context, tenantID, key string) error {
 	_, err := s.idempotency.UpdateOne(ctx,
-		bson.M{"_id": idempotencyID(tenantID, key), "tenant_id": tenantID, "done": false},
+		bson.M{"_id": idempotencyID(tenantID, key), "tenant_id": tenantID},
 		bson.M{"$set": bson.M{"released": true}})
 	return wrap("release idempotency key", err)
 }
 
-// SweepIdempotency deletes up to limit idempotency records that expired before now, for servers
-// without TTL indexes (DB.NeedsSweep), and returns how many it deleted.
+// SweepIdempotency deletes up to limit idempotency records and responses that expired before
+// now, for servers without TTL indexes (DB.NeedsSweep), and returns how many it deleted.
 func (s *Store) SweepIdempotency(ctx context.Context, now time.Time, limit int) (int, error) {
 	cur, err := s.idempotency.Find(ctx, bson.M{"expires_at": bson.M{"$lt": now}},
 		options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(int64(limit)))

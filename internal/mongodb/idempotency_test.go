@@ -99,16 +99,20 @@ func TestReserveExpiredRecordIsReplaced(t *testing.T) {
 	}
 }
 
-func TestCompleteAndRelease(t *testing.T) {
+func TestResponsesAndRelease(t *testing.T) {
 	s := mustStoreAt(t)
 	ctx := context.Background()
 	done := record("done", "s1", t0)
 	if _, ok, err := s.Reserve(ctx, done); err != nil || !ok {
 		t.Fatalf("Reserve: %v, %v", ok, err)
 	}
-	done.Done, done.Status, done.Body, done.Location = true, 201, []byte(`{"id":"x"}`), "/api/v1/conversations/x"
-	if err := s.Complete(ctx, done); err != nil {
-		t.Fatalf("Complete: %v", err)
+	resp := idempotency.Response{Fingerprint: done.Fingerprint, Status: 201, Body: []byte(`{"id":"x"}`), Location: "/api/v1/chat/x"}
+	if got, err := s.SaveResponse(ctx, done, resp); err != nil || !cmp.Equal(got, resp) {
+		t.Fatalf("SaveResponse = %+v, %v; want its own", got, err)
+	}
+	// A twin's response comes second: the first stays, and is what the twin answers.
+	if got, err := s.SaveResponse(ctx, done, idempotency.Response{Status: 201, Body: []byte(`{"id":"y"}`)}); err != nil || !cmp.Equal(got, resp) {
+		t.Errorf("second SaveResponse = %+v, %v; want the first stored response", got, err)
 	}
 	if err := s.Release(ctx, shop, "done"); err != nil {
 		t.Fatalf("Release(done): %v", err)
@@ -117,8 +121,8 @@ func TestCompleteAndRelease(t *testing.T) {
 	if err != nil || ok {
 		t.Fatalf("Reserve(after releasing a done key) = %v, %v; want the stored record", ok, err)
 	}
-	if diff := cmp.Diff(done, got); diff != "" {
-		t.Errorf("stored record (-want +got):\n%s", diff)
+	if got.Response == nil || !cmp.Equal(*got.Response, resp) || got.Seed != "s1" {
+		t.Errorf("stored record = %+v; want seed s1 with response %+v", got, resp)
 	}
 
 	if _, ok, err := s.Reserve(ctx, record("failed", "s1", t0)); err != nil || !ok {
@@ -135,16 +139,41 @@ func TestCompleteAndRelease(t *testing.T) {
 	}
 	// A released key keeps its record and seed: a retry still finds what a twin stored.
 	got, ok, err = s.Reserve(ctx, record("failed", "s3", t0))
-	if err != nil || ok || !got.Released || got.Seed != "s1" {
-		t.Errorf("Reserve(after release) = %+v, %v, %v; want the released record with seed s1", got, ok, err)
+	if err != nil || ok || !got.Released || got.Seed != "s1" || got.Response != nil {
+		t.Errorf("Reserve(after release) = %+v, %v, %v; want the released record with seed s1, no response", got, ok, err)
 	}
-	// Completing it stores the fingerprint of the request that succeeded.
-	got.Done, got.Status, got.Fingerprint = true, 201, "corrected"
-	if err := s.Complete(ctx, got); err != nil {
-		t.Fatalf("Complete: %v", err)
+	// The corrected request's response carries its own fingerprint.
+	corrected := idempotency.Response{Fingerprint: "corrected", Status: 201, Body: []byte(`{}`)}
+	if _, err := s.SaveResponse(ctx, got, corrected); err != nil {
+		t.Fatalf("SaveResponse: %v", err)
 	}
-	if got, _, _ := s.Reserve(ctx, record("failed", "s4", t0)); !got.Done || got.Released || got.Fingerprint != "corrected" {
-		t.Errorf("after Complete = %+v; want done, not released, fingerprint corrected", got)
+	if got, _, _ := s.Reserve(ctx, record("failed", "s4", t0)); got.Response == nil || got.Response.Fingerprint != "corrected" {
+		t.Errorf("after SaveResponse = %+v; want the corrected response", got)
+	}
+}
+
+// TestExpiredRecordForgetsItsResponse takes over a key whose record expired: its old response
+// is not the new request's.
+func TestExpiredRecordForgetsItsResponse(t *testing.T) {
+	clk := testenv.NewClock(t0)
+	s := mustOpen(t, clk.Now).Store()
+	ctx := context.Background()
+	old := record("k", "old", t0)
+	if _, ok, err := s.Reserve(ctx, old); err != nil || !ok {
+		t.Fatalf("Reserve: %v, %v", ok, err)
+	}
+	if _, err := s.SaveResponse(ctx, old, idempotency.Response{Status: 201, Body: []byte(`{"old":true}`)}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(25 * time.Hour)
+	fresh := record("k", "fresh", clk.Now())
+	got, ok, err := s.Reserve(ctx, fresh)
+	if err != nil || !ok || got.Response != nil {
+		t.Fatalf("Reserve(expired key) = %+v, %v, %v; want reserved anew without a response", got, ok, err)
+	}
+	resp := idempotency.Response{Status: 201, Body: []byte(`{"fresh":true}`)}
+	if stored, err := s.SaveResponse(ctx, fresh, resp); err != nil || string(stored.Body) != `{"fresh":true}` {
+		t.Errorf("SaveResponse(fresh) = %s, %v; want its own", stored.Body, err)
 	}
 }
 

@@ -18,6 +18,7 @@ type index struct {
 	name       string
 	keys       bson.D
 	unique     bool
+	sparse     bool
 	// ttl makes a TTL index deleting documents when the time in its only key has passed.
 	ttl bool
 }
@@ -43,10 +44,10 @@ func indexes() []index {
 			keys: keys("tenant_id", 1, "conversation_id", 1, "seq", -1)},
 		{collection: entriesCollection, name: "tenant_conversation_eid", unique: true,
 			keys: keys("tenant_id", 1, "conversation_id", 1, "eid", 1)},
-		{collection: marksCollection, name: "tenant_customer",
-			keys: keys("tenant_id", 1, "customer_id", 1)},
-		{collection: marksCollection, name: "tenant_conversation",
-			keys: keys("tenant_id", 1, "conversation_id", 1)},
+		// The relay's query: only pending entries have the field (sparse on MongoDB; FerretDB
+		// ignores sparse and indexes every entry).
+		{collection: entriesCollection, name: "pending", sparse: true,
+			keys: keys("pending", 1)},
 		{collection: idempotencyCollection, name: "expires", ttl: true,
 			keys: keys("expires_at", 1)},
 	}
@@ -70,6 +71,9 @@ func (db *DB) EnsureIndexes(ctx context.Context) error {
 		opts := options.Index().SetName(ix.name)
 		if ix.unique {
 			opts.SetUnique(true)
+		}
+		if ix.sparse {
+			opts.SetSparse(true)
 		}
 		if ix.ttl {
 			opts.SetExpireAfterSeconds(0)

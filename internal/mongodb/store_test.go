@@ -111,6 +111,7 @@ func logOf(tenantID, convID string, n int) []chat.Entry {
 			e.Header = &chat.Header{ID: convID, TenantID: tenantID, Subject: "Order", Customer: casey, CreatedAt: at}
 		}
 		e.State = st
+		e.Pending = true // as the log appends every entry
 		entries[i] = e
 	}
 	return entries
@@ -163,9 +164,9 @@ func TestConversationRoundTrip(t *testing.T) {
 			if err := s.Project(ctx, tc.conv); err != nil {
 				t.Fatalf("Project: %v", err)
 			}
-			got, err := s.Conversation(ctx, shop, tc.conv.ID)
+			got, err := s.View(ctx, shop, tc.conv.ID)
 			if err != nil {
-				t.Fatalf("Conversation: %v", err)
+				t.Fatalf("View: %v", err)
 			}
 			if diff := cmp.Diff(tc.conv, got, cmpopts.EquateEmpty(), cmpopts.EquateApproxTime(0)); diff != "" {
 				t.Errorf("Conversation(...) differs from what was projected (-want +got):\n%s", diff)
@@ -199,9 +200,9 @@ func TestProjectOnlyMovesForward(t *testing.T) {
 			if err := s.Project(ctx, tc.project); err != nil {
 				t.Fatalf("Project(seq %d) = %v", tc.project.Seq, err)
 			}
-			got, err := s.Conversation(ctx, shop, id(1))
+			got, err := s.View(ctx, shop, id(1))
 			if err != nil {
-				t.Fatalf("Conversation: %v", err)
+				t.Fatalf("View: %v", err)
 			}
 			if got.Subject != tc.want {
 				t.Errorf("after Project(seq %d) the view is %q (seq %d), want %q", tc.project.Seq, got.Subject, got.Seq, tc.want)
@@ -337,67 +338,82 @@ func TestAppendRacesHaveOneWinner(t *testing.T) {
 	}
 }
 
-func TestWriteMarks(t *testing.T) {
+// TestPendingEntriesUntilPublished checks the relay's queries: every appended entry is
+// pending, Pending finds those stored before a time, of every tenant, and Published clears
+// exactly the entries it is given.
+func TestPendingEntriesUntilPublished(t *testing.T) {
 	s := mustStore(t)
 	ctx := context.Background()
-	mark := func(tenantID, id, conv, customer string) chat.WriteMark {
-		m := chat.WriteMark{ID: id, TenantID: tenantID, ConversationID: conv, CustomerID: customer, At: t0}
-		if err := s.Mark(ctx, m); err != nil {
-			t.Fatalf("Mark: %v", err)
-		}
-		return m
-	}
-	mine := mark(shop, "w1", id(1), "cust-1")
-	mark(shop, "w2", id(1), "cust-1")
-	mark(shop, "w3", id(2), "cust-2")
-	mark(outdoor, "w4", id(3), "cust-1")
-
-	marks := func(customer string) []string {
-		t.Helper()
-		got, err := s.Marks(ctx, shop, customer, 10)
-		if err != nil {
-			t.Fatalf("Marks: %v", err)
-		}
+	mine := logOf(shop, id(1), 4)      // at t0 .. t0+3s
+	theirs := logOf(outdoor, id(1), 2) // at t0 .. t0+1s
+	mustAppend(t, s, mine)
+	mustAppend(t, s, theirs)
+	keys := func(entries []chat.Entry) []string {
 		out := []string{}
-		for _, m := range got {
-			out = append(out, m.ID)
+		for _, e := range entries {
+			if !e.Pending {
+				t.Errorf("Pending returned entry %s:%d, which is not pending", e.ConversationID, e.Seq)
+			}
+			out = append(out, fmt.Sprintf("%s/%d", e.TenantID, e.Seq))
 		}
 		slices.Sort(out)
 		return out
 	}
-	if diff := cmp.Diff([]string{"w1", "w2", "w3"}, marks("")); diff != "" {
-		t.Errorf("Marks(tenant) (-want +got):\n%s", diff)
+	pending := func(limit int) []string {
+		t.Helper()
+		got, err := s.Pending(ctx, limit)
+		if err != nil {
+			t.Fatalf("Pending: %v", err)
+		}
+		return keys(got)
 	}
-	if diff := cmp.Diff([]string{"w1", "w2"}, marks("cust-1")); diff != "" {
-		t.Errorf("Marks(cust-1) (-want +got):\n%s", diff)
+	// The oldest first: entries 1 of both tenants at t0, then their entries 2 at t0+1s.
+	if diff := cmp.Diff([]string{outdoor + "/1", outdoor + "/2", shop + "/1", shop + "/2"}, pending(4)); diff != "" {
+		t.Errorf("Pending(limit 4) (-want +got):\n%s", diff)
 	}
-	got, err := s.Marks(ctx, shop, "cust-2", 10)
-	if err != nil || len(got) != 1 || got[0] != (chat.WriteMark{ID: "w3", TenantID: shop, ConversationID: id(2), CustomerID: "cust-2", At: t0}) {
-		t.Errorf("Marks(cust-2) = %+v, %v", got, err)
+	if err := s.Published(ctx, []chat.Entry{mine[0], mine[2], theirs[1]}); err != nil {
+		t.Fatalf("Published: %v", err)
 	}
-	// A done mark is no longer in flight, but still one of its conversation's.
-	if err := s.FinishMark(ctx, shop, "w2"); err != nil {
-		t.Fatalf("FinishMark: %v", err)
+	if diff := cmp.Diff([]string{outdoor + "/1", shop + "/2", shop + "/4"}, pending(100)); diff != "" {
+		t.Errorf("Pending after Published (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"w1", "w3"}, marks("")); diff != "" {
-		t.Errorf("Marks after FinishMark (-want +got):\n%s", diff)
+	// A published entry is otherwise what was appended.
+	got, err := s.EntriesAfter(ctx, shop, id(1), 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ofConv, err := s.ConversationMarks(ctx, shop, id(1))
-	if err != nil || len(ofConv) != 2 || !slices.ContainsFunc(ofConv, func(m chat.WriteMark) bool { return m.ID == "w2" && m.Done }) {
-		t.Errorf("ConversationMarks = %+v, %v; want w1 and w2, done", ofConv, err)
+	want := slices.Clone(mine)
+	want[0].Pending, want[2].Pending = false, false
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("the log after Published (-want +got):\n%s", diff)
 	}
-	// Another tenant's Unmark and FinishMark do not reach these.
-	if err := s.Unmark(ctx, outdoor, []string{mine.ID}); err != nil {
-		t.Fatalf("Unmark(other tenant): %v", err)
+}
+
+// TestFollowed checks the readers' look-up of the entry after each view.
+func TestFollowed(t *testing.T) {
+	s := mustStore(t)
+	ctx := context.Background()
+	mustAppend(t, s, logOf(shop, id(1), 3))
+	mustAppend(t, s, logOf(shop, id(2), 1))
+	mustAppend(t, s, logOf(outdoor, id(3), 5))
+	at := func(tenantID string, n int, seq int64) *chat.Conversation {
+		c := newConversation(tenantID, id(n), t0)
+		c.Seq = seq
+		return c
 	}
-	if err := s.FinishMark(ctx, outdoor, "w3"); err != nil {
-		t.Fatalf("FinishMark(other tenant): %v", err)
+	views := []*chat.Conversation{
+		at(shop, 1, 1),    // entries 2 and 3 follow
+		at(shop, 1, 3),    // at the end
+		at(shop, 2, 1),    // at the end
+		at(shop, 3, 1),    // another tenant's conversation of that id has more
+		at(outdoor, 3, 4), // entry 5 follows
 	}
-	if err := s.Unmark(ctx, shop, []string{mine.ID, "w2"}); err != nil {
-		t.Fatalf("Unmark: %v", err)
+	got, err := s.Followed(ctx, views)
+	if err != nil {
+		t.Fatalf("Followed: %v", err)
 	}
-	if diff := cmp.Diff([]string{"w3"}, marks("")); diff != "" {
-		t.Errorf("Marks after Unmark (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]bool{true, false, false, false, true}, got); diff != "" {
+		t.Errorf("Followed (-want +got):\n%s", diff)
 	}
 }
 
@@ -408,7 +424,7 @@ func TestTenantsAreIsolated(t *testing.T) {
 	mustCreate(t, s, c)
 	mustAppend(t, s, logOf(shop, id(1), 2))
 
-	if _, err := s.Conversation(ctx, outdoor, c.ID); !errors.Is(err, chat.ErrNotFound) {
+	if _, err := s.View(ctx, outdoor, c.ID); !errors.Is(err, chat.ErrNotFound) {
 		t.Errorf("Conversation(other tenant) = %v, want ErrNotFound", err)
 	}
 	theirs := newConversation(outdoor, c.ID, t0)
@@ -425,12 +441,9 @@ func TestTenantsAreIsolated(t *testing.T) {
 	if convs, err := s.ListConversations(ctx, outdoor, chat.ListFilter{}, nil, 10); err != nil || len(convs) != 0 {
 		t.Errorf("ListConversations(other tenant) = %v, %v; want none", ids(convs), err)
 	}
-	if got, err := s.Marks(ctx, outdoor, "", 10); err != nil || len(got) != 0 {
-		t.Errorf("Marks(other tenant) = %d marks, %v; want none", len(got), err)
-	}
-	got, err := s.Conversation(ctx, shop, c.ID)
+	got, err := s.View(ctx, shop, c.ID)
 	if err != nil {
-		t.Fatalf("Conversation: %v", err)
+		t.Fatalf("View: %v", err)
 	}
 	if got.Subject != c.Subject || got.Seq != c.Seq {
 		t.Errorf("after the other tenant's writes: subject %q at seq %d; want %q at %d", got.Subject, got.Seq, c.Subject, c.Seq)
@@ -528,9 +541,9 @@ func TestListConversationsFilters(t *testing.T) {
 	}
 
 	t.Run("reading clears team unread", func(t *testing.T) {
-		c, err := s.Conversation(ctx, shop, id(4))
+		c, err := s.View(ctx, shop, id(4))
 		if err != nil {
-			t.Fatalf("Conversation: %v", err)
+			t.Fatalf("View: %v", err)
 		}
 		c.TeamRead, c.Seq = c.CustomerCount, c.Seq+1
 		if err := s.Project(ctx, c); err != nil {
@@ -699,8 +712,7 @@ func TestEnsureIndexesTwice(t *testing.T) {
 	defer client.Disconnect(ctx)
 	want := map[string][]string{
 		"conversations": {"tenant_updated", "tenant_customer_updated", "tenant_status_updated", "tenant_assignee_updated", "tenant_team_unread_updated", "tenant_first_reply"},
-		"entries":       {"tenant_conversation_seq", "tenant_conversation_eid"},
-		"marks":         {"tenant_customer", "tenant_conversation"},
+		"entries":       {"tenant_conversation_seq", "tenant_conversation_eid", "pending"},
 		"idempotency":   {"expires"},
 	}
 	// FerretDB has no TTL indexes: EnsureIndexes logs that and goes on without it, and the
@@ -756,7 +768,7 @@ func TestUnavailableDatabase(t *testing.T) {
 	}{
 		{"Ping", func() error { return db.Ping(ctx) }},
 		{"EnsureIndexes", func() error { return db.EnsureIndexes(ctx) }},
-		{"Conversation", func() error { _, err := s.Conversation(ctx, shop, id(1)); return err }},
+		{"View", func() error { _, err := s.View(ctx, shop, id(1)); return err }},
 		{"Project", func() error { return s.Project(ctx, newConversation(shop, id(1), t0)) }},
 		{"ListConversations", func() error { _, err := s.ListConversations(ctx, shop, chat.ListFilter{}, nil, 10); return err }},
 		{"Append", func() error { _, err := s.Append(ctx, logOf(shop, id(1), 1)); return err }},
@@ -764,7 +776,9 @@ func TestUnavailableDatabase(t *testing.T) {
 		{"Messages", func() error { _, err := s.Messages(ctx, shop, id(1), 0, 10); return err }},
 		{"Overrides", func() error { _, err := s.Overrides(ctx, shop); return err }},
 		{"Reserve", func() error { _, _, err := s.Reserve(ctx, record("key", "seed", t0)); return err }},
-		{"a canceled request", func() error { _, err := s.Conversation(canceled, shop, id(1)); return err }},
+		{"Pending", func() error { _, err := s.Pending(ctx, 10); return err }},
+		{"Published", func() error { return s.Published(ctx, logOf(shop, id(1), 1)) }},
+		{"a canceled request", func() error { _, err := s.View(canceled, shop, id(1)); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/config"
+	"github.com/supportchat/supportchat/internal/convlog"
 	"github.com/supportchat/supportchat/internal/events"
 	"github.com/supportchat/supportchat/internal/mongodb"
 	"github.com/supportchat/supportchat/internal/tenant"
@@ -26,10 +27,11 @@ const (
 // retried (see events.Bus.Flush).
 const lostEventsInterval = 2 * time.Second
 
-// background runs the service's housekeeping until ctx ends: the resync of lost events, index builds until they succeed,
-// the tenant file watch, SIGHUP reloads, the presence sweep, and the sweep of expired
-// idempotency records where the server has no TTL indexes.
-func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mongodb.DB, tenants *tenant.Registry, svc *chat.Service, bus *events.Bus, signals <-chan os.Signal) {
+// background runs the service's housekeeping until ctx ends: the log's relay of pending
+// entries, the resync of lost events, index builds until they succeed, the tenant file watch,
+// SIGHUP reloads, the presence sweep, and the sweep of expired idempotency records where the
+// server has no TTL indexes.
+func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mongodb.DB, tenants *tenant.Registry, svc *chat.Service, convs *convlog.Log, bus *events.Bus, signals <-chan os.Signal) {
 	if signals == nil {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGHUP)
@@ -44,6 +46,12 @@ func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mo
 		}
 	}()
 	defer func() { <-watchDone }()
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		convs.Run(ctx)
+	}()
+	defer func() { <-relayDone }()
 
 	indexed := ensureIndexes(ctx, log, db)
 	sweep := time.NewTicker(sweepInterval(cfg.PresenceTTL))

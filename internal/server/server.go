@@ -25,6 +25,7 @@ import (
 	"github.com/supportchat/supportchat/internal/cache"
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/config"
+	"github.com/supportchat/supportchat/internal/convlog"
 	"github.com/supportchat/supportchat/internal/events"
 	"github.com/supportchat/supportchat/internal/httpapi"
 	"github.com/supportchat/supportchat/internal/idempotency"
@@ -144,19 +145,27 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	lists := cache.New(rdb, cache.Options{Observer: metrics})
 
 	store := db.Store()
+	convs := convlog.New(convlog.Deps{
+		Store:    store,
+		Events:   bus,
+		Caches:   lists,
+		Logger:   log,
+		Observer: metrics,
+	})
 	svc := chat.NewService(chat.Deps{
-		Conversations: store,
-		Settings:      store,
-		Admins:        store,
-		Presence:      presence.New(rdb, time.Now),
-		Events:        bus,
-		Invalidator:   lists,
-		Tenants:       tenants,
-		Now:           time.Now,
-		NewID:         newID,
-		PresenceTTL:   cfg.PresenceTTL,
-		Logger:        log,
-		Caches:        metrics,
+		Log:         convs,
+		Store:       store,
+		Settings:    store,
+		Admins:      store,
+		Presence:    presence.New(rdb, time.Now),
+		Events:      bus,
+		Invalidator: lists,
+		Tenants:     tenants,
+		Now:         time.Now,
+		NewID:       newID,
+		PresenceTTL: cfg.PresenceTTL,
+		Logger:      log,
+		Caches:      metrics,
 	})
 	verifier := auth.New(auth.Options{
 		HTTPClient: &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(tel.Propagator()))},
@@ -198,7 +207,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		background(bg, log, cfg, db, tenants, svc, bus, o.Signals)
+		background(bg, log, cfg, db, tenants, svc, convs, bus, o.Signals)
 	}()
 	defer func() { stopBackground(); <-done }()
 

@@ -67,6 +67,7 @@ type Metrics struct {
 	sseOpened      prometheus.Counter
 	eventsSent     *prometheus.CounterVec
 	eventsDeliv    *prometheus.CounterVec
+	relayed        *prometheus.CounterVec
 	tenantReloads  *prometheus.CounterVec
 	tenantsLoaded  prometheus.Gauge
 	tenantsInvalid prometheus.Gauge
@@ -129,6 +130,10 @@ func NewMetrics(o MetricsOptions) *Metrics {
 			Name: "chat_events_delivered_total",
 			Help: "Live events written to SSE streams, by type.",
 		}, []string{"type"}),
+		relayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_log_relay_entries_total",
+			Help: "Log entries the relay took up because their writer left them pending past the grace period (taken), and those whose events it published (published).",
+		}, []string{"outcome"}),
 		tenantReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_tenant_reloads_total",
 			Help: "Reloads of the tenant files, by outcome (error when the folder could not be read or a file is invalid).",
@@ -165,7 +170,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
 		m.httpRequests, m.httpDuration, m.mongoDuration, m.redisDuration, m.cacheRequests,
-		m.jwksFetches, m.sseOpen, m.sseOpened, m.eventsSent, m.eventsDeliv, m.tenantReloads,
+		m.jwksFetches, m.sseOpen, m.sseOpened, m.eventsSent, m.eventsDeliv, m.relayed, m.tenantReloads,
 		m.tenantsLoaded, m.tenantsInvalid, m.rateLimited, m.readyChecks,
 	)
 	if o.TenantLabel {
@@ -230,6 +235,13 @@ func (m *Metrics) JWKSFetch(tenantID, outcome string) {
 // EventPublished records one live event published; err is nil on success.
 func (m *Metrics) EventPublished(eventType string, err error) {
 	countOutcome(m.eventsSent, outcome(err), eventType)
+}
+
+// EntriesRelayed records one pass of the log's relay: the pending entries it took up and how
+// many of them it published.
+func (m *Metrics) EntriesRelayed(taken, published int) {
+	m.relayed.WithLabelValues("taken").Add(float64(taken))
+	m.relayed.WithLabelValues("published").Add(float64(published))
 }
 
 // ReadinessCheck records one run of the readiness check named check; err is nil when it passed.

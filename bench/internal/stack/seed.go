@@ -170,7 +170,8 @@ func Seed(ctx context.Context, uri, database, tenantID string, p Plan) error {
 			docs = append(docs, toViewDoc(c))
 		}
 		// One after the other: FerretDB's SQLite files take one writer at a time, so inserting
-		// the entries and the views side by side is no faster.
+		// the entries and the views side by side is no faster. The entries are not pending:
+		// their events are nobody's, so the log's relay has nothing to publish.
 		if n, err := store.Append(ctx, entries); err != nil {
 			return fmt.Errorf("append entries of conversations %d..%d: stored %d: %w", from, to-1, n, err)
 		}

@@ -1,0 +1,102 @@
+package convlog
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/supportchat/supportchat/internal/chat"
+)
+
+// The relay. Every entry is stored pending, and its writer clears the mark once the
+// conversation's view shows the entry and the entry's events are published. An entry still
+// pending after the grace period belongs to a writer that died, that could not reach Redis, or
+// that gave up bringing the view up to a growing log: the relay, on every replica, does the
+// rest of its work. Publishing is at least once; the event bus drops repeats by event id, so
+// a writer and the relay, or two replicas' relays, may both publish an entry harmlessly.
+
+// Run runs the relay every RelayInterval until ctx ends.
+func (l *Log) Run(ctx context.Context) {
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := l.Relay(ctx); err != nil && ctx.Err() == nil {
+			l.log.WarnContext(ctx, "relay of pending log entries", "error", err)
+		}
+	}
+}
+
+// Relay takes up the entries it has seen pending for longer than the grace period, one
+// conversation at a time: it brings the conversation's view up to its log, publishes the
+// entries' events and clears their Pending mark. It returns how many entries it published; a
+// conversation it cannot finish is left for the next pass. Passes must not overlap (Run
+// makes them one after the other).
+func (l *Log) Relay(ctx context.Context) (int, error) {
+	all, err := l.store.Pending(ctx, relayBatch)
+	if err != nil {
+		return 0, err
+	}
+	pending := l.overdue(all, time.Now())
+	slices.SortFunc(pending, func(a, b chat.Entry) int {
+		return cmp.Or(cmp.Compare(a.TenantID, b.TenantID), cmp.Compare(a.ConversationID, b.ConversationID), cmp.Compare(a.Seq, b.Seq))
+	})
+	taken, published := len(pending), 0
+	for len(pending) > 0 && ctx.Err() == nil {
+		n := 1
+		for n < len(pending) && pending[n].TenantID == pending[0].TenantID && pending[n].ConversationID == pending[0].ConversationID {
+			n++
+		}
+		p, err := l.relayConversation(ctx, pending[:n])
+		if err != nil {
+			l.log.WarnContext(ctx, "pending log entries not relayed; next pass",
+				"tenant", pending[0].TenantID, "conversation", pending[0].ConversationID, "error", err)
+		}
+		published += p
+		pending = pending[n:]
+	}
+	if l.obs != nil {
+		l.obs.EntriesRelayed(taken, published)
+	}
+	return published, nil
+}
+
+// overdue returns the entries of pending the relay first saw pending at least the grace period
+// before now, and remembers when it first saw the others; it forgets entries no longer pending.
+func (l *Log) overdue(pending []chat.Entry, now time.Time) []chat.Entry {
+	seen := make(map[string]time.Time, len(pending))
+	var out []chat.Entry
+	for _, e := range pending {
+		key := chat.EventID(e, "")
+		first, ok := l.seen[key]
+		if !ok {
+			first = now
+		}
+		seen[key] = first
+		if now.Sub(first) >= l.grace {
+			out = append(out, e)
+		}
+	}
+	l.seen = seen
+	return out
+}
+
+// relayConversation finishes the work of the pending entries of one conversation.
+func (l *Log) relayConversation(ctx context.Context, entries []chat.Entry) (int, error) {
+	e := entries[0]
+	c, err := l.Conversation(ctx, e.TenantID, e.ConversationID)
+	if err != nil {
+		return 0, err
+	}
+	c, current, err := l.project(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	l.viewsChanged(ctx, e.TenantID, e.CustomerID)
+	return l.publish(ctx, c, entries, current), nil
+}

@@ -1,0 +1,237 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/supportchat/supportchat/internal/chat"
+)
+
+// The log: the entries collection. An entry's _id is its place in the log (entryKey), so the
+// write path finds entries by _id alone; a unique index on its id within the conversation
+// (eid) keeps every change stored once. Entries are inserted, never changed, except that the
+// log clears their pending field once their events are published.
+
+// Append stores entries in order, as they are: the log appends them Pending (seeded data that
+// needs no publication need not be). It stops at the first entry whose
+// (tenant, conversation, seq) or whose id within the conversation is taken and returns how
+// many it stored before it, with an error matching chat.ErrConflict. The uniqueness of the
+// entries' _id (tenant, conversation, seq) and of (tenant_id, conversation_id, eid) makes this
+// the commit point of every write, on MongoDB and FerretDB alike.
+func (s *Store) Append(ctx context.Context, entries []chat.Entry) (int, error) {
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	docs := make([]any, len(entries))
+	for i, e := range entries {
+		docs[i] = toEntryDoc(e)
+	}
+	_, err := s.entries.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+	if err == nil {
+		return len(entries), nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || len(bwe.WriteErrors) == 0 {
+		return 0, wrap("append entries", err)
+	}
+	// An ordered insert stops at its first failing document: those before it are stored.
+	first := bwe.WriteErrors[0]
+	if bwe.WriteConcernError == nil && isDuplicateKey(first.Code) {
+		return first.Index, errEntryTaken
+	}
+	return first.Index, wrap("append entries", err)
+}
+
+// Entry returns the entry of a conversation with id. Returns chat.ErrNotFound when there is
+// none.
+func (s *Store) Entry(ctx context.Context, tenantID, convID, id string) (*chat.Entry, error) {
+	var d entryDoc
+	err := s.entries.FindOne(ctx, bson.M{"tenant_id": tenantID, "conversation_id": convID, "eid": id}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, errEntryNotFound
+	}
+	if err != nil {
+		return nil, wrap("find entry", err)
+	}
+	e := d.entry()
+	return &e, nil
+}
+
+// probedEntries is how many entries EntriesAfter looks up one by one, by _id, before it asks
+// for the rest with one range query. A writer rarely finds more than a couple of entries it has
+// not seen; looking them up by _id keeps FerretDB on SQLite from decoding the whole log.
+const probedEntries = 4
+
+// EntriesAfter returns the entries of a conversation with seq above seq, in order. Entries are
+// numbered without gaps, so the first seq not found ends them.
+func (s *Store) EntriesAfter(ctx context.Context, tenantID, convID string, seq int64) ([]chat.Entry, error) {
+	var entries []chat.Entry
+	for next := seq + 1; next <= seq+probedEntries; next++ {
+		var d entryDoc
+		err := s.entries.FindOne(ctx, s.entryAt(ctx, tenantID, convID, next)).Decode(&d)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return entries, nil
+		}
+		if err != nil {
+			return nil, wrap("entries after", err)
+		}
+		entries = append(entries, d.entry())
+	}
+	cur, err := s.entries.Find(ctx,
+		bson.M{"tenant_id": tenantID, "conversation_id": convID, "seq": bson.M{"$gt": seq + probedEntries}},
+		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
+	if err != nil {
+		return nil, wrap("entries after", err)
+	}
+	var docs []entryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("entries after", err)
+	}
+	for i := range docs {
+		entries = append(entries, docs[i].entry())
+	}
+	return entries, nil
+}
+
+// entryAt returns the filter of entry seq of a conversation: by _id alone on FerretDB, which
+// hands only that filter to its backend; by the fields of the unique index on MongoDB, which
+// also carry the shard key of a sharded log (deploy/README.md).
+func (s *Store) entryAt(ctx context.Context, tenantID, convID string, seq int64) bson.M {
+	if s.server.isFerretDB(ctx) {
+		return bson.M{"_id": entryKey(tenantID, convID, seq)}
+	}
+	return bson.M{"tenant_id": tenantID, "conversation_id": convID, "seq": seq}
+}
+
+// followedLookups bounds the concurrent look-ups of Followed on FerretDB.
+const followedLookups = 4
+
+// Followed reports, for each view, whether its conversation's log has an entry after the
+// view's seq: on MongoDB with one query of the _ids those entries would have, on FerretDB
+// (which would decode the whole log for that query) with a look-up of each.
+func (s *Store) Followed(ctx context.Context, views []*chat.Conversation) ([]bool, error) {
+	keys := make([]string, len(views))
+	for i, v := range views {
+		keys[i] = entryKey(v.TenantID, v.ID, v.Seq+1)
+	}
+	found := make([]bool, len(views))
+	if !s.server.isFerretDB(ctx) {
+		var tenants []string
+		for _, v := range views {
+			if !slices.Contains(tenants, v.TenantID) {
+				tenants = append(tenants, v.TenantID)
+			}
+		}
+		cur, err := s.entries.Find(ctx, bson.M{"_id": bson.M{"$in": keys}, "tenant_id": bson.M{"$in": tenants}},
+			options.Find().SetProjection(bson.M{"_id": 1}))
+		if err != nil {
+			return nil, wrap("followed views", err)
+		}
+		var docs []struct {
+			Key string `bson:"_id"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, wrap("followed views", err)
+		}
+		for _, d := range docs {
+			for i, k := range keys {
+				found[i] = found[i] || k == d.Key
+			}
+		}
+		return found, nil
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		slots    = make(chan struct{}, followedLookups)
+	)
+	for i, k := range keys {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			err := s.entries.FindOne(ctx, bson.M{"_id": k}, options.FindOne().SetProjection(bson.M{"_id": 1})).Err()
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				found[i] = true
+			case !errors.Is(err, mongo.ErrNoDocuments) && firstErr == nil:
+				firstErr = wrap("followed views", err)
+			}
+		})
+	}
+	wg.Wait()
+	return found, firstErr
+}
+
+// Messages returns up to limit messages of the conversation with seq below before (0: from the
+// newest), newest first.
+func (s *Store) Messages(ctx context.Context, tenantID, convID string, before int64, limit int) ([]chat.Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	filter := bson.M{"tenant_id": tenantID, "conversation_id": convID, "kind": string(chat.EntryMessage)}
+	if before > 0 {
+		filter["seq"] = bson.M{"$lt": before}
+	}
+	cur, err := s.entries.Find(ctx, filter,
+		options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}).SetLimit(int64(limit)).
+			SetProjection(bson.M{"conversation_id": 1, "message": 1}))
+	if err != nil {
+		return nil, wrap("list messages", err)
+	}
+	var docs []entryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("list messages", err)
+	}
+	msgs := make([]chat.Message, 0, len(docs))
+	for _, d := range docs {
+		if d.Message != nil {
+			msgs = append(msgs, d.Message.message(d.ConversationID))
+		}
+	}
+	return msgs, nil
+}
+
+// Pending returns up to limit pending entries of any tenant, oldest first. The sparse index on
+// pending holds only those, so on MongoDB this reads nothing else.
+func (s *Store) Pending(ctx context.Context, limit int) ([]chat.Entry, error) {
+	cur, err := s.entries.Find(ctx, bson.M{"pending": true},
+		options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, wrap("pending entries", err)
+	}
+	var docs []entryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("pending entries", err)
+	}
+	entries := make([]chat.Entry, len(docs))
+	for i := range docs {
+		entries[i] = docs[i].entry()
+	}
+	return entries, nil
+}
+
+// Published clears the pending field of entries, with one command of one statement per entry,
+// each selecting it by _id alone. On a server whose updates are not atomic the entry is read
+// and written back whole, which is harmless: entries do not change otherwise.
+func (s *Store) Published(ctx context.Context, entries []chat.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, len(entries))
+	for i, e := range entries {
+		models[i] = mongo.NewUpdateOneModel().
+			SetFilter(bson.M{"_id": entryKey(e.TenantID, e.ConversationID, e.Seq)}).
+			SetUpdate(bson.M{"$unset": bson.M{"pending": ""}})
+	}
+	_, err := s.entries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	return wrap("mark entries published", err)
+}

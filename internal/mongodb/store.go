@@ -1,0 +1,98 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/convlog"
+	"github.com/supportchat/supportchat/internal/idempotency"
+)
+
+// Store keeps the conversation logs and their views, settings, admins and idempotency
+// records. Every document it reads or writes is its tenant's: filters hold the tenant id, or
+// the tenant is part of the _id, or (for the look-up by _id alone that FerretDB's SQLite
+// backend answers without decoding every document) the document's tenant is checked.
+type Store struct {
+	conversations *mongo.Collection
+	entries       *mongo.Collection
+	settings      *mongo.Collection
+	admins        *mongo.Collection
+	idempotency   *mongo.Collection
+	now           func() time.Time
+	log           *slog.Logger
+	server        *serverKind
+}
+
+var (
+	_ convlog.Store      = (*Store)(nil)
+	_ chat.Store         = (*Store)(nil)
+	_ chat.SettingsStore = (*Store)(nil)
+	_ chat.AdminStore    = (*Store)(nil)
+	_ idempotency.Store  = (*Store)(nil)
+)
+
+// The errors the store returns for what is not there or taken.
+var (
+	errEntryTaken           = &chat.Error{Code: chat.Conflict, Message: "entry sequence number or id taken"}
+	errConversationNotFound = &chat.Error{Code: chat.NotFound, Message: "conversation not found"}
+	errEntryNotFound        = &chat.Error{Code: chat.NotFound, Message: "entry not found"}
+)
+
+// isDuplicateKey reports whether a write error code is a unique-key violation.
+func isDuplicateKey(code int) bool { return code == 11000 || code == 11001 }
+
+// serverKind tells which MongoDB wire server the store talks to, which decides how some
+// queries are made: MongoDB applies a conditional update atomically and answers `$in` on _id
+// from its index; FerretDB v1 does neither (its SQLite backend answers only a filter on _id
+// alone without decoding every document of the collection). It asks the server once, with
+// buildInfo, and again after a failure.
+type serverKind struct {
+	db *mongo.Database
+
+	mu       sync.Mutex
+	known    bool
+	ferretDB bool
+}
+
+// isFerretDB reports whether the server is FerretDB; a server that cannot be asked counts as
+// FerretDB, whose ways are safe on MongoDB too.
+func (k *serverKind) isFerretDB(ctx context.Context) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.known {
+		return k.ferretDB
+	}
+	var info bson.M
+	err := k.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info)
+	if err != nil {
+		return true
+	}
+	_, k.ferretDB = info["ferretdbVersion"]
+	k.known = true
+	return k.ferretDB
+}
+
+// findByID decodes into v the document of coll with _id id if it belongs to tenantID, and
+// returns notFound otherwise. The filter is on _id alone, the one FerretDB's SQLite backend
+// hands to SQLite rather than decoding every document; the tenant is checked on the document.
+func findByID[T interface{ tenant() string }](ctx context.Context, coll *mongo.Collection, tenantID, id, op string, notFound error) (*T, error) {
+	var d T
+	err := coll.FindOne(ctx, bson.M{"_id": id}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	if d.tenant() != tenantID {
+		return nil, notFound
+	}
+	return &d, nil
+}
