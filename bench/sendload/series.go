@@ -134,7 +134,7 @@ func (s *series) errorsText() string {
 		parts = append(parts, fmt.Sprintf("no answer×%d", s.transport))
 	}
 	if s.failed > 0 {
-		parts = append(parts, fmt.Sprintf("(%d gave up)", s.failed))
+		parts = append(parts, fmt.Sprintf("(%d posts not stored)", s.failed))
 	}
 	if len(parts) == 0 {
 		return "none"
