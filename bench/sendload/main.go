@@ -146,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var skip *skipError
 		switch {
 		case errors.As(err, &skip):
-			fmt.Fprintf(stdout, "\n## %s\n\nskipped: %s\n", name, skip.reason)
+			fmt.Fprintf(stdout, "\n## FerretDB v1.24.2 on %s\n\nskipped: %s\n", name, skip.reason)
 			fmt.Fprintf(stderr, "%s skipped: %s\n", name, skip.reason)
 			continue
 		case err != nil:
