@@ -150,3 +150,12 @@ bench-sse:
 	go run ./bench/sseidle -streams 10000
 
 .PHONY: bench-sse
+
+## bench-send: the write path of b04ebcf and of this checkout side by side, as chatd child
+## processes on FerretDB with SQLite and with PostgreSQL: send latency with 1 and 8 writers,
+## uncached reads, MongoDB commands per request (bench/sendload; flags such as -old, -new,
+## -runs: go run ./bench/sendload -h). bench/RESULTS.md.
+bench-send:
+	go run ./bench/sendload
+
+.PHONY: bench-send

@@ -18,28 +18,36 @@ import (
 // directory it gives.
 const ChildEnv = "SUPPORTCHAT_BENCH_FERRETDB_DIR"
 
+// ChildPostgreSQLEnv names the variable that makes ServeChildIfAsked run FerretDB with its
+// PostgreSQL backend on the database of the URL it gives.
+const ChildPostgreSQLEnv = "SUPPORTCHAT_BENCH_FERRETDB_POSTGRESQL_URL"
+
 // uriPrefix starts the line by which the child tells its parent where it listens.
 const uriPrefix = "ferretdb-uri "
 
-// ServeChildIfAsked runs FerretDB and exits when this process was started by Start as its
-// FerretDB child (ChildEnv is set), and returns at once otherwise. Call it first in main or
-// TestMain. The child serves on a free port of 127.0.0.1, prints its URI on stdout, and exits
-// when its stdin closes (the parent ended).
+// ServeChildIfAsked runs FerretDB and exits when this process was started by Start or
+// StartFerretDB as its FerretDB child (ChildEnv or ChildPostgreSQLEnv is set), and returns at
+// once otherwise. Call it first in main or TestMain. The child serves on a free port of
+// 127.0.0.1, prints its URI on stdout, and exits when its stdin closes (the parent ended).
 func ServeChildIfAsked() {
-	dir := os.Getenv(ChildEnv)
-	if dir == "" {
+	dir, pgURL := os.Getenv(ChildEnv), os.Getenv(ChildPostgreSQLEnv)
+	if dir == "" && pgURL == "" {
 		return
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "ferretdb child:", err)
-		os.Exit(1)
+	config := &ferretdb.Config{
+		Listener: ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	}
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-	})
+	if pgURL != "" {
+		config.Handler, config.PostgreSQLURL = "postgresql", pgURL
+	} else {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "ferretdb child:", err)
+			os.Exit(1)
+		}
+		config.Handler, config.SQLiteURL = "sqlite", "file:"+dir+"/"
+	}
+	f, err := ferretdb.New(config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb child:", err)
 		os.Exit(1)
@@ -65,15 +73,44 @@ type ferretChild struct {
 	done  chan struct{}
 }
 
-// startFerretDB starts this binary again as a FerretDB child on SQLite files in dir.
-func startFerretDB(dir string) (*ferretChild, error) {
+// FerretDBOptions configure a FerretDB child.
+type FerretDBOptions struct {
+	// SQLiteDir holds the SQLite files of the SQLite backend, used unless PostgreSQLURL is set.
+	SQLiteDir string
+	// PostgreSQLURL names the PostgreSQL database (which must exist) of the PostgreSQL backend.
+	PostgreSQLURL string
+	// Stderr receives the child's log (errors only). Default os.Stderr.
+	Stderr io.Writer
+}
+
+// StartFerretDB starts this binary again as a FerretDB child configured by o, as Start does,
+// and returns its URI and how to stop it. The program's main must call ServeChildIfAsked
+// first.
+func StartFerretDB(o FerretDBOptions) (uri string, stop func(), err error) {
+	c, err := startFerretDB(o)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.uri, c.stop, nil
+}
+
+// startFerretDB starts this binary again as a FerretDB child configured by o.
+func startFerretDB(o FerretDBOptions) (*ferretChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), ChildEnv+"="+dir)
-	cmd.Stderr = os.Stderr
+	cmd.Env = os.Environ()
+	if o.PostgreSQLURL != "" {
+		cmd.Env = append(cmd.Env, ChildPostgreSQLEnv+"="+o.PostgreSQLURL)
+	} else {
+		cmd.Env = append(cmd.Env, ChildEnv+"="+o.SQLiteDir)
+	}
+	cmd.Stderr = o.Stderr
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
 	cmd.SysProcAttr = childAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

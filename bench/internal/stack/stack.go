@@ -118,7 +118,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 	s.onClose(func() { _ = os.RemoveAll(dir) })
 
 	if s.MongoURI == "" {
-		ferret, err := startFerretDB(filepath.Join(dir, "ferretdb"))
+		ferret, err := startFerretDB(FerretDBOptions{SQLiteDir: filepath.Join(dir, "ferretdb")})
 		if err != nil {
 			return fmt.Errorf("ferretdb: %w", err)
 		}
