@@ -54,8 +54,6 @@ type write struct {
 	// mine are the write's entries in log order: appended by this attempt, or found stored
 	// by an earlier attempt of the same write.
 	mine []chat.Entry
-	// repeat is set once an entry of the write was found stored: this is a retry or a twin.
-	repeat bool
 }
 
 // appendChanges appends the changes to conversation base's log. Each attempt records the
@@ -85,8 +83,6 @@ func (l *Log) appendChanges(ctx context.Context, base *chat.Conversation, change
 			if e, ok := next.Record(ch, now); ok {
 				entries = append(entries, e)
 				live = append(live, ch)
-			} else if err := l.claimNoop(ctx, w, ch); err != nil {
-				return w, err
 			}
 		}
 		pending = live
@@ -158,31 +154,10 @@ func (w *write) take(ch chat.Change, e *chat.Entry) bool {
 	if !ch.Same(e) {
 		return false
 	}
-	w.repeat = true
 	if !slices.ContainsFunc(w.mine, func(m chat.Entry) bool { return m.ID == e.ID }) {
 		w.mine = append(w.mine, *e)
 	}
 	return true
-}
-
-// claimNoop looks for the stored entry of a change that has nothing left to do, when the write
-// is a repeat: an earlier attempt may have stored it (a twin's away notice), and then it is the
-// write's as much as the rest. A first attempt skips the look-up: the change is simply done.
-func (l *Log) claimNoop(ctx context.Context, w *write, ch chat.Change) error {
-	if !w.repeat {
-		return nil
-	}
-	e, err := l.store.Entry(ctx, w.cur.TenantID, w.cur.ID, ch.ID())
-	if errors.Is(err, chat.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !w.take(ch, e) {
-		return errKeyReused
-	}
-	return nil
 }
 
 // errKeyReused is a write whose change ids hold other changes: its Idempotency-Key was used for

@@ -478,6 +478,29 @@ func (l *lateView) Project(ctx context.Context, c *chat.Conversation) error {
 	return err
 }
 
+// waitViewAtEnd waits until the stored view of conversation conv is at its log's last entry.
+func waitViewAtEnd(t *testing.T, s *stack, conv string) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(streamTimeout); ; time.Sleep(50 * time.Millisecond) {
+		var view, last struct {
+			Seq int64 `bson:"seq"`
+		}
+		if err := s.raw.Collection("conversations").FindOne(ctx, bson.M{"_id": conv}).Decode(&view); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.entries(t).FindOne(ctx, bson.M{"conversation_id": conv}, options.FindOne().SetSort(bson.M{"seq": -1})).Decode(&last); err != nil {
+			t.Fatal(err)
+		}
+		if view.Seq == last.Seq {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stored view of %s stays at entry %d, the log ends at %d", conv, view.Seq, last.Seq)
+		}
+	}
+}
+
 // TestConsistencyLateOlderViewIsRepaired makes the view of a conversation go back in time the
 // way FerretDB's non-atomic updates can: a writer's view lands after a newer writer's. The
 // older writer must notice that the log has moved on and bring the view up to it, so the
@@ -523,5 +546,8 @@ func TestConsistencyLateOlderViewIsRepaired(t *testing.T) {
 		if got := []string{history[len(history)-2].Body, history[len(history)-1].Body}; !slices.Equal(got, []string{"older", "newer"}) {
 			t.Errorf("the history ends with %q, want the older message, then the newer", got)
 		}
+		// And the stored view itself comes back to the log's end: lists filter and sort views,
+		// so one left behind would misplace the conversation.
+		waitViewAtEnd(t, a, conv)
 	})
 }

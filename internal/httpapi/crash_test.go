@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -118,6 +119,8 @@ type crashWrite struct {
 	summary func(a *stack, customer user, history []messageJSON, done bool) summaryCheck
 	// updates is how many conversation.updated events the write publishes.
 	updates int
+	// answer, when set, checks the answer of the retry against the history.
+	answer func(t *testing.T, r response, history []messageJSON)
 }
 
 // TestConsistencyCrashBetweenWriteSteps kills each kind of write after each of its write steps
@@ -178,8 +181,9 @@ func TestConsistencyCrashBetweenWriteSteps(t *testing.T) {
 							checkSummary(t, conv, []user{customer, b.admin(shop, "admin-viewer")}, []*stack{b, a}, w.summary(a, customer, history, false))
 						}
 						// The client retries on the other replica: the write is then done once.
-						if r, err := w.send(b, customer, conv, http.DefaultClient); err != nil || r.Status/100 != 2 {
-							t.Fatalf("the retry = %d %s %v", r.Status, r.Body, err)
+						retried, err := w.send(b, customer, conv, http.DefaultClient)
+						if err != nil || retried.Status/100 != 2 {
+							t.Fatalf("the retry = %d %s %v", retried.Status, retried.Body, err)
 						}
 						if conv == "" {
 							conv = onlyConversation(t, customer.on(b))
@@ -187,6 +191,9 @@ func TestConsistencyCrashBetweenWriteSteps(t *testing.T) {
 						history := customer.on(b).fullHistory(conv)
 						checkSummary(t, conv, []user{customer, b.admin(shop, "admin-viewer")}, []*stack{b, a}, w.summary(a, customer, history, true))
 						w.after(t, a, customer, conv, history)
+						if w.answer != nil {
+							w.answer(t, retried, history)
+						}
 						watcher.expectMessagesOnce(ids(history), w.updates)
 					})
 				}
@@ -335,6 +342,15 @@ func crashWrites() []crashWrite {
 			},
 			summary: messagesSummary,
 			after:   onceWith(1),
+			// The retry answers what the write committed, whichever attempt committed it:
+			// the first message and its away notice, which is the whole history.
+			answer: func(t *testing.T, r response, history []messageJSON) {
+				var c conversationJSON
+				r.JSON(t, &c)
+				if diff := cmp.Diff(ids(history), ids(c.Messages)); diff != "" {
+					t.Errorf("the retried start answers other messages than it committed (-history +answer):\n%s", diff)
+				}
+			},
 		},
 		{
 			name: "customer message while away",
