@@ -398,7 +398,7 @@ type fakeChat struct {
 func failFor(id string) error {
 	switch id {
 	case "conflict":
-		return chat.Errorf(chat.Conflict, "the conversation is too busy right now; retry the request")
+		return chat.Errorf(chat.Conflict, "request with this idempotency key is in progress; try again")
 	case "unavailable":
 		return chat.ErrUnavailable
 	case "boom":
@@ -717,7 +717,6 @@ func TestHandlersMatchDocument(t *testing.T) {
 		{method: "PATCH", path: chatPath, token: "admin", body: `{"status":"resolved","assignee":null}`, status: 200},
 		{method: "PATCH", path: chatPath, token: "admin", body: `{"assignee":"admin-7"}`, status: 200},
 		{method: "PATCH", path: chatPath, token: "customer", body: `{"status":"resolved"}`, status: 403, slug: "forbidden"},
-		{method: "PATCH", path: "/api/v1/chat/conflict", token: "admin", body: `{"status":"open"}`, status: 409, slug: "conflict"},
 		{method: "PATCH", path: chatPath, token: "admin", body: `{"assignee":7}`, status: 400, slug: "invalid-request"},
 		{method: "GET", path: chatPath + "/messages", token: "customer", status: 200},
 		{method: "GET", path: chatPath + "/messages?limit=100&before=AQAAAAAAAAAB", token: "customer", status: 200},

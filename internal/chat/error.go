@@ -14,7 +14,7 @@ const (
 	Unauthenticated Code = "unauthenticated" // 401
 	Forbidden       Code = "forbidden"       // 403: the caller's role may not do this
 	NotFound        Code = "not_found"       // 404: no such thing, or not the caller's to see
-	Conflict        Code = "conflict"        // 409: a concurrent change or a request still in progress
+	Conflict        Code = "conflict"        // 409: an Idempotency-Key taken over by another request as it expired
 	TooLarge        Code = "too_large"       // 413
 	KeyReused       Code = "key_reused"      // 422: an Idempotency-Key reused with a different request
 	Unavailable     Code = "unavailable"     // 503: a dependency the request needs is down
