@@ -66,10 +66,6 @@ func (l *Log) appendChanges(ctx context.Context, base *chat.Conversation, change
 	w := &write{cur: base.Clone()}
 	pending := slices.Clone(changes)
 	var known []chat.Entry // entries of the log this write read after base
-	// Lists cached from now on may miss what this write commits; those cached before are
-	// dropped now, so a writer that dies after its commit leaves none behind that hides it.
-	// Commit drops them again once the view shows the write (docs/CACHING.md).
-	l.viewsChanged(ctx, base.TenantID, base.Customer.ID)
 	for attempt := 0; ; attempt++ {
 		var err error
 		if pending, err = w.claim(pending, known); err != nil {
@@ -88,6 +84,13 @@ func (l *Log) appendChanges(ctx context.Context, base *chat.Conversation, change
 		pending = live
 		if len(entries) == 0 {
 			break
+		}
+		if attempt == 0 {
+			// Lists cached from now on may miss what this write commits; those cached
+			// before are dropped now, so a writer that dies after its commit leaves none
+			// behind that hides it. Commit drops them again once the view shows the write
+			// (docs/CACHING.md).
+			l.viewsChanged(ctx, base.TenantID, base.Customer.ID)
 		}
 		for i := range entries {
 			entries[i].Pending = true // until their events are out

@@ -3,6 +3,8 @@ package convlog
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -86,17 +88,37 @@ func (l *Log) overdue(pending []chat.Entry, now time.Time) []chat.Entry {
 	return out
 }
 
-// relayConversation finishes the work of the pending entries of one conversation.
+// relayConversation finishes the work of the pending entries of one conversation: it brings
+// the view up to the log unless it is there already, and publishes the entries' events.
 func (l *Log) relayConversation(ctx context.Context, entries []chat.Entry) (int, error) {
 	e := entries[0]
-	c, err := l.Conversation(ctx, e.TenantID, e.ConversationID)
+	v, err := l.store.View(ctx, e.TenantID, e.ConversationID)
+	if err != nil && !errors.Is(err, chat.ErrNotFound) {
+		return 0, err
+	}
+	var seq int64
+	if v != nil {
+		seq = v.Seq
+	}
+	newer, err := l.store.EntriesAfter(ctx, e.TenantID, e.ConversationID, seq)
 	if err != nil {
 		return 0, err
 	}
-	c, current, err := l.project(ctx, c)
-	if err != nil {
-		return 0, err
+	var c *chat.Conversation
+	if v == nil {
+		var ok bool
+		if c, ok = chat.FromLog(newer); !ok {
+			return 0, fmt.Errorf("the log of conversation %s does not start with its first entry", e.ConversationID)
+		}
+	} else {
+		c = v.FollowedBy(newer)
 	}
-	l.viewsChanged(ctx, e.TenantID, e.CustomerID)
+	current := true
+	if v == nil || len(newer) > 0 {
+		if c, current, err = l.project(ctx, c); err != nil {
+			return 0, err
+		}
+		l.viewsChanged(ctx, e.TenantID, e.CustomerID)
+	}
 	return l.publish(ctx, c, entries, current), nil
 }

@@ -25,7 +25,7 @@ type entryDoc struct {
 	Message        *messageDoc    `bson:"message,omitempty"`
 	State          stateDoc       `bson:"state"`
 	// Pending is set until the entry's events are published (chat.Entry.Pending); only
-	// pending entries have the field, so its sparse index holds just those.
+	// pending entries have the field, and the partial index pending_at holds just those.
 	Pending bool `bson:"pending,omitempty"`
 }
 

@@ -200,8 +200,8 @@ func (s *Store) Messages(ctx context.Context, tenantID, convID string, before in
 	return msgs, nil
 }
 
-// Pending returns up to limit pending entries of any tenant, oldest first. The sparse index on
-// pending holds only those, so on MongoDB this reads nothing else.
+// Pending returns up to limit pending entries of any tenant, oldest first. On MongoDB the partial
+// index pending_at holds only those, in that order, so this reads nothing else.
 func (s *Store) Pending(ctx context.Context, limit int) ([]chat.Entry, error) {
 	cur, err := s.entries.Find(ctx, bson.M{"pending": true},
 		options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))

@@ -9,7 +9,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// codeNotImplemented is the error FerretDB answers for index options it lacks (TTL indexes).
+// codeNotImplemented is the error FerretDB answers for index options it lacks (TTL and partial
+// indexes).
 const codeNotImplemented = 238
 
 // index is one index of a collection, named so it can be found in the server's list.
@@ -18,7 +19,8 @@ type index struct {
 	name       string
 	keys       bson.D
 	unique     bool
-	sparse     bool
+	// pending makes the index partial, over the entries whose pending field is true.
+	pending bool
 	// ttl makes a TTL index deleting documents when the time in its only key has passed.
 	ttl bool
 }
@@ -44,13 +46,28 @@ func indexes() []index {
 			keys: keys("tenant_id", 1, "conversation_id", 1, "seq", -1)},
 		{collection: entriesCollection, name: "tenant_conversation_eid", unique: true,
 			keys: keys("tenant_id", 1, "conversation_id", 1, "eid", 1)},
-		// The relay's query: only pending entries have the field (sparse on MongoDB; FerretDB
-		// ignores sparse and indexes every entry).
-		{collection: entriesCollection, name: "pending", sparse: true,
-			keys: keys("pending", 1)},
+		// The relay's query, oldest first: a partial index holds only the pending entries on
+		// MongoDB; FerretDB has no partial indexes and indexes every entry.
+		{collection: entriesCollection, name: "pending_at", pending: true,
+			keys: keys("pending", 1, "at", 1)},
 		{collection: idempotencyCollection, name: "expires", ttl: true,
 			keys: keys("expires_at", 1)},
 	}
+}
+
+// options returns the options of ix, partial or not where it is pending.
+func (ix index) options(partial bool) *options.IndexOptionsBuilder {
+	opts := options.Index().SetName(ix.name)
+	if ix.unique {
+		opts.SetUnique(true)
+	}
+	if ix.pending && partial {
+		opts.SetPartialFilterExpression(bson.M{"pending": true})
+	}
+	if ix.ttl {
+		opts.SetExpireAfterSeconds(0)
+	}
+	return opts
 }
 
 // keys returns the index keys of name, direction pairs.
@@ -68,17 +85,11 @@ func keys(pairs ...any) bson.D {
 // Store.SweepIdempotency.
 func (db *DB) EnsureIndexes(ctx context.Context) error {
 	for _, ix := range indexes() {
-		opts := options.Index().SetName(ix.name)
-		if ix.unique {
-			opts.SetUnique(true)
+		_, err := db.db.Collection(ix.collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: ix.options(true)})
+		if ix.pending && hasCode(err, codeNotImplemented) {
+			// FerretDB has no partial indexes: a whole one then.
+			_, err = db.db.Collection(ix.collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: ix.options(false)})
 		}
-		if ix.sparse {
-			opts.SetSparse(true)
-		}
-		if ix.ttl {
-			opts.SetExpireAfterSeconds(0)
-		}
-		_, err := db.db.Collection(ix.collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: opts})
 		if ix.ttl && hasCode(err, codeNotImplemented) {
 			db.log.InfoContext(ctx, "mongodb server has no TTL indexes; expired records are swept instead",
 				"collection", ix.collection, "index", ix.name)

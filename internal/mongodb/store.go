@@ -61,22 +61,27 @@ type serverKind struct {
 	ferretDB bool
 }
 
-// isFerretDB reports whether the server is FerretDB; a server that cannot be asked counts as
-// FerretDB, whose ways are safe on MongoDB too.
+// isFerretDB reports whether the server is FerretDB. It asks once, within a second, outside
+// its lock so that callers are not held up while the server is out of reach; a server that
+// cannot be asked counts as FerretDB, whose ways are safe on MongoDB too, until it answers.
 func (k *serverKind) isFerretDB(ctx context.Context) bool {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.known {
-		return k.ferretDB
+	known, ferret := k.known, k.ferretDB
+	k.mu.Unlock()
+	if known {
+		return ferret
 	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	var info bson.M
-	err := k.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info)
-	if err != nil {
+	if err := k.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
 		return true
 	}
-	_, k.ferretDB = info["ferretdbVersion"]
-	k.known = true
-	return k.ferretDB
+	_, ferret = info["ferretdbVersion"]
+	k.mu.Lock()
+	k.known, k.ferretDB = true, ferret
+	k.mu.Unlock()
+	return ferret
 }
 
 // findByID decodes into v the document of coll with _id id if it belongs to tenantID, and

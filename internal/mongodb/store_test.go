@@ -712,7 +712,7 @@ func TestEnsureIndexesTwice(t *testing.T) {
 	defer client.Disconnect(ctx)
 	want := map[string][]string{
 		"conversations": {"tenant_updated", "tenant_customer_updated", "tenant_status_updated", "tenant_assignee_updated", "tenant_team_unread_updated", "tenant_first_reply"},
-		"entries":       {"tenant_conversation_seq", "tenant_conversation_eid", "pending"},
+		"entries":       {"tenant_conversation_seq", "tenant_conversation_eid", "pending_at"},
 		"idempotency":   {"expires"},
 	}
 	// FerretDB has no TTL indexes: EnsureIndexes logs that and goes on without it, and the
