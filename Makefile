@@ -76,7 +76,7 @@ consistency:
 ## CHAT_SOAK_DURATION=2m by default.
 CHAT_CHAOS_DURATION ?= 60s
 soak:
-	set -o pipefail; CHAT_CHAOS_DURATION=$(CHAT_CHAOS_DURATION) go test -race -count=20 -timeout 120m -run '^TestChaos$$' -v ./internal/httpapi/ | grep -E '^(=== RUN|--- |\s+chaos_test|PASS|FAIL|ok)'
+	set -o pipefail; CHAT_CHAOS_DURATION=$(CHAT_CHAOS_DURATION) go test -race -count=20 -timeout 120m -run '^TestChaos$$' -v ./internal/httpapi/ | grep --line-buffered -E '^(=== RUN|--- |\s+chaos_test|PASS|FAIL|ok)'
 	CHAT_SOAK=1 go test -race -count=1 -timeout 20m -run '^TestSoak$$' -v ./cmd/chatd/
 
 ## lint: gofmt, go vet and golangci-lint with .golangci.yml (gosec, errcheck, bodyclose,

@@ -83,7 +83,22 @@ func (l *Log) appendChanges(ctx context.Context, base *chat.Conversation, change
 		}
 		pending = live
 		if len(entries) == 0 {
-			break
+			if attempt > 0 || len(changes) == 0 {
+				break
+			}
+			// Nothing to do, against a view that may be behind its log (a read mark that
+			// seems not to move): look at the log's end before saying so.
+			newer, err := l.store.EntriesAfter(ctx, base.TenantID, base.ID, w.cur.Seq)
+			if err != nil {
+				return w, err
+			}
+			if len(newer) == 0 {
+				break
+			}
+			known = append(known, newer...)
+			w.cur = w.cur.FollowedBy(newer)
+			pending = slices.Clone(changes)
+			continue
 		}
 		if attempt == 0 {
 			// Lists cached from now on may miss what this write commits; those cached

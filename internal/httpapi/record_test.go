@@ -350,3 +350,47 @@ func TestConsistencyNothingPilesUp(t *testing.T) {
 		}
 	})
 }
+
+// TestConsistencyReadAgainstAViewBehind marks a conversation read while its view is behind its
+// log (its last writer died after the commit, and the relay is held off): the read mark goes
+// to the log's newest message, not the view's, which the admin had read already.
+func TestConsistencyReadAgainstAViewBehind(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv testenv.MongoServer) {
+		dying := &dyingWriter{}
+		a, b := replicas(t, srv, stackOptions{
+			store:      func(s convlog.Store) convlog.Store { dying.Store = s; return dying },
+			relayGrace: time.Hour,
+		})
+		ada, grace := a.customer(shop, "cust-behind"), a.admin(shop, "admin-1")
+		grace.setPresence("online")
+		conv := ada.start("hello").ID
+		grace.send(conv, "hi!") // the team has read everything
+		dying.mu.Lock()
+		dying.armed = true
+		dying.mu.Unlock()
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		if _, err := a.send(client, "POST", "/api/v1/chat/"+conv+"/messages", map[string]string{"body": "one more thing"},
+			map[string]string{"X-Tenant-ID": shop, "Authorization": "Bearer " + ada.token}); err == nil {
+			t.Fatal("the dying write was answered")
+		}
+		dying.mu.Lock()
+		dying.armed = false
+		dying.mu.Unlock()
+		r := grace.on(b).do("POST", "/api/v1/chat/"+conv+"/read", nil)
+		var st struct {
+			Unread int `json:"unread_count"`
+		}
+		if r.Status != http.StatusOK {
+			t.Fatalf("POST /read = %d %s", r.Status, r.Body)
+		}
+		r.JSON(t, &st)
+		if st.Unread != 0 {
+			t.Errorf("POST /read answers unread_count %d, want 0: the customer's last message is read", st.Unread)
+		}
+		history := ada.fullHistory(conv)
+		checkSummary(t, conv, []user{grace}, []*stack{a, b}, summaryCheck{unread: map[string][]int{grace.id: {0}}})
+		if got := history[len(history)-1].Body; got != "one more thing" {
+			t.Errorf("the history ends with %q, want the dead writer's message", got)
+		}
+	})
+}
