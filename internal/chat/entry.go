@@ -48,8 +48,9 @@ type Entry struct {
 	Message *Message
 	// State is the conversation's state after this entry (State.Seq == Seq).
 	State State
-	// Pending is set while the entry's events may not have been published yet: every entry is
-	// stored pending, and the log clears it once its events are out (see internal/convlog).
+	// Pending asks the store, on an entry given to Append, to mark it pending until its
+	// events are published (the log appends every entry so); the entries Pending returns
+	// carry it. Entries read otherwise need not say (see internal/convlog).
 	Pending bool
 }
 

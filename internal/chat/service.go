@@ -22,6 +22,12 @@ type Log interface {
 	// committed but its view could not be brought up to date (a retry of the write with its
 	// Idempotency-Key then finds it committed).
 	Commit(ctx context.Context, base *Conversation, changes []Change) (*Committed, error)
+	// Write makes one write to conversation id: under the replica's lock of the conversation
+	// it reads the view (see View), asks plan for the changes the write makes to it, and
+	// commits them (see Commit). It returns the view plan saw and what was committed, nil when
+	// plan made no changes. Returns ErrNotFound when there is no such conversation,
+	// Unavailable when ctx ends while it waits for the lock, and plan's and Commit's errors.
+	Write(ctx context.Context, tenantID, id string, plan func(*Conversation) ([]Change, error)) (*Conversation, *Committed, error)
 	// View returns the stored view of conversation id, exact at its Seq but perhaps behind the
 	// log; a conversation without a view is rebuilt from its log. Returns ErrNotFound when
 	// there is no such conversation.
@@ -155,7 +161,6 @@ type Service struct {
 	overrides   *ttlCache[Overrides]
 	replyStats  *ttlCache[*int64]
 	notedAdmins *recentSet
-	locks       *keyedLocks
 }
 
 // Admin bookkeeping: how often a replica records an admin it sees, and how many it remembers.
@@ -194,7 +199,6 @@ func NewService(d Deps) *Service {
 		overrides:   newTTLCache[Overrides]("settings", d.SettingsTTL, d.Now, d.Caches),
 		replyStats:  newTTLCache[*int64]("reply_stats", d.StatsTTL, d.Now, d.Caches).bounded(replyStatsWait),
 		notedAdmins: newRecentSet(adminNoteInterval, maxNotedAdmins),
-		locks:       newKeyedLocks(),
 	}
 }
 

@@ -134,55 +134,45 @@ func (s *Service) withAwayNotice(ctx context.Context, t *tenant.Tenant, convID s
 	return []Change{msg, notice}, nil
 }
 
-// writeTo makes one write to conversation id as caller while it holds the replica's lock of the
-// conversation (see keyedLocks): it reads the view, asks plan for the changes the write makes
-// to it, and commits them. It returns the view it read and what was committed, nil when plan
-// made no changes. Returns NotFound when the caller may not see the conversation, Unavailable
-// when ctx ends while waiting for the lock, and plan's and the log's errors.
+// writeTo makes one write to conversation id as caller (see Log.Write): plan gets the view if
+// caller may see it. Returns NotFound when the caller may not see the conversation, and plan's
+// and the log's errors.
 func (s *Service) writeTo(ctx context.Context, t *tenant.Tenant, caller Caller, id string, plan func(c *Conversation) ([]Change, error)) (*Conversation, *Committed, error) {
-	unlock, err := s.lockConversation(ctx, t.ID, id)
-	if err != nil {
-		return nil, nil, err
+	if !isObjectID(id) {
+		return nil, nil, errConversationNotFound
 	}
-	defer unlock()
-	c, err := s.visible(ctx, t, caller, id, s.log.View)
-	if err != nil {
-		return nil, nil, err
+	c, res, err := s.log.Write(ctx, t.ID, id, func(c *Conversation) ([]Change, error) {
+		if !c.VisibleTo(caller) {
+			return nil, errConversationNotFound
+		}
+		return plan(c)
+	})
+	if isNotFound(err) {
+		return nil, nil, errConversationNotFound
 	}
-	changes, err := plan(c)
-	if err != nil || len(changes) == 0 {
-		return c, nil, err
-	}
-	res, err := s.log.Commit(ctx, c, changes)
 	return c, res, err
 }
 
-// lockConversation takes the replica's lock of a conversation, for its writes.
-func (s *Service) lockConversation(ctx context.Context, tenantID, convID string) (func(), error) {
-	unlock, err := s.locks.lock(ctx, tenantID+"/"+convID)
-	if err != nil {
-		return nil, &Error{Code: Unavailable, Message: "the conversation is too busy right now", Err: err}
-	}
-	return unlock, nil
-}
+// errConversationNotFound is the answer for another customer's conversation, another
+// tenant's, a malformed id and a missing one alike.
+var errConversationNotFound = Errorf(NotFound, "conversation not found")
 
 // visible returns conversation id, read with read (Log.View or Log.Conversation), if caller
 // may see it. Another customer's conversation, another tenant's, a malformed id and a missing
 // one all return the same NotFound.
 func (s *Service) visible(ctx context.Context, t *tenant.Tenant, caller Caller, id string, read func(ctx context.Context, tenantID, id string) (*Conversation, error)) (*Conversation, error) {
-	notFound := Errorf(NotFound, "conversation not found")
 	if !isObjectID(id) {
-		return nil, notFound
+		return nil, errConversationNotFound
 	}
 	c, err := read(ctx, t.ID, id)
 	if err != nil {
 		if isNotFound(err) {
-			return nil, notFound
+			return nil, errConversationNotFound
 		}
 		return nil, err
 	}
 	if !c.VisibleTo(caller) {
-		return nil, notFound
+		return nil, errConversationNotFound
 	}
 	return c, nil
 }

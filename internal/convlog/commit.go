@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/supportchat/supportchat/internal/chat"
@@ -20,14 +21,57 @@ import (
 // Commit makes changes, in order, to conversation base: a view, exact at its Seq, perhaps
 // behind the log. See chat.Log.
 func (l *Log) Commit(ctx context.Context, base *chat.Conversation, changes []chat.Change) (*chat.Committed, error) {
+	res, finish, err := l.commit(ctx, base, changes)
+	finish()
+	return res, err
+}
+
+// Write makes one write to conversation id under the replica's lock of the conversation, which
+// it lets go once the write is committed and visible, before publishing. See chat.Log.
+func (l *Log) Write(ctx context.Context, tenantID, id string, plan func(*chat.Conversation) ([]chat.Change, error)) (*chat.Conversation, *chat.Committed, error) {
+	locked, err := l.lock(ctx, tenantID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock := sync.OnceFunc(locked)
+	defer unlock() // however the write ends, a panic or a goroutine exit included
+	c, err := l.View(ctx, tenantID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	changes, err := plan(c)
+	if err != nil || len(changes) == 0 {
+		return c, nil, err
+	}
+	res, finish, err := l.commit(ctx, c, changes)
+	unlock()
+	finish()
+	return c, res, err
+}
+
+// lock takes the replica's lock of a conversation (see keyedLocks).
+func (l *Log) lock(ctx context.Context, tenantID, convID string) (func(), error) {
+	unlock, err := l.locks.lock(ctx, tenantID+"/"+convID)
+	if err != nil {
+		return nil, &chat.Error{Code: chat.Unavailable, Message: "the conversation is too busy right now", Err: err}
+	}
+	return unlock, nil
+}
+
+// commit appends the changes and projects the view: the write is then committed and visible,
+// and its answer known. It returns what finishes the write: publishing its events, looking
+// past the projection where replaces are not atomic, and clearing the entries' pending marks.
+// That needs no lock of the conversation; it always runs, error or not, before the answer.
+func (l *Log) commit(ctx context.Context, base *chat.Conversation, changes []chat.Change) (*chat.Committed, func(), error) {
+	nothing := func() {}
 	ctx, cancel := context.WithTimeout(ctx, maxWriteDuration)
-	defer cancel()
 	w, err := l.appendChanges(ctx, base, changes)
 	if len(w.mine) == 0 {
+		cancel()
 		if err != nil {
-			return nil, err
+			return nil, nothing, err
 		}
-		return &chat.Committed{Conversation: w.cur}, nil
+		return &chat.Committed{Conversation: w.cur}, nothing, nil
 	}
 	if err != nil {
 		// The first change is committed: answering an error would invite the client to send
@@ -35,16 +79,25 @@ func (l *Log) Commit(ctx context.Context, base *chat.Conversation, changes []cha
 		l.log.WarnContext(ctx, "a write is committed without its later changes",
 			"tenant", base.TenantID, "conversation", base.ID, "error", err)
 	}
-	conv, current, err := l.project(ctx, w.cur)
-	if err != nil {
+	if err := l.store.Project(ctx, w.cur); err != nil {
+		cancel()
 		// Committed, but lists would not show it: not acknowledged. The entries stay pending,
 		// so the relay brings the view up and publishes their events; a retry with the same
 		// Idempotency-Key finds the write committed.
-		return nil, &chat.Error{Code: chat.Unavailable, Message: "the change is stored but could not be made visible yet; retry the request with its Idempotency-Key", Err: err}
+		return nil, nothing, &chat.Error{Code: chat.Unavailable, Message: "the change is stored but could not be made visible yet; retry the request with its Idempotency-Key", Err: err}
 	}
 	l.viewsChanged(ctx, base.TenantID, base.Customer.ID)
-	l.publish(ctx, conv, w.mine, current)
-	return &chat.Committed{Conversation: conv.At(w.mine[len(w.mine)-1]), Entries: w.mine}, nil
+	finish := func() {
+		defer cancel()
+		published := l.publish(ctx, w.cur, w.mine)
+		if _, current, err := l.confirm(ctx, w.cur); err != nil {
+			l.log.WarnContext(ctx, "view not confirmed after a write; the relay finishes it",
+				"tenant", base.TenantID, "conversation", base.ID, "error", err)
+		} else if current {
+			l.clear(ctx, published)
+		}
+	}
+	return &chat.Committed{Conversation: w.cur.At(w.mine[len(w.mine)-1]), Entries: w.mine}, finish, nil
 }
 
 // write is the progress of one write through appendChanges.
@@ -121,7 +174,21 @@ func (l *Log) appendChanges(ctx context.Context, base *chat.Conversation, change
 			return w, err
 		}
 		// entries[n] was refused: another writer took its Seq, or its id is stored already,
-		// by an earlier attempt of this write. Read what follows the state this write knows.
+		// by an earlier attempt of this write. The winner's view is the quickest way to the
+		// log's end (FerretDB reads the log by scanning it, and a loser that reads more
+		// slowly than the winner's next writer would lose again and again); a new
+		// conversation's log, which a twin or a retry stored, is read instead, entry by entry,
+		// so the write finds which of them are its own.
+		if w.cur.Seq > 0 {
+			v, err := l.winnersView(ctx, w.cur)
+			if err != nil {
+				return w, err
+			}
+			if v != nil {
+				w.cur = v
+				continue
+			}
+		}
 		newer, err := l.store.EntriesAfter(ctx, base.TenantID, base.ID, w.cur.Seq)
 		if err != nil {
 			return w, err
@@ -147,6 +214,29 @@ func (l *Log) appendChanges(ctx context.Context, base *chat.Conversation, change
 	}
 	slices.SortFunc(w.mine, func(a, b chat.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 	return w, nil
+}
+
+// viewWaits bounds how often a writer that lost a race looks at the view again for the
+// winner's, a few milliseconds apart, before it reads the log instead.
+const viewWaits = 3
+
+// winnersView returns the stored view of conversation c when it is ahead of c: the view of the
+// writer that took c's next Seq, which projects it within milliseconds. It returns nil when
+// the view stays behind.
+func (l *Log) winnersView(ctx context.Context, c *chat.Conversation) (*chat.Conversation, error) {
+	for i := range viewWaits {
+		if i > 0 {
+			pause(ctx, time.Duration(i)*time.Millisecond)
+		}
+		v, err := l.store.View(ctx, c.TenantID, c.ID)
+		if err != nil && !errors.Is(err, chat.ErrNotFound) {
+			return nil, err
+		}
+		if v != nil && v.Seq > c.Seq {
+			return v, nil
+		}
+	}
+	return nil, nil
 }
 
 // claim takes the changes whose ids are among known out of pending: they were stored by an
@@ -184,7 +274,11 @@ var errKeyReused = chat.Errorf(chat.KeyReused, "this Idempotency-Key belongs to 
 
 // backoff waits a little, more after more lost races, with jitter so racing writers spread out.
 func backoff(ctx context.Context, attempt int) {
-	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 4))) //nolint:gosec // jitter, not a secret
+	pause(ctx, time.Duration(rand.Int64N(int64(time.Millisecond)<<min(attempt, 4)))) //nolint:gosec // jitter, not a secret
+}
+
+// pause waits for d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -194,23 +288,29 @@ func backoff(ctx context.Context, attempt int) {
 }
 
 // project makes the stored view of conversation c show at least c, and returns the
-// conversation the view was last brought up to, and whether it is known to be current: no
-// entry follows it, or the server's conditional replace keeps views from moving back.
+// conversation the view was last brought up to, and whether it is known to be current (see
+// confirm).
+func (l *Log) project(ctx context.Context, c *chat.Conversation) (*chat.Conversation, bool, error) {
+	if err := l.store.Project(ctx, c); err != nil {
+		return c, false, err
+	}
+	return l.confirm(ctx, c)
+}
+
+// confirm returns whether the view just projected from c is known to be current: no entry
+// follows it, or the server's conditional replace keeps views from moving back (MongoDB).
 //
 // On a server whose conditional replace is not atomic (FerretDB), a writer's older view may
 // land after a newer one and bury it. So there the writer looks past what it projected: if the
 // log has grown meanwhile, it may have buried a newer view, and it projects the log's end,
 // again, for a few rounds. A writer that gives up, or dies first, leaves its entries pending,
 // and the relay finishes: a view is behind its log only while an entry of the conversation is
-// pending (docs/CONSISTENCY.md).
-func (l *Log) project(ctx context.Context, c *chat.Conversation) (*chat.Conversation, bool, error) {
+// pending (docs/CONSISTENCY.md). It returns the conversation the view was last brought up to.
+func (l *Log) confirm(ctx context.Context, c *chat.Conversation) (*chat.Conversation, bool, error) {
+	if l.store.AtomicReplace(ctx) {
+		return c, true, nil
+	}
 	for range maxProjectRounds {
-		if err := l.store.Project(ctx, c); err != nil {
-			return c, false, err
-		}
-		if l.store.AtomicReplace(ctx) {
-			return c, true, nil
-		}
 		newer, err := l.store.EntriesAfter(ctx, c.TenantID, c.ID, c.Seq)
 		if err != nil {
 			return c, false, err
@@ -219,6 +319,10 @@ func (l *Log) project(ctx context.Context, c *chat.Conversation) (*chat.Conversa
 			return c, true, nil
 		}
 		c = c.FollowedBy(newer)
+		if err := l.store.Project(ctx, c); err != nil {
+			return c, false, err
+		}
+		l.viewsChanged(ctx, c.TenantID, c.Customer.ID)
 	}
 	return c, false, nil
 }
@@ -234,16 +338,14 @@ func (l *Log) viewsChanged(ctx context.Context, tenantID, customerID string) {
 	}
 }
 
-// publish publishes the events of the pending entries among entries of conversation c (at the
-// last of them or after it), in order, and stops at the first failure; with done, it clears
-// the Pending mark of those published. It returns how many entries it published.
-func (l *Log) publish(ctx context.Context, c *chat.Conversation, entries []chat.Entry, done bool) int {
+// publish publishes the events of entries of conversation c (at the last of them or after it),
+// in order, and stops at the first failure (the bus drops the events of an entry published
+// before, by an earlier attempt of the write or by the relay). It returns the entries whose
+// events are out.
+func (l *Log) publish(ctx context.Context, c *chat.Conversation, entries []chat.Entry) []chat.Entry {
 	ctx = context.WithoutCancel(ctx) // the write is committed: its events go out
 	var out []chat.Entry
 	for _, e := range entries {
-		if !e.Pending {
-			continue
-		}
 		at, err := l.withNewestAt(ctx, c, e)
 		if err != nil {
 			break
@@ -253,13 +355,19 @@ func (l *Log) publish(ctx context.Context, c *chat.Conversation, entries []chat.
 		}
 		out = append(out, e)
 	}
-	if done && len(out) > 0 {
-		if err := l.store.Published(ctx, out); err != nil {
-			l.log.WarnContext(ctx, "published entries not marked; the relay publishes them again",
-				"tenant", c.TenantID, "conversation", c.ID, "error", err)
-		}
+	return out
+}
+
+// clear clears the pending marks of entries, whose events are out; a failure leaves them to
+// the relay, which publishes them again (the bus drops the repeats).
+func (l *Log) clear(ctx context.Context, entries []chat.Entry) {
+	if len(entries) == 0 {
+		return
 	}
-	return len(out)
+	if err := l.store.Published(ctx, entries); err != nil {
+		l.log.WarnContext(ctx, "published entries not marked; the relay publishes them again",
+			"tenant", entries[0].TenantID, "conversation", entries[0].ConversationID, "error", err)
+	}
 }
 
 // publishEntry publishes the events of entry e, rendered from c, reporting whether all went out.

@@ -72,6 +72,16 @@ type Invalidator interface {
 	ConversationChanged(ctx context.Context, tenantID, customerID string) error
 }
 
+// Lease gives the relay's passes to one replica at a time (redisconn.Lease): on FerretDB with
+// SQLite the query for pending entries decodes every entry, so replicas should not all make it
+// every second. Correctness does not rest on it: passes that overlap publish twice what they
+// publish, and the bus drops the repeats.
+type Lease interface {
+	// Take reports whether this replica may do the turn named name, and holds it for ttl:
+	// its holder keeps it by asking again within ttl; true when it cannot tell.
+	Take(ctx context.Context, name string, ttl time.Duration) bool
+}
+
 // Observer counts what the relay does; the telemetry metrics implement it.
 type Observer interface {
 	// EntriesRelayed counts the pending entries the relay took up, and how many of them it
@@ -108,6 +118,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// Observer counts the relay's work; it may be nil.
 	Observer Observer
+	// Lease shares the relay's passes among replicas; nil: every replica makes every pass.
+	Lease Lease
 	// RelayGrace and RelayInterval tune the relay; zero takes the defaults.
 	RelayGrace    time.Duration
 	RelayInterval time.Duration
@@ -118,12 +130,14 @@ type Log struct {
 	// seen holds when the relay first saw each entry pending, by its key; only Relay uses it.
 	seen map[string]time.Time
 
+	locks    *keyedLocks
 	store    Store
 	events   Publisher
 	caches   Invalidator
 	now      func() time.Time
 	log      *slog.Logger
 	obs      Observer
+	lease    Lease
 	grace    time.Duration
 	interval time.Duration
 }
@@ -144,7 +158,7 @@ func New(d Deps) *Log {
 	if d.RelayInterval <= 0 {
 		d.RelayInterval = DefaultRelayInterval
 	}
-	return &Log{seen: make(map[string]time.Time), store: d.Store, events: d.Events, caches: d.Caches, now: d.Now, log: d.Logger, obs: d.Observer,
+	return &Log{seen: make(map[string]time.Time), locks: newKeyedLocks(), store: d.Store, events: d.Events, caches: d.Caches, now: d.Now, log: d.Logger, obs: d.Observer, lease: d.Lease,
 		grace: d.RelayGrace, interval: d.RelayInterval}
 }
 

@@ -18,7 +18,8 @@ import (
 // rest of its work. Publishing is at least once; the event bus drops repeats by event id, so
 // a writer and the relay, or two replicas' relays, may both publish an entry harmlessly.
 
-// Run runs the relay every RelayInterval until ctx ends.
+// Run runs the relay every RelayInterval until ctx ends, on one replica at a time where a
+// Lease is given.
 func (l *Log) Run(ctx context.Context) {
 	t := time.NewTicker(l.interval)
 	defer t.Stop()
@@ -28,11 +29,18 @@ func (l *Log) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if l.lease != nil && !l.lease.Take(ctx, "relay", relayLeaseIntervals*l.interval) {
+			continue // another replica makes this pass
+		}
 		if _, err := l.Relay(ctx); err != nil && ctx.Err() == nil {
 			l.log.WarnContext(ctx, "relay of pending log entries", "error", err)
 		}
 	}
 }
+
+// relayLeaseIntervals is how many passes the relay's lease outlives the last pass of its
+// holder: another replica takes the passes over this long after the holder stopped.
+const relayLeaseIntervals = 3
 
 // Relay takes up the entries it has seen pending for longer than the grace period, one
 // conversation at a time: it brings the conversation's view up to its log, publishes the
@@ -120,5 +128,9 @@ func (l *Log) relayConversation(ctx context.Context, entries []chat.Entry) (int,
 		}
 		l.viewsChanged(ctx, e.TenantID, e.CustomerID)
 	}
-	return l.publish(ctx, c, entries, current), nil
+	published := l.publish(ctx, c, entries)
+	if current {
+		l.clear(ctx, published)
+	}
+	return len(published), nil
 }

@@ -349,10 +349,7 @@ func closed(done <-chan struct{}) bool {
 func waitNothingPending(t *testing.T, s *stack) {
 	t.Helper()
 	for deadline := time.Now().Add(streamTimeout); ; time.Sleep(100 * time.Millisecond) {
-		n, err := s.entries(t).CountDocuments(context.Background(), bson.M{"pending": true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		n := s.pending(t)
 		if n == 0 {
 			return
 		}

@@ -47,7 +47,7 @@ func replicas(t *testing.T, srv testenv.MongoServer, opts ...stackOptions) (a, b
 	}
 	o.server = &srv
 	a = newStack(t, o)
-	b = newStack(t, stackOptions{replicaOf: a})
+	b = newStack(t, stackOptions{replicaOf: a, relayGrace: o.relayGrace})
 	return a, b
 }
 

@@ -215,7 +215,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	s.hub = events.NewHub(bus, events.HubOptions{Block: time.Second, Buffer: o.eventBuffer, Logger: debugLogger()})
 	t.Cleanup(s.hub.Close)
 	lists := cache.New(s.rdb, cache.Options{Observer: s.metrics, Now: s.clock.Now})
-	s.log = convlog.New(convlog.Deps{Store: logStore, Events: bus, Caches: lists, Now: s.clock.Now, Logger: debugLogger(), Observer: s.metrics, RelayGrace: o.relayGrace})
+	s.log = convlog.New(convlog.Deps{Store: logStore, Events: bus, Caches: lists, Now: s.clock.Now, Logger: debugLogger(), Observer: s.metrics, RelayGrace: o.relayGrace, Lease: redisconn.NewLease(s.rdb)})
 	relayCtx, stopRelay := context.WithCancel(context.WithValue(context.Background(), relayKey{}, true))
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); s.log.Run(relayCtx) }()
@@ -277,6 +277,16 @@ type relayKey struct{}
 
 // isRelay reports whether ctx is the stack's relay's.
 func isRelay(ctx context.Context) bool { return ctx.Value(relayKey{}) != nil }
+
+// pending returns how many entries of the log are pending, as the relay finds them.
+func (s *stack) pending(tb testing.TB) int {
+	tb.Helper()
+	p, err := s.store.Pending(context.Background(), 10000)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(p)
+}
 
 // entries returns the collection of the log's entries.
 func (s *stack) entries(tb testing.TB) *mongo.Collection {

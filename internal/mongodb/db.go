@@ -32,6 +32,7 @@ const (
 	settingsCollection      = "settings"
 	adminsCollection        = "admins"
 	idempotencyCollection   = "idempotency"
+	outboxCollection        = "outbox"
 )
 
 // Options configure Open. Zero values take the defaults.
@@ -45,7 +46,26 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives what the store handles itself, such as index options the server lacks.
 	Logger *slog.Logger
+	// PendingMarks says where the log keeps which entries are pending (see Store.Pending):
+	// PendingAuto (the zero value) chooses by server, the tests choose one to run both.
+	PendingMarks PendingMarks
 }
+
+// PendingMarks is where the store keeps the pending marks of the log's entries.
+type PendingMarks int
+
+// The places of pending marks.
+const (
+	// PendingAuto keeps them in the outbox on FerretDB and on the entries on MongoDB.
+	PendingAuto PendingMarks = iota
+	// PendingOnEntries keeps them as a field of each entry, set by the insert that commits
+	// it: nothing to write beyond the entry, one update to clear it. On FerretDB that update
+	// reads and writes the whole log.
+	PendingOnEntries
+	// PendingInOutbox keeps them as a document per entry in the small outbox collection,
+	// inserted before the entry and deleted to clear it.
+	PendingInOutbox
+)
 
 // DB is a connection pool to one MongoDB database.
 type DB struct {
@@ -97,6 +117,8 @@ func Open(_ context.Context, uri, database string, o Options) (*DB, error) {
 			settings:      db.Collection(settingsCollection),
 			admins:        db.Collection(adminsCollection),
 			idempotency:   db.Collection(idempotencyCollection),
+			outbox:        db.Collection(outboxCollection),
+			marks:         o.PendingMarks,
 			now:           o.Now,
 			log:           o.Logger,
 			server:        &serverKind{db: db},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -19,20 +20,33 @@ import (
 // log clears their pending field once their events are published.
 
 // Append stores entries in order, as they are: the log appends them Pending (seeded data that
-// needs no publication need not be). It stops at the first entry whose
-// (tenant, conversation, seq) or whose id within the conversation is taken and returns how
-// many it stored before it, with an error matching chat.ErrConflict. The uniqueness of the
-// entries' _id (tenant, conversation, seq) and of (tenant_id, conversation_id, eid) makes this
-// the commit point of every write, on MongoDB and FerretDB alike.
+// needs no publication need not be). It stops at the first entry whose (tenant,
+// conversation, seq) or whose id within the conversation is taken and returns how many it
+// stored before it, with an error matching chat.ErrConflict. The uniqueness of the entries'
+// _id (tenant, conversation, seq) and of (tenant_id, conversation_id, eid) makes this the
+// commit point of every write, on MongoDB and FerretDB alike. Pending marks go with the
+// entries or, in the outbox, before them (see PendingMarks), so a committed entry is always
+// marked until Published.
 func (s *Store) Append(ctx context.Context, entries []chat.Entry) (int, error) {
 	if len(entries) == 0 {
 		return 0, nil
 	}
+	outbox, err := s.inOutbox(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if outbox {
+		if err := s.markInOutbox(ctx, entries); err != nil {
+			return 0, err
+		}
+	}
 	docs := make([]any, len(entries))
 	for i, e := range entries {
-		docs[i] = toEntryDoc(e)
+		d := toEntryDoc(e)
+		d.Pending = e.Pending && !outbox
+		docs[i] = d
 	}
-	_, err := s.entries.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+	_, err = s.entries.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 	if err == nil {
 		return len(entries), nil
 	}
@@ -43,9 +57,60 @@ func (s *Store) Append(ctx context.Context, entries []chat.Entry) (int, error) {
 	// An ordered insert stops at its first failing document: those before it are stored.
 	first := bwe.WriteErrors[0]
 	if bwe.WriteConcernError == nil && isDuplicateKey(first.Code) {
+		// The marks of the refused entries stay behind: the relay drops a mark whose place
+		// holds another writer's entry, and one whose entry never came once it is stale.
 		return first.Index, errEntryTaken
 	}
 	return first.Index, wrap("append entries", err)
+}
+
+// outboxDoc is the pending mark of a log entry in the outbox: its _id is the entry's place
+// (entryKey) and its id, so each writer marks only its own entries. Marked is when it was
+// stored, on the wall clock: a mark whose entry never came is stale after staleMark.
+type outboxDoc struct {
+	ID             string    `bson:"_id"`
+	Key            string    `bson:"key"`
+	EID            string    `bson:"eid"`
+	TenantID       string    `bson:"tenant_id"`
+	ConversationID string    `bson:"conversation_id"`
+	At             time.Time `bson:"at"`
+	Marked         time.Time `bson:"marked"`
+}
+
+// markID returns the _id of the pending mark of entry e.
+func markID(e chat.Entry) string {
+	return entryKey(e.TenantID, e.ConversationID, e.Seq) + "/" + e.ID
+}
+
+// markInOutbox stores the pending marks of entries in the outbox, before they are appended. A
+// mark there already is one an earlier attempt of the same write stored.
+func (s *Store) markInOutbox(ctx context.Context, entries []chat.Entry) error {
+	var docs []any
+	for _, e := range entries {
+		if e.Pending {
+			docs = append(docs, outboxDoc{ID: markID(e), Key: entryKey(e.TenantID, e.ConversationID, e.Seq), EID: e.ID,
+				TenantID: e.TenantID, ConversationID: e.ConversationID, At: e.At, Marked: time.Now()})
+		}
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	_, err := s.outbox.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && !slices.ContainsFunc(bwe.WriteErrors, func(we mongo.BulkWriteError) bool { return !isDuplicateKey(we.Code) }) {
+		return nil
+	}
+	return wrap("mark pending entries", err)
+}
+
+// unmarkInOutbox deletes the pending marks of entries.
+func (s *Store) unmarkInOutbox(ctx context.Context, entries []chat.Entry) error {
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = markID(e)
+	}
+	_, err := s.outbox.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}})
+	return wrap("clear pending marks", err)
 }
 
 // Entry returns the entry of a conversation with id. Returns chat.ErrNotFound when there is
@@ -66,7 +131,7 @@ func (s *Store) Entry(ctx context.Context, tenantID, convID, id string) (*chat.E
 // probedEntries is how many entries EntriesAfter looks up one by one, by _id, before it asks
 // for the rest with one range query. A writer rarely finds more than a couple of entries it has
 // not seen; looking them up by _id keeps FerretDB on SQLite from decoding the whole log.
-const probedEntries = 4
+const probedEntries = 16
 
 // EntriesAfter returns the entries of a conversation with seq above seq, in order. Entries are
 // numbered without gaps, so the first seq not found ends them.
@@ -200,9 +265,22 @@ func (s *Store) Messages(ctx context.Context, tenantID, convID string, before in
 	return msgs, nil
 }
 
+// staleMark is how old a pending mark in the outbox whose entry never came must be before
+// Pending deletes it, on the wall clock: far beyond a write's time (30 s), so its writer is
+// surely gone and its insert can land no more.
+const staleMark = 2 * time.Minute
+
 // Pending returns up to limit pending entries of any tenant, oldest first. On MongoDB the partial
-// index pending_at holds only those, in that order, so this reads nothing else.
+// index pending_at holds only those, so this reads nothing else; on FerretDB the outbox holds
+// their marks, and each marked entry is looked up.
 func (s *Store) Pending(ctx context.Context, limit int) ([]chat.Entry, error) {
+	outbox, err := s.inOutbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if outbox {
+		return s.pendingInOutbox(ctx, limit)
+	}
 	cur, err := s.entries.Find(ctx, bson.M{"pending": true},
 		options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
@@ -219,19 +297,69 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]chat.Entry, error) {
 	return entries, nil
 }
 
-// Published clears the pending field of entries, with one command of one statement per entry,
-// each selecting it by _id alone. On a server whose updates are not atomic the entry is read
-// and written back whole, which is harmless: entries do not change otherwise.
+// pendingInOutbox returns the entries of up to limit marks of the outbox, oldest first. A mark
+// whose place holds another writer's entry is dropped; one whose entry is not (yet) there is
+// skipped, and dropped once stale.
+func (s *Store) pendingInOutbox(ctx context.Context, limit int) ([]chat.Entry, error) {
+	cur, err := s.outbox.Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, wrap("pending marks", err)
+	}
+	var marks []outboxDoc
+	if err := cur.All(ctx, &marks); err != nil {
+		return nil, wrap("pending marks", err)
+	}
+	var entries []chat.Entry
+	var stale []string
+	for _, m := range marks {
+		var d entryDoc
+		err := s.entries.FindOne(ctx, bson.M{"_id": m.Key}).Decode(&d)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			if time.Since(m.Marked) > staleMark {
+				stale = append(stale, m.ID)
+			}
+		case err != nil:
+			return nil, wrap("pending entries", err)
+		case d.EID != m.EID || d.TenantID != m.TenantID:
+			stale = append(stale, m.ID) // another writer's entry took the place
+		default:
+			e := d.entry()
+			e.Pending = true
+			entries = append(entries, e)
+		}
+	}
+	if len(stale) > 0 {
+		if _, err := s.outbox.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": stale}}); err != nil {
+			return nil, wrap("delete stale pending marks", err)
+		}
+	}
+	return entries, nil
+}
+
+// Published clears the pending marks of entries: their outbox documents, or the pending field
+// with one command of one statement per entry, each selecting it by _id alone (on a server
+// whose updates are not atomic the entry is read and written back whole, which is harmless:
+// entries do not change otherwise).
 func (s *Store) Published(ctx context.Context, entries []chat.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	models := make([]mongo.WriteModel, len(entries))
-	for i, e := range entries {
-		models[i] = mongo.NewUpdateOneModel().
-			SetFilter(bson.M{"_id": entryKey(e.TenantID, e.ConversationID, e.Seq)}).
-			SetUpdate(bson.M{"$unset": bson.M{"pending": ""}})
+	outbox, err := s.inOutbox(ctx)
+	if err != nil {
+		return err
 	}
-	_, err := s.entries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	if outbox {
+		return s.unmarkInOutbox(ctx, entries)
+	}
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = entryKey(e.TenantID, e.ConversationID, e.Seq)
+	}
+	models := make([]mongo.WriteModel, len(keys))
+	for i, k := range keys {
+		models[i] = mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": k}).SetUpdate(bson.M{"$unset": bson.M{"pending": ""}})
+	}
+	_, err = s.entries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 	return wrap("mark entries published", err)
 }

@@ -50,6 +50,7 @@ func indexes() []index {
 		// MongoDB; FerretDB has no partial indexes and indexes every entry.
 		{collection: entriesCollection, name: "pending_at", pending: true,
 			keys: keys("pending", 1, "at", 1)},
+		{collection: outboxCollection, name: "at", keys: keys("at", 1)},
 		{collection: idempotencyCollection, name: "expires", ttl: true,
 			keys: keys("expires_at", 1)},
 	}

@@ -25,6 +25,8 @@ type Store struct {
 	settings      *mongo.Collection
 	admins        *mongo.Collection
 	idempotency   *mongo.Collection
+	outbox        *mongo.Collection
+	marks         PendingMarks
 	now           func() time.Time
 	log           *slog.Logger
 	server        *serverKind
@@ -61,27 +63,46 @@ type serverKind struct {
 	ferretDB bool
 }
 
-// isFerretDB reports whether the server is FerretDB. It asks once, within a second, outside
-// its lock so that callers are not held up while the server is out of reach; a server that
-// cannot be asked counts as FerretDB, whose ways are safe on MongoDB too, until it answers.
+// isFerretDB reports whether the server is FerretDB; a server that cannot be asked counts as
+// FerretDB, whose ways are safe on MongoDB too, until it answers.
 func (k *serverKind) isFerretDB(ctx context.Context) bool {
+	ferret, err := k.ask(ctx)
+	return ferret || err != nil
+}
+
+// ask returns whether the server is FerretDB. It asks once, within a second, outside its lock
+// so that callers are not held up while the server is out of reach, and again after a failure.
+func (k *serverKind) ask(ctx context.Context) (bool, error) {
 	k.mu.Lock()
 	known, ferret := k.known, k.ferretDB
 	k.mu.Unlock()
 	if known {
-		return ferret
+		return ferret, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	var info bson.M
 	if err := k.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
-		return true
+		return false, wrap("build info", err)
 	}
 	_, ferret = info["ferretdbVersion"]
 	k.mu.Lock()
 	k.known, k.ferretDB = true, ferret
 	k.mu.Unlock()
-	return ferret
+	return ferret, nil
+}
+
+// inOutbox reports whether the store keeps pending marks in the outbox (see PendingMarks).
+// It must not guess: entries marked one way and cleared the other would stay pending, so it
+// fails while the server cannot be asked.
+func (s *Store) inOutbox(ctx context.Context) (bool, error) {
+	switch s.marks {
+	case PendingOnEntries:
+		return false, nil
+	case PendingInOutbox:
+		return true, nil
+	}
+	return s.server.ask(ctx)
 }
 
 // findByID decodes into v the document of coll with _id id if it belongs to tenantID, and

@@ -117,6 +117,10 @@ func logOf(tenantID, convID string, n int) []chat.Entry {
 	return entries
 }
 
+// ignorePending compares entries without their Pending mark, which only Pending reports (it may
+// be kept in the outbox rather than on the entries: mongodb.PendingMarks).
+var ignorePending = cmpopts.IgnoreFields(chat.Entry{}, "Pending")
+
 // mustAppend appends entries, all of which must be new.
 func mustAppend(tb testing.TB, s *mongodb.Store, entries []chat.Entry) {
 	tb.Helper()
@@ -245,7 +249,7 @@ func TestAppendTakesEachSequenceNumberOnce(t *testing.T) {
 		t.Fatalf("Entry: %v", err)
 	}
 	want := log[1]
-	if diff := cmp.Diff(want, *got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, *got, cmpopts.EquateEmpty(), ignorePending); diff != "" {
 		t.Errorf("Entry(...) differs from what was appended (-want +got):\n%s", diff)
 	}
 	for _, tc := range []struct {
@@ -304,7 +308,7 @@ func TestEntriesAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(log, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(log, got, cmpopts.EquateEmpty(), ignorePending); diff != "" {
 		t.Errorf("EntriesAfter(0) differs from what was appended (-want +got):\n%s", diff)
 	}
 }
@@ -338,54 +342,128 @@ func TestAppendRacesHaveOneWinner(t *testing.T) {
 	}
 }
 
-// TestPendingEntriesUntilPublished checks the relay's queries: every appended entry is
-// pending, Pending finds those stored before a time, of every tenant, and Published clears
-// exactly the entries it is given.
+// TestPendingEntriesUntilPublished checks the relay's queries, with the pending marks on the
+// entries and in the outbox: an entry appended pending is pending until Published, of every
+// tenant, oldest first; Published clears exactly the entries it is given; an entry appended
+// without asking is not pending.
 func TestPendingEntriesUntilPublished(t *testing.T) {
-	s := mustStore(t)
-	ctx := context.Background()
-	mine := logOf(shop, id(1), 4)      // at t0 .. t0+3s
-	theirs := logOf(outdoor, id(1), 2) // at t0 .. t0+1s
-	mustAppend(t, s, mine)
-	mustAppend(t, s, theirs)
-	keys := func(entries []chat.Entry) []string {
-		out := []string{}
-		for _, e := range entries {
-			if !e.Pending {
-				t.Errorf("Pending returned entry %s:%d, which is not pending", e.ConversationID, e.Seq)
+	for _, marks := range []struct {
+		name string
+		m    mongodb.PendingMarks
+	}{{"on the entries", mongodb.PendingOnEntries}, {"in the outbox", mongodb.PendingInOutbox}} {
+		t.Run(marks.name, func(t *testing.T) {
+			uri, database := testenv.MustMongo(t)
+			ctx := context.Background()
+			db, err := mongodb.Open(ctx, uri, database, mongodb.Options{Timeout: 10 * time.Second, PendingMarks: marks.m})
+			if err != nil {
+				t.Fatal(err)
 			}
-			out = append(out, fmt.Sprintf("%s/%d", e.TenantID, e.Seq))
-		}
-		slices.Sort(out)
-		return out
+			t.Cleanup(func() { _ = db.Close(ctx) })
+			if err := db.EnsureIndexes(ctx); err != nil {
+				t.Fatal(err)
+			}
+			s := db.Store()
+			mine := logOf(shop, id(1), 4)      // at t0 .. t0+3s
+			theirs := logOf(outdoor, id(1), 2) // at t0 .. t0+1s
+			settled := logOf(shop, id(2), 2)
+			for i := range settled {
+				settled[i].Pending = false // seeded data: nobody's events
+			}
+			mustAppend(t, s, mine)
+			mustAppend(t, s, theirs)
+			mustAppend(t, s, settled)
+			keys := func(entries []chat.Entry) []string {
+				out := []string{}
+				for _, e := range entries {
+					if !e.Pending {
+						t.Errorf("Pending returned entry %s:%d, which is not pending", e.ConversationID, e.Seq)
+					}
+					out = append(out, fmt.Sprintf("%s/%d", e.TenantID, e.Seq))
+				}
+				slices.Sort(out)
+				return out
+			}
+			pending := func(limit int) []string {
+				t.Helper()
+				got, err := s.Pending(ctx, limit)
+				if err != nil {
+					t.Fatalf("Pending: %v", err)
+				}
+				return keys(got)
+			}
+			// The oldest first: entries 1 of both tenants at t0, then their entries 2 at t0+1s.
+			if diff := cmp.Diff([]string{outdoor + "/1", outdoor + "/2", shop + "/1", shop + "/2"}, pending(4)); diff != "" {
+				t.Errorf("Pending(limit 4) (-want +got):\n%s", diff)
+			}
+			if err := s.Published(ctx, []chat.Entry{mine[0], mine[2], theirs[1]}); err != nil {
+				t.Fatalf("Published: %v", err)
+			}
+			if diff := cmp.Diff([]string{outdoor + "/1", shop + "/2", shop + "/4"}, pending(100)); diff != "" {
+				t.Errorf("Pending after Published (-want +got):\n%s", diff)
+			}
+			// What is stored is otherwise what was appended.
+			got, err := s.EntriesAfter(ctx, shop, id(1), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(mine, got, cmpopts.EquateEmpty(), ignorePending); diff != "" {
+				t.Errorf("the log after Published (-want +got):\n%s", diff)
+			}
+		})
 	}
-	pending := func(limit int) []string {
-		t.Helper()
-		got, err := s.Pending(ctx, limit)
-		if err != nil {
-			t.Fatalf("Pending: %v", err)
-		}
-		return keys(got)
-	}
-	// The oldest first: entries 1 of both tenants at t0, then their entries 2 at t0+1s.
-	if diff := cmp.Diff([]string{outdoor + "/1", outdoor + "/2", shop + "/1", shop + "/2"}, pending(4)); diff != "" {
-		t.Errorf("Pending(limit 4) (-want +got):\n%s", diff)
-	}
-	if err := s.Published(ctx, []chat.Entry{mine[0], mine[2], theirs[1]}); err != nil {
-		t.Fatalf("Published: %v", err)
-	}
-	if diff := cmp.Diff([]string{outdoor + "/1", shop + "/2", shop + "/4"}, pending(100)); diff != "" {
-		t.Errorf("Pending after Published (-want +got):\n%s", diff)
-	}
-	// A published entry is otherwise what was appended.
-	got, err := s.EntriesAfter(ctx, shop, id(1), 0)
+}
+
+// TestStaleOutboxMarks has marks in the outbox for entries that are not there: a writer's that
+// lost the place to another, and one on its way. Pending returns the entries that are there,
+// each once, drops the mark of the place another writer took, and keeps the other.
+func TestStaleOutboxMarks(t *testing.T) {
+	uri, database := testenv.MustMongo(t)
+	ctx := context.Background()
+	db, err := mongodb.Open(ctx, uri, database, mongodb.Options{Timeout: 10 * time.Second, PendingMarks: mongodb.PendingInOutbox})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := slices.Clone(mine)
-	want[0].Pending, want[2].Pending = false, false
-	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
-		t.Errorf("the log after Published (-want +got):\n%s", diff)
+	t.Cleanup(func() { _ = db.Close(ctx) })
+	s := db.Store()
+	entries := logOf(shop, id(1), 2)
+	mustAppend(t, s, entries)
+	// Another writer's entry for place 2, refused: its mark stays behind.
+	rival := entries[1]
+	rival.ID = "rival"
+	if n, err := s.Append(ctx, []chat.Entry{rival}); n != 0 || !errors.Is(err, chat.ErrConflict) {
+		t.Fatalf("Append(a taken place) = %d, %v", n, err)
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(ctx) })
+	outbox := client.Database(database).Collection("outbox")
+	if n, err := outbox.CountDocuments(ctx, map[string]any{}); err != nil || n != 3 {
+		t.Fatalf("the outbox holds %d marks (%v), want the two entries' and the rival's", n, err)
+	}
+	// A mark of an entry that never came, and not for long: its writer may still append it.
+	if _, err := outbox.InsertOne(ctx, map[string]any{"_id": "in flight", "key": shop + ":" + id(1) + ":3", "eid": "next",
+		"tenant_id": shop, "conversation_id": id(1), "at": t0, "marked": time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Pending(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for _, e := range got {
+		seqs = append(seqs, e.Seq)
+	}
+	slices.Sort(seqs)
+	if diff := cmp.Diff([]int64{1, 2}, seqs); diff != "" {
+		t.Errorf("Pending (-want +got):\n%s", diff)
+	}
+	if n, err := outbox.CountDocuments(ctx, map[string]any{"eid": "rival"}); err != nil || n != 0 {
+		t.Errorf("the mark of the rival's refused entry is still there (%d, %v)", n, err)
+	}
+	if n, err := outbox.CountDocuments(ctx, map[string]any{"_id": "in flight"}); err != nil || n != 1 {
+		t.Errorf("the mark of an entry on its way was dropped (%d, %v)", n, err)
 	}
 }
 
@@ -713,6 +791,7 @@ func TestEnsureIndexesTwice(t *testing.T) {
 	want := map[string][]string{
 		"conversations": {"tenant_updated", "tenant_customer_updated", "tenant_status_updated", "tenant_assignee_updated", "tenant_team_unread_updated", "tenant_first_reply"},
 		"entries":       {"tenant_conversation_seq", "tenant_conversation_eid", "pending_at"},
+		"outbox":        {"at"},
 		"idempotency":   {"expires"},
 	}
 	// FerretDB has no TTL indexes: EnsureIndexes logs that and goes on without it, and the

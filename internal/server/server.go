@@ -151,6 +151,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Caches:   lists,
 		Logger:   log,
 		Observer: metrics,
+		Lease:    redisconn.NewLease(rdb),
 	})
 	svc := chat.NewService(chat.Deps{
 		Log:         convs,
