@@ -19,6 +19,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -99,6 +100,8 @@ type stackOptions struct {
 	replicaOf *stack
 	// cluster runs the stack on a three-node Redis Cluster instead of one redis-server.
 	cluster bool
+	// monitor observes the MongoDB commands of the stack's store.
+	monitor *event.CommandMonitor
 	// heartbeat is how often idle event streams send a comment (default 15s).
 	heartbeat time.Duration
 	// eventBuffer is how far an event stream may lag before it is dropped (the hub's default).
@@ -169,7 +172,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	if o.proxied {
 		uri, s.proxy = testenv.ProxyMongo(t, s.mongoURI)
 	}
-	db, err := mongodb.Open(ctx, uri, s.database, mongodb.Options{Timeout: 30 * time.Second, Now: s.clock.Now})
+	db, err := mongodb.Open(ctx, uri, s.database, mongodb.Options{Timeout: 30 * time.Second, Now: s.clock.Now, Monitor: o.monitor})
 	if err != nil {
 		t.Fatalf("mongodb.Open: %v", err)
 	}
