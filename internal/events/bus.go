@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -243,8 +244,8 @@ var ErrGone = errors.New("event is outside the replay window")
 // ErrGone when id itself is not in the stream: it was trimmed, or Redis lost the stream, so what
 // followed it cannot be told.
 func (b *Bus) After(ctx context.Context, tenantID, id string, limit int) ([]Record, error) {
-	if _, _, ok := ParseID(id); !ok {
-		return nil, ErrGone
+	if ms, seq, ok := ParseID(id); !ok || ms == math.MaxUint64 && seq == math.MaxUint64 {
+		return nil, ErrGone // the largest id has no successor to read from; no stream assigns it
 	}
 	key := Key(tenantID)
 	pipe := b.rdb.Pipeline()

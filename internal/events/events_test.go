@@ -112,7 +112,7 @@ func TestReplayAfterAnEventAndResyncBeyondTheWindow(t *testing.T) {
 	if recs, err := hub.After(ctx, "shop", all[2].ID, 100); err != nil || len(recs) != 0 {
 		t.Errorf("After(last) = %v, %v; want nothing", recs, err)
 	}
-	for _, bad := range []string{"garbage", "1-1", "-", "+", "(" + all[0].ID} {
+	for _, bad := range []string{"garbage", "1-1", "-", "+", "(" + all[0].ID, "18446744073709551615-18446744073709551615"} {
 		if _, err := hub.After(ctx, "shop", bad, 100); !errors.Is(err, events.ErrGone) {
 			t.Errorf("After(%q) = %v, want ErrGone", bad, err)
 		}
