@@ -78,7 +78,7 @@ type fileLines struct {
 	id    int
 	hosts map[string]int
 	// issuer is the line of oidc.issuer, where a tenant that cannot be told apart from another
-	// of the same issuer and audience is reported.
+	// of the same issuer is reported.
 	issuer int
 }
 

@@ -40,7 +40,7 @@ type OIDC struct {
 	// NameClaim is the optional claim holding the caller's display name.
 	NameClaim string
 	// RequiredClaims must all hold for a token to be accepted, in file order. They bind a token
-	// to this tenant when another tenant trusts the same issuer and audience.
+	// to this tenant when another tenant trusts the same issuer.
 	RequiredClaims []RequiredClaim
 }
 

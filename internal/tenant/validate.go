@@ -163,18 +163,19 @@ func clash(file string, e entry, chosen map[string]entry, owners map[string]*Ten
 		other := chosen[id].tenant
 		if indistinguishable(e.tenant.OIDC, other.OIDC) {
 			errs = append(errs, &FileError{File: file, Line: e.lines.issuer, Msg: fmt.Sprintf(
-				"oidc: tenant %q (%s) trusts the same issuer and audience, so its tokens would work here too; give both oidc.required_claims with a claim path they require with different values", other.ID, other.Source)})
+				"oidc: tenant %q (%s) trusts the same issuer (a token's aud may name both audiences), so its tokens would work here too; give both oidc.required_claims with a claim path they require with different values", other.ID, other.Source)})
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // indistinguishable reports whether one token could be accepted by tenants with OIDC settings
-// a and b: they trust the same issuer and audience, and no claim path is required by both
-// with different values. (A token whose claim is an array holding both values still binds to
-// both: its issuer says the caller belongs to both.)
+// a and b: they trust the same issuer, and no claim path is required by both with different
+// values. Different audiences do not tell them apart: a token's aud may be an array naming
+// both. (A token whose required claim is an array holding both values still binds to both:
+// its issuer says the caller belongs to both.)
 func indistinguishable(a, b OIDC) bool {
-	if a.Issuer != b.Issuer || a.Audience != b.Audience {
+	if a.Issuer != b.Issuer {
 		return false
 	}
 	for _, ca := range a.RequiredClaims {

@@ -87,6 +87,24 @@ oidc:
   required_claims: {%[2]s}
 `
 
+// TestValidateDirDifferentAudiencesDoNotTellApart: a token's aud may be an array naming both
+// audiences, so two tenants of one issuer need distinguishing required claims whatever their
+// audiences.
+func TestValidateDirDifferentAudiencesDoNotTellApart(t *testing.T) {
+	dir := t.TempDir()
+	for id, aud := range map[string]string{"shop-a": "chat-a", "shop-b": "chat-b"} {
+		writeFile(t, filepath.Join(dir, id+".yaml"), strings.Replace(fmt.Sprintf(sharedIssuerYAML, id, ""), "audience: support-chat", "audience: "+aud, 1))
+	}
+	tenants, errs := tenant.ValidateDir(dir)
+	if len(errs) != 1 || !strings.HasPrefix(strings.ReplaceAll(errs[0].Error(), dir+string(filepath.Separator), ""),
+		`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer`) {
+		t.Errorf("ValidateDir errors = %v, want shop-b refused at its issuer", errs)
+	}
+	if s := tenant.Summary(tenants); s != "1 tenant valid: shop-a" {
+		t.Errorf("Summary = %q", s)
+	}
+}
+
 func TestValidateDirRequiresClaimsThatTellSharedIssuersApart(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -99,16 +117,16 @@ func TestValidateDirRequiresClaimsThatTellSharedIssuersApart(t *testing.T) {
 			nil, "3 tenants valid: shop-a, shop-b, shop-c"},
 		{"no required claims is refused at the later file's issuer",
 			map[string]string{"shop-a": "", "shop-b": ""},
-			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer and audience`}, "1 tenant valid: shop-a"},
+			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer`}, "1 tenant valid: shop-a"},
 		{"required claims on one side only are refused",
 			map[string]string{"shop-a": "org: a", "shop-b": ""},
-			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer and audience`}, "1 tenant valid: shop-a"},
+			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer`}, "1 tenant valid: shop-a"},
 		{"different claim paths are refused: one token may carry both",
 			map[string]string{"shop-a": "org: a", "shop-b": "team: b"},
-			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer and audience`}, "1 tenant valid: shop-a"},
+			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer`}, "1 tenant valid: shop-a"},
 		{"the same value is refused",
 			map[string]string{"shop-a": "org: a", "shop-b": "org: a, region: eu"},
-			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer and audience`}, "1 tenant valid: shop-a"},
+			[]string{`shop-b.yaml:5: oidc: tenant "shop-a" (shop-a.yaml) trusts the same issuer`}, "1 tenant valid: shop-a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
