@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -184,8 +185,8 @@ func (v *Verifier) Authenticate(ctx context.Context, t *tenant.Tenant, token str
 	}
 	key := issuerKey{tenantID: t.ID, issuer: t.OIDC.Issuer, audience: t.OIDC.Audience}
 	hash := sha256.Sum256([]byte(token))
-	required := requiredKey(t.OIDC.RequiredClaims)
-	if p, ok := v.tokens.get(hash, key, required, v.now()); ok {
+	identity := identityKey(t.OIDC)
+	if p, ok := v.tokens.get(hash, key, identity, v.now()); ok {
 		return p, nil
 	}
 	// Cheap checks on the unverified token first: they need no network, so garbage and tokens
@@ -225,7 +226,7 @@ func (v *Verifier) Authenticate(ctx context.Context, t *tenant.Tenant, token str
 	}
 	p.Admin = hasRole(claimAt(claims, t.OIDC.AdminClaim), t.OIDC.AdminValues)
 	if iss.keys != nil && iss.key == key {
-		v.tokens.put(hash, cachedToken{key: key, required: required, kid: kid, principal: p, validUntil: p.Expires.Add(-tokenCacheMargin), keys: iss.keys})
+		v.tokens.put(hash, cachedToken{key: key, identity: identity, kid: kid, principal: p, validUntil: p.Expires.Add(-tokenCacheMargin), keys: iss.keys})
 	}
 	return p, nil
 }
@@ -291,16 +292,28 @@ func claimAt(claims map[string]any, path string) any {
 	return cur
 }
 
-// requiredKey identifies a tenant's required claims, so a cached token is used only while the
-// tenant requires what it was checked against.
-func requiredKey(claims []tenant.RequiredClaim) string {
+// identityKey identifies how a tenant turns a token into a principal: the claims it requires,
+// its admin claim and values and its name claim. A cached token is used only while the tenant
+// maps tokens as it did when the token was checked, so an operator's fix of admin_values
+// takes an admin's rights away at once, not at the token's exp.
+func identityKey(o tenant.OIDC) string {
 	var b strings.Builder
-	for _, c := range claims {
-		b.WriteString(c.Path)
-		b.WriteByte(0)
-		b.WriteString(c.Value)
-		b.WriteByte(0)
+	field := func(s string) { // length-prefixed: no two configurations share a key
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
 	}
+	for _, c := range o.RequiredClaims {
+		field(c.Path)
+		field(c.Value)
+	}
+	b.WriteByte('|')
+	field(o.AdminClaim)
+	for _, v := range o.AdminValues {
+		field(v)
+	}
+	b.WriteByte('|')
+	field(o.NameClaim)
 	return b.String()
 }
 

@@ -591,6 +591,33 @@ func ExampleVerifier_Authenticate() {
 	// Output: malformed token or disallowed algorithm: invalid token true
 }
 
+// TestCachedTokensFollowTheRoleMapping: a token verified and cached under one admin_values,
+// admin_claim or name_claim maps anew once the tenant's file changes them.
+func TestCachedTokensFollowTheRoleMapping(t *testing.T) {
+	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
+	v := newVerifier(testenv.NewClock(time.Now()), auth.Options{})
+	token := iss.Token(t, "admin-1", true)
+	ten := tenantOf("shop", iss)
+	for range 2 { // verified, then from the cache
+		if p, err := v.Authenticate(t.Context(), ten, token); err != nil || !p.Admin {
+			t.Fatalf("Authenticate = %+v, %v; want an admin", p, err)
+		}
+	}
+	for name, change := range map[string]func(o *tenant.OIDC){
+		"admin_values": func(o *tenant.OIDC) { o.AdminValues = []string{"someone_else"} },
+		"admin_claim":  func(o *tenant.OIDC) { o.AdminClaim = "groups" },
+	} {
+		reloaded := tenantOf("shop", iss)
+		change(&reloaded.OIDC)
+		if p, err := v.Authenticate(t.Context(), reloaded, token); err != nil || p.Admin {
+			t.Errorf("after %s changed: Authenticate = %+v, %v; want a customer", name, p, err)
+		}
+	}
+	if p, err := v.Authenticate(t.Context(), ten, token); err != nil || !p.Admin {
+		t.Errorf("the first mapping again: Authenticate = %+v, %v; want an admin", p, err)
+	}
+}
+
 func TestCachedTokensStopWhenTheirKeyIsDropped(t *testing.T) {
 	iss := testenv.NewIssuer(t, audience, "roles", "support_admin")
 	clk := testenv.NewClock(time.Now())

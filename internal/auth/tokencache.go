@@ -20,7 +20,7 @@ const (
 
 type cachedToken struct {
 	key        issuerKey
-	required   string // requiredKey of the tenant's required claims when verified
+	identity   string // identityKey of the tenant's identity configuration when verified
 	kid        string
 	principal  Principal
 	validUntil time.Time
@@ -38,12 +38,12 @@ func newTokenCache() *tokenCache {
 }
 
 // get returns the principal of the token with hash h if it was verified for key and the
-// required claims identified by required, and can still be trusted at now.
-func (c *tokenCache) get(h [sha256.Size]byte, key issuerKey, required string, now time.Time) (Principal, bool) {
+// identity configuration identified by identity, and can still be trusted at now.
+func (c *tokenCache) get(h [sha256.Size]byte, key issuerKey, identity string, now time.Time) (Principal, bool) {
 	c.mu.RLock()
 	e, ok := c.entries[h]
 	c.mu.RUnlock()
-	if !ok || e.key != key || e.required != required || !now.Before(e.validUntil) || !e.keys.has(e.kid) {
+	if !ok || e.key != key || e.identity != identity || !now.Before(e.validUntil) || !e.keys.has(e.kid) {
 		return Principal{}, false
 	}
 	return e.principal, true
