@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"html/template"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -124,6 +127,10 @@ func (s *stack) tenantLinks() []tenantLink {
 // It takes JSON only, so another site's page cannot have a browser post to it without a
 // preflight, which it never answers.
 func (s *stack) serveToken(w http.ResponseWriter, r *http.Request) {
+	if !rebindSafeHost(r.Host) {
+		http.Error(w, "demo tokens are served to localhost or an IP address only: a DNS name could be rebound to this machine by another site", http.StatusForbidden)
+		return
+	}
 	var req struct {
 		Tenant string `json:"tenant"`
 		Role   string `json:"role"`
@@ -163,4 +170,20 @@ func (s *stack) serveToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": token, "token_type": "Bearer", "expires_in": int(pageTokenTTL.Seconds())})
+}
+
+// rebindSafeHost reports whether a request's Host names this server in a way no other site can
+// borrow: localhost or an IP address. A page of another site that rebinds its own DNS name to
+// this machine sends that name as Host, and is refused.
+func rebindSafeHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" {
+		return true
+	}
+	_, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil
 }

@@ -28,6 +28,9 @@ import (
 // conversation logs of docs/CONSISTENCY.md replaced v1's conversations with pending messages).
 const dataDir = ".chatd-dev/v2"
 
+// defaultAddr is where chatd-dev listens unless CHAT_ADDR says otherwise: this machine only.
+const defaultAddr = "127.0.0.1:8080"
+
 // stack is the embedded development stack and what it must close.
 type stack struct {
 	getenv         func(string) string
@@ -43,6 +46,9 @@ type stack struct {
 // serves until ctx ends.
 func (s *stack) Run(ctx context.Context) error {
 	env := map[string]string{}
+	if s.getenv("CHAT_ADDR") == "" {
+		env["CHAT_ADDR"] = defaultAddr // loopback only: the demo mints admin tokens for anyone
+	}
 	getenv := func(name string) string {
 		if v, ok := env[name]; ok {
 			return v
