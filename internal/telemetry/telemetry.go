@@ -92,7 +92,7 @@ type Telemetry struct {
 // without a scheme), _CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY; OTEL_BSP_SCHEDULE_DELAY,
 // OTEL_BSP_EXPORT_TIMEOUT, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE; the
 // OTEL_SPAN_*_LIMIT variables. OTEL_PROPAGATORS is not honoured: the propagator is always W3C
-// tracecontext plus baggage.
+// tracecontext, without baggage (see Propagator).
 //
 // Every span started under a context that carries a tenant (tenant.NewContext) gets the
 // attribute chat.tenant.id. Setup returns an error for an unknown protocol or sampler, or an
@@ -104,7 +104,7 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	}
 	t := &Telemetry{
 		tp:         noop.NewTracerProvider(),
-		propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		propagator: propagation.TraceContext{},
 	}
 	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
 		return t, nil
@@ -149,7 +149,9 @@ func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 // TracerProvider returns the provider to pass to instrumentation; a no-op one when tracing is off.
 func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tp }
 
-// Propagator returns the W3C tracecontext and baggage propagator.
+// Propagator returns the W3C tracecontext propagator. The API is public, so what a caller
+// sends is trusted only as far as correlation needs: its trace context is joined, its baggage
+// is neither read nor forwarded (to the tenants' issuers, say).
 func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.propagator }
 
 // Enabled reports whether spans are recorded and exported.
@@ -209,7 +211,10 @@ func newExporter(ctx context.Context, getenv func(string) string, endpoint strin
 	}
 }
 
-// samplerFrom returns the sampler named by OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
+// samplerFrom returns the sampler named by OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG. The
+// parentbased samplers (the default) follow a caller's sampled flag, as the specification
+// says; traceidratio decides by the trace id alone, so a caller cannot force its requests into
+// the traces (docs/SECURITY.md).
 func samplerFrom(getenv func(string) string) (sdktrace.Sampler, error) {
 	name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")))
 	ratio := func() (float64, error) {
