@@ -14,6 +14,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
+	"github.com/supportchat/supportchat/internal/netguard"
 	"github.com/supportchat/supportchat/internal/tenant"
 )
 
@@ -145,7 +146,7 @@ func (v *Verifier) fetchDiscovery(ctx context.Context, issuer string) (discovery
 		return doc, fmt.Errorf("issuer: %w", err)
 	}
 	u := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
-	if _, err := v.fetchJSON(ctx, u, &doc); err != nil {
+	if _, err := v.fetchJSON(ctx, issuer, u, &doc); err != nil {
 		return doc, err
 	}
 	if doc.Issuer != issuer {
@@ -160,9 +161,13 @@ func (v *Verifier) fetchDiscovery(ctx context.Context, issuer string) (discovery
 	return doc, nil
 }
 
-// fetchJSON GETs u within Timeout, decodes its JSON body into dst and returns the response's
-// header.
-func (v *Verifier) fetchJSON(ctx context.Context, u string, dst any) (http.Header, error) {
+// fetchJSON GETs u, for issuer, within Timeout, decodes its JSON body into dst and returns the
+// response's header. The connection may reach loopback only for an issuer configured on
+// loopback, where the transport checks addresses as it connects (netguard).
+func (v *Verifier) fetchJSON(ctx context.Context, issuer, u string, dst any) (http.Header, error) {
+	if iss, err := url.Parse(issuer); err == nil && isLoopback(iss.Hostname()) {
+		ctx = netguard.Allow(ctx, netguard.Loopback...)
+	}
 	ctx, cancel := context.WithTimeout(ctx, v.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)

@@ -266,7 +266,7 @@ func (ks *keySet) fetch(ctx context.Context, refetch bool) (loaded, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	header, fetchErr := ks.v.fetchJSON(ctx, url, &set)
+	header, fetchErr := ks.v.fetchJSON(ctx, ks.issuer, url, &set)
 	var keys []jose.JSONWebKey
 	if fetchErr == nil {
 		if keys = publicKeys(set.Keys); len(keys) == 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -37,6 +38,11 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// OIDCTimeout bounds one discovery or JWKS fetch of a tenant's issuer (CHAT_OIDC_TIMEOUT).
 	OIDCTimeout time.Duration
+	// IssuerAllowedNetworks are the networks beyond the public internet that fetches from the
+	// tenants' issuers may reach, such as an in-cluster identity provider
+	// (CHAT_ISSUER_ALLOWED_NETWORKS); an issuer configured on loopback may always be fetched
+	// from loopback.
+	IssuerAllowedNetworks []netip.Prefix
 	// MongoTimeout bounds one database operation (CHAT_MONGODB_TIMEOUT).
 	MongoTimeout time.Duration
 	// MaxBodyBytes is the largest request body accepted; larger ones get 413 (CHAT_MAX_BODY_BYTES).
@@ -90,6 +96,7 @@ func Vars() []Var {
 		{"CHAT_PRESENCE_TTL", "60s", "how long an admin stays online or away without a heartbeat", false},
 		{"CHAT_IDEMPOTENCY_TTL", "24h", "how long an Idempotency-Key is remembered", false},
 		{"CHAT_OIDC_TIMEOUT", "5s", "bound for one discovery or JWKS fetch of a tenant's issuer", false},
+		{"CHAT_ISSUER_ALLOWED_NETWORKS", "", "comma-separated CIDRs of private networks the issuers' fetches may reach (an in-cluster IdP); only public addresses otherwise", false},
 		{"CHAT_MONGODB_TIMEOUT", "5s", "bound for one MongoDB operation", false},
 		{"CHAT_MAX_BODY_BYTES", "65536", "largest request body; larger ones answer 413", false},
 		{"CHAT_SHUTDOWN_TIMEOUT", "20s", "bound for finishing in-flight requests after SIGTERM", false},
@@ -160,6 +167,17 @@ func Load(getenv func(string) string) (Config, error) {
 		EventStreams:            limit("CHAT_LIMITS_EVENT_STREAMS"),
 		TenantRequestsPerSecond: limit("CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND"),
 	}
+	for _, cidr := range strings.Split(get("CHAT_ISSUER_ALLOWED_NETWORKS"), ",") {
+		if cidr = strings.TrimSpace(cidr); cidr == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("CHAT_ISSUER_ALLOWED_NETWORKS: want CIDRs such as 10.0.0.0/8, got %q", cidr))
+			continue
+		}
+		c.IssuerAllowedNetworks = append(c.IssuerAllowedNetworks, p.Masked())
+	}
 	if u, err := url.Parse(c.MongoURI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
 		errs = append(errs, errors.New("CHAT_MONGODB_URI: want a mongodb:// or mongodb+srv:// URI"))
 	}
@@ -183,9 +201,9 @@ func Load(getenv func(string) string) (Config, error) {
 
 // String returns the configuration for a start-up log line, with credentials masked.
 func (c Config) String() string {
-	return fmt.Sprintf("addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d",
+	return fmt.Sprintf("addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d",
 		c.Addr, LogURL(c.MongoURI), c.MongoDatabase, LogURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
-		c.IdempotencyTTL, c.OIDCTimeout, c.MongoTimeout, c.MaxBodyBytes, c.ShutdownTimeout, c.MetricsTenantLabel,
+		c.IdempotencyTTL, c.OIDCTimeout, c.IssuerAllowedNetworks, c.MongoTimeout, c.MaxBodyBytes, c.ShutdownTimeout, c.MetricsTenantLabel,
 		c.Limits.RequestsPerMinute, c.Limits.WritesPerMinute, c.Limits.EventStreams, c.Limits.TenantRequestsPerSecond)
 }
 

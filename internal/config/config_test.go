@@ -125,7 +125,11 @@ func TestREADMEConfigTable(t *testing.T) {
 	var want strings.Builder
 	want.WriteString("| variable | default | what it sets |\n|---|---|---|\n")
 	for _, v := range Vars() {
-		fmt.Fprintf(&want, "| `%s` | `%s` | %s |\n", v.Name, v.Default, v.Help)
+		def := "`" + v.Default + "`"
+		if v.Default == "" {
+			def = "(none)"
+		}
+		fmt.Fprintf(&want, "| `%s` | %s | %s |\n", v.Name, def, v.Help)
 	}
 	got := strings.TrimSpace(readme[start+len("<!-- config-table:start -->") : end])
 	if got != strings.TrimSpace(want.String()) {
@@ -174,4 +178,22 @@ func TestLoadLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestLoadIssuerAllowedNetworks(t *testing.T) {
+	c, err := Load(mapEnv(map[string]string{"CHAT_ISSUER_ALLOWED_NETWORKS": " 10.1.2.3/8, fd00::/8 ,"}))
+	if err != nil || len(c.IssuerAllowedNetworks) != 2 || c.IssuerAllowedNetworks[0].String() != "10.0.0.0/8" || c.IssuerAllowedNetworks[1].String() != "fd00::/8" {
+		t.Errorf("Load = %v, %v; want 10.0.0.0/8 and fd00::/8", c.IssuerAllowedNetworks, err)
+	}
+	if _, err := Load(mapEnv(map[string]string{"CHAT_ISSUER_ALLOWED_NETWORKS": "10.0.0.0"})); err == nil || !strings.Contains(err.Error(), "CHAT_ISSUER_ALLOWED_NETWORKS") {
+		t.Errorf("a bare address: %v, want an error naming the variable", err)
+	}
+	if c, err := Load(mapEnv(nil)); err != nil || len(c.IssuerAllowedNetworks) != 0 {
+		t.Errorf("default: %v, %v; want none", c.IssuerAllowedNetworks, err)
+	}
+}
+
+// mapEnv returns a getenv reading env.
+func mapEnv(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
 }

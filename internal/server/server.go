@@ -31,6 +31,7 @@ import (
 	"github.com/supportchat/supportchat/internal/idempotency"
 	"github.com/supportchat/supportchat/internal/limits"
 	"github.com/supportchat/supportchat/internal/mongodb"
+	"github.com/supportchat/supportchat/internal/netguard"
 	"github.com/supportchat/supportchat/internal/presence"
 	"github.com/supportchat/supportchat/internal/redisconn"
 	"github.com/supportchat/supportchat/internal/telemetry"
@@ -169,7 +170,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Caches:      metrics,
 	})
 	verifier := auth.New(auth.Options{
-		HTTPClient: &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(tel.Propagator()))},
+		// Every connection to an issuer is checked as it is made: public addresses only, the
+		// operator's allowed networks, and loopback for an issuer configured on loopback.
+		HTTPClient: &http.Client{Transport: otelhttp.NewTransport(netguard.New(cfg.IssuerAllowedNetworks).Transport(), otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(tel.Propagator()))},
 		Timeout:    cfg.OIDCTimeout,
 		Logger:     log,
 		Observer:   metrics,

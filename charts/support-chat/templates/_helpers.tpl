@@ -97,6 +97,7 @@ CHAT_LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 CHAT_PRESENCE_TTL: {{ .Values.config.presenceTTL | quote }}
 CHAT_IDEMPOTENCY_TTL: {{ .Values.config.idempotencyTTL | quote }}
 CHAT_OIDC_TIMEOUT: {{ .Values.config.oidcTimeout | quote }}
+CHAT_ISSUER_ALLOWED_NETWORKS: {{ join "," .Values.config.issuerAllowedNetworks | quote }}
 CHAT_MAX_BODY_BYTES: {{ .Values.config.maxBodyBytes | int64 | toString | quote }}
 CHAT_SHUTDOWN_TIMEOUT: {{ .Values.config.shutdownTimeout | quote }}
 CHAT_METRICS_TENANT_LABEL: {{ .Values.config.metricsTenantLabel | toString | quote }}
