@@ -91,12 +91,12 @@ func (s *Service) assignee(ctx context.Context, t *tenant.Tenant, caller Caller,
 	if a == caller.ID {
 		return a, nil
 	}
-	known, err := s.admins.KnownAdmin(ctx, t.ID, a)
+	known, err := s.admins.KnownAdmin(ctx, t.ID, a, s.clock().Add(-adminAssignableFor))
 	if err != nil {
 		return "", err
 	}
 	if !known {
-		return "", FieldError("assignee", "is not an admin of this tenant; an admin can be assigned once they have used the service")
+		return "", FieldError("assignee", "is not an admin of this tenant; an admin can be assigned once they have used the service, and until 30 days after they last did")
 	}
 	return a, nil
 }

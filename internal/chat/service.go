@@ -63,8 +63,8 @@ type Store interface {
 type AdminStore interface {
 	// RecordAdmin remembers admin p of the tenant; recording one again changes nothing.
 	RecordAdmin(ctx context.Context, tenantID string, p Participant, at time.Time) error
-	// KnownAdmin reports whether the tenant has an admin with id.
-	KnownAdmin(ctx context.Context, tenantID, id string) (bool, error)
+	// KnownAdmin reports whether the tenant has an admin with id seen at seenSince or later.
+	KnownAdmin(ctx context.Context, tenantID, id string, seenSince time.Time) (bool, error)
 }
 
 // SettingsStore keeps the chat settings tenant admins set through the API.
@@ -166,7 +166,10 @@ type Service struct {
 // Admin bookkeeping: how often a replica records an admin it sees, and how many it remembers.
 const (
 	adminNoteInterval = time.Hour
-	maxNotedAdmins    = 10000
+	// adminAssignableFor is how long after their last request an admin may still be assigned:
+	// one who lost the role, or left, stops being offered once their tokens stop coming.
+	adminAssignableFor = 30 * 24 * time.Hour
+	maxNotedAdmins     = 10000
 )
 
 // NewService returns a Service using d.

@@ -283,6 +283,15 @@ func TestAdminWorkflowAndFilters(t *testing.T) {
 	if r := patch(grace, a.ID, map[string]any{"assignee": "admin-olga"}); r.Status != 400 {
 		t.Errorf("assign another tenant's admin = %d %s, want 400", r.Status, r.Body)
 	}
+	// An admin not seen for 30 days (demoted, or gone) is no longer assignable; the caller
+	// still is.
+	s.clock.Advance(30*24*time.Hour + time.Minute)
+	if p := patch(grace, a.ID, map[string]any{"assignee": "admin-alan"}).Problem(t, 400); p.Field() != "assignee" {
+		t.Errorf("assign an admin not seen for 30 days: problem names %q, want assignee", p.Field())
+	}
+	if r := patch(grace, a.ID, map[string]any{"assignee": "me"}); r.Status != 200 {
+		t.Errorf("assign me after 30 days = %d %s", r.Status, r.Body)
+	}
 	// Customers get 403 on admin-only endpoints.
 	ada.do("GET", "/api/v1/admin/settings", nil).Problem(t, 403)
 }

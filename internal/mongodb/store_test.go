@@ -749,22 +749,30 @@ func TestAdmins(t *testing.T) {
 	s := mustStore(t)
 	ctx := context.Background()
 	alex := chat.Participant{ID: "admin-1", Role: chat.RoleAdmin, Name: "Alex"}
-	for range 2 {
-		if err := s.RecordAdmin(ctx, shop, alex, t0); err != nil {
+	for _, at := range []time.Time{t0, t0.Add(-time.Hour)} { // a late, older record does not move it back
+		if err := s.RecordAdmin(ctx, shop, alex, at); err != nil {
 			t.Fatalf("RecordAdmin: %v", err)
 		}
 	}
 	for _, tc := range []struct {
 		tenant, id string
+		since      time.Time
 		want       bool
 	}{
-		{shop, "admin-1", true},
-		{shop, "admin-2", false},
-		{outdoor, "admin-1", false},
+		{shop, "admin-1", t0, true},
+		{shop, "admin-1", t0.Add(time.Second), false},
+		{shop, "admin-2", t0.Add(-time.Hour), false},
+		{outdoor, "admin-1", t0.Add(-time.Hour), false},
 	} {
-		if got, err := s.KnownAdmin(ctx, tc.tenant, tc.id); err != nil || got != tc.want {
-			t.Errorf("KnownAdmin(%s, %s) = %v, %v; want %v", tc.tenant, tc.id, got, err, tc.want)
+		if got, err := s.KnownAdmin(ctx, tc.tenant, tc.id, tc.since); err != nil || got != tc.want {
+			t.Errorf("KnownAdmin(%s, %s, %s) = %v, %v; want %v", tc.tenant, tc.id, tc.since, got, err, tc.want)
 		}
+	}
+	if err := s.RecordAdmin(ctx, shop, alex, t0.Add(time.Hour)); err != nil {
+		t.Fatalf("RecordAdmin: %v", err)
+	}
+	if got, err := s.KnownAdmin(ctx, shop, "admin-1", t0.Add(time.Second)); err != nil || !got {
+		t.Errorf("KnownAdmin after a later record = %v, %v; want true", got, err)
 	}
 }
 
