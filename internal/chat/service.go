@@ -61,7 +61,8 @@ type Store interface {
 // AdminStore remembers the admins of each tenant the service has seen, so a conversation can be
 // assigned only to one of them.
 type AdminStore interface {
-	// RecordAdmin remembers admin p of the tenant; recording one again changes nothing.
+	// RecordAdmin remembers admin p of the tenant as seen at at; a later record moves the time
+	// on, an earlier one does not move it back.
 	RecordAdmin(ctx context.Context, tenantID string, p Participant, at time.Time) error
 	// KnownAdmin reports whether the tenant has an admin with id seen at seenSince or later.
 	KnownAdmin(ctx context.Context, tenantID, id string, seenSince time.Time) (bool, error)

@@ -354,7 +354,7 @@ func waitNothingPending(t *testing.T, s *stack) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d entries still pending %s after the writers stopped", n, streamTimeout)
+			t.Fatalf("%d entries still pending %s after the writes", n, streamTimeout)
 		}
 	}
 }

@@ -324,11 +324,7 @@ func TestConsistencyNothingPilesUp(t *testing.T) {
 			ada.on([]*stack{a, b}[i%2]).send(conv, fmt.Sprintf("message %d", i))
 		}
 		ctx := context.Background()
-		for deadline := time.Now().Add(streamTimeout); a.pending(t) > 0; time.Sleep(100 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d entries still pending after %s", a.pending(t), streamTimeout)
-			}
-		}
+		waitNothingPending(t, a)
 		names, err := a.raw.ListCollectionNames(ctx, bson.M{})
 		if err != nil {
 			t.Fatal(err)

@@ -352,13 +352,11 @@ func (s *Store) Published(ctx context.Context, entries []chat.Entry) error {
 	if outbox {
 		return s.unmarkInOutbox(ctx, entries)
 	}
-	keys := make([]string, len(entries))
+	models := make([]mongo.WriteModel, len(entries))
 	for i, e := range entries {
-		keys[i] = entryKey(e.TenantID, e.ConversationID, e.Seq)
-	}
-	models := make([]mongo.WriteModel, len(keys))
-	for i, k := range keys {
-		models[i] = mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": k}).SetUpdate(bson.M{"$unset": bson.M{"pending": ""}})
+		models[i] = mongo.NewUpdateOneModel().
+			SetFilter(bson.M{"_id": entryKey(e.TenantID, e.ConversationID, e.Seq)}).
+			SetUpdate(bson.M{"$unset": bson.M{"pending": ""}})
 	}
 	_, err = s.entries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 	return wrap("mark entries published", err)
