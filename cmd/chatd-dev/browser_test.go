@@ -74,6 +74,23 @@ var demoURLPattern = regexp.MustCompile(`Demo storefront[^\n]*: (http://\S+?)/\n
 // returns the base URL once the demo data is seeded.
 func startDevStack(t *testing.T, origin string) string {
 	t.Helper()
+	return startDevStackWith(t, devStackOptions{origin: origin})
+}
+
+// devStackOptions vary startDevStackWith's stack.
+type devStackOptions struct {
+	// origin is listed in web.allowed_origins when not "".
+	origin string
+	// chat is appended to the tenant file's chat section (indented by two spaces).
+	chat string
+	// now is the service's clock; nil is the real one.
+	now func() time.Time
+}
+
+// startDevStackWith is startDevStack with the options o.
+func startDevStackWith(t *testing.T, o devStackOptions) string {
+	t.Helper()
+	origin := o.origin
 	uri, database := testenv.MustMongo(t)
 	rds := testenv.StartRedis(t)
 	dir := t.TempDir()
@@ -91,7 +108,7 @@ oidc:
   name_claim: name
 ` + web + `chat:
   away_prompt: "Our team is away right now. We usually reply within a few hours."
-`
+` + o.chat
 	if err := os.WriteFile(filepath.Join(dir, "demo-shop.yaml"), []byte(tenantFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +124,11 @@ oidc:
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, nil, func(k string) string { return env[k] }, &stdout, &stderr) }()
+	go func() {
+		s := &stack{getenv: func(k string) string { return env[k] }, stdout: &stdout, stderr: &stderr, now: o.now}
+		defer s.Close()
+		errc <- s.Run(ctx)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -772,6 +793,34 @@ func TestWidgetGoesOfflineAndCatchesUp(t *testing.T) {
 	if stored != 1 {
 		t.Errorf("the message written offline is stored %d times, want once", stored)
 	}
+	shop.checkConsole()
+}
+
+// TestWidgetShowsTheAwayPromptWhenHoursClose keeps the widget open while business hours close
+// (the service's clock moves to 17:00 in Berlin): the away prompt replaces the online state
+// without a reload, carried by the support.changed event the support clock publishes.
+func TestWidgetShowsTheAwayPromptWhenHoursClose(t *testing.T) {
+	b := newBrowser(t)
+	clk := testenv.NewClock(time.Date(2026, 11, 25, 15, 59, 30, 0, time.UTC)) // Wednesday 16:59:30 in Berlin
+	base := startDevStackWith(t, devStackOptions{now: clk.Now, chat: `  business_hours:
+    timezone: Europe/Berlin
+    weekly: {mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"], thu: ["09:00-17:00"], fri: ["09:00-17:00"]}
+`})
+	shop := b.tab(t, "shop")
+	shop.navigate(base + "/")
+	shop.click("the chat launcher", W+`.querySelector('.launcher')`)
+	shop.waitFor("the live connection", `document.querySelector('support-chat').connection === 'online'`)
+	api(t, base, "admin", "PUT", "/api/v1/chat/presence", map[string]string{"status": "online"}, nil) // online until 17:00:30
+	shop.waitFor("support online", W+`.querySelector('.away').hidden && !`+W+`.querySelector('.subtitle').hidden`)
+	shop.screenshot("1-before-closing")
+
+	clk.Set(time.Date(2026, 11, 25, 16, 0, 0, 500e6, time.UTC)) // 17:00:00.5 in Berlin
+	shop.waitFor("the away prompt after closing time", `!`+W+`.querySelector('.away').hidden && `+
+		W+`.querySelector('.away .prompt').textContent === 'Our team is away right now. We usually reply within a few hours.'`)
+	if n := eval[int](shop, `performance.getEntriesByType('navigation').length`); n != 1 {
+		t.Errorf("the storefront navigated %d times, want 1 (no reload)", n)
+	}
+	shop.screenshot("2-after-closing")
 	shop.checkConsole()
 }
 

@@ -35,6 +35,8 @@ const defaultAddr = "127.0.0.1:8080"
 type stack struct {
 	getenv         func(string) string
 	stdout, stderr io.Writer
+	// now is the service's clock (server.Options.Now); nil is the real one.
+	now func() time.Time
 
 	mu      sync.Mutex
 	issuers map[string]*devissuer.Issuer
@@ -81,6 +83,7 @@ func (s *stack) Run(ctx context.Context) error {
 		Stdout:        s.stderr, // logs go to stderr so the tokens and curl stay readable on stdout
 		RewriteTenant: s.rewrite,
 		Handler:       s.pages,
+		Now:           s.now,
 		OnListen: func(addr net.Addr) {
 			go func() { seeded <- s.welcome(ctx, cfg.TenantsDir, addr) }()
 		},

@@ -142,37 +142,29 @@ func (s *Service) SetPresence(ctx context.Context, status AdminStatus) (*Presenc
 	if status != AdminOnline && status != AdminAway {
 		return nil, FieldError("status", "must be online or away")
 	}
-	before, err := s.support(ctx, t)
-	if err != nil {
-		return nil, err
-	}
 	expires, err := s.presence.SetAdminStatus(ctx, t.ID, caller.ID, status, s.presenceTTL)
 	if err != nil {
 		return nil, &Error{Code: Unavailable, Message: "presence is unavailable right now", Err: err}
 	}
-	sup, err := s.support(ctx, t)
+	sup, err := s.announceSupport(ctx, t, false)
 	if err != nil {
 		return nil, err
 	}
-	now := s.clock()
 	if sup.Status == SupportOnline {
-		if err := s.presence.MarkSupportOnline(ctx, t.ID, now); err != nil {
+		if err := s.presence.MarkSupportOnline(ctx, t.ID, s.clock()); err != nil {
 			s.logger.WarnContext(ctx, "recording support online", "tenant", t.ID, "error", err)
 		}
 	}
 	if status == AdminAway {
 		s.unassignIfSet(ctx, t, caller.ID)
 	}
-	if !sup.Equal(before) {
-		s.supportChanged(ctx, t.ID)
-		s.publish(ctx, Event{Type: EventSupportChanged, TenantID: t.ID, At: now, Support: &sup})
-	}
 	return &PresenceState{Status: status, ExpiresAt: expires.UTC(), Support: sup}, nil
 }
 
-// SweepPresence handles admins whose online status lapsed without a heartbeat: their tenants
-// hear of the change, and their conversations are unassigned where the tenant wants that. Each
-// lapse is handled by one replica. It returns how many lapses it handled.
+// SweepPresence handles admins whose online status lapsed without a heartbeat: their
+// conversations are unassigned where the tenant wants that (the support clock tells their
+// tenants' customers, see SweepSupport). Each lapse is handled by one replica. It returns how
+// many lapses it handled.
 func (s *Service) SweepPresence(ctx context.Context) (int, error) {
 	lapses, err := s.presence.ClaimLapsed(ctx, s.clock(), lapseBatch)
 	if err != nil {
@@ -183,12 +175,7 @@ func (s *Service) SweepPresence(ctx context.Context) (int, error) {
 		if err != nil {
 			continue // the tenant was removed meanwhile
 		}
-		tctx := tenant.NewContext(ctx, t)
-		s.unassignIfSet(tctx, t, l.AdminID)
-		s.supportChanged(ctx, t.ID)
-		if sup, err := s.support(tctx, t); err == nil {
-			s.publish(ctx, Event{Type: EventSupportChanged, TenantID: t.ID, At: s.clock(), Support: &sup})
-		}
+		s.unassignIfSet(tenant.NewContext(ctx, t), t, l.AdminID)
 	}
 	return len(lapses), nil
 }
@@ -267,10 +254,11 @@ func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsView, 
 	if err := s.settings.PutOverrides(ctx, t.ID, o); err != nil {
 		return nil, err
 	}
-	s.overrides.forget(t.ID)
+	// Settings the block does not show (unassign_on_away) change nothing customers see; the
+	// cached block is replaced all the same.
 	s.supportChanged(ctx, t.ID)
-	if sup, err := s.support(ctx, t); err == nil {
-		s.publish(ctx, Event{Type: EventSupportChanged, TenantID: t.ID, At: o.UpdatedAt, Support: &sup})
+	if _, err := s.announceSupport(ctx, t, false); err != nil {
+		s.logger.WarnContext(ctx, "support block after a settings change", "tenant", t.ID, "error", err)
 	}
 	return settingsView(t, o), nil
 }

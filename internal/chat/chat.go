@@ -4,6 +4,7 @@ package chat
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -196,6 +197,19 @@ type Support struct {
 	// ExpectedReplySeconds is the median time to first admin reply over the last 7 days; nil
 	// until there is data.
 	ExpectedReplySeconds *int64
+	// Until is the first moment the block may change by itself: business hours open or
+	// close, or an admin's status lapses. Zero when nothing is due. It is not shown.
+	Until time.Time
+}
+
+// announced is what customers are told of s and hear again when it changes: everything but
+// the expected reply time, a statistic each replica computes on its own.
+func (s Support) announced() string {
+	next := ""
+	if s.NextAvailableAt != nil {
+		next = s.NextAvailableAt.UTC().Format(time.RFC3339Nano)
+	}
+	return string(s.Status) + "|" + strconv.FormatBool(s.Available) + "|" + s.Reason + "|" + next + "|" + s.Prompt
 }
 
 // Equal reports whether s and o say the same.

@@ -91,6 +91,37 @@ type Presence interface {
 	ClaimLapsed(ctx context.Context, now time.Time, limit int) ([]Lapse, error)
 }
 
+// SupportClock remembers, per tenant, the support state its customers were last told of, so
+// that each change is announced once however many replicas see it, and the moment the state
+// may next change by itself (business hours, a status that lapses). It lives in Redis
+// (presence.Store), which may be down: errors are logged.
+type SupportClock interface {
+	// AnnounceSupport records state, computed at at, as the tenant's announced support state
+	// unless one computed later is recorded, and schedules the tenant to be computed again at
+	// until at the latest (zero: only when something changes it).
+	AnnounceSupport(ctx context.Context, tenantID string, at time.Time, state string, until time.Time) (Announcement, error)
+	// ClaimDueSupport returns up to limit tenants due to be computed at now, each to exactly
+	// one caller across all replicas.
+	ClaimDueSupport(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// UnscheduledSupport returns the tenants of ids with nothing scheduled.
+	UnscheduledSupport(ctx context.Context, ids []string) ([]string, error)
+}
+
+// Announcement is what AnnounceSupport found.
+type Announcement int
+
+// The outcomes of AnnounceSupport.
+const (
+	// AnnouncedStale: a state computed later is recorded; this one is not.
+	AnnouncedStale Announcement = iota
+	// AnnouncedSame: the state is the one recorded.
+	AnnouncedSame
+	// AnnouncedFirst: no state was recorded (a new tenant, or Redis lost it).
+	AnnouncedFirst
+	// AnnouncedChange: the state replaced another one; customers must hear of it.
+	AnnouncedChange
+)
+
 // Lapse is an admin whose online status expired without a heartbeat.
 type Lapse struct {
 	TenantID string
@@ -127,6 +158,9 @@ type Deps struct {
 	Presence Presence
 	Events   Publisher
 	Tenants  Tenants
+	// SupportClock announces each change of a tenant's support once; it may be nil (unit
+	// tests), and then every block computed is announced.
+	SupportClock SupportClock
 	// Invalidator is told of changes to the cached support block; it may be nil.
 	Invalidator Invalidator
 	// Now is the clock; NewID returns a new unique id (24 hex digits).
@@ -152,6 +186,7 @@ type Service struct {
 	admins      AdminStore
 	presence    Presence
 	events      Publisher
+	announcer   SupportClock
 	caches      Invalidator
 	tenants     Tenants
 	now         func() time.Time
@@ -194,6 +229,7 @@ func NewService(d Deps) *Service {
 		admins:      d.Admins,
 		presence:    d.Presence,
 		events:      d.Events,
+		announcer:   d.SupportClock,
 		caches:      d.Invalidator,
 		tenants:     d.Tenants,
 		now:         d.Now,

@@ -49,18 +49,26 @@ type TeamPresence struct {
 	Away   int
 	// LastOnlineAt is the last time support was seen online (zero if never or unknown).
 	LastOnlineAt time.Time
+	// NextExpiry is when the first of the admins' online or away statuses expires without a
+	// heartbeat (zero if none).
+	NextExpiry time.Time
 }
 
 // supportAt combines business hours and presence into the support block at now. Without
 // presence data (known false) nobody counts as online.
 func supportAt(now time.Time, s Settings, p TeamPresence) Support {
-	var sup Support
+	sup := Support{Until: p.NextExpiry}
 	open := true
-	if h := s.BusinessHours; h != nil && !h.Open(now) {
-		open = false
-		if next, ok := h.NextOpening(now); ok {
-			next = next.UTC()
-			sup.NextAvailableAt = &next
+	if h := s.BusinessHours; h != nil {
+		if change, ok := h.NextChange(now); ok && (sup.Until.IsZero() || change.Before(sup.Until)) {
+			sup.Until = change.UTC()
+		}
+		if !h.Open(now) {
+			open = false
+			if next, ok := h.NextOpening(now); ok {
+				next = next.UTC()
+				sup.NextAvailableAt = &next
+			}
 		}
 	}
 	switch {

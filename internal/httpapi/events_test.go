@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/supportchat/supportchat/internal/events"
 	"github.com/supportchat/supportchat/internal/testenv"
 )
 
@@ -412,17 +414,25 @@ func TestEventStreamsSurviveARedisRestart(t *testing.T) {
 					t.Fatal("replica a does not reach Redis again")
 				}
 			}
+			// The message sent while Redis was down is not lost to the streams either: the
+			// log's relay publishes it once Redis is back. Whether this stream sees it depends
+			// on which came first, the relay or the stream's subscription (before it, resync
+			// told the client to read the lists again), so the test looks for it on the bus.
+			for deadline := time.Now().Add(streamTimeout); !onBus(t, a.rdb, shop, `"body":"during"`); time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the message sent while Redis was down never reached the event bus")
+				}
+			}
+			// A message sent now follows it on the bus and reaches the stream; neither comes twice.
 			ada.on(a).send(conv.ID, "after")
-			// The message sent while Redis was down is not lost to the stream either: the log's
-			// relay publishes it once Redis is back, and the new message comes too, each once.
 			seen := map[string]int{}
-			for seen["during"] == 0 || seen["after"] == 0 {
+			for seen["after"] == 0 {
 				m := decode[messageEvent](t, again.expect("message.created", "conversation.updated").Data)
 				seen[m.Message.Body]++
 			}
 			again.quiet(time.Second)
-			if seen["during"] != 1 || seen["after"] != 1 {
-				t.Errorf("message.created by body after the restart = %v, want during and after once each", seen)
+			if seen["during"] > 1 || seen["after"] != 1 {
+				t.Errorf("message.created by body after the restart = %v, want after once and during at most once", seen)
 			}
 			// The list never depended on Redis: it has the message sent while it was down.
 			found := false
@@ -434,4 +444,21 @@ func TestEventStreamsSurviveARedisRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// onBus reports whether an event of the tenant on the Redis bus has a field holding text.
+func onBus(t *testing.T, rdb redis.UniversalClient, tenantID, text string) bool {
+	t.Helper()
+	entries, err := rdb.XRange(context.Background(), events.Key(tenantID), "-", "+").Result()
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		for _, v := range e.Values {
+			if s, ok := v.(string); ok && strings.Contains(s, text) {
+				return true
+			}
+		}
+	}
+	return false
 }

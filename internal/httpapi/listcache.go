@@ -22,9 +22,10 @@ type ListCache interface {
 
 var _ ListCache = (*cache.Cache)(nil)
 
-// defaultSupportTTL bounds how long a support block is cached: every explicit change
-// (presence, settings) invalidates it at once; this bounds how late it shows what changes by
-// itself (a heartbeat that lapses, business hours that close, the expected reply time).
+// defaultSupportTTL bounds how long a support block is cached: every change (presence,
+// settings, a tenant file) invalidates it at once, and it is never cached past the moment it
+// changes by itself (business hours, a heartbeat that lapses); this bounds how late it shows
+// the expected reply time.
 const defaultSupportTTL = 5 * time.Second
 
 // listJSONContentType is what c.JSON sends; cached lists are sent as the same bytes.
@@ -112,13 +113,11 @@ func listCacheKey(caller chat.Caller, q url.Values) (view, key string) {
 }
 
 // supportTTL is how long the support block s may be cached at now: at most limit, and not past
-// the next opening of business hours.
+// the moment it may change by itself (business hours open or close, an admin's status lapses).
 func supportTTL(s chat.Support, now time.Time, limit time.Duration) time.Duration {
 	ttl := limit
-	if s.NextAvailableAt != nil {
-		if until := s.NextAvailableAt.Sub(now); until < ttl {
-			ttl = until
-		}
+	if !s.Until.IsZero() {
+		ttl = min(ttl, s.Until.Sub(now))
 	}
 	return ttl
 }

@@ -223,22 +223,24 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); s.log.Run(relayCtx) }()
 	t.Cleanup(func() { stopRelay(); <-relayDone })
+	team := presence.New(s.rdb, s.clock.Now)
 	s.svc = chat.NewService(chat.Deps{
-		Log:         s.log,
-		Store:       listStore,
-		Settings:    s.store,
-		Admins:      s.store,
-		Presence:    presence.New(s.rdb, s.clock.Now),
-		Tenants:     s.tenants,
-		Now:         s.clock.Now,
-		NewID:       randomID,
-		PresenceTTL: time.Minute,
-		SettingsTTL: cacheTTL,
-		StatsTTL:    cacheTTL,
-		Logger:      debugLogger(),
-		Events:      bus,
-		Invalidator: lists,
-		Caches:      s.metrics,
+		Log:          s.log,
+		Store:        listStore,
+		Settings:     s.store,
+		Admins:       s.store,
+		Presence:     team,
+		SupportClock: team,
+		Tenants:      s.tenants,
+		Now:          s.clock.Now,
+		NewID:        randomID,
+		PresenceTTL:  time.Minute,
+		SettingsTTL:  cacheTTL,
+		StatsTTL:     cacheTTL,
+		Logger:       debugLogger(),
+		Events:       bus,
+		Invalidator:  lists,
+		Caches:       s.metrics,
 	})
 	// Fetching a local issuer's keys may take seconds under -race on a loaded machine; a tenant
 	// whose issuer is down (down-shop) is refused at once whatever the bound.

@@ -55,6 +55,7 @@ type Store struct {
 	now         func() time.Time
 	claimLapses *redis.Script
 	markOnline  *redis.Script
+	announce    *redis.Script
 }
 
 var _ chat.Presence = (*Store)(nil)
@@ -66,6 +67,7 @@ func New(rdb redis.Cmdable, now func() time.Time) *Store {
 		now:         now,
 		claimLapses: redis.NewScript(claimLapsesScript),
 		markOnline:  redis.NewScript(markOnlineScript),
+		announce:    redis.NewScript(announceScript),
 	}
 }
 
@@ -98,14 +100,19 @@ func (s *Store) SetAdminStatus(ctx context.Context, tenantID, adminID string, st
 	return expires, nil
 }
 
-// TeamPresence counts the tenant's admins online and away now, in one round trip.
+// TeamPresence counts the tenant's admins online and away now, and finds the first of their
+// statuses to expire, in one round trip.
 func (s *Store) TeamPresence(ctx context.Context, tenantID string) (chat.TeamPresence, error) {
 	now := strconv.FormatInt(s.now().UnixMilli(), 10)
 	var online, away *redis.IntCmd
+	var firstOnline, firstAway *redis.ZSliceCmd
 	var last *redis.StringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		first := &redis.ZRangeBy{Min: "(" + now, Max: "+inf", Count: 1}
 		online = p.ZCount(ctx, onlineKey(tenantID), "("+now, "+inf")
 		away = p.ZCount(ctx, awayKey(tenantID), "("+now, "+inf")
+		firstOnline = p.ZRangeByScoreWithScores(ctx, onlineKey(tenantID), first)
+		firstAway = p.ZRangeByScoreWithScores(ctx, awayKey(tenantID), first)
 		last = p.Get(ctx, lastOnlineKey(tenantID))
 		return nil
 	})
@@ -115,6 +122,14 @@ func (s *Store) TeamPresence(ctx context.Context, tenantID string) (chat.TeamPre
 	tp := chat.TeamPresence{Online: int(online.Val()), Away: int(away.Val())}
 	if ms, err := strconv.ParseInt(last.Val(), 10, 64); err == nil {
 		tp.LastOnlineAt = time.UnixMilli(ms).UTC()
+	}
+	for _, first := range [][]redis.Z{firstOnline.Val(), firstAway.Val()} {
+		if len(first) == 0 {
+			continue
+		}
+		if exp := time.UnixMilli(int64(first[0].Score)).UTC(); tp.NextExpiry.IsZero() || exp.Before(tp.NextExpiry) {
+			tp.NextExpiry = exp
+		}
 	}
 	return tp, nil
 }

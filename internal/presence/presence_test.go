@@ -165,3 +165,103 @@ func TestSupportOnlineMarkNeverMovesBack(t *testing.T) {
 		}
 	})
 }
+
+// TestSupportIsAnnouncedOnce records support states as replicas would: the first state of a
+// tenant, a repeat, a change, and a state computed before the recorded one (a replica that
+// was slower); and checks when each tenant is due.
+func TestSupportIsAnnouncedOnce(t *testing.T) {
+	onEachRedis(t, func(t *testing.T, s *presence.Store, clk *testenv.Clock) {
+		ctx := context.Background()
+		t0 := clk.Now()
+		steps := []struct {
+			name  string
+			at    time.Time
+			state string
+			until time.Time
+			want  chat.Announcement
+		}{
+			{"first state", t0, "online", t0.Add(time.Minute), chat.AnnouncedFirst},
+			{"the same state later", t0.Add(time.Second), "online", t0.Add(2 * time.Minute), chat.AnnouncedSame},
+			{"a change", t0.Add(2 * time.Second), "away", time.Time{}, chat.AnnouncedChange},
+			{"a state computed before the change", t0.Add(1500 * time.Millisecond), "online", t0.Add(time.Minute), chat.AnnouncedStale},
+			{"the change seen again", t0.Add(3 * time.Second), "away", time.Time{}, chat.AnnouncedSame},
+			{"a change back", t0.Add(4 * time.Second), "online", t0.Add(3 * time.Minute), chat.AnnouncedChange},
+		}
+		for _, st := range steps {
+			got, err := s.AnnounceSupport(ctx, "shop", st.at, st.state, st.until)
+			if err != nil || got != st.want {
+				t.Fatalf("%s: AnnounceSupport = %v, %v; want %v", st.name, got, err, st.want)
+			}
+		}
+		if _, err := s.AnnounceSupport(ctx, "idle", t0, "offline", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		// "shop" is due at the earliest moment any announcement named (t0+1m), not at the
+		// later ones that arrived after it; "idle" is scheduled but never due.
+		missing, err := s.UnscheduledSupport(ctx, []string{"shop", "idle", "new"})
+		if err != nil || len(missing) != 1 || missing[0] != "new" {
+			t.Fatalf("UnscheduledSupport = %v, %v; want [new]", missing, err)
+		}
+		if due, err := s.ClaimDueSupport(ctx, t0.Add(59*time.Second), 10); err != nil || len(due) != 0 {
+			t.Fatalf("ClaimDueSupport before the first moment = %v, %v; want none", due, err)
+		}
+		var wg sync.WaitGroup
+		claimed := make(chan string, 10)
+		for range 4 {
+			wg.Go(func() {
+				due, err := s.ClaimDueSupport(ctx, t0.Add(time.Minute), 10)
+				if err != nil {
+					t.Error(err)
+				}
+				for _, id := range due {
+					claimed <- id
+				}
+			})
+		}
+		wg.Wait()
+		close(claimed)
+		var got []string
+		for id := range claimed {
+			got = append(got, id)
+		}
+		if len(got) != 1 || got[0] != "shop" {
+			t.Fatalf("four replicas claimed %v at the due moment, want [shop] once", got)
+		}
+		if missing, _ := s.UnscheduledSupport(ctx, []string{"shop"}); len(missing) != 1 {
+			t.Errorf("a claimed tenant is still scheduled: UnscheduledSupport = %v", missing)
+		}
+	})
+}
+
+// TestTeamPresenceNamesTheFirstExpiry checks that TeamPresence finds the first status of the
+// tenant's admins to expire, online or away, and none once all expired.
+func TestTeamPresenceNamesTheFirstExpiry(t *testing.T) {
+	onEachRedis(t, func(t *testing.T, s *presence.Store, clk *testenv.Clock) {
+		ctx := context.Background()
+		t0 := clk.Now()
+		for _, a := range []struct {
+			id     string
+			status chat.AdminStatus
+			ttl    time.Duration
+		}{{"ada", chat.AdminOnline, 3 * time.Minute}, {"bob", chat.AdminAway, time.Minute}, {"cy", chat.AdminOnline, 2 * time.Minute}} {
+			if _, err := s.SetAdminStatus(ctx, "shop", a.id, a.status, a.ttl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, step := range []struct {
+			at   time.Time
+			want time.Time
+		}{
+			{t0, t0.Add(time.Minute)},
+			{t0.Add(time.Minute), t0.Add(2 * time.Minute)},
+			{t0.Add(150 * time.Second), t0.Add(3 * time.Minute)},
+			{t0.Add(3 * time.Minute), time.Time{}},
+		} {
+			clk.Set(step.at)
+			p, err := s.TeamPresence(ctx, "shop")
+			if err != nil || !p.NextExpiry.Equal(step.want) {
+				t.Errorf("at %s: NextExpiry = %s, %v; want %s", step.at, p.NextExpiry, err, step.want)
+			}
+		}
+	})
+}

@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,15 +26,23 @@ const (
 	idempotencySweepBatch    = 1000
 )
 
+// The support clock: how often the tenants whose support block is due to change by itself are
+// looked for (the changes are announced within 1 s: docs/EVENTS.md), and how often each
+// replica looks for tenants that have nothing scheduled (new ones, or after Redis lost its data).
+const (
+	supportSweepInterval     = 250 * time.Millisecond
+	supportReconcileInterval = 30 * time.Second
+)
+
 // lostEventsInterval is how often resync entries for events that could not be published are
 // retried (see events.Bus.Flush).
 const lostEventsInterval = 2 * time.Second
 
 // background runs the service's housekeeping until ctx ends: the log's relay of pending
 // entries, the resync of lost events, index builds until they succeed, the tenant file watch,
-// SIGHUP reloads, the presence sweep, and the sweep of expired idempotency records where the
-// server has no TTL indexes.
-func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mongodb.DB, tenants *tenant.Registry, svc *chat.Service, convs *convlog.Log, bus *events.Bus, signals <-chan os.Signal) {
+// SIGHUP reloads, the support clock (with the tenants whose files changed), the presence
+// sweep, and the sweep of expired idempotency records where the server has no TTL indexes.
+func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mongodb.DB, tenants *tenant.Registry, changed *tenantSet, svc *chat.Service, convs *convlog.Log, bus *events.Bus, signals <-chan os.Signal) {
 	if signals == nil {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGHUP)
@@ -62,10 +73,31 @@ func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mo
 	defer expired.Stop()
 	lostEvents := time.NewTicker(lostEventsInterval)
 	defer lostEvents.Stop()
+	supportDue := time.NewTicker(supportSweepInterval)
+	defer supportDue.Stop()
+	reconcile := time.NewTimer(0)
+	defer reconcile.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed.ready():
+			svc.TenantsChanged(ctx, changed.take())
+		case <-supportDue.C:
+			if _, err := svc.SweepSupport(ctx); err != nil {
+				log.Debug("support clock", "error", err)
+			}
+		case <-reconcile.C:
+			reconcile.Reset(supportReconcileInterval)
+			ids := make([]string, 0, tenants.Status().Loaded)
+			for _, t := range tenants.All() {
+				ids = append(ids, t.ID)
+			}
+			if n, err := svc.ReconcileSupport(ctx, ids); err != nil {
+				log.Debug("support clock reconcile", "error", err)
+			} else if n > 0 {
+				log.Debug("support scheduled", "tenants", n)
+			}
 		case <-signals:
 			res := tenants.Reload()
 			log.Info("tenants reloaded on SIGHUP", "loaded", res.Loaded, "invalid", len(res.Invalid))
@@ -114,4 +146,43 @@ func sweepInterval(ttl time.Duration) time.Duration {
 		return d
 	}
 	return time.Second
+}
+
+// tenantSet collects tenant ids from the registry's reload hook for the background loop, which
+// must not be blocked: the hook runs inside Reload.
+type tenantSet struct {
+	mu     sync.Mutex
+	ids    map[string]struct{}
+	signal chan struct{}
+}
+
+func newTenantSet() *tenantSet {
+	return &tenantSet{ids: map[string]struct{}{}, signal: make(chan struct{}, 1)}
+}
+
+func (s *tenantSet) add(ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for _, id := range ids {
+		s.ids[id] = struct{}{}
+	}
+	s.mu.Unlock()
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+// ready is ready to receive once ids were added since the last take.
+func (s *tenantSet) ready() <-chan struct{} { return s.signal }
+
+// take returns the ids added since the last take, sorted, and forgets them.
+func (s *tenantSet) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := slices.Sorted(maps.Keys(s.ids))
+	clear(s.ids)
+	return ids
 }

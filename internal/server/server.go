@@ -72,6 +72,10 @@ type Options struct {
 	SpanExporter sdktrace.SpanExporter
 	// Signals reports SIGHUP to reload tenants; nil installs the process's own handler.
 	Signals <-chan os.Signal
+	// Now is the clock of the chat service, its caches, presence and the support clock
+	// (time.Now in production; tests move it to business hours' edges). Tokens are checked
+	// against the real time.
+	Now func() time.Time
 }
 
 // NewLogger returns the service's JSON logger on w at level.
@@ -88,6 +92,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	}
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	log := NewLogger(o.Stdout, cfg.LogLevel)
 	log.InfoContext(ctx, "starting", "version", o.Version, "config", cfg.String())
@@ -109,12 +116,15 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	tp := tel.TracerProvider()
 	metrics := telemetry.NewMetrics(telemetry.MetricsOptions{TenantLabel: cfg.MetricsTenantLabel, Version: o.Version})
 
+	// Tenants whose files changed have their support blocks announced by the background loop.
+	changed := newTenantSet()
 	tenants := tenant.NewRegistry(cfg.TenantsDir, tenant.Options{
 		Logger:  log,
 		Rewrite: o.RewriteTenant,
 		OnReload: func(r tenant.ReloadResult) {
 			metrics.TenantReload(r.Err == nil && len(r.Invalid) == 0, r.Loaded, len(r.Invalid))
 			metrics.TenantsChanged(r.Added, r.Removed)
+			changed.add(r.Changed...)
 		},
 	})
 	if res := tenants.Reload(); res.Err != nil {
@@ -143,7 +153,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	defer func() { _ = streamRDB.Close() }()
 	bus := events.NewBus(rdb, httpapi.RenderEvent, events.BusOptions{Logger: log, Observer: metrics})
 	hub := events.NewHub(events.NewBus(streamRDB, httpapi.RenderEvent, events.BusOptions{Logger: log}), events.HubOptions{Logger: log})
-	lists := cache.New(rdb, cache.Options{Observer: metrics})
+	lists := cache.New(rdb, cache.Options{Observer: metrics, Now: o.Now})
 
 	store := db.Store()
 	convs := convlog.New(convlog.Deps{
@@ -153,21 +163,24 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Logger:   log,
 		Observer: metrics,
 		Lease:    redisconn.NewLease(rdb),
+		Now:      o.Now,
 	})
+	team := presence.New(rdb, o.Now)
 	svc := chat.NewService(chat.Deps{
-		Log:         convs,
-		Store:       store,
-		Settings:    store,
-		Admins:      store,
-		Presence:    presence.New(rdb, time.Now),
-		Events:      bus,
-		Invalidator: lists,
-		Tenants:     tenants,
-		Now:         time.Now,
-		NewID:       newID,
-		PresenceTTL: cfg.PresenceTTL,
-		Logger:      log,
-		Caches:      metrics,
+		Log:          convs,
+		Store:        store,
+		Settings:     store,
+		Admins:       store,
+		Presence:     team,
+		SupportClock: team,
+		Events:       bus,
+		Invalidator:  lists,
+		Tenants:      tenants,
+		Now:          o.Now,
+		NewID:        newID,
+		PresenceTTL:  cfg.PresenceTTL,
+		Logger:       log,
+		Caches:       metrics,
 	})
 	verifier := auth.New(auth.Options{
 		// Every connection to an issuer is checked as it is made: public addresses only, the
@@ -177,7 +190,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Logger:     log,
 		Observer:   metrics,
 	})
-	keeper := idempotency.NewKeeper(store, cfg.IdempotencyTTL, time.Now, func() string { return newID() + newID() })
+	keeper := idempotency.NewKeeper(store, cfg.IdempotencyTTL, o.Now, func() string { return newID() + newID() })
 	// Limits count in Redis across replicas; each replica limits on its own while Redis is down.
 	// The limiter's lease refresher lives until Close, not until ctx ends.
 	limiter := limits.New(rdb, limits.Config{ //nolint:contextcheck // see above
@@ -204,6 +217,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Logger:        log,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		Limits:        limiter,
+		Now:           o.Now,
 	})
 
 	bg, stopBackground := context.WithCancel(ctx)
@@ -211,7 +225,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		background(bg, log, cfg, db, tenants, svc, convs, bus, o.Signals)
+		background(bg, log, cfg, db, tenants, changed, svc, convs, bus, o.Signals)
 	}()
 	defer func() { stopBackground(); <-done }()
 

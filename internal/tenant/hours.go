@@ -204,6 +204,30 @@ func (h *BusinessHours) NextOpening(t time.Time) (time.Time, bool) {
 	return next, found
 }
 
+// NextChange returns the earliest instant after t at which the business hours open or close,
+// reporting false when nothing changes within eight days (a schedule without ranges, or one
+// open around the clock). Ranges that meet or overlap change nothing where they meet; the
+// instants follow the location's daylight saving time changes.
+func (h *BusinessHours) NextChange(t time.Time) (time.Time, bool) {
+	var edges []time.Time
+	h.intervals(t, -1, searchDays, func(start, end time.Time) bool {
+		for _, e := range []time.Time{start, end} {
+			if e.After(t) {
+				edges = append(edges, e)
+			}
+		}
+		return true
+	})
+	slices.SortFunc(edges, time.Time.Compare)
+	open := h.Open(t)
+	for _, e := range edges {
+		if h.Open(e) != open {
+			return e, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // intervals calls yield with the start and end instant of every range of the local days from
 // t's day+from to t's day+to, until yield returns false.
 func (h *BusinessHours) intervals(t time.Time, from, to int, yield func(start, end time.Time) bool) {

@@ -162,6 +162,48 @@ func TestNextOpening(t *testing.T) {
 	}
 }
 
+func TestNextChange(t *testing.T) {
+	berlin := mustLocation(t, "Europe/Berlin")
+	ny := mustLocation(t, "America/New_York")
+	office := mustHours(t, "Europe/Berlin", map[string][]string{"mon": {"09:00-18:00"}, "fri": {"09:00-17:00"}})
+	// Friday 18:00-24:00 and Saturday 00:00-01:00 meet at midnight: one opening, no change there.
+	overnight := mustHours(t, "Europe/Berlin", map[string][]string{"fri": {"18:00-24:00"}, "sat": {"00:00-01:00"}})
+	// New York: clocks spring forward on 2026-03-08 and fall back on 2026-11-01.
+	dst := mustHours(t, "America/New_York", map[string][]string{"sun": {"01:30-03:00", "09:00-17:00"}})
+	always := mustHours(t, "Europe/Berlin", map[string][]string{
+		"mon": {"00:00-24:00"}, "tue": {"00:00-24:00"}, "wed": {"00:00-24:00"}, "thu": {"00:00-24:00"},
+		"fri": {"00:00-24:00"}, "sat": {"00:00-24:00"}, "sun": {"00:00-24:00"},
+	})
+	tests := []struct {
+		name   string
+		hours  *tenant.BusinessHours
+		from   time.Time
+		want   time.Time
+		wantOK bool
+	}{
+		{"open Monday closes at 18:00", office, at(t, berlin, "2026-06-15 10:00"), at(t, berlin, "2026-06-15 18:00"), true},
+		{"at the closing instant the next change is Friday's opening", office, at(t, berlin, "2026-06-15 18:00"), at(t, berlin, "2026-06-19 09:00"), true},
+		{"closed Friday evening waits for Monday's opening", office, at(t, berlin, "2026-06-19 17:00"), at(t, berlin, "2026-06-22 09:00"), true},
+		{"ranges that meet at midnight close at Saturday 01:00", overnight, at(t, berlin, "2026-06-19 23:00"), at(t, berlin, "2026-06-20 01:00"), true},
+		{"spring-forward Sunday closes at 03:00 EDT, the gap's end", dst, utc(t, "2026-03-08 06:45"), utc(t, "2026-03-08 07:00"), true},
+		{"spring-forward Sunday opens at 09:00 EDT (13:00 UTC)", dst, utc(t, "2026-03-08 07:00"), utc(t, "2026-03-08 13:00"), true},
+		{"spring-forward Sunday closes at 17:00 EDT (21:00 UTC)", dst, utc(t, "2026-03-08 13:00"), utc(t, "2026-03-08 21:00"), true},
+		{"fall-back Sunday opens at the first 01:30 (EDT)", dst, at(t, ny, "2026-11-01 00:00"), utc(t, "2026-11-01 05:30"), true},
+		{"fall-back Sunday closes at 03:00 EST, through the repeated hour", dst, utc(t, "2026-11-01 05:30"), utc(t, "2026-11-01 08:00"), true},
+		{"fall-back Sunday opens at 09:00 EST (14:00 UTC)", dst, utc(t, "2026-11-01 08:00"), utc(t, "2026-11-01 14:00"), true},
+		{"open around the clock never changes", always, at(t, berlin, "2026-06-15 10:00"), time.Time{}, false},
+		{"no ranges never change", mustHours(t, "Europe/Berlin", nil), at(t, berlin, "2026-06-15 10:00"), time.Time{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := tt.hours.NextChange(tt.from)
+			if ok != tt.wantOK || !got.Equal(tt.want) {
+				t.Errorf("NextChange(%s) = %s, %t; want %s, %t", tt.from.UTC(), got.UTC(), ok, tt.want.UTC(), tt.wantOK)
+			}
+		})
+	}
+}
+
 func TestParseBusinessHoursErrors(t *testing.T) {
 	tests := []struct {
 		name     string
