@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,6 +111,7 @@ type Bus struct {
 	window    time.Duration
 	minEvents int
 	publish   *redis.Script
+	replay    *redis.Script
 
 	// lost holds the tenants whose events without an id this replica failed to publish: the
 	// next append to their stream is a resync entry first (see Publish).
@@ -147,7 +147,7 @@ func NewBus(rdb redis.UniversalClient, render Renderer, o BusOptions) *Bus {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Bus{rdb: rdb, render: render, log: o.Logger, obs: o.Observer, window: o.Window, minEvents: o.MinEvents, publish: redis.NewScript(publishScript), lost: make(map[string]bool)}
+	return &Bus{rdb: rdb, render: render, log: o.Logger, obs: o.Observer, window: o.Window, minEvents: o.MinEvents, publish: redis.NewScript(publishScript), replay: redis.NewScript(replayScript), lost: make(map[string]bool)}
 }
 
 // Publish appends e to its tenant's stream, unless e has an ID the stream holds already. A
@@ -235,29 +235,6 @@ func (b *Bus) Flush(ctx context.Context) int {
 		n++
 	}
 	return n
-}
-
-// ErrGone says that an event id is no longer in (or never was in) the tenant's replay window.
-var ErrGone = errors.New("event is outside the replay window")
-
-// After returns up to limit events of the tenant that follow the event id, in order. It returns
-// ErrGone when id itself is not in the stream: it was trimmed, or Redis lost the stream, so what
-// followed it cannot be told.
-func (b *Bus) After(ctx context.Context, tenantID, id string, limit int) ([]Record, error) {
-	if ms, seq, ok := ParseID(id); !ok || ms == math.MaxUint64 && seq == math.MaxUint64 {
-		return nil, ErrGone // the largest id has no successor to read from; no stream assigns it
-	}
-	key := Key(tenantID)
-	pipe := b.rdb.Pipeline()
-	anchor := pipe.XRangeN(ctx, key, id, id, 1)
-	next := pipe.XRangeN(ctx, key, "("+id, "+", int64(limit))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	if len(anchor.Val()) == 0 {
-		return nil, ErrGone
-	}
-	return records(next.Val()), nil
 }
 
 // Last returns the id of the newest event of the tenant, or "0-0" when it has none.

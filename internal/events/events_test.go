@@ -44,7 +44,13 @@ func newBusTB(tb testing.TB, r *testenv.Redis) (*events.Bus, redis.UniversalClie
 
 func newBus(t testing.TB, r *testenv.Redis, o events.BusOptions) (*events.Bus, redis.UniversalClient) {
 	t.Helper()
-	opt, err := redis.ParseURL(r.URL())
+	return newBusAt(t, r.URL(), o)
+}
+
+// newBusAt returns a Bus on the Redis at url.
+func newBusAt(t testing.TB, url string, o events.BusOptions) (*events.Bus, redis.UniversalClient) {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,19 +108,27 @@ func TestReplayAfterAnEventAndResyncBeyondTheWindow(t *testing.T) {
 	if err != nil || len(all) != 3 {
 		t.Fatalf("stream holds %d entries (%v), want 3", len(all), err)
 	}
-	recs, err := hub.After(ctx, "shop", all[0].ID, 100)
+	after := func(id string) ([]events.Record, error) {
+		var recs []events.Record
+		_, err := hub.Replay(ctx, "shop", grace, id, all[2].ID, func(page []events.Record) error {
+			recs = append(recs, page...)
+			return nil
+		})
+		return recs, err
+	}
+	recs, err := after(all[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 2 || recs[0].ID != all[1].ID || recs[1].ID != all[2].ID || recs[0].CustomerID != "ada" || recs[0].Type != chat.EventMessageCreated {
-		t.Fatalf("After(first) = %+v", recs)
+		t.Fatalf("Replay(first) = %+v", recs)
 	}
-	if recs, err := hub.After(ctx, "shop", all[2].ID, 100); err != nil || len(recs) != 0 {
-		t.Errorf("After(last) = %v, %v; want nothing", recs, err)
+	if recs, err := after(all[2].ID); err != nil || len(recs) != 0 {
+		t.Errorf("Replay(last) = %v, %v; want nothing", recs, err)
 	}
 	for _, bad := range []string{"garbage", "1-1", "-", "+", "(" + all[0].ID, "18446744073709551615-18446744073709551615"} {
-		if _, err := hub.After(ctx, "shop", bad, 100); !errors.Is(err, events.ErrGone) {
-			t.Errorf("After(%q) = %v, want ErrGone", bad, err)
+		if _, err := after(bad); !errors.Is(err, events.ErrGone) {
+			t.Errorf("Replay(%q) = %v, want ErrGone", bad, err)
 		}
 	}
 	// With a 1 ms window, once the stream holds more than MinEvents old entries are trimmed
@@ -125,8 +139,8 @@ func TestReplayAfterAnEventAndResyncBeyondTheWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := hub.After(ctx, "shop", all[0].ID, 100); !errors.Is(err, events.ErrGone) {
-		t.Errorf("After(trimmed id) = %v, want ErrGone", err)
+	if _, err := after(all[0].ID); !errors.Is(err, events.ErrGone) {
+		t.Errorf("Replay(trimmed id) = %v, want ErrGone", err)
 	}
 	if n := rdb.XLen(ctx, events.Key("shop")).Val(); n >= 303 {
 		t.Errorf("stream holds %d entries, want it trimmed", n)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/supportchat/supportchat/internal/chat"
 )
 
 // Why a subscription ended.
@@ -226,9 +228,10 @@ func (h *Hub) fail(f *feed, err error) {
 	f.stop()
 }
 
-// After returns up to limit events of the tenant that follow the event id (see Bus.After).
-func (h *Hub) After(ctx context.Context, tenantID, id string, limit int) ([]Record, error) {
-	return h.bus.After(ctx, tenantID, id, limit)
+// Replay calls emit with the caller's events after the event id, a page at a time, up to until
+// (see Bus.Replay).
+func (h *Hub) Replay(ctx context.Context, tenantID string, caller chat.Caller, id, until string, emit func([]Record) error) (string, error) {
+	return h.bus.Replay(ctx, tenantID, caller, id, until, emit)
 }
 
 // Close ends every subscription with ErrClosed and refuses new ones (SIGTERM).

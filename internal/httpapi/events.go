@@ -23,9 +23,10 @@ import (
 type EventSource interface {
 	// Subscribe starts receiving the tenant's events after the newest one.
 	Subscribe(ctx context.Context, tenantID string) (*events.Subscription, error)
-	// After returns up to limit events after id, or events.ErrGone when id is not in the
-	// replay window.
-	After(ctx context.Context, tenantID, id string, limit int) ([]events.Record, error)
+	// Replay calls emit with each page of the caller's events after id, up to until, and
+	// returns the id of the last event it read; events.ErrGone when id is not in the replay
+	// window, events.ErrReplayBudget when the replay stopped at its budget, emit's error.
+	Replay(ctx context.Context, tenantID string, caller chat.Caller, id, until string, emit func([]events.Record) error) (string, error)
 }
 
 var _ EventSource = (*events.Hub)(nil)
@@ -42,8 +43,6 @@ const (
 	defaultHeartbeat = 15 * time.Second
 	// retryMillis is the reconnection delay the stream asks browsers for.
 	retryMillis = 2000
-	// replayPage is how many missed events one read of the replay window returns.
-	replayPage = 500
 )
 
 // eventsRoute is the route of the event stream, which the request timeout does not bound.
@@ -234,27 +233,26 @@ func (st *stream) run(ctx context.Context, gone <-chan struct{}) {
 }
 
 // replay writes the caller's events after last up to (at least) start, the subscription's
-// first position, and returns the id of the last event it covered. When last is not in the
-// window it writes resync instead and returns start.
+// first position, flushing each page as it is read, and returns the id of the last event it
+// covered. When last is not in the window, or the replay reaches its budget, it writes resync
+// instead and returns start. A failed write ends the replay; it sticks in w.
 func (s *streamer) replay(ctx context.Context, w *sseWriter, tenantID string, caller chat.Caller, last, start string) (string, error) {
-	sent := last
-	for {
-		recs, err := s.source.After(ctx, tenantID, sent, replayPage)
-		if errors.Is(err, events.ErrGone) {
-			w.resync(start)
-			return start, nil
-		}
-		if err != nil {
-			return "", err
-		}
-		for _, r := range recs {
+	sent, err := s.source.Replay(ctx, tenantID, caller, last, start, func(page []events.Record) error {
+		for _, r := range page {
 			w.event(r, caller)
-			sent = r.ID
 		}
-		if len(recs) < replayPage || !events.Less(sent, start) {
-			return sent, nil
-		}
+		return w.flushNow()
+	})
+	switch {
+	case w.err != nil:
+		return start, nil // the client left
+	case errors.Is(err, events.ErrGone), errors.Is(err, events.ErrReplayBudget):
+		w.resync(start)
+		return start, nil
+	case err != nil:
+		return "", err
 	}
+	return sent, nil
 }
 
 // sseWriter writes the event stream's fields into a buffer that flushNow writes out; the first
