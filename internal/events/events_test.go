@@ -187,14 +187,7 @@ func TestHubFansOutInOrderAndDropsSlowSubscribers(t *testing.T) {
 			t.Fatalf("event %d did not reach the fast subscriber", i)
 		}
 	}
-	select {
-	case <-slow.Done():
-		if !errors.Is(slow.Err(), events.ErrSlow) {
-			t.Errorf("slow subscriber ended with %v, want ErrSlow", slow.Err())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("a subscriber that never reads was not dropped")
-	}
+	mustBeDroppedAsSlow(t, slow)
 	select {
 	case r := <-other.C():
 		t.Errorf("another tenant's subscriber got %+v", r)
@@ -210,6 +203,110 @@ func TestHubFansOutInOrderAndDropsSlowSubscribers(t *testing.T) {
 	}
 	if _, err := hub.Subscribe(ctx, "shop"); !errors.Is(err, events.ErrClosed) {
 		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
+	}
+}
+
+// mustBeDroppedAsSlow waits until s, which never reads, is dropped with ErrSlow.
+func mustBeDroppedAsSlow(t *testing.T, s *events.Subscription) {
+	t.Helper()
+	select {
+	case <-s.Done():
+		if !errors.Is(s.Err(), events.ErrSlow) {
+			t.Errorf("a subscriber that never reads ended with %v, want ErrSlow", s.Err())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a subscriber that never reads was not dropped")
+	}
+}
+
+// burst appends n events to the tenant's stream at once, in one transaction, the way Publish
+// writes them: the hub's reader finds all of them at its next read.
+func burst(t *testing.T, rdb redis.UniversalClient, tenant string, n int) {
+	t.Helper()
+	_, err := rdb.TxPipelined(context.Background(), func(p redis.Pipeliner) error {
+		for i := range n {
+			a, _ := json.Marshal(map[string]string{"for": "admin", "body": fmt.Sprint(i)})
+			p.XAdd(context.Background(), &redis.XAddArgs{Stream: events.Key(tenant), Values: []any{"t", string(chat.EventMessageCreated), "c", "ada", "a", a, "u", ""}})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readAll reads n events from s, which must come in burst's order, and returns an error when they
+// do not, or the subscription ends first.
+func readAll(s *events.Subscription, n int) error {
+	for i := range n {
+		select {
+		case r := <-s.C():
+			var p map[string]string
+			if err := json.Unmarshal(r.Admin, &p); err != nil {
+				return err
+			}
+			if p["body"] != fmt.Sprint(i) {
+				return fmt.Errorf("event %d is %s", i, p["body"])
+			}
+		case <-s.Done():
+			return fmt.Errorf("ended after %d events: %w", i, s.Err())
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("event %d did not come", i)
+		}
+	}
+	return nil
+}
+
+// TestOneBurstDropsNobodyWhoReadsPromptly appends a burst of four buffers' worth of events at
+// once: subscribers that read promptly get all of it, in order, and stay; one that never reads
+// is dropped while the others go on.
+func TestOneBurstDropsNobodyWhoReadsPromptly(t *testing.T) {
+	const n = 1000 // the default buffer is 256
+	for _, tc := range []struct {
+		name      string
+		neverRead bool
+	}{
+		{"three subscribers that read promptly", false},
+		{"and one that never reads", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			bus, rdb := newBus(t, testenv.StartRedis(t), events.BusOptions{})
+			hub := events.NewHub(bus, events.HubOptions{Patience: 5 * time.Second})
+			t.Cleanup(hub.Close)
+			subs := make([]*events.Subscription, 3)
+			for i := range subs {
+				var err error
+				if subs[i], err = hub.Subscribe(ctx, "shop"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stuck *events.Subscription
+			if tc.neverRead {
+				var err error
+				if stuck, err = hub.Subscribe(ctx, "shop"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			done := make(chan error, len(subs))
+			for _, s := range subs {
+				go func() { done <- readAll(s, n) }()
+			}
+			burst(t, rdb, "shop", n)
+			for range subs {
+				if err := <-done; err != nil {
+					t.Errorf("a subscriber that reads promptly: %v", err)
+				}
+			}
+			for i, s := range subs {
+				if s.Err() != nil {
+					t.Errorf("subscriber %d ended: %v", i, s.Err())
+				}
+			}
+			if stuck != nil {
+				mustBeDroppedAsSlow(t, stuck)
+			}
+		})
 	}
 }
 

@@ -22,12 +22,15 @@ var (
 
 // Hub fans the events of each tenant out to this replica's subscribers. It reads a tenant's
 // stream with one blocking reader while the tenant has subscribers here, however many there
-// are, and never blocks on a subscriber: one whose buffer is full is dropped.
+// are. The reader reads no more at a time than a buffer holds, and waits for a subscriber
+// whose buffer has no room for what it read, so a burst drops nobody who reads promptly; a
+// subscriber that keeps it waiting for the patience is dropped.
 type Hub struct {
-	bus    *Bus
-	log    *slog.Logger
-	block  time.Duration
-	buffer int
+	bus      *Bus
+	log      *slog.Logger
+	block    time.Duration
+	buffer   int
+	patience time.Duration
 
 	mu      sync.Mutex
 	closed  bool
@@ -40,8 +43,11 @@ type HubOptions struct {
 	// a pointer each, so an idle stream costs 2 KiB of buffer).
 	Buffer int
 	// Block is how long one read waits for new events (default 5s).
-	Block  time.Duration
-	Logger *slog.Logger
+	Block time.Duration
+	// Patience is how long a subscriber may hold up its tenant's reader, its buffer too full
+	// for the events read, before it is dropped (default 1s).
+	Patience time.Duration
+	Logger   *slog.Logger
 }
 
 // NewHub returns a Hub reading from bus's streams.
@@ -52,10 +58,13 @@ func NewHub(bus *Bus, o HubOptions) *Hub {
 	if o.Block <= 0 {
 		o.Block = 5 * time.Second
 	}
+	if o.Patience <= 0 {
+		o.Patience = time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{bus: bus, log: o.Logger, block: o.Block, buffer: o.Buffer, tenants: make(map[string]*feed)}
+	return &Hub{bus: bus, log: o.Logger, block: o.Block, buffer: o.Buffer, patience: o.Patience, tenants: make(map[string]*feed)}
 }
 
 // feed reads one tenant's stream for the subscribers of this replica.
@@ -79,6 +88,9 @@ type Subscription struct {
 	err  error
 	hub  *Hub
 	feed *feed
+	// behind is when the subscription began to hold up the reader, which it has done at every
+	// read since; zero while it keeps up. Only the tenant's reader uses it.
+	behind time.Time
 }
 
 // C delivers the events; they are shared with other subscriptions and must not be changed.
@@ -173,7 +185,7 @@ func (h *Hub) remove(s *Subscription) {
 // run reads the tenant's stream after id until its subscribers are gone or the stream fails.
 func (h *Hub) run(ctx context.Context, f *feed, id string) {
 	for ctx.Err() == nil {
-		recs, err := h.bus.read(ctx, f.tenantID, id, h.block, 512)
+		recs, err := h.bus.read(ctx, f.tenantID, id, h.block, int64(h.buffer))
 		if ctx.Err() != nil {
 			return
 		}
@@ -187,31 +199,85 @@ func (h *Hub) run(ctx context.Context, f *feed, id string) {
 		}
 		id = recs[len(recs)-1].ID
 		h.mu.Lock()
-		f.pos = id
+		f.pos = id // a later subscriber starts after recs
+		subs := make([]*Subscription, 0, len(f.subs))
 		for s := range f.subs {
-			if !offer(s, recs) {
-				s.end(ErrSlow)
-				delete(f.subs, s)
-			}
-		}
-		if len(f.subs) == 0 && h.tenants[f.tenantID] == f {
-			delete(h.tenants, f.tenantID)
-			f.stop()
+			subs = append(subs, s)
 		}
 		h.mu.Unlock()
+		h.deliver(ctx, f, subs, recs)
 	}
 }
 
-// offer queues recs for s without waiting, reporting false when its buffer is full.
-func offer(s *Subscription, recs []Record) bool {
-	for i := range recs {
+// deliverPoll is how often the reader looks whether the subscribers it waits for made room.
+const deliverPoll = 2 * time.Millisecond
+
+// deliver queues recs on each of subs, waiting for those whose buffers have no room. A
+// subscription is dropped (ErrSlow) once it has held up the reader, at this delivery and the
+// ones before without a break, for the hub's patience.
+func (h *Hub) deliver(ctx context.Context, f *feed, subs []*Subscription, recs []Record) {
+	sent := make(map[*Subscription]int, len(subs))
+	var poll *time.Ticker
+	for first := true; ; first = false {
+		waiting := subs[:0]
+		for _, s := range subs {
+			n := sent[s]
+			for n < len(recs) && len(s.c) < cap(s.c) {
+				s.c <- &recs[n] // only this goroutine sends, so there is room
+				n++
+			}
+			sent[s] = n
+			switch {
+			case n == len(recs):
+				if first {
+					s.behind = time.Time{}
+				}
+			case isDone(s):
+				// Closed meanwhile.
+			case s.behind.IsZero():
+				s.behind = time.Now()
+				waiting = append(waiting, s)
+			case time.Since(s.behind) >= h.patience:
+				h.drop(f, s)
+			default:
+				waiting = append(waiting, s)
+			}
+		}
+		if len(waiting) == 0 {
+			break
+		}
+		subs = waiting
+		if poll == nil {
+			poll = time.NewTicker(deliverPoll)
+			defer poll.Stop()
+		}
 		select {
-		case s.c <- &recs[i]:
-		default:
-			return false
+		case <-poll.C:
+		case <-ctx.Done():
+			return
 		}
 	}
-	return true
+}
+
+func isDone(s *Subscription) bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// drop ends s as too slow, and f when s was its last subscriber.
+func (h *Hub) drop(f *feed, s *Subscription) {
+	s.end(ErrSlow)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(f.subs, s)
+	if len(f.subs) == 0 && h.tenants[f.tenantID] == f {
+		delete(h.tenants, f.tenantID)
+		f.stop()
+	}
 }
 
 // fail ends every subscription of f with err and forgets f.
