@@ -544,12 +544,8 @@ func loggingAPIServer(t *testing.T, checks []httpapi.ReadyCheck, log *slog.Logge
 		Authenticator: fakeAuth{},
 		Idempotency:   &fakeIdem{},
 		Ready:         checks,
-		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-			_, _ = io.WriteString(w, "# HELP up Up.\nup 1\n")
-		}),
-		MaxBodyBytes: 1 << 10,
-		Logger:       log,
+		MaxBodyBytes:  1 << 10,
+		Logger:        log,
 	})
 }
 
@@ -687,7 +683,6 @@ func TestHandlersMatchDocument(t *testing.T) {
 	tests := []exchange{
 		{method: "GET", path: "/healthz", status: 200},
 		{method: "GET", path: "/readyz", status: 200},
-		{method: "GET", path: "/metrics", status: 200},
 		{method: "GET", path: "/widget/v1/support-chat.js", status: 200},
 		{method: "GET", path: "/api/v1/chat/list", token: "customer", status: 200},
 		{method: "GET", path: "/api/v1/chat/list?limit=100&messages=20&status=open&assignee=me&unread=true&customer_id=c&cursor=abc", token: "admin", status: 200},

@@ -85,12 +85,12 @@ func scrapeCommands(ctx context.Context, replicas []*replica) (commandCounts, er
 	return sum, nil
 }
 
-// commands scrapes the replica's /metrics (served on CHAT_ADDR with the API) and returns its
+// commands scrapes the replica's /metrics (served on CHAT_METRICS_ADDR) and returns its
 // MongoDB command counts.
 func (r *replica) commands(ctx context.Context) (commandCounts, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.metricsURL+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}

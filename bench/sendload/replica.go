@@ -23,14 +23,15 @@ const (
 
 // replica is a `chatd serve` child process.
 type replica struct {
-	name   string
-	url    string
-	cmd    *exec.Cmd
-	logs   *lineLog
-	exited chan struct{}
+	name       string
+	url        string
+	metricsURL string
+	cmd        *exec.Cmd
+	logs       *lineLog
+	exited     chan struct{}
 }
 
-// startReplica runs `chatd serve` from bin on a free port of 127.0.0.1 with the variables vars
+// startReplica runs `chatd serve` from bin on free ports of 127.0.0.1 (the API and the metrics) with the variables vars
 // (and of this process's environment only PATH and HOME), and returns once it answers /readyz.
 // A free port may be taken before chatd binds it, so it tries a few.
 func startReplica(ctx context.Context, stderr io.Writer, bin, name string, vars map[string]string) (*replica, error) {
@@ -53,9 +54,13 @@ func tryReplica(ctx context.Context, stderr io.Writer, bin, name string, vars ma
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{name: name, url: "http://" + addr, logs: newLineLog(stderr, name+": ", 20), exited: make(chan struct{})}
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	r := &replica{name: name, url: "http://" + addr, metricsURL: "http://" + metricsAddr, logs: newLineLog(stderr, name+": ", 20), exited: make(chan struct{})}
 	r.cmd = exec.Command(bin, "serve")
-	r.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "CHAT_ADDR=" + addr}
+	r.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "CHAT_ADDR=" + addr, "CHAT_METRICS_ADDR=" + metricsAddr}
 	for k, v := range vars {
 		r.cmd.Env = append(r.cmd.Env, k+"="+v)
 	}

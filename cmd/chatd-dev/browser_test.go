@@ -114,6 +114,7 @@ oidc:
 	}
 	env := map[string]string{
 		"CHAT_ADDR":             "127.0.0.1:0",
+		"CHAT_METRICS_ADDR":     "127.0.0.1:0",
 		"CHAT_MONGODB_URI":      uri,
 		"CHAT_MONGODB_DATABASE": database,
 		"CHAT_REDIS_URL":        rds.URL(),

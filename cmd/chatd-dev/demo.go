@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/supportchat/supportchat/internal/server"
 )
 
 // tokenTTL is how long the printed tokens stay valid.
@@ -51,8 +53,8 @@ func demoChats() []demoChat {
 }
 
 // welcome seeds demo data into empty tenants and prints tokens and a curl per tenant.
-func (s *stack) welcome(ctx context.Context, tenantsDir string, addr net.Addr) error {
-	base := "http://localhost:" + strconv.Itoa(addr.(*net.TCPAddr).Port)
+func (s *stack) welcome(ctx context.Context, tenantsDir string, addrs server.Addrs) error {
+	base := "http://localhost:" + strconv.Itoa(addrs.API.(*net.TCPAddr).Port)
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.issuers))
 	for id := range s.issuers {
@@ -84,7 +86,8 @@ func (s *stack) welcome(ctx context.Context, tenantsDir string, addr net.Addr) e
 	}
 	fmt.Fprintf(&out, "\nMore tokens: POST <issuer>/token with sub, name and role=customer|admin.\n")
 	fmt.Fprintf(&out, "\nDemo storefront, with the <support-chat> widget (shopper %s): %s/\n", demoCustomer.Name, base)
-	fmt.Fprintf(&out, "Agent inbox (admin %s): %s/inbox/\nOther tenants: add ?tenant=<id>. Stop with Ctrl-C.\n", demoAdmin.Name, base)
+	fmt.Fprintf(&out, "Agent inbox (admin %s): %s/inbox/\nOther tenants: add ?tenant=<id>.\n", demoAdmin.Name, base)
+	fmt.Fprintf(&out, "Prometheus metrics: http://localhost:%d/metrics\nStop with Ctrl-C.\n", addrs.Metrics.(*net.TCPAddr).Port)
 	_, err := fmt.Fprint(s.stdout, out.String())
 	return err
 }

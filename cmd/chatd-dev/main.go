@@ -1,8 +1,9 @@
 // Command chatd-dev runs the whole Support Chat stack in one process for a newcomer: MongoDB wire
 // protocol through embedded FerretDB (SQLite files under ./.chatd-dev/), Redis (a private
 // redis-server child, or embedded miniredis when none is installed), a development OIDC issuer
-// per tenant on loopback, demo conversations, and the API on CHAT_ADDR (default 127.0.0.1:8080). It
-// prints a customer and an admin token per tenant and a curl command that works as printed.
+// per tenant on loopback, demo conversations, the API on CHAT_ADDR (default 127.0.0.1:8080) and
+// the metrics on CHAT_METRICS_ADDR (default 127.0.0.1:9090). It prints a customer and an admin
+// token per tenant and a curl command that works as printed.
 //
 // Nothing here is linked into chatd: production trusts only the issuers tenant files name.
 package main

@@ -31,6 +31,11 @@ const dataDir = ".chatd-dev/v2"
 // defaultAddr is where chatd-dev listens unless CHAT_ADDR says otherwise: this machine only.
 const defaultAddr = "127.0.0.1:8080"
 
+// defaultMetricsAddr is where chatd-dev serves /metrics unless CHAT_METRICS_ADDR says
+// otherwise: this machine only, like the API. A busy port stops the start with an error naming
+// CHAT_METRICS_ADDR (a local Prometheus listens on 9090 too).
+const defaultMetricsAddr = "127.0.0.1:9090"
+
 // stack is the embedded development stack and what it must close.
 type stack struct {
 	getenv         func(string) string
@@ -50,6 +55,9 @@ func (s *stack) Run(ctx context.Context) error {
 	env := map[string]string{}
 	if s.getenv("CHAT_ADDR") == "" {
 		env["CHAT_ADDR"] = defaultAddr // loopback only: the demo mints admin tokens for anyone
+	}
+	if s.getenv("CHAT_METRICS_ADDR") == "" {
+		env["CHAT_METRICS_ADDR"] = defaultMetricsAddr
 	}
 	getenv := func(name string) string {
 		if v, ok := env[name]; ok {
@@ -84,8 +92,8 @@ func (s *stack) Run(ctx context.Context) error {
 		RewriteTenant: s.rewrite,
 		Handler:       s.pages,
 		Now:           s.now,
-		OnListen: func(addr net.Addr) {
-			go func() { seeded <- s.welcome(ctx, cfg.TenantsDir, addr) }()
+		OnListen: func(a server.Addrs) {
+			go func() { seeded <- s.welcome(ctx, cfg.TenantsDir, a) }()
 		},
 	})
 	select {

@@ -38,8 +38,9 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// listeningAddr waits for the "listening" log line and returns its address.
-func listeningAddr(t *testing.T, logs *syncBuffer, errc <-chan error) string {
+// listeningAddr waits for the "listening" log line and returns the addresses of the API and of
+// the metrics.
+func listeningAddr(t *testing.T, logs *syncBuffer, errc <-chan error) (api, metrics string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -51,17 +52,18 @@ func listeningAddr(t *testing.T, logs *syncBuffer, errc <-chan error) string {
 		sc := bufio.NewScanner(strings.NewReader(logs.String()))
 		for sc.Scan() {
 			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
+				Msg         string `json:"msg"`
+				Addr        string `json:"addr"`
+				MetricsAddr string `json:"metrics_addr"`
 			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				return line.Addr
+				return line.Addr, line.MetricsAddr
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("chatd did not listen within 30s; logs:\n%s", logs)
-	return ""
+	return "", ""
 }
 
 func tenantYAML(id, issuer string) string {
@@ -111,6 +113,7 @@ func TestServe(t *testing.T) {
 	}
 	env := map[string]string{
 		"CHAT_ADDR":             "127.0.0.1:0",
+		"CHAT_METRICS_ADDR":     "127.0.0.1:0",
 		"CHAT_MONGODB_URI":      uri,
 		"CHAT_MONGODB_DATABASE": database,
 		"CHAT_REDIS_URL":        rds.URL(),
@@ -124,7 +127,8 @@ func TestServe(t *testing.T) {
 	go func() {
 		errc <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, io.Discard)
 	}()
-	base := "http://" + listeningAddr(t, &logs, errc)
+	apiAddr, metricsAddr := listeningAddr(t, &logs, errc)
+	base, metrics := "http://"+apiAddr, "http://"+metricsAddr
 	api := testenv.LoadOpenAPI(t, base)
 
 	if code, body := get(t, api, base+"/healthz", "", ""); code != 200 {
@@ -145,6 +149,7 @@ func TestServe(t *testing.T) {
 		status      int
 	}{
 		{"GET", base + "/nope", http.StatusNotFound},
+		{"GET", base + "/metrics", http.StatusNotFound}, // served on CHAT_METRICS_ADDR only
 		{"GET", base + "/api/v1/nope", http.StatusNotFound},
 		{"GET", base + "/api/v1/chat/list/extra", http.StatusNotFound},
 		{"POST", conv + "/nope", http.StatusNotFound},
@@ -172,8 +177,13 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the invalid file in the metrics", func() bool {
-		_, body := get(t, api, base+"/metrics", "", "")
-		return strings.Contains(body, "chat_tenant_files_invalid 1")
+		resp, err := http.Get(metrics + "/metrics")
+		if err != nil {
+			t.Fatalf("GET /metrics: %v", err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return err == nil && resp.StatusCode == http.StatusOK && strings.Contains(string(body), "chat_tenant_files_invalid 1")
 	})
 	if code, body := get(t, api, base+"/api/v1/chat/list", "shop-one", iss.Token(t, "cust-1", false)); code != 200 {
 		t.Errorf("list of a tenant whose file broke = %d %s, want its last good version", code, body)

@@ -29,7 +29,7 @@ import (
 // load the service as a few callers.
 func processEnv(uri, database, redisURL, dir string) map[string]string {
 	return map[string]string{
-		"CHAT_ADDR": "127.0.0.1:0", "CHAT_MONGODB_URI": uri, "CHAT_MONGODB_DATABASE": database,
+		"CHAT_ADDR": "127.0.0.1:0", "CHAT_METRICS_ADDR": "127.0.0.1:0", "CHAT_MONGODB_URI": uri, "CHAT_MONGODB_DATABASE": database,
 		"CHAT_REDIS_URL": redisURL, "CHAT_TENANTS_DIR": dir, "OTEL_SDK_DISABLED": "true",
 		"CHAT_LIMITS_REQUESTS_PER_MINUTE": "0", "CHAT_LIMITS_WRITES_PER_MINUTE": "0", "CHAT_LIMITS_EVENT_STREAMS": "0",
 	}

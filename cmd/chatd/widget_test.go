@@ -26,6 +26,7 @@ func TestServesTheWidgetButNoDemoPages(t *testing.T) {
 	}
 	env := map[string]string{
 		"CHAT_ADDR":             "127.0.0.1:0",
+		"CHAT_METRICS_ADDR":     "127.0.0.1:0",
 		"CHAT_MONGODB_URI":      uri,
 		"CHAT_MONGODB_DATABASE": database,
 		"CHAT_REDIS_URL":        rds.URL(),
@@ -49,7 +50,8 @@ func TestServesTheWidgetButNoDemoPages(t *testing.T) {
 			t.Error("chatd did not stop within 30s")
 		}
 	}()
-	base := "http://" + listeningAddr(t, &logs, errc)
+	addr, _ := listeningAddr(t, &logs, errc)
+	base := "http://" + addr
 
 	do := func(method, path string, header map[string]string) (*http.Response, string) {
 		t.Helper()

@@ -18,8 +18,11 @@ import (
 // Config is everything chatd reads from its environment. The OTEL_* variables are read by the
 // OpenTelemetry SDK itself.
 type Config struct {
-	// Addr is the listen address of the API, health and metrics (CHAT_ADDR).
+	// Addr is the listen address of the API and the health probes (CHAT_ADDR).
 	Addr string
+	// MetricsAddr is the listen address of /metrics, a listener of its own so that whatever
+	// routes the API never exposes the metrics (CHAT_METRICS_ADDR). It must not be Addr.
+	MetricsAddr string
 	// MongoURI and MongoDatabase locate the record (CHAT_MONGODB_URI, CHAT_MONGODB_DATABASE).
 	MongoURI      string
 	MongoDatabase string
@@ -86,7 +89,8 @@ type Var struct {
 // Vars returns every variable Load reads, in the order the README documents them.
 func Vars() []Var {
 	return []Var{
-		{"CHAT_ADDR", ":8080", "listen address of the API, /healthz, /readyz and /metrics", false},
+		{"CHAT_ADDR", ":8080", "listen address of the API, /healthz and /readyz", false},
+		{"CHAT_METRICS_ADDR", ":9090", "listen address of /metrics (Prometheus) alone, never routed with the API; must differ from CHAT_ADDR", false},
 		{"CHAT_MONGODB_URI", "mongodb://localhost:27017", "MongoDB connection string (may hold credentials)", true},
 		{"CHAT_MONGODB_DATABASE", "supportchat", "MongoDB database name", false},
 		{"CHAT_REDIS_URL", "redis://localhost:6379/0", "Redis URL for presence, cache and events (may hold credentials); for a cluster, redis://node1:6379?addr=node2:6379&addr=node3:6379", true},
@@ -132,6 +136,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		Addr:            get("CHAT_ADDR"),
+		MetricsAddr:     get("CHAT_METRICS_ADDR"),
 		MongoURI:        get("CHAT_MONGODB_URI"),
 		MongoDatabase:   get("CHAT_MONGODB_DATABASE"),
 		RedisURL:        get("CHAT_REDIS_URL"),
@@ -178,6 +183,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.IssuerAllowedNetworks = append(c.IssuerAllowedNetworks, p.Masked())
 	}
+	errs = append(errs, listenAddrs(c.Addr, c.MetricsAddr)...)
 	if u, err := url.Parse(c.MongoURI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
 		errs = append(errs, errors.New("CHAT_MONGODB_URI: want a mongodb:// or mongodb+srv:// URI"))
 	}
@@ -199,10 +205,37 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// listenAddrs checks CHAT_ADDR and CHAT_METRICS_ADDR: each a host:port, and not the same
+// listener, which would either fail to bind or serve the metrics with the API. Port 0 (any
+// free port) never collides; an empty or unspecified host (0.0.0.0, ::) binds every address,
+// so it collides with any host on the same port.
+func listenAddrs(api, metrics string) []error {
+	apiHost, apiPort, apiErr := net.SplitHostPort(api)
+	metricsHost, metricsPort, metricsErr := net.SplitHostPort(metrics)
+	var errs []error
+	if apiErr != nil {
+		errs = append(errs, fmt.Errorf("CHAT_ADDR: want host:port such as :8080, got %q", api))
+	}
+	if metricsErr != nil {
+		errs = append(errs, fmt.Errorf("CHAT_METRICS_ADDR: want host:port such as :9090, got %q", metrics))
+	}
+	if errs != nil || apiPort != metricsPort || apiPort == "0" {
+		return errs
+	}
+	every := func(host string) bool {
+		ip, err := netip.ParseAddr(host)
+		return host == "" || err == nil && ip.IsUnspecified()
+	}
+	if apiHost == metricsHost || every(apiHost) || every(metricsHost) {
+		errs = append(errs, fmt.Errorf("CHAT_METRICS_ADDR: %q is the listener of CHAT_ADDR %q; metrics need a port of their own, such as :9090", metrics, api))
+	}
+	return errs
+}
+
 // String returns the configuration for a start-up log line, with credentials masked.
 func (c Config) String() string {
-	return fmt.Sprintf("addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d",
-		c.Addr, LogURL(c.MongoURI), c.MongoDatabase, LogURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
+	return fmt.Sprintf("addr=%s metrics_addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d",
+		c.Addr, c.MetricsAddr, LogURL(c.MongoURI), c.MongoDatabase, LogURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
 		c.IdempotencyTTL, c.OIDCTimeout, c.IssuerAllowedNetworks, c.MongoTimeout, c.MaxBodyBytes, c.ShutdownTimeout, c.MetricsTenantLabel,
 		c.Limits.RequestsPerMinute, c.Limits.WritesPerMinute, c.Limits.EventStreams, c.Limits.TenantRequestsPerSecond)
 }

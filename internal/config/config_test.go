@@ -13,7 +13,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
 	}
-	if c.Addr != ":8080" || c.MongoDatabase != "supportchat" || c.TenantsDir != "./tenants" || c.PresenceTTL != time.Minute || c.MaxBodyBytes != 65536 || !c.MetricsTenantLabel || c.RedisMode != "single" {
+	if c.Addr != ":8080" || c.MetricsAddr != ":9090" || c.MongoDatabase != "supportchat" || c.TenantsDir != "./tenants" || c.PresenceTTL != time.Minute || c.MaxBodyBytes != 65536 || !c.MetricsTenantLabel || c.RedisMode != "single" {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -190,6 +190,46 @@ func TestLoadIssuerAllowedNetworks(t *testing.T) {
 	}
 	if c, err := Load(mapEnv(nil)); err != nil || len(c.IssuerAllowedNetworks) != 0 {
 		t.Errorf("default: %v, %v; want none", c.IssuerAllowedNetworks, err)
+	}
+}
+
+func TestLoadMetricsAddr(t *testing.T) {
+	tests := []struct {
+		name    string
+		api     string // CHAT_ADDR; empty for the default
+		metrics string // CHAT_METRICS_ADDR; empty for the default
+		want    string // MetricsAddr; empty when Load must fail
+	}{
+		{"a port of its own by default", "", "", ":9090"},
+		{"loopback only", "", "127.0.0.1:9091", "127.0.0.1:9091"},
+		{"the same port on another address", "10.0.0.1:8080", "127.0.0.1:8080", "127.0.0.1:8080"},
+		{"any free port for both", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"},
+		{"the API's listener", "", ":8080", ""},
+		{"the API's listener, spelled out", "127.0.0.1:9090", "127.0.0.1:9090", ""},
+		{"every address on the API's port", "127.0.0.1:8080", "0.0.0.0:8080", ""},
+		{"the API's port on every IPv6 address", "[::]:9090", "", ""},
+		{"no port", "", "localhost", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"CHAT_ADDR": tt.api, "CHAT_METRICS_ADDR": tt.metrics}
+			c, err := Load(mapEnv(env))
+			if tt.want == "" {
+				if err == nil || !strings.Contains(err.Error(), "CHAT_METRICS_ADDR") {
+					t.Errorf("Load(%v) error = %v, want one naming CHAT_METRICS_ADDR", env, err)
+				}
+				return
+			}
+			if err != nil || c.MetricsAddr != tt.want {
+				t.Errorf("Load(%v) = %q, %v; want %q, nil", env, c.MetricsAddr, err, tt.want)
+			}
+			if !strings.Contains(c.String(), "metrics_addr="+tt.want+" ") {
+				t.Errorf("String() = %s, want metrics_addr=%s", c.String(), tt.want)
+			}
+		})
+	}
+	if _, err := Load(mapEnv(map[string]string{"CHAT_ADDR": "8080"})); err == nil || !strings.Contains(err.Error(), "CHAT_ADDR") {
+		t.Errorf("CHAT_ADDR 8080: %v, want an error naming CHAT_ADDR", err)
 	}
 }
 

@@ -10,8 +10,7 @@ import (
 // listHits returns how many list look-ups of replica s hit its cache.
 func listHits(t *testing.T, s *stack) float64 {
 	t.Helper()
-	body := s.request("GET", "/metrics", nil, nil).Body
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(s.scrape(), "\n") {
 		if strings.HasPrefix(line, `chat_cache_requests_total{cache="list",result="hit"}`) {
 			var v float64
 			fields := strings.Fields(line)

@@ -41,8 +41,7 @@ func mustRetryAfter(t *testing.T, h http.Header, most int) int {
 // rejections returns chat_rate_limit_rejections_total of tenant and limit on s's /metrics.
 func rejections(t *testing.T, s *stack, tenantID, limit string) string {
 	t.Helper()
-	r := s.request("GET", "/metrics", nil, nil)
-	for _, line := range strings.Split(string(r.Body), "\n") {
+	for _, line := range strings.Split(s.scrape(), "\n") {
 		if strings.HasPrefix(line, "chat_rate_limit_rejections_total{") &&
 			strings.Contains(line, `limit="`+limit+`"`) && strings.Contains(line, `tenant="`+tenantID+`"`) {
 			return line[strings.LastIndex(line, " ")+1:]

@@ -87,7 +87,7 @@ func accessLog(log *slog.Logger, obs Observer) gin.HandlerFunc {
 			obs.ObserveRequest(c.Request.Context(), c.Request.Method, route, status, d, tenantID)
 		}
 		level := slog.LevelInfo
-		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		if route == "/healthz" || route == "/readyz" {
 			level = slog.LevelDebug
 		}
 		reqLog.Log(ctx, level, "request",

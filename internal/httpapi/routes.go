@@ -52,8 +52,6 @@ type Deps struct {
 	Idempotency   Idempotency
 	// Ready are the readiness checks of /readyz.
 	Ready []ReadyCheck
-	// Metrics serves /metrics; nil leaves the route out.
-	Metrics http.Handler
 	// Observer records request metrics; it may be nil.
 	Observer Observer
 	// Middleware runs first on every request (tracing).
@@ -121,9 +119,6 @@ func New(d Deps) http.Handler {
 
 	r.GET("/healthz", healthz)
 	r.GET("/readyz", readyz(d.Ready))
-	if d.Metrics != nil {
-		r.GET("/metrics", gin.WrapH(d.Metrics))
-	}
 	// The storefronts' customer widget: a static ES module, open to every origin.
 	r.GET("/widget/v1/support-chat.js", gin.WrapH(widget.New()))
 

@@ -108,7 +108,7 @@ func TestSecurityEndpointsAreEveryRoute(t *testing.T) {
 	for _, m := range routeCallPattern.FindAllStringSubmatch(string(src), -1) {
 		prefix, ok := groups[m[1]]
 		if !ok {
-			continue // the router itself: probes and metrics, outside /api
+			continue // the router itself: probes and the widget, outside /api
 		}
 		registered = append(registered, m[2]+" "+strings.ReplaceAll(prefix+m[3], ":id", "{id}"))
 	}

@@ -253,7 +253,6 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		Tenants:        s.tenants,
 		Authenticator:  verifier,
 		Idempotency:    keeper,
-		Metrics:        s.metrics.Handler(),
 		Observer:       s.metrics,
 		Cache:          lists,
 		SupportTTL:     cacheTTL,
@@ -424,6 +423,18 @@ func (u user) do(method, path string, body any, headers ...string) response {
 
 // request sends a request with exactly the headers h and validates the response against the
 // OpenAPI document; a request that gets no response fails the test.
+// scrape returns what the replica's metrics serve; the server serves them on a listener of
+// their own, never on this router.
+func (s *stack) scrape() string {
+	s.t.Helper()
+	rec := httptest.NewRecorder()
+	s.metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		s.t.Fatalf("GET /metrics = %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
+}
+
 func (s *stack) request(method, path string, body any, h map[string]string) response {
 	s.t.Helper()
 	r, err := s.send(s.srv.Client(), method, path, body, h)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,8 +67,8 @@ type Options struct {
 	// Handler wraps the service's HTTP handler (chatd-dev serves its demo pages in front of
 	// it); nil in production.
 	Handler func(http.Handler) http.Handler
-	// OnListen is called with the bound address once the server accepts connections.
-	OnListen func(addr net.Addr)
+	// OnListen is called with the bound addresses once the servers accept connections.
+	OnListen func(Addrs)
 	// SpanExporter replaces the OTLP exporter (tests).
 	SpanExporter sdktrace.SpanExporter
 	// Signals reports SIGHUP to reload tenants; nil installs the process's own handler.
@@ -78,14 +79,22 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Addrs are the addresses the service listens on.
+type Addrs struct {
+	// API serves the API, /healthz and /readyz (CHAT_ADDR).
+	API net.Addr
+	// Metrics serves /metrics and nothing else (CHAT_METRICS_ADDR).
+	Metrics net.Addr
+}
+
 // NewLogger returns the service's JSON logger on w at level.
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// Run serves the API on cfg.Addr until ctx ends, then shuts down in order: stop taking requests
-// and finish in-flight ones (bounded by cfg.ShutdownTimeout), flush telemetry, close MongoDB and
-// Redis. It returns nil after a clean shutdown.
+// Run serves the API on cfg.Addr and the metrics on cfg.MetricsAddr until ctx ends, then shuts
+// down in order: stop taking requests and finish in-flight ones (bounded by cfg.ShutdownTimeout),
+// stop serving metrics, flush telemetry, close MongoDB and Redis. It returns nil after a clean shutdown.
 func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
@@ -208,7 +217,6 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Authenticator: verifier,
 		Idempotency:   keeper,
 		Ready:         readiness(db, tenants, rdb, metrics),
-		Metrics:       metrics.Handler(),
 		Observer:      metrics,
 		Middleware:    tracing(tel), //nolint:contextcheck // request contexts, as above
 		Cache:         lists,
@@ -234,18 +242,60 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	if o.Handler != nil {
 		handler = o.Handler(handler)
 	}
-	return serve(ctx, log, cfg, o, handler, hub.Close, func() int { return tenants.Status().Loaded })
+	return serve(ctx, log, cfg, o, handler, metrics.Handler(), hub.Close, func() int { return tenants.Status().Loaded })
 }
 
-// serve runs the HTTP server on cfg.Addr until ctx ends, then shuts it down: it stops
-// accepting, calls onShutdown (which ends the event streams), and waits for in-flight requests
-// up to cfg.ShutdownTimeout.
-func serve(ctx context.Context, log *slog.Logger, cfg config.Config, o Options, handler http.Handler, onShutdown func(), loaded func() int) error {
+// serve runs the API server on cfg.Addr and the metrics server on cfg.MetricsAddr until ctx
+// ends, then shuts them down: the API stops accepting, calls onShutdown (which ends the event
+// streams), and waits for in-flight requests up to cfg.ShutdownTimeout; the metrics server
+// stops last, so Prometheus can scrape a replica while it drains.
+func serve(ctx context.Context, log *slog.Logger, cfg config.Config, o Options, handler, metrics http.Handler, onShutdown func(), loaded func() int) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("CHAT_ADDR: %w", err)
 	}
-	srv := &http.Server{
+	mln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		_ = ln.Close() // never served: nothing to do about a failure
+		return fmt.Errorf("CHAT_METRICS_ADDR: %w", err)
+	}
+	srv := httpServer(ctx, log, handler)
+	srv.RegisterOnShutdown(onShutdown)
+	// The metrics listener serves GET /metrics and answers 404 to everything else.
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	msrv := httpServer(ctx, log, mux)
+
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- msrv.Serve(mln) }()
+	addrs := Addrs{API: ln.Addr(), Metrics: mln.Addr()}
+	log.InfoContext(ctx, "listening", "addr", addrs.API.String(), "metrics_addr", addrs.Metrics.String(), "tenants", loaded())
+	if o.OnListen != nil {
+		o.OnListen(addrs)
+	}
+
+	select {
+	case err := <-serveErr:
+		// One server lost its listener; the other must not outlive Run.
+		_, _ = srv.Close(), msrv.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := errors.Join(srv.Shutdown(sctx), msrv.Shutdown(sctx)); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// httpServer returns a server of handler with the service's bounds on headers, reads, writes
+// and idle connections; its requests' contexts outlive ctx, so shutdown lets them finish.
+func httpServer(ctx context.Context, log *slog.Logger, handler http.Handler) *http.Server {
+	return &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -255,28 +305,6 @@ func serve(ctx context.Context, log *slog.Logger, cfg config.Config, o Options, 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	srv.RegisterOnShutdown(onShutdown)
-
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.InfoContext(ctx, "listening", "addr", ln.Addr().String(), "tenants", loaded())
-	if o.OnListen != nil {
-		o.OnListen(ln.Addr())
-	}
-
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	log.Info("stopped")
-	return nil
 }
 
 // openRedis returns the Redis client of the service, traced and measured, and a second one

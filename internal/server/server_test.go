@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/server"
 	"github.com/supportchat/supportchat/internal/server/servertest"
 	"github.com/supportchat/supportchat/internal/testenv"
@@ -35,7 +37,8 @@ func TestOneTracePerListRequest(t *testing.T) {
 		"CHAT_REDIS_URL": rds.URL(), "CHAT_TENANTS_DIR": dir,
 	}
 	exporter := tracetest.NewInMemoryExporter()
-	addr := runServer(t, env, server.Options{Stdout: io.Discard, SpanExporter: exporter})
+	addrs := servertest.Start(t, env, server.Options{Stdout: io.Discard, SpanExporter: exporter}, 30*time.Second)
+	addr := addrs.API
 	api := testenv.LoadOpenAPI(t, "http://"+addr.String())
 
 	token := iss.Token(t, "cust-1", false)
@@ -56,7 +59,7 @@ func TestOneTracePerListRequest(t *testing.T) {
 	if resp, body := api.Do(t, http.DefaultClient, post); resp.StatusCode != 201 {
 		t.Fatalf("start = %d %s", resp.StatusCode, body)
 	}
-	checkMetrics(t, api, "http://"+addr.String()+"/metrics")
+	checkMetrics(t, "http://"+addrs.Metrics.String()+"/metrics")
 
 	var server, redis, mongo int
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -110,14 +113,15 @@ func TestOneTracePerListRequest(t *testing.T) {
 	t.Errorf("trace has %d server span, %d redis and %d mongodb spans under it; want 1, >0, >0", server, redis, mongo)
 }
 
-// checkMetrics scrapes url, checks the answer against api/openapi.yaml, and checks that every
-// metric family operators rely on is there. (chat_events_delivered_total and
-// chat_rate_limit_rejections_total appear with live events and rate limits; the telemetry tests
-// check them.)
-func checkMetrics(t *testing.T, api *testenv.OpenAPI, url string) {
+// checkMetrics scrapes url and checks that every metric family operators rely on is there.
+// (chat_events_delivered_total and chat_rate_limit_rejections_total appear with live events and
+// rate limits; the telemetry tests check them.)
+func checkMetrics(t *testing.T, url string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	_, body := api.Do(t, http.DefaultClient, req)
+	status, body := get(t, url)
+	if status != http.StatusOK {
+		t.Fatalf("GET %s = %d %s, want 200", url, status, body)
+	}
 	for _, family := range []string{
 		"chat_http_requests_total", "chat_http_request_duration_seconds_bucket", "chat_tenant_http_requests_total",
 		"chat_mongodb_command_duration_seconds_bucket", "chat_redis_command_duration_seconds_bucket",
@@ -125,10 +129,112 @@ func checkMetrics(t *testing.T, api *testenv.OpenAPI, url string) {
 		"chat_events_published_total", "chat_tenant_reloads_total", "chat_tenants_loaded",
 		"chat_tenant_files_invalid", "chat_build_info", "go_goroutines", "process_resident_memory_bytes",
 	} {
-		if !strings.Contains(string(body), "\n"+family) {
+		if !strings.Contains(body, "\n"+family) {
 			t.Errorf("/metrics lacks %s", family)
 		}
 	}
+}
+
+// TestMetricsHaveAListenerOfTheirOwn: /metrics answers on CHAT_METRICS_ADDR and nowhere on
+// CHAT_ADDR, so whatever routes the API (an ingress sending / to it for the widget) never exposes
+// the metrics; the probes stay on the API's port; shutdown closes both listeners.
+func TestMetricsHaveAListenerOfTheirOwn(t *testing.T) {
+	cfg := listenConfig(t, "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc, errc := make(chan server.Addrs, 1), make(chan error, 1)
+	go func() {
+		errc <- server.Run(ctx, cfg, server.Options{Stdout: io.Discard, Signals: make(chan os.Signal), OnListen: func(a server.Addrs) { addrc <- a }})
+	}()
+	var addrs server.Addrs
+	select {
+	case addrs = <-addrc:
+	case err := <-errc:
+		t.Fatalf("Run = %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the service did not listen within 30s")
+	}
+	api, metrics := "http://"+addrs.API.String(), "http://"+addrs.Metrics.String()
+
+	for _, tt := range []struct {
+		url        string
+		wantStatus int
+	}{
+		{metrics + "/metrics", http.StatusOK},
+		{api + "/metrics", http.StatusNotFound},
+		{api + "/healthz", http.StatusOK},
+		{metrics + "/healthz", http.StatusNotFound},
+		{metrics + "/api/v1/chat/list", http.StatusNotFound},
+	} {
+		if status, body := get(t, tt.url); status != tt.wantStatus {
+			t.Errorf("GET %s = %d %.200s, want %d", tt.url, status, body, tt.wantStatus)
+		}
+	}
+	if _, body := get(t, metrics+"/metrics"); !strings.Contains(body, "\nchat_build_info") {
+		t.Errorf("GET /metrics on CHAT_METRICS_ADDR lacks chat_build_info:\n%.300s", body)
+	}
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Run after shutdown = %v, want nil", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return within 60s of shutdown")
+	}
+	for _, a := range []net.Addr{addrs.API, addrs.Metrics} {
+		if c, err := net.Dial("tcp", a.String()); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after shutdown", a)
+		}
+	}
+}
+
+// TestBusyMetricsPortStopsTheStart: a CHAT_METRICS_ADDR another process holds is an error at
+// start that names the variable, not a service running without metrics.
+func TestBusyMetricsPortStopsTheStart(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := listenConfig(t, busy.Addr().String())
+	err = server.Run(context.Background(), cfg, server.Options{Stdout: io.Discard, Signals: make(chan os.Signal)})
+	if err == nil || !strings.Contains(err.Error(), "CHAT_METRICS_ADDR") {
+		t.Errorf("Run with CHAT_METRICS_ADDR %s taken = %v, want an error naming CHAT_METRICS_ADDR", busy.Addr(), err)
+	}
+}
+
+// listenConfig returns the configuration of a service on a free port of 127.0.0.1, its metrics
+// on metricsAddr, with a MongoDB database and a Redis of its own and no tenants.
+func listenConfig(t *testing.T, metricsAddr string) config.Config {
+	t.Helper()
+	uri, database := testenv.MustMongo(t)
+	env := map[string]string{
+		"CHAT_ADDR": "127.0.0.1:0", "CHAT_METRICS_ADDR": metricsAddr, "CHAT_MONGODB_URI": uri, "CHAT_MONGODB_DATABASE": database,
+		"CHAT_REDIS_URL": testenv.StartRedis(t).URL(), "CHAT_TENANTS_DIR": t.TempDir(), "OTEL_SDK_DISABLED": "true",
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// get sends a GET of url and returns the status and body of the answer.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -143,7 +142,7 @@ const (
 
 // servedMetrics runs the whole service (server.Run on 127.0.0.1:0, the embedded FerretDB, a
 // private redis-server, local issuers, tracing into memory), uses every feature that reports a
-// metric through its API, and scrapes GET /metrics:
+// metric through its API, and scrapes GET /metrics on the metrics listener:
 //   - a customer lists twice (a cache miss, then a hit; MongoDB and Redis commands; discovery
 //     and JWKS fetched), a caller of the tenant whose issuer is down is answered 503 (a failed
 //     fetch), a BREW to an unknown path is answered 404, /readyz is asked once;
@@ -180,7 +179,8 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 		"CHAT_METRICS_TENANT_LABEL": strconv.FormatBool(tenantLabel),
 	}
 	spans := tracetest.NewInMemoryExporter()
-	base := "http://" + runService(t, env, "1.2.3", spans).String()
+	addrs := runService(t, env, "1.2.3", spans)
+	base, metricsBase := "http://"+addrs.API.String(), "http://"+addrs.Metrics.String()
 	call := func(method, path, tenantID, token string, body any, headers ...string) int {
 		t.Helper()
 		var rd io.Reader
@@ -240,7 +240,7 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 	proxy.SetDelay(0)
 
 	tenantFile(shopTenant, shopIssuer.URL(), "chat: [broken\n")
-	scrapeUntil(t, base, "the invalid tenant file", func(text string) bool {
+	scrapeUntil(t, metricsBase, "the invalid tenant file", func(text string) bool {
 		return strings.Contains(text, "\nchat_tenant_files_invalid 1\n")
 	})
 
@@ -250,7 +250,7 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 	want("GET /readyz with Redis down (degraded)", call("GET", "/readyz", "", "", nil), http.StatusOK)
 	rds.Start(t)
 	var again *sseStream
-	scrapeUntil(t, base, "an event stream open again after Redis came back", func(string) bool {
+	scrapeUntil(t, metricsBase, "an event stream open again after Redis came back", func(string) bool {
 		if again != nil {
 			again.close()
 		}
@@ -265,8 +265,8 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 		"traceparent", "00-"+unsampledTraceID+"-b7ad6b7169203331-00"), http.StatusNotFound)
 
 	s := &scrape{}
-	s.text = get(t, base+"/metrics", "")
-	s.openMetrics = get(t, base+"/metrics", "application/openmetrics-text; version=1.0.0")
+	s.text = get(t, metricsBase+"/metrics", "")
+	s.openMetrics = get(t, metricsBase+"/metrics", "application/openmetrics-text; version=1.0.0")
 	parser := expfmt.NewTextParser(model.LegacyValidation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(s.text))
 	if err != nil {
@@ -278,10 +278,10 @@ func servedMetrics(t *testing.T, tenantLabel bool) *scrape {
 }
 
 // runService runs the service with the environment env, its spans going to spans, until the
-// test ends and returns the address it listens on.
-func runService(t *testing.T, env map[string]string, version string, spans sdktrace.SpanExporter) net.Addr {
+// test ends and returns the addresses it listens on.
+func runService(t *testing.T, env map[string]string, version string, spans sdktrace.SpanExporter) server.Addrs {
 	t.Helper()
-	return servertest.Run(t, env, server.Options{Version: version, Stdout: io.Discard, SpanExporter: spans}, time.Minute)
+	return servertest.Start(t, env, server.Options{Version: version, Stdout: io.Discard, SpanExporter: spans}, time.Minute)
 }
 
 // get returns the body of a GET of url with the Accept header accept (none when "").
@@ -303,7 +303,7 @@ func get(t *testing.T, url, accept string) string {
 	return string(b)
 }
 
-// scrapeUntil polls GET /metrics until cond holds for its text.
+// scrapeUntil polls GET /metrics of the metrics listener at base until cond holds for its text.
 func scrapeUntil(t *testing.T, base, what string, cond func(text string) bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); !cond(get(t, base+"/metrics", "")); time.Sleep(50 * time.Millisecond) {
@@ -579,7 +579,7 @@ func TestTenantLatencyHistogram(t *testing.T) {
 		}
 	}
 	// Requests that resolve no tenant are not in it.
-	for _, route := range []string{"/readyz", "/metrics", telemetry.RouteUnmatched} {
+	for _, route := range []string{"/readyz", telemetry.RouteUnmatched} {
 		if m := metricWith(families, "chat_tenant_http_request_duration_seconds", map[string]string{"route": route}); m != nil {
 			t.Errorf("chat_tenant_http_request_duration_seconds has a series of %s, which resolves no tenant: %v", route, m.GetLabel())
 		}

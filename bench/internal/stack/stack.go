@@ -147,6 +147,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 
 	vars := map[string]string{
 		"CHAT_ADDR":             "127.0.0.1:0",
+		"CHAT_METRICS_ADDR":     "127.0.0.1:0",
 		"CHAT_MONGODB_URI":      s.MongoURI,
 		"CHAT_MONGODB_DATABASE": s.Database,
 		"CHAT_REDIS_URL":        redisURL,
@@ -177,7 +178,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 			Version:  "bench",
 			Getenv:   env,
 			Stdout:   logs,
-			OnListen: func(addr net.Addr) { listening <- addr },
+			OnListen: func(a server.Addrs) { listening <- a.API },
 			Signals:  make(chan os.Signal), // no SIGHUP handler of its own
 		})
 	}()

@@ -3,6 +3,7 @@ package servertest
 
 import (
 	"context"
+	"maps"
 	"net"
 	"os"
 	"testing"
@@ -12,13 +13,23 @@ import (
 	"github.com/supportchat/supportchat/internal/server"
 )
 
-// Run loads the configuration from env and runs the service with it and options o until the
-// test ends (failing the test when Run fails), and returns the address it listens on. It fails
-// the test when the service does not listen within startBound. o.Getenv and o.OnListen are
-// set here; without o.Signals the service gets a channel nothing sends on, so SIGHUP reaches it
-// only from the test that passes its own.
+// Run is Start, returning the address of the API.
 func Run(t testing.TB, env map[string]string, o server.Options, startBound time.Duration) net.Addr {
 	t.Helper()
+	return Start(t, env, o, startBound).API
+}
+
+// Start loads the configuration from env and runs the service with it and options o until the
+// test ends (failing the test when Run fails), and returns the addresses it listens on. It fails
+// the test when the service does not listen within startBound. o.Getenv and o.OnListen are
+// set here; without o.Signals the service gets a channel nothing sends on, so SIGHUP reaches it
+// only from the test that passes its own. Without CHAT_METRICS_ADDR in env the metrics take any
+// free port of 127.0.0.1, so replicas of one test do not contend for :9090.
+func Start(t testing.TB, env map[string]string, o server.Options, startBound time.Duration) server.Addrs {
+	t.Helper()
+	withDefaults := map[string]string{"CHAT_METRICS_ADDR": "127.0.0.1:0"}
+	maps.Copy(withDefaults, env)
+	env = withDefaults
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -27,8 +38,8 @@ func Run(t testing.TB, env map[string]string, o server.Options, startBound time.
 	if o.Signals == nil {
 		o.Signals = make(chan os.Signal)
 	}
-	addrc := make(chan net.Addr, 1)
-	o.OnListen = func(a net.Addr) { addrc <- a }
+	addrc := make(chan server.Addrs, 1)
+	o.OnListen = func(a server.Addrs) { addrc <- a }
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- server.Run(ctx, cfg, o) }()
@@ -46,5 +57,5 @@ func Run(t testing.TB, env map[string]string, o server.Options, startBound time.
 	case <-time.After(startBound):
 		t.Fatalf("the service did not listen within %s", startBound)
 	}
-	return nil
+	return server.Addrs{}
 }
