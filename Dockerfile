@@ -49,7 +49,8 @@ COPY tenants/ /etc/chatd/tenants/
 ENV CHAT_TENANTS_DIR=/etc/chatd/tenants
 
 USER 65532:65532
-EXPOSE 8080
+# The API and the probes (CHAT_ADDR), and /metrics (CHAT_METRICS_ADDR).
+EXPOSE 8080 9090
 # No HEALTHCHECK: distroless has no shell or client; Kubernetes probes /healthz and /readyz.
 ENTRYPOINT ["/usr/local/bin/chatd"]
 CMD ["serve"]

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -301,14 +302,25 @@ func TestSelectorsMatch(t *testing.T) {
 			if !maps.Equal(svc.Spec.Selector, sel) {
 				t.Errorf("Service selector = %v, want the Deployment selector %v", svc.Spec.Selector, sel)
 			}
-			if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "http" || svc.Spec.Ports[0].TargetPort.String() != "http" {
-				t.Errorf("Service ports = %+v, want one port named http targeting the container's http port", svc.Spec.Ports)
+			// The API and /metrics each have a port: the Ingress routes http, Prometheus scrapes metrics.
+			var svcPorts []string
+			for _, p := range svc.Spec.Ports {
+				svcPorts = append(svcPorts, p.Name+"→"+p.TargetPort.String())
 			}
-			if ports := m.chatd(t).Ports; len(ports) != 1 || ports[0].Name != "http" || ports[0].ContainerPort != 8080 {
-				t.Errorf("chatd ports = %+v, want http 8080 (CHAT_ADDR :8080)", ports)
+			if want := []string{"http→http", "metrics→metrics"}; !slices.Equal(svcPorts, want) {
+				t.Errorf("Service ports = %v, want %v (each targeting the container's port of its name)", svcPorts, want)
 			}
-			if addr := envValue(m, "CHAT_ADDR"); addr != ":8080" {
-				t.Errorf("CHAT_ADDR = %q, want :8080", addr)
+			var containerPorts []string
+			for _, p := range m.chatd(t).Ports {
+				containerPorts = append(containerPorts, fmt.Sprintf("%s %d", p.Name, p.ContainerPort))
+			}
+			if want := []string{"http 8080", "metrics 9090"}; !slices.Equal(containerPorts, want) {
+				t.Errorf("chatd ports = %v, want %v (CHAT_ADDR :8080, CHAT_METRICS_ADDR :9090)", containerPorts, want)
+			}
+			for name, want := range map[string]string{"CHAT_ADDR": ":8080", "CHAT_METRICS_ADDR": ":9090"} {
+				if addr := envValue(m, name); addr != want {
+					t.Errorf("%s = %q, want %q", name, addr, want)
+				}
 			}
 			for _, pdb := range m.PDBs {
 				if !maps.Equal(pdb.Spec.Selector.MatchLabels, sel) {
@@ -329,8 +341,8 @@ func TestSelectorsMatch(t *testing.T) {
 				if !isSubset(sm.Spec.Selector.MatchLabels, svc.Labels) {
 					t.Errorf("ServiceMonitor selector %v does not select the Service (labels %v)", sm.Spec.Selector.MatchLabels, svc.Labels)
 				}
-				if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "http" || sm.Spec.Endpoints[0].Path != "/metrics" {
-					t.Errorf("ServiceMonitor endpoints = %+v, want port http path /metrics", sm.Spec.Endpoints)
+				if len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != "metrics" || sm.Spec.Endpoints[0].Path != "/metrics" {
+					t.Errorf("ServiceMonitor endpoints = %+v, want port metrics path /metrics", sm.Spec.Endpoints)
 				}
 			}
 			for _, ing := range m.Ingresses {
@@ -450,14 +462,46 @@ func TestNetworkPolicyAllowsWhatChatdNeeds(t *testing.T) {
 			t.Errorf("NetworkPolicy egress does not allow %s (have %v)", want, slices.Sorted(maps.Keys(egress)))
 		}
 	}
-	ingress8080 := false
+	// The API's port admits its peers (the ingress controller); the metrics port only
+	// networkPolicy.ingress.metricsFrom (Prometheus), never the API's peers.
+	from := map[int][]networkingv1.NetworkPolicyPeer{}
 	for _, rule := range np.Spec.Ingress {
 		for _, p := range rule.Ports {
-			ingress8080 = ingress8080 || p.Port.IntValue() == 8080
+			from[p.Port.IntValue()] = append(from[p.Port.IntValue()], rule.From...)
 		}
 	}
-	if !ingress8080 {
-		t.Error("NetworkPolicy ingress does not allow port 8080")
+	if len(from[8080]) == 0 {
+		t.Error("NetworkPolicy ingress does not allow port 8080 from ci/ha.yaml's networkPolicy.ingress.from")
+	}
+	var wantMetrics []networkingv1.NetworkPolicyPeer
+	raw, err := json.Marshal(lookup(ciValues(t, "ha"), "networkPolicy.ingress.metricsFrom"))
+	if err != nil || json.Unmarshal(raw, &wantMetrics) != nil {
+		t.Fatalf("ci/ha.yaml networkPolicy.ingress.metricsFrom %s is not a list of peers (%v)", raw, err)
+	}
+	if len(wantMetrics) == 0 || !reflect.DeepEqual(from[9090], wantMetrics) {
+		t.Errorf("NetworkPolicy ingress to port 9090 (/metrics) from %+v, want exactly networkPolicy.ingress.metricsFrom %+v", from[9090], wantMetrics)
+	}
+}
+
+// TestNetworkPolicyKeepsMetricsClosedByDefault: without networkPolicy.ingress.metricsFrom the
+// NetworkPolicy has no rule for port 9090, so nothing reaches /metrics, while the API's port
+// stays open to every source (networkPolicy.ingress.from is empty).
+func TestNetworkPolicyKeepsMetricsClosedByDefault(t *testing.T) {
+	m := renderCached(t, "np-defaults", "-f", filepath.Join(chartDir, "ci", "defaults.yaml"), "--set", "networkPolicy.enabled=true")
+	if len(m.NetworkPolicies) != 1 {
+		t.Fatalf("rendered %d NetworkPolicies, want 1", len(m.NetworkPolicies))
+	}
+	var ports []int
+	for _, rule := range m.NetworkPolicies[0].Spec.Ingress {
+		for _, p := range rule.Ports {
+			ports = append(ports, p.Port.IntValue())
+		}
+		if len(rule.From) != 0 {
+			t.Errorf("ingress rule %+v names peers, want every source on the API's port", rule)
+		}
+	}
+	if !slices.Equal(ports, []int{8080}) {
+		t.Errorf("NetworkPolicy ingress ports %v, want [8080] only", ports)
 	}
 }
 
@@ -601,8 +645,8 @@ func TestDockerfileMatchesChart(t *testing.T) {
 	if env := final.env()["CHAT_TENANTS_DIR"]; env != tenantsDir {
 		t.Errorf("image CHAT_TENANTS_DIR = %q, want %q (the chart's mount path)", env, tenantsDir)
 	}
-	if got := final.last("EXPOSE"); got != "8080" {
-		t.Errorf("EXPOSE %q, want 8080", got)
+	if got := final.last("EXPOSE"); got != "8080 9090" {
+		t.Errorf("EXPOSE %q, want 8080 9090 (the API and the metrics)", got)
 	}
 	if !strings.Contains(build.raw(), "CGO_ENABLED=0") || !strings.Contains(build.raw(), "./cmd/chatd") {
 		t.Error("builder does not build ./cmd/chatd with CGO_ENABLED=0 (static binary for distroless/static)")

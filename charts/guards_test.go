@@ -59,6 +59,13 @@ func TestRenderGuards(t *testing.T) {
 			"does not allow port 7001 of redis.url"},
 		{"MongoDB ports without a replica set member's", "", []string{"networkPolicy.enabled=true", `mongodb.uri=mongodb://u:pw@m0:27017\,m1:27018/?replicaSet=rs0`, "networkPolicy.egress.mongodb.ports={27017}"},
 			"networkPolicy.egress.mongodb.ports [27017] does not allow port 27018 of mongodb.uri"},
+		{"a ServiceMonitor that the NetworkPolicy keeps off /metrics", "", []string{"networkPolicy.enabled=true", "serviceMonitor.enabled=true"},
+			"networkPolicy.ingress.metricsFrom is empty"},
+		{"a ServiceMonitor with Prometheus let through", "", []string{"networkPolicy.enabled=true", "serviceMonitor.enabled=true",
+			"networkPolicy.ingress.metricsFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring"}, ""},
+		{"the API and the metrics on one Service port", "", []string{"service.port=9090"},
+			"service.port and service.metricsPort are both 9090"},
+
 		{"MongoDB ports that include the URL's and more", "", []string{"networkPolicy.enabled=true", `mongodb.uri=mongodb://u:pw@m0:27017\,m1:27018/?replicaSet=rs0`, "networkPolicy.egress.mongodb.ports={27017,27018,27019}"}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -89,6 +89,7 @@ Image reference: repository:tag, or repository@digest (tag kept for readers) whe
 {{/* Non-secret environment (the config ConfigMap's data), also the input of checksum/config. */}}
 {{- define "support-chat.configData" -}}
 CHAT_ADDR: ":8080"
+CHAT_METRICS_ADDR: ":9090"
 CHAT_TENANTS_DIR: {{ include "support-chat.tenantsDir" . | quote }}
 CHAT_MONGODB_DATABASE: {{ .Values.mongodb.database | quote }}
 CHAT_MONGODB_TIMEOUT: {{ .Values.mongodb.timeout | quote }}

@@ -6,6 +6,14 @@ the render with a message that says what to change. deployment.yaml includes thi
 {{- include "support-chat.validatePDB" . }}
 {{- include "support-chat.validateShutdown" . }}
 {{- include "support-chat.validateNetworkPolicy" . }}
+{{- include "support-chat.validateService" . }}
+{{- end }}
+
+{{/* The Service's two ports must differ: one Service cannot expose a port number twice. */}}
+{{- define "support-chat.validateService" -}}
+{{- if eq (int .Values.service.port) (int .Values.service.metricsPort) }}
+{{- fail (printf "service.port and service.metricsPort are both %d: the API and /metrics need a Service port each. Change one of them" (int .Values.service.port)) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -110,11 +118,17 @@ listed in the values must include the URL's.
 {{- toJson (dict "ports" $ports "to" .rule.to) }}
 {{- end }}
 
-{{/* NetworkPolicy egress ports that disagree with the URLs fail here, before anything renders. */}}
+{{/*
+NetworkPolicy egress ports that disagree with the URLs fail here, before anything renders, and so
+does a ServiceMonitor whose Prometheus the NetworkPolicy would keep off the metrics port.
+*/}}
 {{- define "support-chat.validateNetworkPolicy" -}}
 {{- if .Values.networkPolicy.enabled }}
 {{- $_ := include "support-chat.mongodbEgress" . }}
 {{- $_ = include "support-chat.redisEgress" . }}
+{{- if and .Values.serviceMonitor.enabled (empty .Values.networkPolicy.ingress.metricsFrom) }}
+{{- fail "networkPolicy.ingress.metricsFrom is empty, so the NetworkPolicy lets nothing reach /metrics (port 9090) and the ServiceMonitor's scrapes would fail. List Prometheus' namespace or pods there, e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]" }}
+{{- end }}
 {{- end }}
 {{- end }}
 
