@@ -96,10 +96,15 @@ type Presence interface {
 // may next change by itself (business hours, a status that lapses). It lives in Redis
 // (presence.Store), which may be down: errors are logged.
 type SupportClock interface {
-	// AnnounceSupport records state, computed at at, as the tenant's announced support state
-	// unless one computed later is recorded, and schedules the tenant to be computed again at
-	// until at the latest (zero: only when something changes it).
-	AnnounceSupport(ctx context.Context, tenantID string, at time.Time, state string, until time.Time) (Announcement, error)
+	// LockSupport serializes the computations of the tenant's support across replicas: it
+	// returns a lock, "" when it gave up waiting (then the computation times still order the
+	// states). AnnounceSupport releases it, UnlockSupport when no announcement follows.
+	LockSupport(ctx context.Context, tenantID string) (lock string, err error)
+	UnlockSupport(ctx context.Context, tenantID, lock string)
+	// AnnounceSupport releases lock and records state, computed at at, as the tenant's
+	// announced support state unless one computed later is recorded, and schedules the tenant
+	// to be computed again at until at the latest (zero: only when something changes it).
+	AnnounceSupport(ctx context.Context, tenantID, lock string, at time.Time, state string, until time.Time) (Announcement, error)
 	// ClaimDueSupport returns up to limit tenants due to be computed at now, each to exactly
 	// one caller across all replicas.
 	ClaimDueSupport(ctx context.Context, now time.Time, limit int) ([]string, error)

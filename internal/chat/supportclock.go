@@ -17,15 +17,25 @@ const supportBatch = 500
 // when its block may next change by itself. quietFirst leaves out the event when no state was
 // recorded before (a replica starting, or Redis lost its data): there is no change to tell of.
 func (s *Service) announceSupport(ctx context.Context, t *tenant.Tenant, quietFirst bool) (Support, error) {
+	lock := ""
+	if s.announcer != nil {
+		var err error
+		if lock, err = s.announcer.LockSupport(ctx, t.ID); err != nil {
+			s.logger.WarnContext(ctx, "support computed without its lock", "tenant", t.ID, "error", err)
+		}
+	}
 	at := s.clock() // before the reads: a state computed from them is at least this recent
 	s.overrides.forget(t.ID)
 	sup, err := s.support(tenant.NewContext(ctx, t), t)
 	if err != nil {
+		if s.announcer != nil {
+			s.announcer.UnlockSupport(ctx, t.ID, lock)
+		}
 		return sup, err
 	}
 	tell := true
 	if s.announcer != nil {
-		a, err := s.announcer.AnnounceSupport(ctx, t.ID, at, sup.announced(), sup.Until)
+		a, err := s.announcer.AnnounceSupport(ctx, t.ID, lock, at, sup.announced(), sup.Until)
 		switch {
 		case err != nil:
 			// Without the record every replica tells of what it computed: a repeat is better

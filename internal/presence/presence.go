@@ -56,6 +56,7 @@ type Store struct {
 	claimLapses *redis.Script
 	markOnline  *redis.Script
 	announce    *redis.Script
+	unlock      *redis.Script
 }
 
 var _ chat.Presence = (*Store)(nil)
@@ -68,6 +69,7 @@ func New(rdb redis.Cmdable, now func() time.Time) *Store {
 		claimLapses: redis.NewScript(claimLapsesScript),
 		markOnline:  redis.NewScript(markOnlineScript),
 		announce:    redis.NewScript(announceScript),
+		unlock:      redis.NewScript(unlockScript),
 	}
 }
 

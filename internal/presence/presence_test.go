@@ -188,12 +188,12 @@ func TestSupportIsAnnouncedOnce(t *testing.T) {
 			{"a change back", t0.Add(4 * time.Second), "online", t0.Add(3 * time.Minute), chat.AnnouncedChange},
 		}
 		for _, st := range steps {
-			got, err := s.AnnounceSupport(ctx, "shop", st.at, st.state, st.until)
+			got, err := s.AnnounceSupport(ctx, "shop", "", st.at, st.state, st.until)
 			if err != nil || got != st.want {
 				t.Fatalf("%s: AnnounceSupport = %v, %v; want %v", st.name, got, err, st.want)
 			}
 		}
-		if _, err := s.AnnounceSupport(ctx, "idle", t0, "offline", time.Time{}); err != nil {
+		if _, err := s.AnnounceSupport(ctx, "idle", "", t0, "offline", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		// "shop" is due at the earliest moment any announcement named (t0+1m), not at the
