@@ -1,5 +1,6 @@
-// Package cache keeps rendered list pages and support blocks in Redis, cache-aside, with a
-// small in-process layer in front. Every cached value is tagged with the generation of its view
+// Package cache keeps rendered list pages and support blocks in Redis, cache-aside, with an
+// in-process layer in front that is bounded in bytes. No value is served past the ttl it was
+// stored with, from either layer. Every cached value is tagged with the generation of its view
 // read before the value was built; every write replaces the generations of the views it
 // changes with new random ones (chat.Invalidator), so a value built before a write never
 // matches again: invalidation needs no key scans and no deletes, and a list read after a write
@@ -9,13 +10,13 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"sync"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,8 +31,11 @@ import (
 //	chat:{<tenant>}:gen:a             generation of the admins' view of the tenant
 //	chat:{<tenant>}:gen:c:<customer>  generation of a customer's view
 //	chat:{<tenant>}:gen:s             generation of the support block
-//	chat:{<tenant>}:list:<view>:<q>   "<generation>\n<rendered page>"
-//	chat:{<tenant>}:support           "<generation>\n<rendered support block>"
+//	chat:{<tenant>}:list:<view>:<q>   "<generation> <expiry>\n<rendered page>"
+//	chat:{<tenant>}:support           "<generation> <expiry>\n<rendered support block>"
+//
+// The expiry is in Unix milliseconds: a replica that reads a value from Redis keeps it in
+// process no longer than the replica that stored it meant.
 func genKey(tenantID, view string) string  { return "chat:{" + tenantID + "}:gen:" + view }
 func supportGenKey(tenantID string) string { return "chat:{" + tenantID + "}:gen:s" }
 func supportKey(tenantID string) string    { return "chat:{" + tenantID + "}:support" }
@@ -65,11 +69,25 @@ type Options struct {
 	// LocalMaxAge is how long the in-process layer may answer without checking Redis, which
 	// it does only while Redis is unreachable (default 1s).
 	LocalMaxAge time.Duration
-	// LocalEntries bounds the in-process layer (default 10000 values; emptied when full).
-	LocalEntries int
-	Now          func() time.Time
-	Observer     Observer
+	// LocalBytes bounds the in-process layer, counting each value's key, generation and body
+	// and a fixed overhead (default DefaultLocalBytes); the least recently used values go
+	// first. Below zero, nothing is kept in process and every hit reads Redis.
+	LocalBytes int64
+	// MaxValueBytes is the largest value cached, in process or in Redis (default
+	// DefaultMaxValueBytes): larger ones are built on every request instead.
+	MaxValueBytes int
+	Now           func() time.Time
+	Observer      Observer
 }
+
+// DefaultLocalBytes is the default budget of the in-process layer: a quarter of the chart's
+// memory request (128 MiB), so that even at twice the budget (the garbage collector lets the
+// heap reach twice what is live) it leaves the service's own baseline room below the request.
+const DefaultLocalBytes = 32 << 20
+
+// DefaultMaxValueBytes is the default size bound of a cached value: 20 conversations with a
+// message of 1,000 characters each fit, and a 32 MiB layer still holds 500 of the largest.
+const DefaultMaxValueBytes = 64 << 10
 
 // Cache is the list and support cache.
 type Cache struct {
@@ -77,18 +95,10 @@ type Cache struct {
 	o     Options
 	batch *redisconn.Batch
 
-	mu    sync.Mutex
-	local map[string]localEntry
+	local *local
 }
 
 var _ chat.Invalidator = (*Cache)(nil)
-
-// localEntry is a value held in process: its generation and when it was last known current.
-type localEntry struct {
-	gen     string
-	body    []byte
-	checked time.Time
-}
 
 // generationLife is how long generation counters live after their last bump; a view idle
 // longer starts again from no generation, which matches no cached value of the old ones.
@@ -102,13 +112,16 @@ func New(rdb redis.UniversalClient, o Options) *Cache {
 	if o.LocalMaxAge <= 0 {
 		o.LocalMaxAge = time.Second
 	}
-	if o.LocalEntries <= 0 {
-		o.LocalEntries = 10000
+	if o.LocalBytes == 0 {
+		o.LocalBytes = DefaultLocalBytes
+	}
+	if o.MaxValueBytes <= 0 {
+		o.MaxValueBytes = DefaultMaxValueBytes
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Cache{rdb: rdb, o: o, batch: redisconn.NewBatch(rdb, batchTimeout), local: make(map[string]localEntry)}
+	return &Cache{rdb: rdb, o: o, batch: redisconn.NewBatch(rdb, batchTimeout), local: newLocal(o.LocalBytes)}
 }
 
 // Token is what a lookup saw: the generations a value built now must be stored under, or
@@ -119,94 +132,102 @@ type Token struct {
 }
 
 // Lookup returns the cached page of view's list query q and the tenant's support block, each
-// nil when not cached, and the token to store fresh values with. It costs one Redis round
-// trip when the in-process layer holds current values (shared with the lists that arrive while
-// the previous one is in flight: see redisconn.Batch), two otherwise. With Redis unreachable
-// it answers from the in-process layer only with values checked within LocalMaxAge.
+// nil when not cached, and the token to store fresh values with. An empty q looks up the
+// support block only (for a list whose page is not cached). It costs one Redis round trip
+// when the in-process layer holds current values (shared with the lists that arrive while the
+// previous one is in flight: see redisconn.Batch), two otherwise. With Redis unreachable it
+// answers from the in-process layer only with values checked within LocalMaxAge.
 func (c *Cache) Lookup(ctx context.Context, tenantID, view, q string) (page, support []byte, tok Token) {
-	pk, sk := pageKey(tenantID, view, q), supportKey(tenantID)
-	now := c.o.Now()
-	gens, err := mget(ctx, c.batch, genKey(tenantID, view), supportGenKey(tenantID))
-	if err != nil {
-		page, support = c.recent(pk, now), c.recent(sk, now)
-		c.count(page, support)
-		return page, support, Token{}
+	pk, sk := "", supportKey(tenantID)
+	if q != "" {
+		pk = pageKey(tenantID, view, q)
 	}
-	tok = Token{listGen: str(gens[0]), supportGen: str(gens[1]), ok: true}
-	if tok.listGen == "" || tok.supportGen == "" {
-		// A view without a generation (never written, expired, or Redis lost it) gets one
-		// now, so values cached from here on cannot match whatever was cached before.
-		if tok.listGen, err = c.initGeneration(ctx, genKey(tenantID, view), tok.listGen); err == nil {
-			tok.supportGen, err = c.initGeneration(ctx, supportGenKey(tenantID), tok.supportGen)
+	now := c.o.Now()
+	defer func() { c.count(pk != "", page, support) }()
+	gens, err := mget(ctx, c.batch, genKey(tenantID, view), supportGenKey(tenantID))
+	if err == nil {
+		tok = Token{listGen: str(gens[0]), supportGen: str(gens[1]), ok: true}
+		if tok.listGen == "" || tok.supportGen == "" {
+			// A view without a generation (never written, expired, or Redis lost it) gets one
+			// now, so values cached from here on cannot match whatever was cached before.
+			if tok.listGen, err = c.initGeneration(ctx, genKey(tenantID, view), tok.listGen); err == nil {
+				tok.supportGen, err = c.initGeneration(ctx, supportGenKey(tenantID), tok.supportGen)
+			}
 		}
-		if err != nil {
-			page, support = c.recent(pk, now), c.recent(sk, now)
-			c.count(page, support)
-			return page, support, Token{}
-		}
+	}
+	if err != nil {
+		return c.recent(pk, now), c.recent(sk, now), Token{}
 	}
 	page, support = c.current(pk, tok.listGen, now), c.current(sk, tok.supportGen, now)
 	var missing []string
-	if page == nil {
+	if page == nil && pk != "" {
 		missing = append(missing, pk)
 	}
 	if support == nil {
 		missing = append(missing, sk)
 	}
-	if len(missing) > 0 {
-		if vals, err := c.rdb.MGet(ctx, missing...).Result(); err == nil {
-			for i, key := range missing {
-				gen, body, ok := split(str(vals[i]))
-				want := tok.listGen
-				if key == sk {
-					want = tok.supportGen
-				}
-				if !ok || gen != want {
-					continue
-				}
-				c.keep(key, gen, body, now)
-				if key == pk {
-					page = body
-				} else {
-					support = body
-				}
-			}
+	if len(missing) == 0 {
+		return page, support, tok
+	}
+	vals, err := c.rdb.MGet(ctx, missing...).Result()
+	if err != nil {
+		return page, support, tok
+	}
+	for i, key := range missing {
+		want := tok.listGen
+		if key == sk {
+			want = tok.supportGen
+		}
+		gen, expires, body, ok := split(str(vals[i]))
+		if !ok || gen != want || !now.Before(expires) {
+			continue
+		}
+		c.local.keep(key, gen, body, now, expires)
+		if key == pk {
+			page = body
+		} else {
+			support = body
 		}
 	}
-	c.count(page, support)
 	return page, support, tok
 }
 
-func (c *Cache) count(page, support []byte) {
+func (c *Cache) count(pageLooked bool, page, support []byte) {
 	if c.o.Observer != nil {
-		c.o.Observer.CacheRequest("list", page != nil)
+		if pageLooked {
+			c.o.Observer.CacheRequest("list", page != nil)
+		}
 		c.o.Observer.CacheRequest("support", support != nil)
 	}
 }
 
-// StorePage caches the page of view's list query q under the generation tok saw.
+// StorePage caches the page of view's list query q under the generation tok saw, for
+// PageTTL, unless it is larger than MaxValueBytes.
 func (c *Cache) StorePage(ctx context.Context, tenantID, view, q string, tok Token, body []byte) {
 	c.store(ctx, pageKey(tenantID, view, q), tok.listGen, tok.ok, body, c.o.PageTTL)
 }
 
 // StoreSupport caches the tenant's support block under the generation tok saw, for at most
-// ttl (the block changes by itself when business hours open or close).
+// ttl (the block changes by itself when business hours open or close), unless it is larger
+// than MaxValueBytes.
 func (c *Cache) StoreSupport(ctx context.Context, tenantID string, tok Token, body []byte, ttl time.Duration) {
 	c.store(ctx, supportKey(tenantID), tok.supportGen, tok.ok, body, ttl)
 }
 
 func (c *Cache) store(ctx context.Context, key, gen string, ok bool, body []byte, ttl time.Duration) {
+	if ttl <= 0 || len(body) > c.o.MaxValueBytes {
+		return
+	}
 	now := c.o.Now()
+	expires := now.Add(ttl)
 	if !ok {
-		c.keep(key, down, body, now)
+		c.local.keep(key, down, body, now, expires)
 		return
 	}
-	c.keep(key, gen, body, now)
-	if ttl <= 0 {
-		return
-	}
-	v := make([]byte, 0, len(gen)+1+len(body))
-	v = append(append(append(v, gen...), '\n'), body...)
+	c.local.keep(key, gen, body, now, expires)
+	head := gen + " " + strconv.FormatInt(expires.UnixMilli(), 10) + "\n"
+	v := make([]byte, 0, len(head)+len(body))
+	v = append(append(v, head...), body...)
 	_ = c.rdb.Set(ctx, key, v, ttl).Err() // a cache that cannot store is only slower
 }
 
@@ -260,37 +281,22 @@ func newGeneration() string {
 // down tags values built while Redis was unreachable: no generation read from Redis equals it.
 const down = "!"
 
-// current returns the in-process value of key if its generation is gen, marking it checked.
+// current returns the in-process value of key if its generation is gen, marking it checked;
+// nil for an empty key.
 func (c *Cache) current(key, gen string, now time.Time) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.local[key]
-	if !ok || e.gen != gen {
+	if key == "" {
 		return nil
 	}
-	e.checked = now
-	c.local[key] = e
-	return e.body
+	return c.local.current(key, gen, now)
 }
 
-// recent returns the in-process value of key if it was known current within LocalMaxAge.
+// recent returns the in-process value of key if it was known current within LocalMaxAge; nil
+// for an empty key.
 func (c *Cache) recent(key string, now time.Time) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.local[key]
-	if !ok || now.Sub(e.checked) > c.o.LocalMaxAge {
+	if key == "" {
 		return nil
 	}
-	return e.body
-}
-
-func (c *Cache) keep(key, gen string, body []byte, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.local) >= c.o.LocalEntries {
-		clear(c.local)
-	}
-	c.local[key] = localEntry{gen: gen, body: body, checked: now}
+	return c.local.recent(key, c.o.LocalMaxAge, now)
 }
 
 func str(v any) string {
@@ -298,11 +304,17 @@ func str(v any) string {
 	return s
 }
 
-// split parses "<generation>\n<body>".
-func split(v string) (gen string, body []byte, ok bool) {
-	i := bytes.IndexByte([]byte(v), '\n')
-	if i < 0 {
-		return "", nil, false
+// split parses "<generation> <expiry in Unix milliseconds>\n<body>". A value in another form
+// (such as "<generation>\n<body>", which versions before expiries wrote) is not ok.
+func split(v string) (gen string, expires time.Time, body []byte, ok bool) {
+	head, rest, found := strings.Cut(v, "\n")
+	if !found {
+		return "", time.Time{}, nil, false
 	}
-	return v[:i], []byte(v[i+1:]), true
+	gen, ms, found := strings.Cut(head, " ")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !found || err != nil {
+		return "", time.Time{}, nil, false
+	}
+	return gen, time.UnixMilli(n), []byte(rest), true
 }

@@ -1,7 +1,9 @@
 package cache_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ func client(t *testing.T, r *testenv.Redis) redis.UniversalClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt.MaxRetries = 0
+	opt.MaxRetries, opt.DialerRetries = 0, 1 // a stopped Redis fails each command at once
 	opt.DialTimeout, opt.ReadTimeout = 300*time.Millisecond, 300*time.Millisecond
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -133,5 +135,73 @@ func TestRedisDownServesOnlyRecentLocalValues(t *testing.T) {
 	}
 	if page != nil {
 		t.Errorf("after Redis came back empty: %q", page)
+	}
+}
+
+// A support block is cached for the ttl it was stored with, in process and in Redis, even
+// while its generation stays the same: the block changes by itself when the clock moves (hours
+// close, a heartbeat lapses).
+func TestSupportBlockIsNotServedPastItsTTL(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	clk := testenv.NewClock(time.Now())
+	a := cache.New(client(t, r), cache.Options{Now: clk.Now})
+	b := cache.New(client(t, r), cache.Options{Now: clk.Now})
+	view, q := cache.AdminView, cache.QueryKey("")
+	_, _, tok := a.Lookup(ctx, "shop", view, q)
+	a.StoreSupport(ctx, "shop", tok, []byte(`{"status":"online"}`), 3*time.Second)
+
+	clk.Advance(2999 * time.Millisecond)
+	for name, c := range map[string]*cache.Cache{"the replica that stored it": a, "another replica": b} {
+		if _, sup, _ := c.Lookup(ctx, "shop", view, q); string(sup) != `{"status":"online"}` {
+			t.Errorf("%s, 2.999 s after storing with ttl 3s: support %q, want the block", name, sup)
+		}
+	}
+	clk.Advance(time.Millisecond)
+	for name, c := range map[string]*cache.Cache{"the replica that stored it": a, "another replica": b} {
+		if _, sup, _ := c.Lookup(ctx, "shop", view, q); sup != nil {
+			t.Errorf("%s, 3 s after storing with ttl 3s: support %q, want none", name, sup)
+		}
+	}
+
+	// With Redis down, the in-process layer honours the ttl too, within LocalMaxAge.
+	_, _, tok = a.Lookup(ctx, "shop", view, q)
+	a.StoreSupport(ctx, "shop", tok, []byte(`{"status":"away"}`), 500*time.Millisecond)
+	r.Stop(t)
+	clk.Advance(499 * time.Millisecond)
+	if _, sup, _ := a.Lookup(ctx, "shop", view, q); string(sup) != `{"status":"away"}` {
+		t.Errorf("Redis down, within the ttl: support %q, want the block", sup)
+	}
+	clk.Advance(time.Millisecond)
+	if _, sup, _ := a.Lookup(ctx, "shop", view, q); sup != nil {
+		t.Errorf("Redis down, at the ttl (within LocalMaxAge): support %q, want none", sup)
+	}
+}
+
+// No value above MaxValueBytes is cached, in process or in Redis.
+func TestValuesAboveTheSizeBoundAreNotCached(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	a := cache.New(client(t, r), cache.Options{})
+	b := cache.New(client(t, r), cache.Options{})
+	view := cache.CustomerView("ada")
+	for _, tt := range []struct {
+		name   string
+		size   int
+		cached bool
+	}{
+		{"a page of exactly the bound", cache.DefaultMaxValueBytes, true},
+		{"a page one byte above the bound", cache.DefaultMaxValueBytes + 1, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q := cache.QueryKey(fmt.Sprint("size=", tt.size))
+			_, _, tok := a.Lookup(ctx, "shop", view, q)
+			a.StorePage(ctx, "shop", view, q, tok, bytes.Repeat([]byte{'<'}, tt.size))
+			for name, c := range map[string]*cache.Cache{"in process": a, "in Redis": b} {
+				if page, _, _ := c.Lookup(ctx, "shop", view, q); (page != nil) != tt.cached {
+					t.Errorf("%s: cached = %t, want %t", name, page != nil, tt.cached)
+				}
+			}
+		})
 	}
 }

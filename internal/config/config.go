@@ -52,6 +52,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the graceful shutdown after SIGTERM (CHAT_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
+	// CacheLocalBytes bounds the in-process layer of the list cache in bytes; 0 turns that
+	// layer off, so every cached list is read from Redis (CHAT_CACHE_LOCAL_BYTES).
+	CacheLocalBytes int64
 	// MetricsTenantLabel adds the tenant id as a label to per-tenant metrics
 	// (CHAT_METRICS_TENANT_LABEL). Tenants come from configuration, so the label's values are
 	// bounded; turn it off for deployments with very many tenants.
@@ -104,6 +107,7 @@ func Vars() []Var {
 		{"CHAT_MONGODB_TIMEOUT", "5s", "bound for one MongoDB operation", false},
 		{"CHAT_MAX_BODY_BYTES", "65536", "largest request body; larger ones answer 413", false},
 		{"CHAT_SHUTDOWN_TIMEOUT", "20s", "bound for finishing in-flight requests after SIGTERM", false},
+		{"CHAT_CACHE_LOCAL_BYTES", "33554432", "bytes of rendered lists each replica keeps in process (32 MiB, a quarter of the chart's memory request); 0 = off, every cached list is read from Redis", false},
 		{"CHAT_METRICS_TENANT_LABEL", "true", "label per-tenant metrics with the tenant id", false},
 		{"CHAT_LIMITS_REQUESTS_PER_MINUTE", "600", "API calls per minute of one caller; 0 turns the limit off", false},
 		{"CHAT_LIMITS_WRITES_PER_MINUTE", "60", "writes (start, send, read, patch, presence, settings) per minute of one caller; 0 = off", false},
@@ -156,6 +160,9 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("CHAT_MAX_BODY_BYTES: want a byte count of at least 1024, got %q", get("CHAT_MAX_BODY_BYTES")))
 	}
 	c.MaxBodyBytes = n
+	if c.CacheLocalBytes, err = strconv.ParseInt(get("CHAT_CACHE_LOCAL_BYTES"), 10, 64); err != nil || c.CacheLocalBytes < 0 {
+		errs = append(errs, fmt.Errorf("CHAT_CACHE_LOCAL_BYTES: want a byte count, 0 for off, got %q", get("CHAT_CACHE_LOCAL_BYTES")))
+	}
 	if c.MetricsTenantLabel, err = strconv.ParseBool(get("CHAT_METRICS_TENANT_LABEL")); err != nil {
 		errs = append(errs, fmt.Errorf("CHAT_METRICS_TENANT_LABEL: want true or false, got %q", get("CHAT_METRICS_TENANT_LABEL")))
 	}
@@ -234,9 +241,9 @@ func listenAddrs(api, metrics string) []error {
 
 // String returns the configuration for a start-up log line, with credentials masked.
 func (c Config) String() string {
-	return fmt.Sprintf("addr=%s metrics_addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v mongodb_timeout=%s max_body_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d",
+	return fmt.Sprintf("addr=%s metrics_addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v mongodb_timeout=%s max_body_bytes=%d cache_local_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d",
 		c.Addr, c.MetricsAddr, LogURL(c.MongoURI), c.MongoDatabase, LogURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
-		c.IdempotencyTTL, c.OIDCTimeout, c.IssuerAllowedNetworks, c.MongoTimeout, c.MaxBodyBytes, c.ShutdownTimeout, c.MetricsTenantLabel,
+		c.IdempotencyTTL, c.OIDCTimeout, c.IssuerAllowedNetworks, c.MongoTimeout, c.MaxBodyBytes, c.CacheLocalBytes, c.ShutdownTimeout, c.MetricsTenantLabel,
 		c.Limits.RequestsPerMinute, c.Limits.WritesPerMinute, c.Limits.EventStreams, c.Limits.TenantRequestsPerSecond)
 }
 

@@ -13,7 +13,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
 	}
-	if c.Addr != ":8080" || c.MetricsAddr != ":9090" || c.MongoDatabase != "supportchat" || c.TenantsDir != "./tenants" || c.PresenceTTL != time.Minute || c.MaxBodyBytes != 65536 || !c.MetricsTenantLabel || c.RedisMode != "single" {
+	if c.Addr != ":8080" || c.MetricsAddr != ":9090" || c.MongoDatabase != "supportchat" || c.TenantsDir != "./tenants" || c.PresenceTTL != time.Minute || c.MaxBodyBytes != 65536 || c.CacheLocalBytes != 32<<20 || !c.MetricsTenantLabel || c.RedisMode != "single" {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -27,6 +27,7 @@ func TestLoadReportsEveryBadVariable(t *testing.T) {
 		"CHAT_REDIS_URL":            "http://x",
 		"CHAT_MONGODB_DATABASE":     "a.b",
 		"CHAT_METRICS_TENANT_LABEL": "maybe",
+		"CHAT_CACHE_LOCAL_BYTES":    "-1",
 	}
 	_, err := Load(func(k string) string { return env[k] })
 	if err == nil {
@@ -236,4 +237,16 @@ func TestLoadMetricsAddr(t *testing.T) {
 // mapEnv returns a getenv reading env.
 func mapEnv(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
+}
+
+func TestLoadCacheLocalBytes(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  int64
+	}{{"0", 0}, {"1048576", 1 << 20}} {
+		c, err := Load(mapEnv(map[string]string{"CHAT_CACHE_LOCAL_BYTES": tt.value}))
+		if err != nil || c.CacheLocalBytes != tt.want {
+			t.Errorf("CHAT_CACHE_LOCAL_BYTES=%s: %d, %v; want %d", tt.value, c.CacheLocalBytes, err, tt.want)
+		}
+	}
 }

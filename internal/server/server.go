@@ -162,7 +162,11 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	defer func() { _ = streamRDB.Close() }()
 	bus := events.NewBus(rdb, httpapi.RenderEvent, events.BusOptions{Logger: log, Observer: metrics})
 	hub := events.NewHub(events.NewBus(streamRDB, httpapi.RenderEvent, events.BusOptions{Logger: log}), events.HubOptions{Logger: log})
-	lists := cache.New(rdb, cache.Options{Observer: metrics, Now: o.Now})
+	localBytes := cfg.CacheLocalBytes
+	if localBytes == 0 {
+		localBytes = -1 // CHAT_CACHE_LOCAL_BYTES=0: no in-process layer
+	}
+	lists := cache.New(rdb, cache.Options{Observer: metrics, LocalBytes: localBytes, Now: o.Now})
 
 	store := db.Store()
 	convs := convlog.New(convlog.Deps{

@@ -100,6 +100,7 @@ CHAT_IDEMPOTENCY_TTL: {{ .Values.config.idempotencyTTL | quote }}
 CHAT_OIDC_TIMEOUT: {{ .Values.config.oidcTimeout | quote }}
 CHAT_ISSUER_ALLOWED_NETWORKS: {{ join "," .Values.config.issuerAllowedNetworks | quote }}
 CHAT_MAX_BODY_BYTES: {{ .Values.config.maxBodyBytes | int64 | toString | quote }}
+CHAT_CACHE_LOCAL_BYTES: {{ .Values.config.cacheLocalBytes | int64 | toString | quote }}
 CHAT_SHUTDOWN_TIMEOUT: {{ .Values.config.shutdownTimeout | quote }}
 CHAT_METRICS_TENANT_LABEL: {{ .Values.config.metricsTenantLabel | toString | quote }}
 CHAT_LIMITS_REQUESTS_PER_MINUTE: {{ .Values.config.limits.requestsPerMinute | int64 | toString | quote }}
