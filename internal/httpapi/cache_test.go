@@ -1,6 +1,8 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -111,5 +113,73 @@ func TestListCacheAcrossReplicas(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// cachedPages returns how many list pages of tenantID Redis holds.
+func cachedPages(t *testing.T, s *stack, tenantID string) int {
+	t.Helper()
+	keys, err := s.rdb.Keys(context.Background(), "chat:{"+tenantID+"}:list:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
+}
+
+// What cannot be shared is not cached: a delta list (each client asks with its own
+// updated_since) and a page above the cache's size bound are built on every request, and
+// stored neither in process nor in Redis.
+func TestListsThatCannotBeSharedAreNotCached(t *testing.T) {
+	s := newStack(t, stackOptions{productionCaches: true})
+	ada := s.customer(shop, "ada")
+	big := strings.Repeat("<", 4000)
+	conv := ada.start(big)
+	for range 16 {
+		ada.send(conv.ID, big)
+	}
+	for _, tt := range []struct {
+		name, query string
+		cached      bool
+	}{
+		{"a page of 4 KiB", "?messages=1", true},
+		{"a delta list", "?messages=1&updated_since=2000-01-01T00:00:00Z", false},
+		{"a page of 17 messages of 4,000 characters, above 64 KiB", "?messages=20", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pages := cachedPages(t, s, shop)
+			first := ada.do("GET", "/api/v1/chat/list"+tt.query, nil)
+			hits := listHits(t, s)
+			again := ada.do("GET", "/api/v1/chat/list"+tt.query, nil)
+			if first.Status != http.StatusOK || again.Status != http.StatusOK {
+				t.Fatalf("GET /chat/list%s = %d, %d", tt.query, first.Status, again.Status)
+			}
+			if hit := listHits(t, s) > hits; hit != tt.cached {
+				t.Errorf("the second list was a cache hit: %t, want %t", hit, tt.cached)
+			}
+			if stored := cachedPages(t, s, shop) > pages; stored != tt.cached {
+				t.Errorf("the page was stored in Redis: %t, want %t", stored, tt.cached)
+			}
+			if !bytes.Equal(first.Body, again.Body) {
+				t.Errorf("the second list differs from the first:\n%s\n%s", first.Body, again.Body)
+			}
+		})
+	}
+}
+
+// A list renders '<' as it is, not as \u003c: a body of 4,000 '<' takes 4,000 bytes of the
+// page, built or cached, and the page is never sniffed as HTML.
+func TestListRendersAngleBracketsAsTheyAre(t *testing.T) {
+	s := newStack(t, stackOptions{productionCaches: true})
+	ada := s.customer(shop, "ada")
+	body := strings.Repeat("<", 4000)
+	ada.start(body) // the list's newest message is the away prompt that follows it
+	for _, when := range []string{"built", "cached"} {
+		r := ada.do("GET", "/api/v1/chat/list?messages=2", nil)
+		if !bytes.Contains(r.Body, []byte(`"body":"`+body+`"`)) || len(r.Body) > 4000+2000 {
+			t.Errorf("%s: a list of one message of 4,000 '<' takes %d bytes; want the body as it is: %.300s", when, len(r.Body), r.Body)
+		}
+		if got := r.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options = %q, want nosniff", when, got)
+		}
 	}
 }

@@ -29,6 +29,19 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	return append(b, '"'), nil
 }
 
+// marshalJSON encodes v as json.Marshal does, but leaves '<', '>' and '&' as they are rather
+// than as \u003c and the like: six times fewer bytes for text full of them. The API answers
+// JSON, never HTML, and such bodies are sent with X-Content-Type-Options: nosniff.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(bytes.TrimSuffix(b.Bytes(), []byte("\n"))), nil // exact size: it may be cached
+}
+
 func timePtr(t *time.Time) *Time {
 	if t == nil {
 		return nil

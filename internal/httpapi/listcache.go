@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"time"
@@ -39,7 +38,10 @@ type listPageJSON struct {
 
 // serveList answers a list query from the cache where it can, else from the chat service,
 // caching what it builds. The page and the support block are cached apart: the page per view
-// of the caller (the admins' view, or one customer's) and query, the block per tenant.
+// of the caller (the admins' view, or one customer's) and query, the block per tenant. Pages
+// of queries with updated_since are never cached (see listCacheKey), nor pages larger than the
+// cache's size bound (cache.Options.MaxValueBytes). Both are rendered without HTML escaping,
+// so a body of 4,000 '<' takes 4,000 bytes, not 24,000.
 func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 	ctx := c.Request.Context()
 	t, caller, ok := requestScope(c)
@@ -65,15 +67,15 @@ func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 		for i, v := range p.Conversations {
 			out.Conversations[i] = conversationOf(v)
 		}
-		if page, err = json.Marshal(out); err != nil {
+		if page, err = marshalJSON(out); err != nil {
 			abortWithError(c, err)
 			return
 		}
-		if h.cache != nil {
+		if h.cache != nil && key != "" {
 			h.cache.StorePage(ctx, t.ID, view, key, tok, page)
 		}
 		if h.cache == nil {
-			support, _ = json.Marshal(supportOf(p.Support))
+			support, _ = marshalJSON(supportOf(p.Support))
 		}
 	}
 	if support == nil {
@@ -82,7 +84,7 @@ func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 			abortWithError(c, err)
 			return
 		}
-		if support, err = json.Marshal(supportOf(s)); err != nil {
+		if support, err = marshalJSON(supportOf(s)); err != nil {
 			abortWithError(c, err)
 			return
 		}
@@ -95,21 +97,29 @@ func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 	body = append(body, `,"support":`...)
 	body = append(body, support...)
 	body = append(body, '}')
+	// The body holds '<' and '>' as they are: it must never be sniffed as HTML.
+	c.Header("X-Content-Type-Options", "nosniff")
 	c.Data(http.StatusOK, listJSONContentType, body)
 }
 
 // listCacheKey returns the cache view of caller and the key of the query q in it. Admins
 // share one view (the same conversations and unread counts), except that assignee=me names
-// the caller.
+// the caller. The key is "" for a query with updated_since, whose page is not cached: every
+// client asks with its own time, so such a page would be built for one client and shared with
+// none, and distinct times would fill the cache (issue 18).
 func listCacheKey(caller chat.Caller, q url.Values) (view, key string) {
-	canonical := q.Encode() // sorted by name
+	view = cache.AdminView
 	if !caller.IsAdmin() {
-		return cache.CustomerView(caller.ID), cache.QueryKey(canonical)
+		view = cache.CustomerView(caller.ID)
 	}
-	if q.Get("assignee") == "me" {
+	if q.Has("updated_since") {
+		return view, ""
+	}
+	canonical := q.Encode() // sorted by name
+	if caller.IsAdmin() && q.Get("assignee") == "me" {
 		canonical += "&me=" + url.QueryEscape(caller.ID)
 	}
-	return cache.AdminView, cache.QueryKey(canonical)
+	return view, cache.QueryKey(canonical)
 }
 
 // supportTTL is how long the support block s may be cached at now: at most limit, and not past
