@@ -685,7 +685,7 @@ func TestHandlersMatchDocument(t *testing.T) {
 		{method: "GET", path: "/readyz", status: 200},
 		{method: "GET", path: "/widget/v1/support-chat.js", status: 200},
 		{method: "GET", path: "/api/v1/chat/list", token: "customer", status: 200},
-		{method: "GET", path: "/api/v1/chat/list?limit=100&messages=20&status=open&assignee=me&unread=true&customer_id=c&cursor=abc", token: "admin", status: 200},
+		{method: "GET", path: "/api/v1/chat/list?limit=25&messages=20&status=open&assignee=me&unread=true&customer_id=c&cursor=abc", token: "admin", status: 200},
 		{method: "GET", path: "/api/v1/chat/list?limit=abc", token: "admin", status: 400, slug: "invalid-request"},
 		{method: "GET", path: "/api/v1/chat/list?limit=500", token: "admin", status: 400, slug: "invalid-request"},
 		{method: "GET", path: "/api/v1/chat/list?typo=1", token: "admin", status: 400, slug: "invalid-request"},

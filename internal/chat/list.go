@@ -15,6 +15,10 @@ const (
 	DefaultListLimit    = 20
 	MaxListLimit        = 100
 	DefaultListMessages = 1
+	// MaxListPageMessages bounds limit × messages, the messages one page may embed: a full
+	// page of 100 conversations with their 5 newest messages, or 25 with 20. At most 4,000
+	// characters each, a page stays within a few MB; the widget asks for 100 × 1.
+	MaxListPageMessages = 500
 )
 
 // ListQuery is a request for one page of the caller's conversations. Zero Limit and a nil
@@ -176,6 +180,9 @@ func listParams(caller Caller, q ListQuery) (ListFilter, int, int, error) {
 	}
 	if messages < 0 || messages > MaxLatest {
 		return f, 0, 0, FieldError("messages", "must be between 0 and %d", MaxLatest)
+	}
+	if limit*messages > MaxListPageMessages {
+		return f, 0, 0, FieldError("messages", "must be at most %d with limit %d: limit × messages is at most %d", MaxListPageMessages/limit, limit, MaxListPageMessages)
 	}
 	// Every time is valid: before the first conversation it lists them all, in the future
 	// (a client clock ahead of ours) nothing until the conversations catch up with it. Truncating

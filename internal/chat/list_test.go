@@ -97,3 +97,34 @@ func TestCursorsOfListsWithoutUpdatedSinceStayValid(t *testing.T) {
 		t.Errorf("filterHash(customer ada) = %#x, want %#x (the fingerprint before updated_since)", got, want)
 	}
 }
+
+func TestListParamsCapLimitTimesMessages(t *testing.T) {
+	n := func(i int) *int { return &i }
+	tests := []struct {
+		name    string
+		q       ListQuery
+		allowed bool
+	}{
+		{"100 conversations with 5 messages each, the most at full page", ListQuery{Limit: 100, Messages: n(5)}, true},
+		{"25 conversations with 20 messages each, the most at 20 messages", ListQuery{Limit: 25, Messages: n(20)}, true},
+		{"the default page with 20 messages each", ListQuery{Messages: n(20)}, true},
+		{"100 conversations with 6 messages each", ListQuery{Limit: 100, Messages: n(6)}, false},
+		{"26 conversations with 20 messages each", ListQuery{Limit: 26, Messages: n(20)}, false},
+		{"100 conversations with 20 messages each", ListQuery{Limit: 100, Messages: n(20)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, limit, messages, err := listParams(adaCall, tt.q)
+			if tt.allowed {
+				if err != nil || limit*messages > MaxListPageMessages {
+					t.Errorf("listParams(%+v) = %d × %d, %v; want allowed", tt.q, limit, messages, err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Code != Invalid || e.Field != "messages" {
+				t.Errorf("listParams(%+v) error = %v, want Invalid naming messages", tt.q, err)
+			}
+		})
+	}
+}

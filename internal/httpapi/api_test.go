@@ -207,6 +207,7 @@ func TestListBadParameters(t *testing.T) {
 		{"limit not a number", customer, "?limit=ten", 400, "limit", ""},
 		{"messages above 20", customer, "?messages=21", 400, "messages", ""},
 		{"messages negative", customer, "?messages=-1", 400, "messages", ""},
+		{"limit × messages above 500", customer, "?limit=26&messages=20", 400, "messages", "messages must be at most 19 with limit 26: limit × messages is at most 500."},
 		{"garbage cursor", customer, "?cursor=abc", 400, "cursor", ""},
 		{"unknown parameter", customer, "?limt=5", 400, "limt", "limt is not a known query parameter."},
 		{"repeated parameter", customer, "?limit=5&limit=6", 400, "limit", ""},

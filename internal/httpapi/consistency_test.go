@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"testing"
@@ -164,10 +165,17 @@ func checkSummary(t *testing.T, convID string, viewers []user, reps []*stack, wa
 		for _, v := range viewers {
 			v = v.on(r)
 			var views []conversationJSON
-			l := v.list("?limit=100&messages=20")
-			for _, c := range l.Conversations {
-				if c.ID == convID {
-					views = append(views, c)
+			// Every page, with the most messages a page may embed per conversation at 25 a page.
+			for q := "?limit=25&messages=20"; q != ""; {
+				l := v.list(q)
+				for _, c := range l.Conversations {
+					if c.ID == convID {
+						views = append(views, c)
+					}
+				}
+				q = ""
+				if l.NextCursor != nil {
+					q = "?limit=25&messages=20&cursor=" + url.QueryEscape(*l.NextCursor)
 				}
 			}
 			if len(views) != 1 {
