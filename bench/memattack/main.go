@@ -100,8 +100,11 @@ func (c *client) login() error {
 	var out struct {
 		AccessToken string `json:"access_token"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.AccessToken == "" {
-		return fmt.Errorf("POST /demo/token: %s, %v", resp.Status, err)
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return fmt.Errorf("POST /demo/token: %s: %w", resp.Status, err)
+	}
+	if out.AccessToken == "" {
+		return fmt.Errorf("POST /demo/token: %s without a token", resp.Status)
 	}
 	c.token = out.AccessToken
 	return nil
