@@ -657,8 +657,10 @@ chat.getToken = async () => {
 	shop := b.tab(t, "storefront")
 	shop.navigate(storefront.URL + "/")
 	shop.waitFor("Ada's conversations, across origins", W+`.querySelectorAll('.conversations .conv').length === 2`)
-	if calls := eval[int](shop, `window.tokenCalls`); calls != 2 {
-		t.Errorf("getToken was called %d times, want 2 (once more after the 401)", calls)
+	// Once more after the 401; on a loaded machine a connection of the event stream that fails
+	// (and is retried with a fresh token) may add a call, never a loop.
+	if calls := eval[int](shop, `window.tokenCalls`); calls < 2 || calls > 4 {
+		t.Errorf("getToken was called %d times, want 2 (once more after the 401), at most 4", calls)
 	}
 	if got := eval[string](shop, W+`.querySelector('button.start').textContent + ' / ' + `+W+`.querySelector('#title').textContent`); got != "Chat beginnen / Kundendienst" {
 		t.Errorf("translated strings show %q", got)
