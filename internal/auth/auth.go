@@ -86,7 +86,7 @@ type Options struct {
 	// KeysMaxAge is the longest a tenant's JWKS is used before it is fetched again. A shorter
 	// Cache-Control max-age on the JWKS response is honoured down to one minute. When the
 	// issuer cannot be reached, the keys stay in use for another KeysMaxAge at most.
-	// Default 15m.
+	// Default DefaultKeysMaxAge.
 	KeysMaxAge time.Duration
 	// RediscoverInterval is how often a discovered issuer's discovery document is fetched
 	// again, before the next JWKS fetch, so that a changed jwks_uri takes effect. Default 1h.
@@ -101,6 +101,9 @@ type Options struct {
 	// Observer, if not nil, records discovery and JWKS fetches.
 	Observer Observer
 }
+
+// DefaultKeysMaxAge is the default of Options.KeysMaxAge.
+const DefaultKeysMaxAge = 15 * time.Minute
 
 // Verifier authenticates bearer tokens for any tenant. It discovers each tenant's issuer lazily
 // on first use and caches the result; it is safe for concurrent use.
@@ -157,7 +160,7 @@ func New(o Options) *Verifier {
 		v.refetchInterval = time.Second
 	}
 	if v.keysMaxAge <= 0 {
-		v.keysMaxAge = 15 * time.Minute
+		v.keysMaxAge = DefaultKeysMaxAge
 	}
 	if v.rediscoverInterval <= 0 {
 		v.rediscoverInterval = time.Hour
@@ -174,6 +177,10 @@ func New(o Options) *Verifier {
 	}
 	return v
 }
+
+// KeysMaxAge returns the longest the Verifier uses a tenant's keys before fetching them again:
+// a key the issuer drops stops verifying within about that.
+func (v *Verifier) KeysMaxAge() time.Duration { return v.keysMaxAge }
 
 // Authenticate verifies token against the issuer of t and returns its principal. Returns an
 // error wrapping ErrInvalidToken when the token is not acceptable, or ErrIssuerUnavailable when

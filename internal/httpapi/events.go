@@ -55,10 +55,17 @@ type streamer struct {
 	limits    Limiter // nil: no limit on open streams
 	heartbeat time.Duration
 	now       func() time.Time
+	// tenants and auth verify an open stream's token again every recheck.
+	tenants Tenants
+	auth    Authenticator
+	recheck time.Duration
+	// maxAge is the longest a stream lives: the verifier's key set max age.
+	maxAge time.Duration
 }
 
 // serve streams the caller's events as Server-Sent Events until the client leaves, the token
-// expires, the service shuts down, the client falls too far behind, or the bus fails. A
+// expires or is no longer accepted, the stream reaches its longest lifetime, the service shuts
+// down, the client falls too far behind, or the bus fails. A
 // Last-Event-ID within the replay window resumes after that event; any other starts with
 // resync.
 func (s *streamer) serve(c *gin.Context) {
@@ -85,8 +92,9 @@ func (s *streamer) serve(c *gin.Context) {
 		abortWithError(c, &chat.Error{Code: chat.Unavailable, Message: "live events are unavailable", Err: err})
 		return
 	}
+	token, _ := bearerToken(c.GetHeader("Authorization")) // authenticate accepted it
 	st := &stream{
-		streamer: s, sub: sub, tenantID: t.ID, caller: caller, release: release,
+		streamer: s, sub: sub, tenantID: t.ID, caller: caller, token: token, release: release,
 		last: strings.TrimSpace(c.GetHeader("Last-Event-ID")), log: loggerFrom(c),
 	}
 	// An idle stream should cost little: over HTTP/1.1 the connection is taken from net/http
@@ -106,12 +114,12 @@ func (s *streamer) serve(c *gin.Context) {
 			st.w.printf("%s", hijackedHead(c.Writer.Header()))
 			go func() {
 				defer func() { _ = conn.Close() }() // the stream is over either way
-				st.run(context.WithoutCancel(ctx), nil)
+				st.run(context.WithoutCancel(ctx), clientGone(conn))
 			}()
 			return
 		}
 	}
-	// The server's WriteTimeout bounds ordinary responses; a stream lasts as long as the token.
+	// The server's WriteTimeout bounds ordinary responses, not a stream.
 	_ = rc.SetWriteDeadline(time.Time{})
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -155,16 +163,20 @@ type stream struct {
 	sub      *events.Subscription
 	tenantID string
 	caller   chat.Caller
-	last     string // Last-Event-ID
-	log      *slog.Logger
-	w        *sseWriter
+	// token is the bearer token the stream verifies again; it is never logged or written.
+	token string
+	last  string // Last-Event-ID
+	log   *slog.Logger
+	w     *sseWriter
 	// release gives the caller's stream slot back when the stream ends.
 	release func()
 }
 
-// run writes the stream until the token expires, the service shuts down, the subscription is
-// dropped or the bus fails, a write fails (the client left), or gone is closed.
+// run writes the stream until the token expires or is no longer accepted, the stream reaches
+// its longest lifetime, the service shuts down, the subscription is dropped or the bus fails, a
+// write fails, or gone is closed (the client left).
 func (st *stream) run(ctx context.Context, gone <-chan struct{}) {
+	started := st.now()
 	defer st.release()
 	defer st.sub.Close()
 	if st.obs != nil {
@@ -186,12 +198,15 @@ func (st *stream) run(ctx context.Context, gone <-chan struct{}) {
 	}
 	heartbeat := time.NewTicker(st.heartbeat)
 	defer heartbeat.Stop()
-	var expired <-chan time.Time
-	if !st.caller.Expires.IsZero() {
-		timer := time.NewTimer(st.caller.Expires.Sub(st.now()))
-		defer timer.Stop()
-		expired = timer.C
-	}
+	end, endReason := st.deadline(started)
+	ending := time.NewTimer(end.Sub(st.now()))
+	defer ending.Stop()
+	// The token is verified again every recheck, on a goroutine of its own, so that a slow
+	// verification (a key set fetch) never holds up delivery; one at a time.
+	recheck := time.NewTicker(st.recheck)
+	defer recheck.Stop()
+	checked := make(chan error, 1) // the goroutine never blocks, and ends within recheckTimeout
+	checking := false
 	// deliver writes r unless the replay already covered it.
 	deliver := func(r *events.Record) {
 		if events.Less(sent, r.ID) {
@@ -219,10 +234,23 @@ func (st *stream) run(ctx context.Context, gone <-chan struct{}) {
 			w.printf(": closing: %s\n\n", st.sub.Err())
 			_ = w.flushNow()
 			return
-		case <-expired:
-			w.printf(": closing: the token expired\n\n")
+		case <-ending.C:
+			w.printf(": closing: %s\n\n", endReason)
 			_ = w.flushNow()
 			return
+		case <-recheck.C:
+			if !checking {
+				checking = true
+				go func() { checked <- st.reauthorize(ctx) }()
+			}
+		case err := <-checked:
+			checking = false
+			if err != nil {
+				st.log.InfoContext(ctx, "event stream ends: its token is no longer accepted", "tenant", st.tenantID, "reason", err)
+				w.printf(": closing: the token is no longer accepted\n\n")
+				_ = w.flushNow()
+				return
+			}
 		case <-gone:
 			return
 		}

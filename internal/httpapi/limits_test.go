@@ -204,18 +204,18 @@ func mustRefuseStream(t *testing.T, u user, most int) {
 	}
 }
 
-// mustOpenStream opens an event stream of u on s, retrying while a closed one's slot is still
-// being given back (the server notices a closed stream at its next heartbeat).
-func mustOpenStream(t *testing.T, s *stack, u user) *eventStream {
+// mustOpenStream opens an event stream of u on s within within, retrying while a closed one's
+// slot is still being given back.
+func mustOpenStream(t *testing.T, s *stack, u user, within time.Duration) *eventStream {
 	t.Helper()
-	deadline := time.Now().Add(streamTimeout)
+	deadline := time.Now().Add(within)
 	for {
 		es := u.on(s).events(t, "")
 		if es.status == http.StatusOK {
 			return es
 		}
 		if es.status != http.StatusTooManyRequests || time.Now().After(deadline) {
-			t.Fatalf("GET /chat/events = %d, want 200 once a slot is free", es.status)
+			t.Fatalf("GET /chat/events = %d, want 200 within %s, once a slot is free", es.status, within)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -242,11 +242,26 @@ func TestEventStreamLimitAcrossReplicas(t *testing.T) {
 	bob.on(b).events(t, "").next(true) // another caller has streams of its own
 
 	open[0].close() // one of the five, on replica a
-	mustOpenStream(t, b, ada).next(true)
+	mustOpenStream(t, b, ada, streamTimeout).next(true)
 	mustRefuseStream(t, ada, 5)
 	if got := rejections(t, a, shop, "event-streams"); got == "0" {
 		t.Errorf(`chat_rate_limit_rejections_total{tenant="demo-shop",limit="event-streams"} = %s, want > 0`, got)
 	}
+}
+
+func TestStreamSlotFreesSoonAfterItsClientLeaves(t *testing.T) {
+	// Idle streams send nothing for an hour: the server cannot learn from a failed write that
+	// a client left.
+	s := newStack(t, stackOptions{limits: limits.Config{EventStreams: 2}, heartbeat: time.Hour})
+	ada := s.customer(shop, "cust-ada")
+	first := mustOpenStream(t, s, ada, 0)
+	first.next(true)
+	mustOpenStream(t, s, ada, 0).next(true)
+	mustRefuseStream(t, ada, 2)
+
+	first.close() // the client goes away
+	// A few seconds, with a margin for -race on a loaded machine.
+	mustOpenStream(t, s, ada, 10*time.Second).next(true)
 }
 
 func TestLimitsHoldWhileRedisIsDown(t *testing.T) {

@@ -217,11 +217,7 @@ func authenticate(a Authenticator, seen func(context.Context)) gin.HandlerFunc {
 			abortWithError(c, err)
 			return
 		}
-		caller := chat.Caller{ID: p.Subject, Role: chat.RoleCustomer, Name: p.Name, Expires: p.Expires}
-		if p.Admin {
-			caller.Role = chat.RoleAdmin
-		}
-		c.Request = c.Request.WithContext(chat.NewContext(ctx, caller))
+		c.Request = c.Request.WithContext(chat.NewContext(ctx, callerOf(p)))
 		seen(c.Request.Context())
 		c.Next()
 	}

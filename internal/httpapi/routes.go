@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/supportchat/supportchat/internal/auth"
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/idempotency"
 	"github.com/supportchat/supportchat/internal/widget"
@@ -67,6 +68,12 @@ type Deps struct {
 	Streams StreamObserver
 	// Heartbeat is how often an idle event stream sends a comment (default 15s).
 	Heartbeat time.Duration
+	// StreamRecheck is how often an open event stream verifies its token again, ending when
+	// it is no longer accepted (default 10s).
+	StreamRecheck time.Duration
+	// StreamMaxAge is the longest an event stream lives before its client must reconnect:
+	// the Authenticator's key set max age (default auth.DefaultKeysMaxAge).
+	StreamMaxAge time.Duration
 	// Now is the service's clock (default time.Now).
 	Now func() time.Time
 	// MaxBodyBytes is the largest request body accepted (default 64 KiB).
@@ -93,6 +100,12 @@ func New(d Deps) http.Handler {
 	}
 	if d.Heartbeat <= 0 {
 		d.Heartbeat = defaultHeartbeat
+	}
+	if d.StreamRecheck <= 0 {
+		d.StreamRecheck = defaultStreamRecheck
+	}
+	if d.StreamMaxAge <= 0 {
+		d.StreamMaxAge = auth.DefaultKeysMaxAge
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -126,7 +139,10 @@ func New(d Deps) http.Handler {
 	r.OPTIONS("/api/v1/*path", preflight(d.Tenants))
 	api := r.Group("/api/v1", withTimeout(d.RequestTimeout), resolveTenant(d.Tenants), cors, authenticate(d.Authenticator, d.Chat.NoteAdmin), limit(d.Limits))
 	// Streams end at their token's exp, which the verifier checks against the wall clock.
-	events := &streamer{source: d.Events, obs: d.Streams, limits: d.Limits, heartbeat: d.Heartbeat, now: time.Now}
+	events := &streamer{
+		source: d.Events, obs: d.Streams, limits: d.Limits, heartbeat: d.Heartbeat, now: time.Now,
+		tenants: d.Tenants, auth: d.Authenticator, recheck: d.StreamRecheck, maxAge: d.StreamMaxAge,
+	}
 	api.GET("/chat/list", h.list)
 	api.GET("/chat/events", events.serve)
 	api.POST("/chat/start", h.start)

@@ -73,8 +73,10 @@ type stack struct {
 	// tenants, mongoURI, database and redisMode are what a replica of the stack shares with it.
 	redisMode string
 	tenants   *tenant.Registry
-	mongoURI  string
-	database  string
+	// tenantsDir holds the tenant files of tenants.
+	tenantsDir string
+	mongoURI   string
+	database   string
 }
 
 // stackOptions vary the stack; the zero value is the usual one.
@@ -104,6 +106,9 @@ type stackOptions struct {
 	monitor *event.CommandMonitor
 	// heartbeat is how often idle event streams send a comment (default 15s).
 	heartbeat time.Duration
+	// streamRecheck is how often open event streams verify their token again (default 10s),
+	// and streamMaxAge how long they live at most (default the verifier's key set max age).
+	streamRecheck, streamMaxAge time.Duration
 	// eventBuffer is how far an event stream may lag before it is dropped (the hub's default).
 	eventBuffer int
 	// limits are the configured limits (CHAT_LIMITS_*); the zero value turns them all off, so
@@ -152,10 +157,10 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	ctx := context.Background()
 	s := &stack{t: t, clock: testenv.NewClock(start), issuers: map[string]*testenv.Issuer{}}
 	if r := o.replicaOf; r != nil {
-		s.clock, s.issuers, s.tenants, s.redis, s.redisMode = r.clock, r.issuers, r.tenants, r.redis, r.redisMode
+		s.clock, s.issuers, s.tenants, s.tenantsDir, s.redis, s.redisMode = r.clock, r.issuers, r.tenants, r.tenantsDir, r.redis, r.redisMode
 		s.mongoURI, s.database = r.mongoURI, r.database
 	} else {
-		s.tenants = newTenants(t, s.issuers, o.tenantYAML, o.boundTenants)
+		s.tenants, s.tenantsDir = newTenants(t, s.issuers, o.tenantYAML, o.boundTenants)
 		if o.cluster {
 			s.redis, s.redisMode = testenv.StartRedisCluster(t), "cluster"
 		} else {
@@ -260,6 +265,8 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		Events:         s.hub,
 		Streams:        s.metrics,
 		Heartbeat:      o.heartbeat,
+		StreamRecheck:  o.streamRecheck,
+		StreamMaxAge:   o.streamMaxAge,
 		Logger:         debugLogger(),
 		RequestTimeout: time.Minute,
 		Limits:         s.limiter,
@@ -300,8 +307,8 @@ func (s *stack) entries(tb testing.TB) *mongo.Collection {
 
 // newTenants writes the tests' tenant files, with a local issuer per tenant put in issuers,
 // and loads them; extra is appended to the files by tenant id, and bound adds the tenants of
-// writeBoundTenants.
-func newTenants(t testing.TB, issuers map[string]*testenv.Issuer, extra map[string]string, bound bool) *tenant.Registry {
+// writeBoundTenants. It returns the tenants and their folder.
+func newTenants(t testing.TB, issuers map[string]*testenv.Issuer, extra map[string]string, bound bool) (*tenant.Registry, string) {
 	t.Helper()
 	issuers[shop] = testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
 	issuers[outdoor] = testenv.NewIssuer(t, "support-chat", "realm_access.roles", "chat-agent")
@@ -318,7 +325,7 @@ func newTenants(t testing.TB, issuers map[string]*testenv.Issuer, extra map[stri
 	if res := tenants.Reload(); res.Loaded != want || len(res.Invalid) > 0 {
 		t.Fatalf("tenants: loaded %d, invalid %v", res.Loaded, res.Invalid)
 	}
-	return tenants
+	return tenants, dir
 }
 
 func writeFile(t testing.TB, path, content string) {

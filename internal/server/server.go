@@ -226,6 +226,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Cache:         lists,
 		Events:        hub,
 		Streams:       metrics,
+		StreamMaxAge:  verifier.KeysMaxAge(),
 		Logger:        log,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		Limits:        limiter,
