@@ -700,10 +700,14 @@ func TestLimitsReachChatd(t *testing.T) {
 		{"the defaults of PRODUCT.md", "", map[string]string{
 			"CHAT_LIMITS_REQUESTS_PER_MINUTE": "600", "CHAT_LIMITS_WRITES_PER_MINUTE": "60",
 			"CHAT_LIMITS_EVENT_STREAMS": "5", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND": "1000",
+			"CHAT_LIMITS_TENANT_EVENT_STREAMS": "2000", "CHAT_MAX_EVENT_STREAMS": "5000",
 		}},
 		{"a limit turned off and one raised", "config.limits.writesPerMinute=0,config.limits.tenantRequestsPerSecond=5000", map[string]string{
 			"CHAT_LIMITS_REQUESTS_PER_MINUTE": "600", "CHAT_LIMITS_WRITES_PER_MINUTE": "0",
 			"CHAT_LIMITS_EVENT_STREAMS": "5", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND": "5000",
+		}},
+		{"the stream caps of a tenant and a replica", "config.limits.tenantEventStreams=300,config.maxEventStreams=20000", map[string]string{
+			"CHAT_LIMITS_TENANT_EVENT_STREAMS": "300", "CHAT_MAX_EVENT_STREAMS": "20000",
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -50,6 +50,9 @@ type Config struct {
 	MongoTimeout time.Duration
 	// MaxBodyBytes is the largest request body accepted; larger ones get 413 (CHAT_MAX_BODY_BYTES).
 	MaxBodyBytes int64
+	// MaxEventStreams bounds the event streams one replica serves at once; more get 503
+	// (CHAT_MAX_EVENT_STREAMS). 0 turns the bound off.
+	MaxEventStreams int
 	// ShutdownTimeout bounds the graceful shutdown after SIGTERM (CHAT_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
 	// CacheLocalBytes bounds the in-process layer of the list cache in bytes; 0 turns that
@@ -76,6 +79,9 @@ type Limits struct {
 	// TenantRequestsPerSecond bounds all API calls of one tenant, all callers together
 	// (CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND).
 	TenantRequestsPerSecond int
+	// TenantEventStreams bounds the open event streams of one tenant, all callers together,
+	// across replicas (CHAT_LIMITS_TENANT_EVENT_STREAMS).
+	TenantEventStreams int
 }
 
 // maxLimit bounds a configured limit, as the tenant files' limits are bounded.
@@ -106,6 +112,7 @@ func Vars() []Var {
 		{"CHAT_ISSUER_ALLOWED_NETWORKS", "", "comma-separated CIDRs of private networks the issuers' fetches may reach (an in-cluster IdP); only public addresses otherwise", false},
 		{"CHAT_MONGODB_TIMEOUT", "5s", "bound for one MongoDB operation", false},
 		{"CHAT_MAX_BODY_BYTES", "65536", "largest request body; larger ones answer 413", false},
+		{"CHAT_MAX_EVENT_STREAMS", "5000", "event streams one replica serves at once (about 18 KiB each); more answer 503; 0 = off", false},
 		{"CHAT_SHUTDOWN_TIMEOUT", "20s", "bound for finishing in-flight requests after SIGTERM", false},
 		{"CHAT_CACHE_LOCAL_BYTES", "33554432", "bytes of rendered lists each replica keeps in process (32 MiB, a quarter of the chart's memory request); 0 = off, every cached list is read from Redis", false},
 		{"CHAT_METRICS_TENANT_LABEL", "true", "label per-tenant metrics with the tenant id", false},
@@ -113,6 +120,7 @@ func Vars() []Var {
 		{"CHAT_LIMITS_WRITES_PER_MINUTE", "60", "writes (start, send, read, patch, presence, settings) per minute of one caller; 0 = off", false},
 		{"CHAT_LIMITS_EVENT_STREAMS", "5", "open event streams of one caller; 0 = off", false},
 		{"CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND", "1000", "API calls per second of one tenant, all callers together; 0 = off", false},
+		{"CHAT_LIMITS_TENANT_EVENT_STREAMS", "2000", "open event streams of one tenant, all callers together, across replicas; 0 = off", false},
 	}
 }
 
@@ -178,7 +186,9 @@ func Load(getenv func(string) string) (Config, error) {
 		WritesPerMinute:         limit("CHAT_LIMITS_WRITES_PER_MINUTE"),
 		EventStreams:            limit("CHAT_LIMITS_EVENT_STREAMS"),
 		TenantRequestsPerSecond: limit("CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND"),
+		TenantEventStreams:      limit("CHAT_LIMITS_TENANT_EVENT_STREAMS"),
 	}
+	c.MaxEventStreams = limit("CHAT_MAX_EVENT_STREAMS")
 	for _, cidr := range strings.Split(get("CHAT_ISSUER_ALLOWED_NETWORKS"), ",") {
 		if cidr = strings.TrimSpace(cidr); cidr == "" {
 			continue
@@ -241,10 +251,10 @@ func listenAddrs(api, metrics string) []error {
 
 // String returns the configuration for a start-up log line, with credentials masked.
 func (c Config) String() string {
-	return fmt.Sprintf("addr=%s metrics_addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v mongodb_timeout=%s max_body_bytes=%d cache_local_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d",
+	return fmt.Sprintf("addr=%s metrics_addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v mongodb_timeout=%s max_body_bytes=%d cache_local_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t max_event_streams=%d limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d limits_tenant_event_streams=%d",
 		c.Addr, c.MetricsAddr, LogURL(c.MongoURI), c.MongoDatabase, LogURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
-		c.IdempotencyTTL, c.OIDCTimeout, c.IssuerAllowedNetworks, c.MongoTimeout, c.MaxBodyBytes, c.CacheLocalBytes, c.ShutdownTimeout, c.MetricsTenantLabel,
-		c.Limits.RequestsPerMinute, c.Limits.WritesPerMinute, c.Limits.EventStreams, c.Limits.TenantRequestsPerSecond)
+		c.IdempotencyTTL, c.OIDCTimeout, c.IssuerAllowedNetworks, c.MongoTimeout, c.MaxBodyBytes, c.CacheLocalBytes, c.ShutdownTimeout, c.MetricsTenantLabel, c.MaxEventStreams,
+		c.Limits.RequestsPerMinute, c.Limits.WritesPerMinute, c.Limits.EventStreams, c.Limits.TenantRequestsPerSecond, c.Limits.TenantEventStreams)
 }
 
 // LogURL returns what a log may say of a connection URL: its scheme, hosts and path (the

@@ -145,17 +145,19 @@ func TestLoadLimits(t *testing.T) {
 		want    Limits
 		wantErr []string // the variables the error must name; none for no error
 	}{
-		{"the defaults of PRODUCT.md", nil, Limits{RequestsPerMinute: 600, WritesPerMinute: 60, EventStreams: 5, TenantRequestsPerSecond: 1000}, nil},
+		{"the defaults of PRODUCT.md", nil, Limits{RequestsPerMinute: 600, WritesPerMinute: 60, EventStreams: 5, TenantRequestsPerSecond: 1000, TenantEventStreams: 2000}, nil},
 		{"0 turns every limit off", map[string]string{
 			"CHAT_LIMITS_REQUESTS_PER_MINUTE": "0", "CHAT_LIMITS_WRITES_PER_MINUTE": "0",
 			"CHAT_LIMITS_EVENT_STREAMS": "0", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND": "0",
+			"CHAT_LIMITS_TENANT_EVENT_STREAMS": "0",
 		}, Limits{}, nil},
 		{"other values", map[string]string{"CHAT_LIMITS_REQUESTS_PER_MINUTE": "1200", "CHAT_LIMITS_EVENT_STREAMS": " 2 "},
-			Limits{RequestsPerMinute: 1200, WritesPerMinute: 60, EventStreams: 2, TenantRequestsPerSecond: 1000}, nil},
+			Limits{RequestsPerMinute: 1200, WritesPerMinute: 60, EventStreams: 2, TenantRequestsPerSecond: 1000, TenantEventStreams: 2000}, nil},
 		{"negative, fractional, words and too large are refused", map[string]string{
 			"CHAT_LIMITS_REQUESTS_PER_MINUTE": "-1", "CHAT_LIMITS_WRITES_PER_MINUTE": "1.5",
 			"CHAT_LIMITS_EVENT_STREAMS": "many", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND": "10000001",
-		}, Limits{}, []string{"CHAT_LIMITS_REQUESTS_PER_MINUTE", "CHAT_LIMITS_WRITES_PER_MINUTE", "CHAT_LIMITS_EVENT_STREAMS", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND"}},
+			"CHAT_LIMITS_TENANT_EVENT_STREAMS": "-2", "CHAT_MAX_EVENT_STREAMS": "lots",
+		}, Limits{}, []string{"CHAT_LIMITS_REQUESTS_PER_MINUTE", "CHAT_LIMITS_WRITES_PER_MINUTE", "CHAT_LIMITS_EVENT_STREAMS", "CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND", "CHAT_LIMITS_TENANT_EVENT_STREAMS", "CHAT_MAX_EVENT_STREAMS"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,8 +21,8 @@ type Limiter interface {
 	// Request counts one API request of caller subject of tenant t, a write when write is set,
 	// and says whether it may go on.
 	Request(ctx context.Context, t *tenant.Tenant, subject string, write bool) limits.Decision
-	// OpenStream takes one of the caller's event stream slots. When allowed, release gives it
-	// back and must be called once when the stream ends.
+	// OpenStream takes an event stream slot of the replica, the caller and its tenant. When
+	// allowed, release gives them back and must be called once when the stream ends.
 	OpenStream(ctx context.Context, t *tenant.Tenant, subject string) (d limits.Decision, release func())
 }
 
@@ -59,13 +59,18 @@ func isWrite(method string) bool {
 	return method != http.MethodGet && method != http.MethodHead
 }
 
-// openStream takes one of the caller's event stream slots from l (nil: no limit). It answers
-// 429 and reports false when the caller has all its streams open.
+// openStream takes an event stream slot from l (nil: no limit). It answers 429 and reports
+// false when the caller or its tenant has all its streams open, and 503 (with Retry-After)
+// when this replica serves all the streams it may: another replica may take the stream.
 func openStream(c *gin.Context, l Limiter, t *tenant.Tenant, caller chat.Caller) (release func(), ok bool) {
 	if l == nil {
 		return func() {}, true
 	}
 	d, release := l.OpenStream(c.Request.Context(), t, caller.ID)
+	if !d.Allowed && d.Policy.Name == limits.ReplicaEventStreams {
+		abortWith(c, kindServiceUnavailable, fmt.Sprintf("This server has %d event streams open, the most it serves; retry shortly.", d.Policy.Quota))
+		return nil, false
+	}
 	if !d.Allowed {
 		abortRateLimited(c, d)
 		return nil, false
@@ -93,6 +98,8 @@ func rateLimitDetail(p limits.Policy, retry int) string {
 		return fmt.Sprintf("This storefront received more than %d requests in a second; retry in %d s.", p.Quota, retry)
 	case limits.EventStreams:
 		return fmt.Sprintf("You have %d event streams open, the most allowed; close one first.", p.Quota)
+	case limits.TenantEventStreams:
+		return fmt.Sprintf("This storefront has %d event streams open, the most allowed; retry in %d s.", p.Quota, retry)
 	}
 	return fmt.Sprintf("Too many requests; retry in %d s.", retry)
 }

@@ -188,19 +188,26 @@ func TestTenantFileLimitsWin(t *testing.T) {
 	}
 }
 
-// mustRefuseStream checks that u may not open another event stream.
+// mustRefuseStream checks that u may not open another event stream: it has most open.
 func mustRefuseStream(t *testing.T, u user, most int) {
+	t.Helper()
+	mustRefuseStreamBy(t, u, "event-streams", most)
+}
+
+// mustRefuseStreamBy checks that the stream limit named limit, of quota most, refuses u
+// another event stream.
+func mustRefuseStreamBy(t *testing.T, u user, limit string, most int) {
 	t.Helper()
 	r := u.do("GET", "/api/v1/chat/events", nil)
 	if p := r.Problem(t, http.StatusTooManyRequests); p.Slug() != "rate-limited" {
 		t.Fatalf("problem = %s, want rate-limited", p.Slug())
 	}
 	mustRetryAfter(t, r.Header, 60)
-	if got, want := r.Header.Get("RateLimit-Policy"), fmt.Sprintf(`"event-streams";q=%d;qu="concurrent-requests"`, most); got != want {
+	if got, want := r.Header.Get("RateLimit-Policy"), fmt.Sprintf(`%q;q=%d;qu="concurrent-requests"`, limit, most); got != want {
 		t.Errorf("RateLimit-Policy = %q, want %q", got, want)
 	}
-	if got := r.Header.Get("RateLimit"); got != `"event-streams";r=0` {
-		t.Errorf("RateLimit = %q, want \"event-streams\";r=0", got)
+	if got, want := r.Header.Get("RateLimit"), fmt.Sprintf(`%q;r=0`, limit); got != want {
+		t.Errorf("RateLimit = %q, want %q", got, want)
 	}
 }
 
@@ -262,6 +269,61 @@ func TestStreamSlotFreesSoonAfterItsClientLeaves(t *testing.T) {
 	first.close() // the client goes away
 	// A few seconds, with a margin for -race on a loaded machine.
 	mustOpenStream(t, s, ada, 10*time.Second).next(true)
+}
+
+func TestTenantStreamLimitAcrossReplicas(t *testing.T) {
+	// Every tenant may have 1 stream open, demo-shop 3 (its file); every caller 2.
+	o := stackOptions{
+		limits:     limits.Config{EventStreams: 2, TenantEventStreams: 1},
+		tenantYAML: map[string]string{shop: "limits:\n  tenant_event_streams: 3\n"},
+	}
+	a := newStack(t, o)
+	o.replicaOf = a
+	b := newStack(t, o)
+	ada, bob, cy := a.customer(shop, "cust-ada"), a.customer(shop, "cust-bob"), a.customer(shop, "cust-cy")
+
+	mustOpenStream(t, a, ada, 0).next(true)
+	first := mustOpenStream(t, b, ada, 0)
+	first.next(true)
+	// Refused by its own limit, ada takes none of the tenant's slots.
+	mustRefuseStream(t, ada, 2)
+	mustOpenStream(t, b, bob, 0).next(true)
+	// The tenant has 3 open, over two replicas: nobody of it gets another.
+	mustRefuseStreamBy(t, cy, "tenant-event-streams", 3)
+	mustRefuseStreamBy(t, cy.on(b), "tenant-event-streams", 3)
+	if got := rejections(t, a, shop, "tenant-event-streams"); got == "0" {
+		t.Errorf(`chat_rate_limit_rejections_total{tenant="demo-shop",limit="tenant-event-streams"} = %s, want > 0`, got)
+	}
+	// Another tenant counts its own.
+	eve, fay := a.customer(outdoor, "cust-eve"), a.customer(outdoor, "cust-fay")
+	mustOpenStream(t, a, eve, 0).next(true)
+	mustRefuseStreamBy(t, fay, "tenant-event-streams", 1)
+
+	first.close()
+	mustOpenStream(t, a, cy, 10*time.Second).next(true)
+}
+
+func TestReplicaServesAtMostItsStreams(t *testing.T) {
+	o := stackOptions{limits: limits.Config{ReplicaEventStreams: 2}}
+	a := newStack(t, o)
+	o.replicaOf = a
+	b := newStack(t, o)
+	ada, bob, eve := a.customer(shop, "cust-ada"), a.customer(shop, "cust-bob"), a.customer(outdoor, "cust-eve")
+
+	first := mustOpenStream(t, a, ada, 0)
+	first.next(true)
+	mustOpenStream(t, a, bob, 0).next(true)
+	// Replica a is full, whatever the tenant: 503, so the client retries, maybe elsewhere.
+	r := eve.do("GET", "/api/v1/chat/events", nil)
+	if p := r.Problem(t, http.StatusServiceUnavailable); p.Slug() != "service-unavailable" {
+		t.Errorf("problem = %s, want service-unavailable", p.Slug())
+	}
+	mustRetryAfter(t, r.Header, 10)
+	// Replica b serves its own.
+	mustOpenStream(t, b, eve, 0).next(true)
+
+	first.close()
+	mustOpenStream(t, a, eve, 10*time.Second).next(true)
 }
 
 func TestLimitsHoldWhileRedisIsDown(t *testing.T) {

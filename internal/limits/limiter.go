@@ -75,7 +75,8 @@ type Options struct {
 // Limiter checks requests and event streams against the configured limits and a tenant's
 // overrides. The counts live in Redis, keyed by tenant and caller with a hash tag, so they hold
 // across replicas and on Redis Cluster: request and write rates with GCRA (redis_rate), open
-// event streams as a sorted set of leases per caller. When Redis fails, the Limiter limits in
+// event streams as a sorted set of leases per caller and per tenant. The event streams of this
+// replica are counted in process. When Redis fails, the Limiter limits in
 // process (per replica) until Redis answers again: an outage never lets requests through
 // unlimited and never fails them. Create it with New and stop it with Close.
 type Limiter struct {
@@ -89,6 +90,7 @@ type Limiter struct {
 	local   *localRates
 	refusal *refusals
 	streams *slots
+	serving atomic.Int64 // event streams open on this replica
 	down    atomic.Bool
 
 	stop context.CancelFunc
@@ -187,36 +189,72 @@ func (l *Limiter) allow(ctx context.Context, key string, p Policy) Decision {
 	return d
 }
 
-// OpenStream takes one of the event stream slots of caller subject of tenant t. When allowed,
-// the caller must call release exactly once when the stream ends; release is nil when refused.
+// OpenStream takes an event stream slot for caller subject of tenant t: one of this replica's,
+// then one of the caller's, then one of the tenant's, so that a caller over its own limit does
+// not use up its tenant's. When allowed, the caller must call release exactly once when the
+// stream ends; release is nil when refused, and the decision names the limit that refused.
+// A replica that serves all the streams it may refuses with ReplicaEventStreams.
 func (l *Limiter) OpenStream(ctx context.Context, t *tenant.Tenant, subject string) (d Decision, release func()) {
-	p := l.cfg.With(t.Limits).Policy(EventStreams)
-	if p.Off() {
-		return Decision{Allowed: true, Policy: p}, func() {}
-	}
-	key := callerKey(t.ID, subject) + string(EventStreams)
-	id := newSlotID()
-	now := l.now()
-	open, ok, err := acquireSlot(ctx, l.rdb, key, id, p.Quota, now, l.lease)
-	if err != nil {
-		l.redisFailed(ctx, err)
-		open, ok = l.streams.addAtMost(key, id, p.Quota)
-	} else {
-		l.redisAnswered()
-		if ok {
-			l.streams.add(key, id)
+	cfg := l.cfg.With(t.Limits)
+	var held []func() // what release gives back
+	giveBack := func() {
+		for _, f := range held {
+			f()
 		}
 	}
-	if !ok {
-		d = Decision{Policy: p, RetryAfter: streamRetryAfter}
+	refuse := func(p Policy) (Decision, func()) {
+		giveBack()
+		d := Decision{Policy: p, RetryAfter: streamRetryAfter}
 		l.refused(t.ID, d)
 		return d, nil
 	}
-	var once sync.Once
-	return Decision{Allowed: true, Policy: p, Remaining: max(p.Quota-open, 0)}, func() {
-		// The stream outlives its request: give the slot back even after ctx ends.
-		once.Do(func() { l.releaseSlot(context.WithoutCancel(ctx), key, id) })
+	if p := cfg.Policy(ReplicaEventStreams); !p.Off() {
+		if l.serving.Add(1) > int64(p.Quota) {
+			l.serving.Add(-1)
+			return refuse(p)
+		}
+		held = append(held, func() { l.serving.Add(-1) })
 	}
+	d = Decision{Allowed: true, Policy: cfg.Policy(EventStreams)}
+	id := newSlotID()
+	// The stream outlives its request: its slots are given back even after ctx ends.
+	rctx := context.WithoutCancel(ctx)
+	for _, s := range []struct {
+		policy Policy
+		key    string
+	}{
+		{d.Policy, callerKey(t.ID, subject) + string(EventStreams)},
+		{cfg.Policy(TenantEventStreams), tenantKey(t.ID) + string(TenantEventStreams)},
+	} {
+		if s.policy.Off() {
+			continue
+		}
+		open, ok := l.takeSlot(ctx, s.key, id, s.policy.Quota)
+		if !ok {
+			return refuse(s.policy)
+		}
+		if s.policy.Name == EventStreams {
+			d.Remaining = max(s.policy.Quota-open, 0)
+		}
+		held = append(held, func() { l.releaseSlot(rctx, s.key, id) })
+	}
+	var once sync.Once
+	return d, func() { once.Do(giveBack) }
+}
+
+// takeSlot takes slot id of the most at key, in Redis or, when Redis fails, in process. It
+// returns the slots held at key afterwards and whether it took the slot.
+func (l *Limiter) takeSlot(ctx context.Context, key, id string, most int) (int, bool) {
+	open, ok, err := acquireSlot(ctx, l.rdb, key, id, most, l.now(), l.lease)
+	if err != nil {
+		l.redisFailed(ctx, err)
+		return l.streams.addAtMost(key, id, most)
+	}
+	l.redisAnswered()
+	if ok {
+		l.streams.add(key, id)
+	}
+	return open, ok
 }
 
 // releaseSlot gives a stream's slot back. If Redis cannot be told, the slot frees itself when

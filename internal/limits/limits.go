@@ -1,7 +1,8 @@
 // Package limits bounds what one caller and one tenant may do (PRODUCT.md "Limits"): each
-// caller's request rate, write rate and open event streams, and the request rate of a whole
-// tenant. The counts live in Redis, so they hold across replicas and on Redis Cluster; while
-// Redis cannot be reached, each replica limits on its own, in process.
+// caller's request rate, write rate and open event streams, and the request rate and open event
+// streams of a whole tenant. The counts live in Redis, so they hold across replicas and on Redis
+// Cluster; while Redis cannot be reached, each replica limits on its own, in process. It also
+// bounds the event streams one replica serves, which its memory must hold.
 package limits
 
 import (
@@ -25,6 +26,12 @@ const (
 	EventStreams Name = "event-streams"
 	// TenantRequests bounds all API calls of one tenant, all callers together, per second.
 	TenantRequests Name = "tenant-requests"
+	// TenantEventStreams bounds the event streams of one tenant, all callers together, open at
+	// once across replicas.
+	TenantEventStreams Name = "tenant-event-streams"
+	// ReplicaEventStreams bounds the event streams one replica serves at once, whatever their
+	// tenant: the replica is full, not the caller over a limit (503, not 429).
+	ReplicaEventStreams Name = "replica-event-streams"
 )
 
 // Config holds the limits of a tenant's callers; 0 turns a limit off.
@@ -38,6 +45,12 @@ type Config struct {
 	// TenantRequestsPerSecond bounds all API calls of a tenant
 	// (CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND).
 	TenantRequestsPerSecond int
+	// TenantEventStreams bounds the open event streams of a tenant, all callers together,
+	// across replicas (CHAT_LIMITS_TENANT_EVENT_STREAMS).
+	TenantEventStreams int
+	// ReplicaEventStreams bounds the event streams this replica serves at once
+	// (CHAT_MAX_EVENT_STREAMS); a tenant file cannot change it.
+	ReplicaEventStreams int
 }
 
 // With returns c with a tenant file's overrides: a field the file sets wins, one it leaves out
@@ -52,6 +65,7 @@ func (c Config) With(o tenant.Limits) Config {
 	set(&c.WritesPerMinute, o.WritesPerMinute)
 	set(&c.EventStreams, o.EventStreams)
 	set(&c.TenantRequestsPerSecond, o.TenantRequestsPerSecond)
+	set(&c.TenantEventStreams, o.TenantEventStreams)
 	return c
 }
 
@@ -66,12 +80,16 @@ func (c Config) Policy(n Name) Policy {
 		return Policy{Name: n, Quota: c.EventStreams}
 	case TenantRequests:
 		return Policy{Name: n, Quota: c.TenantRequestsPerSecond, Window: time.Second}
+	case TenantEventStreams:
+		return Policy{Name: n, Quota: c.TenantEventStreams}
+	case ReplicaEventStreams:
+		return Policy{Name: n, Quota: c.ReplicaEventStreams}
 	}
 	return Policy{Name: n}
 }
 
 // Policy is one limit: Quota requests per Window, or, for a concurrency limit such as
-// EventStreams, Quota at once (Window 0).
+// EventStreams or TenantEventStreams, Quota at once (Window 0).
 type Policy struct {
 	Name   Name
 	Quota  int

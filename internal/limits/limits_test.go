@@ -101,6 +101,8 @@ func requests(l *limits.Limiter, t *tenant.Tenant, subject string, write bool, n
 
 func TestConfigWithTenantOverrides(t *testing.T) {
 	defaults := limits.Config{RequestsPerMinute: 600, WritesPerMinute: 60, EventStreams: 5, TenantRequestsPerSecond: 1000}
+	replica := defaults
+	replica.ReplicaEventStreams = 100
 	tests := []struct {
 		name string
 		file tenant.Limits
@@ -111,10 +113,16 @@ func TestConfigWithTenantOverrides(t *testing.T) {
 			limits.Config{RequestsPerMinute: 30, WritesPerMinute: 60, EventStreams: 1, TenantRequestsPerSecond: 1000}},
 		{"0 in the file turns a limit off", tenant.Limits{WritesPerMinute: ptr(0), TenantRequestsPerSecond: ptr(0)},
 			limits.Config{RequestsPerMinute: 600, EventStreams: 5}},
+		{"a file sets its tenant's streams, never the replica's", tenant.Limits{TenantEventStreams: ptr(7)},
+			limits.Config{RequestsPerMinute: 600, WritesPerMinute: 60, EventStreams: 5, TenantRequestsPerSecond: 1000, TenantEventStreams: 7, ReplicaEventStreams: 100}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, defaults.With(tt.file)); diff != "" {
+			base := defaults
+			if tt.want.ReplicaEventStreams != 0 {
+				base = replica
+			}
+			if diff := cmp.Diff(tt.want, base.With(tt.file)); diff != "" {
 				t.Errorf("With(%+v) mismatch (-want +got):\n%s", tt.file, diff)
 			}
 		})
@@ -299,6 +307,60 @@ func TestEventStreamsAreCountedAcrossReplicas(t *testing.T) {
 	defer release()
 	if d, _ := a.OpenStream(ctx, shop, "cust-ada"); d.Allowed {
 		t.Errorf("a 6th stream after one closed and one opened = %+v, want refused", d)
+	}
+}
+
+func TestTenantEventStreamsBoundAllCallersAcrossReplicas(t *testing.T) {
+	e := newEnv(t, "single")
+	cfg := limits.Config{EventStreams: 2, TenantEventStreams: 3}
+	a, b := e.limiter(t, cfg, 0), e.limiter(t, cfg, 0)
+	ctx := context.Background()
+	open := func(l *limits.Limiter, subject string) (limits.Decision, func()) {
+		return l.OpenStream(ctx, shop, subject)
+	}
+	_, adaFirst := open(a, "cust-ada")
+	open(b, "cust-ada")
+	// Refused by the caller's own limit, ada takes none of the tenant's slots.
+	if d, _ := open(a, "cust-ada"); d.Allowed || d.Policy.Name != limits.EventStreams {
+		t.Fatalf("ada's 3rd stream = %+v, want refused by event-streams", d)
+	}
+	if d, _ := open(b, "cust-bob"); !d.Allowed {
+		t.Fatalf("bob's stream, the tenant's 3rd = %+v, want allowed", d)
+	}
+	// Refused by the tenant's limit, cy keeps no slot of their own either.
+	for name, l := range map[string]*limits.Limiter{"a": a, "b": b} {
+		if d, release := open(l, "cust-cy"); d.Allowed || release != nil || d.Policy != (limits.Policy{Name: limits.TenantEventStreams, Quota: 3}) || d.RetryAfter < time.Second {
+			t.Errorf("the tenant's 4th stream on replica %s = %+v, want refused by tenant-event-streams with a RetryAfter", name, d)
+		}
+	}
+	adaFirst()
+	if d, _ := open(a, "cust-cy"); !d.Allowed || d.Remaining != 1 {
+		t.Errorf("cy's first stream after one closed = %+v, want allowed with 1 of 2 remaining", d)
+	}
+	if got, want := e.obs.got(), []string{"demo-shop/event-streams", "demo-shop/tenant-event-streams", "demo-shop/tenant-event-streams"}; !slices.Equal(got, want) {
+		t.Errorf("refusals observed = %v, want %v", got, want)
+	}
+}
+
+func TestReplicaEventStreamsCountThisReplicaOnly(t *testing.T) {
+	e := newEnv(t, "single")
+	a, b := e.limiter(t, limits.Config{ReplicaEventStreams: 2}, 0), e.limiter(t, limits.Config{ReplicaEventStreams: 2}, 0)
+	ctx := context.Background()
+	_, first := a.OpenStream(ctx, shop, "cust-ada")
+	a.OpenStream(ctx, shop, "cust-bob")
+	if d, release := a.OpenStream(ctx, shop, "cust-cy"); d.Allowed || release != nil || d.Policy.Name != limits.ReplicaEventStreams {
+		t.Errorf("a 3rd stream on a full replica = %+v, want refused by replica-event-streams", d)
+	}
+	if d, _ := b.OpenStream(ctx, shop, "cust-cy"); !d.Allowed {
+		t.Errorf("a stream on another replica = %+v, want allowed", d)
+	}
+	first()
+	first() // closing twice frees one slot only
+	if d, _ := a.OpenStream(ctx, shop, "cust-cy"); !d.Allowed {
+		t.Errorf("a stream after one closed = %+v, want allowed", d)
+	}
+	if d, _ := a.OpenStream(ctx, shop, "cust-dee"); d.Allowed {
+		t.Errorf("a 3rd stream again = %+v, want refused", d)
 	}
 }
 

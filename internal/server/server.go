@@ -211,6 +211,8 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		WritesPerMinute:         cfg.Limits.WritesPerMinute,
 		EventStreams:            cfg.Limits.EventStreams,
 		TenantRequestsPerSecond: cfg.Limits.TenantRequestsPerSecond,
+		TenantEventStreams:      cfg.Limits.TenantEventStreams,
+		ReplicaEventStreams:     cfg.MaxEventStreams,
 	}, limits.Options{Logger: log, Observer: metrics})
 	defer limiter.Close()
 

@@ -148,7 +148,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_rate_limit_rejections_total",
-			Help: "Requests refused by a limit (429), by tenant id (empty without the tenant label) and limit: requests, writes, event-streams or tenant-requests.",
+			Help: "Requests refused by a limit (429; 503 for replica-event-streams), by tenant id (empty without the tenant label) and limit: requests, writes, event-streams, tenant-requests, tenant-event-streams or replica-event-streams.",
 		}, []string{"tenant", "limit"}),
 		readyChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_readiness_checks_total",
@@ -308,7 +308,7 @@ func (m *Metrics) TenantsChanged(added, removed []string) {
 }
 
 // RateLimited records one request of tenantID refused by the limit named limit (one of the
-// four of internal/limits, so the label is bounded). Without MetricsOptions.TenantLabel the
+// names of internal/limits, so the label is bounded). Without MetricsOptions.TenantLabel the
 // tenant label is empty, which Prometheus treats as absent.
 func (m *Metrics) RateLimited(tenantID, limit string) {
 	if m.tenantRequests == nil {

@@ -490,6 +490,7 @@ func (p *parser) limits(keyLine int, n *yaml.Node, l *Limits) {
 		limit("writes_per_minute", &l.WritesPerMinute),
 		limit("event_streams", &l.EventStreams),
 		limit("tenant_requests_per_second", &l.TenantRequestsPerSecond),
+		limit("tenant_event_streams", &l.TenantEventStreams),
 	})
 }
 

@@ -159,6 +159,7 @@ func render(t *testing.T, tn *tenant.Tenant) []byte {
 		{"writes_per_minute", tn.Limits.WritesPerMinute},
 		{"event_streams", tn.Limits.EventStreams},
 		{"tenant_requests_per_second", tn.Limits.TenantRequestsPerSecond},
+		{"tenant_event_streams", tn.Limits.TenantEventStreams},
 	} {
 		if l.v != nil {
 			put(limits, l.key, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(*l.v)})

@@ -36,6 +36,7 @@ web:
 limits:
   requests_per_minute: 1200
   event_streams: 0
+  tenant_event_streams: 300
 `
 
 // ptr returns a pointer to v.
@@ -66,7 +67,7 @@ func TestParseValidFile(t *testing.T) {
 			UnassignOnAway: true,
 		},
 		Web:    tenant.Web{AllowedOrigins: []string{"https://www.demo-shop.example", "http://localhost:5173"}},
-		Limits: tenant.Limits{RequestsPerMinute: ptr(1200), EventStreams: ptr(0)},
+		Limits: tenant.Limits{RequestsPerMinute: ptr(1200), EventStreams: ptr(0), TenantEventStreams: ptr(300)},
 		Source: "tenants/demo-shop.yaml",
 	}
 	want.Chat.BusinessHours.Weekly[time.Monday] = []tenant.Range{{Start: 9 * 60, End: 18 * 60}}

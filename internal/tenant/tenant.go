@@ -80,6 +80,8 @@ type Limits struct {
 	EventStreams *int
 	// TenantRequestsPerSecond bounds all API calls of the tenant, all callers together.
 	TenantRequestsPerSecond *int
+	// TenantEventStreams bounds the open event streams of the tenant, all callers together.
+	TenantEventStreams *int
 }
 
 // Chat holds a tenant's chat settings as the file defines them. Admins may override them

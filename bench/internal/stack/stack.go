@@ -162,6 +162,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 		vars["CHAT_LIMITS_WRITES_PER_MINUTE"] = "10000000"
 		vars["CHAT_LIMITS_EVENT_STREAMS"] = "1000"
 		vars["CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND"] = "10000000"
+		vars["CHAT_LIMITS_TENANT_EVENT_STREAMS"] = "10000000"
 	}
 	env := Env(vars)
 	cfg, err := config.Load(env)
@@ -209,6 +210,8 @@ func Env(vars map[string]string) func(string) string {
 		"CHAT_LIMITS_WRITES_PER_MINUTE":          "0",
 		"CHAT_LIMITS_EVENT_STREAMS":              "0",
 		"CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND": "0",
+		"CHAT_LIMITS_TENANT_EVENT_STREAMS":       "0",
+		"CHAT_MAX_EVENT_STREAMS":                 "0",
 		"OTEL_SDK_DISABLED":                      "true",
 	}
 	for k, v := range vars {

@@ -101,12 +101,14 @@ CHAT_OIDC_TIMEOUT: {{ .Values.config.oidcTimeout | quote }}
 CHAT_ISSUER_ALLOWED_NETWORKS: {{ join "," .Values.config.issuerAllowedNetworks | quote }}
 CHAT_MAX_BODY_BYTES: {{ .Values.config.maxBodyBytes | int64 | toString | quote }}
 CHAT_CACHE_LOCAL_BYTES: {{ .Values.config.cacheLocalBytes | int64 | toString | quote }}
+CHAT_MAX_EVENT_STREAMS: {{ .Values.config.maxEventStreams | int64 | toString | quote }}
 CHAT_SHUTDOWN_TIMEOUT: {{ .Values.config.shutdownTimeout | quote }}
 CHAT_METRICS_TENANT_LABEL: {{ .Values.config.metricsTenantLabel | toString | quote }}
 CHAT_LIMITS_REQUESTS_PER_MINUTE: {{ .Values.config.limits.requestsPerMinute | int64 | toString | quote }}
 CHAT_LIMITS_WRITES_PER_MINUTE: {{ .Values.config.limits.writesPerMinute | int64 | toString | quote }}
 CHAT_LIMITS_EVENT_STREAMS: {{ .Values.config.limits.eventStreams | int64 | toString | quote }}
 CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND: {{ .Values.config.limits.tenantRequestsPerSecond | int64 | toString | quote }}
+CHAT_LIMITS_TENANT_EVENT_STREAMS: {{ .Values.config.limits.tenantEventStreams | int64 | toString | quote }}
 OTEL_SERVICE_NAME: {{ .Values.otel.serviceName | default (include "support-chat.fullname" .) | quote }}
 {{- if .Values.otel.endpoint }}
 OTEL_SDK_DISABLED: "false"
