@@ -86,7 +86,6 @@ func (c countingWriter) Write(b []byte) (int, error) {
 
 var (
 	ada   = chat.Caller{ID: "ada", Role: chat.RoleCustomer}
-	bob   = chat.Caller{ID: "bob", Role: chat.RoleCustomer}
 	grace = chat.Caller{ID: "grace", Role: chat.RoleAdmin}
 )
 

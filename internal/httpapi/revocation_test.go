@@ -13,19 +13,19 @@ import (
 // that a test waits little, while the tests allow streamTimeout for a stream to end.
 const recheckForTests = 100 * time.Millisecond
 
-// editTenant replaces old with new in the tenant file of id and reloads the tenants, as the
+// editTenant replaces from with to in the tenant file of id and reloads the tenants, as the
 // file watcher does when an operator changes the file.
-func (s *stack) editTenant(tb testing.TB, id, old, new string) {
+func (s *stack) editTenant(tb testing.TB, id, from, to string) {
 	tb.Helper()
 	path := filepath.Join(s.tenantsDir, id+".yaml")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if !strings.Contains(string(b), old) {
-		tb.Fatalf("tenant file %s does not contain %q", id, old)
+	if !strings.Contains(string(b), from) {
+		tb.Fatalf("tenant file %s does not contain %q", id, from)
 	}
-	writeFile(tb, path, strings.Replace(string(b), old, new, 1))
+	writeFile(tb, path, strings.Replace(string(b), from, to, 1))
 	if res := s.tenants.Reload(); len(res.Invalid) > 0 || res.Err != nil {
 		tb.Fatalf("reload after editing %s: invalid %v, error %v", id, res.Invalid, res.Err)
 	}
