@@ -44,12 +44,14 @@ func (l *Log) Commit(ctx context.Context, base *chat.Conversation, changes []cha
 		// Idempotency-Key finds the write committed.
 		return nil, &chat.Error{Code: chat.Unavailable, Message: "the change is stored but could not be made visible yet; retry the request with its Idempotency-Key", Err: err}
 	}
-	l.viewsChanged(ctx, base.TenantID, base.Customer.ID)
+	invalidated := l.viewsChanged(ctx, base.TenantID, base.Customer.ID)
 	published := l.publish(ctx, w.cur, w.mine)
 	if _, current, err := l.confirm(ctx, w.cur); err != nil {
 		l.log.WarnContext(ctx, "view not confirmed after a write; the relay finishes it",
 			"tenant", base.TenantID, "conversation", base.ID, "error", err)
-	} else if current {
+	} else if current && invalidated {
+		// Lists cached before the write were not dropped (Redis failed just then): the
+		// entries stay pending, and the relay drops them once Redis answers again.
 		l.clear(ctx, published)
 	}
 	return &chat.Committed{Conversation: w.cur.At(w.mine[len(w.mine)-1]), Entries: w.mine}, nil
@@ -315,14 +317,17 @@ func (l *Log) confirm(ctx context.Context, c *chat.Conversation) (*chat.Conversa
 }
 
 // viewsChanged tells the caches that the lists of a customer and of the tenant's admins
-// changed. A failure (Redis is down) is logged: cached lists then live at most their TTL.
-func (l *Log) viewsChanged(ctx context.Context, tenantID, customerID string) {
+// changed, and reports whether they heard. A failure (Redis is down) is logged: the write's
+// entries then stay pending, and the relay tells the caches once Redis answers again.
+func (l *Log) viewsChanged(ctx context.Context, tenantID, customerID string) bool {
 	if l.caches == nil {
-		return
+		return true
 	}
 	if err := l.caches.ConversationChanged(context.WithoutCancel(ctx), tenantID, customerID); err != nil {
-		l.log.WarnContext(ctx, "cached lists not invalidated; they expire on their own", "tenant", tenantID, "error", err)
+		l.log.WarnContext(ctx, "cached lists not invalidated; the relay invalidates them once Redis answers", "tenant", tenantID, "error", err)
+		return false
 	}
+	return true
 }
 
 // publish publishes the events of entries of conversation c (at the last of them or after it),

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +103,9 @@ type stackOptions struct {
 	replicaOf *stack
 	// cluster runs the stack on a three-node Redis Cluster instead of one redis-server.
 	cluster bool
+	// redisProxied puts a testenv.Proxy between the stack and its redis-server: stopping it
+	// cuts the network and starting it restores it, the data kept (not with cluster).
+	redisProxied bool
 	// monitor observes the MongoDB commands of the stack's store.
 	monitor *event.CommandMonitor
 	// heartbeat is how often idle event streams send a comment (default 15s).
@@ -120,6 +124,13 @@ type stackOptions struct {
 	// apart by oidc.required_claims (security_test.go, writeBoundTenants).
 	boundTenants bool
 }
+
+// cutRedis is a redis-server behind a proxy: Stop cuts the network, Start restores it.
+type cutRedis struct{ proxy *testenv.Proxy }
+
+func (r *cutRedis) URL() string         { return "redis://" + r.proxy.Addr() + "/0" }
+func (r *cutRedis) Stop(testing.TB)     { r.proxy.Cut() }
+func (r *cutRedis) Start(tb testing.TB) { r.proxy.Restore() }
 
 // redisServer is a private redis-server or Redis Cluster of a test.
 type redisServer interface {
@@ -165,6 +176,13 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 			s.redis, s.redisMode = testenv.StartRedisCluster(t), "cluster"
 		} else {
 			s.redis = testenv.StartRedis(t)
+		}
+		if o.redisProxied {
+			u, err := url.Parse(s.redis.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.redis = &cutRedis{proxy: testenv.StartProxy(t, u.Host)}
 		}
 		if o.server != nil {
 			s.mongoURI, s.database = o.server.MustDatabase(t)

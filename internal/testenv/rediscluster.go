@@ -146,10 +146,17 @@ func (c *RedisCluster) startNewNodes() error {
 	return nil
 }
 
+// clusterNodeTimeout is how long a node of a RedisCluster goes unanswered before the others
+// count it as failed (Redis's default is 15 s). A failed master with slots is cleared 2 node
+// timeouts after it answers again, so StopNodeNotServing and Start take seconds, not a minute;
+// it stays long enough that a loaded machine does not fail a node that is only slow.
+const clusterNodeTimeout = 5 * time.Second
+
 // startNode runs redis-server in cluster mode for n, with its config file in c.dir.
 func (c *RedisCluster) startNode(n *clusterNode) (*redisProcess, error) {
 	return startRedisServer(c.bin, n.port,
 		"--cluster-enabled", "yes",
+		"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout.Milliseconds())),
 		"--cluster-port", strconv.Itoa(n.busPort),
 		"--cluster-config-file", filepath.Join(c.dir, fmt.Sprintf("nodes-%d.conf", n.port)),
 		"--dir", c.dir)
@@ -247,4 +254,53 @@ func freePorts(n int) ([]int, error) {
 		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
 	return ports, nil
+}
+
+// StopNodeNotServing kills one node that does not serve key's slot, as a lost master would,
+// and waits until the node that serves it says cluster_state:fail (with every slot required,
+// the default, the cluster then refuses every command, although key's node keeps its data).
+// Start brings the node back.
+func (c *RedisCluster) StopNodeNotServing(tb testing.TB, key string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*redisClusterTimeout)
+	defer cancel()
+	owner := -1
+	for i, n := range c.nodes {
+		rdb := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1})
+		slot, err := rdb.ClusterKeySlot(ctx, key).Result()
+		var slots []redis.ClusterSlot
+		if err == nil {
+			slots, err = rdb.ClusterSlots(ctx).Result()
+		}
+		_ = rdb.Close()
+		if err != nil {
+			tb.Fatalf("testenv: cluster slots: %v", err)
+		}
+		for _, s := range slots {
+			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 && s.Nodes[0].Addr == n.addr() {
+				owner = i
+			}
+		}
+	}
+	if owner < 0 {
+		tb.Fatalf("testenv: no node serves %q", key)
+	}
+	victim := c.nodes[(owner+1)%len(c.nodes)]
+	c.mu.Lock()
+	p := victim.proc
+	victim.proc = nil
+	c.mu.Unlock()
+	p.stop()
+	rdb := redis.NewClient(&redis.Options{Addr: c.nodes[owner].addr(), MaxRetries: -1})
+	defer rdb.Close()
+	for {
+		if info, err := rdb.ClusterInfo(ctx).Result(); err == nil && strings.Contains(info, "cluster_state:fail\r\n") {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("testenv: the cluster did not notice a lost node within %s", 2*redisClusterTimeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
