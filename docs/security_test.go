@@ -1,5 +1,5 @@
-// Package docs holds the project's design documents; its test keeps docs/SECURITY.md naming
-// tests that exist.
+// Package docs holds the project's design documents; its tests keep docs/SECURITY.md naming
+// tests that exist and docs/IDENTITY.md showing tenant files chatd accepts.
 package docs
 
 import (
