@@ -675,16 +675,17 @@ func TestDockerfileMatchesChart(t *testing.T) {
 }
 
 func TestRedisModeReachesChatd(t *testing.T) {
-	for _, tt := range []struct{ name, set, want string }{
-		{"one server by default", "", "single"},
-		{"a Redis Cluster", "redis.mode=cluster", "cluster"},
+	for _, tt := range []struct{ name, values, set, want string }{
+		{"one server by default", "defaults", "", "single"},
+		{"a Redis Cluster", "defaults", "redis.mode=cluster", "cluster"},
+		{"the Redis Cluster example of deploy/REDIS.md", "redis-cluster", "", "cluster"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			args := []string{"-f", filepath.Join(chartDir, "ci", "defaults.yaml")}
+			args := []string{"-f", filepath.Join(chartDir, "ci", tt.values+".yaml")}
 			if tt.set != "" {
 				args = append(args, "--set", tt.set)
 			}
-			m := renderCached(t, "defaults+"+tt.set, args...)
+			m := renderCached(t, tt.values+"+"+tt.set, args...)
 			if got := envValue(m, "CHAT_REDIS_MODE"); got != tt.want {
 				t.Errorf("CHAT_REDIS_MODE = %q, want %q", got, tt.want)
 			}
