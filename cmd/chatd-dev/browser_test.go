@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -85,6 +86,8 @@ type devStackOptions struct {
 	chat string
 	// now is the service's clock; nil is the real one.
 	now func() time.Time
+	// env adds to or overrides chatd-dev's environment (CHAT_LIMITS_*, say).
+	env map[string]string
 }
 
 // startDevStackWith is startDevStack with the options o.
@@ -122,6 +125,7 @@ oidc:
 		"CHAT_LOG_LEVEL":        "warn",
 		"OTEL_SDK_DISABLED":     "true",
 	}
+	maps.Copy(env, o.env)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	errc := make(chan error, 1)
@@ -827,11 +831,9 @@ func TestWidgetShowsTheAwayPromptWhenHoursClose(t *testing.T) {
 	shop.checkConsole()
 }
 
-// TestWidgetPagesHistory opens a conversation longer than one page: the widget shows the newest
-// page, and "Load earlier messages" brings the rest without moving what the shopper reads.
-func TestWidgetPagesHistory(t *testing.T) {
-	b := newBrowser(t)
-	base := startDevStack(t, "")
+// adaConversation returns the id of the demo customer Ada's conversation with subject.
+func adaConversation(t *testing.T, base, subject string) string {
+	t.Helper()
 	var list struct {
 		Conversations []struct {
 			ID      string `json:"id"`
@@ -839,12 +841,21 @@ func TestWidgetPagesHistory(t *testing.T) {
 		} `json:"conversations"`
 	}
 	api(t, base, "customer", "GET", "/api/v1/chat/list", nil, &list)
-	id := ""
 	for _, c := range list.Conversations {
-		if c.Subject == "Where is my order?" {
-			id = c.ID
+		if c.Subject == subject {
+			return c.ID
 		}
 	}
+	t.Fatalf("Ada has no conversation %q", subject)
+	return ""
+}
+
+// TestWidgetPagesHistory opens a conversation longer than one page: the widget shows the newest
+// page, and "Load earlier messages" brings the rest without moving what the shopper reads.
+func TestWidgetPagesHistory(t *testing.T) {
+	b := newBrowser(t)
+	base := startDevStack(t, "")
+	id := adaConversation(t, base, "Where is my order?")
 	const extra = 35 // the demo conversation has 4 messages; a page holds 30
 	for i := 1; i <= extra; i++ {
 		api(t, base, "admin", "POST", "/api/v1/chat/"+id+"/messages", map[string]string{"body": fmt.Sprintf("Update %d of %d", i, extra)}, nil)
@@ -867,5 +878,64 @@ func TestWidgetPagesHistory(t *testing.T) {
 		t.Error("loading earlier messages scrolled the message the shopper was reading out of view")
 	}
 	shop.screenshot("history-paged")
+	shop.checkConsole()
+}
+
+// TestWidgetHeaderAndBadge checks two details of the widget's chrome. Its header says the team is
+// online only while the widget is connected: offline it says it is reconnecting, and once the
+// network is back it shows the support state again. The unread badges (the launcher's and the
+// conversation's in the list) stay round for one, two and three characters, counts above 99
+// showing as "99+".
+func TestWidgetHeaderAndBadge(t *testing.T) {
+	b := newBrowser(t)
+	// The badge needs 100 unread messages from one admin: more than the default write rate.
+	base := startDevStackWith(t, devStackOptions{env: map[string]string{"CHAT_LIMITS_WRITES_PER_MINUTE": "0"}})
+	shop := b.tab(t, "shop")
+	shop.navigate(base + "/")
+	shop.click("the chat launcher", W+`.querySelector('.launcher')`)
+	shop.waitFor("the widget's list", W+`.querySelectorAll('.conversations .conv').length === 2`)
+	shop.waitFor("the live connection", `document.querySelector('support-chat').connection === 'online'`)
+
+	subtitle := W + `.querySelector('.header .subtitle')`
+	header := func(connection, text string) string {
+		return `document.querySelector('support-chat').connection === ` + js(connection) + ` && !` + subtitle + `.hidden && ` + subtitle + `.textContent === ` + js(text)
+	}
+	api(t, base, "admin", "PUT", "/api/v1/chat/presence", map[string]string{"status": "online"}, nil)
+	shop.waitFor("the header saying the team is online", header("online", "We are online"))
+	shop.setOffline(true)
+	shop.waitFor("the header saying the widget reconnects", header("offline", "Reconnecting…"))
+	shop.screenshot("1-offline-header")
+	// Presence lasts a minute: renew it so the team is still online when the shopper is back.
+	api(t, base, "admin", "PUT", "/api/v1/chat/presence", map[string]string{"status": "online"}, nil)
+	shop.setOffline(false)
+	shop.waitFor("the header saying the team is online again", header("online", "We are online"))
+
+	id := adaConversation(t, base, "Where is my order?")
+	badge := W + `.querySelector('.launcher .badge')`
+	sent := 0
+	for i, tc := range []struct {
+		unread   int
+		text     string
+		maxRatio float64
+	}{
+		{1, "1", 1.05},
+		{42, "42", 1.05},
+		{100, "99+", 1.3},
+	} {
+		for ; sent < tc.unread; sent++ {
+			api(t, base, "admin", "POST", "/api/v1/chat/"+id+"/messages", map[string]string{"body": fmt.Sprintf("Update %d", sent+1)}, nil)
+		}
+		shop.waitFor("the badges showing "+tc.text, `!`+badge+`.hidden && `+badge+`.textContent === `+js(tc.text)+
+			` && `+W+`.querySelector('.conversations .badge [aria-hidden]')?.textContent === `+js(tc.text))
+		shop.screenshot(fmt.Sprintf("%d-badge-%d", i+2, tc.unread))
+		// The conversation's badge in the list has the same shape.
+		for _, where := range []string{"launcher", "conversations"} {
+			size := eval[[]float64](shop, `(() => { const r = `+W+`.querySelector('.`+where+` .badge').getBoundingClientRect(); return [r.width, r.height]; })()`)
+			t.Logf("the %s badge showing %q: %.1f × %.1f px", where, tc.text, size[0], size[1])
+			if ratio := size[0] / size[1]; ratio < 0.95 || ratio > tc.maxRatio {
+				t.Errorf("the %s badge showing %q is %.1f × %.1f px, a width/height ratio of %.2f; want 0.95 to %.2f (round)", where, tc.text, size[0], size[1], ratio, tc.maxRatio)
+			}
+		}
+	}
 	shop.checkConsole()
 }

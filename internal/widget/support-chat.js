@@ -42,6 +42,7 @@ export const DEFAULT_STRINGS = Object.freeze({
   back: 'Back to conversations',
   online: 'We are online',
   offline: 'You are offline. Reconnecting…',
+  reconnecting: 'Reconnecting…',
   awayBack: 'We are back {when}.',
   awayReply: 'We usually reply in about {duration}.',
   conversations: 'Your conversations',
@@ -617,6 +618,22 @@ function fill(template, vars) {
   return template.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
 }
 
+/** The largest count a badge shows; more shows as "99+" (screen readers get the exact count). */
+const BADGE_MAX = 99;
+
+/**
+ * Shows count in the unread badge el (in its child text when given): capped at BADGE_MAX, and
+ * "99+" in the smaller font that keeps the badge round.
+ * @param {HTMLElement} el
+ * @param {number} count
+ * @param {HTMLElement} [text]
+ */
+function setBadge(el, count, text = el) {
+  const s = count > BADGE_MAX ? `${BADGE_MAX}+` : String(count);
+  text.textContent = s;
+  el.classList.toggle('long', s.length > 2);
+}
+
 /**
  * Orders messages by time; messages of the same millisecond (a message and the away notice it
  * caused) keep the order the server gave them, as sorting is stable.
@@ -700,9 +717,11 @@ button { cursor: pointer; }
 .launcher:hover { transform: translateY(-2px); }
 .launcher svg { width: 1.3em; height: 1.3em; fill: currentColor; }
 .badge {
-  display: inline-grid; place-items: center; min-width: 1.45em; height: 1.45em; padding: 0 .4em; border-radius: 999px;
-  background: var(--_danger); color: #fff; font-size: .78em; font-weight: 700; line-height: 1;
+  display: inline-grid; place-items: center; min-width: 1.75em; height: 1.75em; padding: 0 .1em; border-radius: 999px;
+  background: var(--_danger); color: #fff; font-size: .78em; font-weight: 700; line-height: 1; font-variant-numeric: tabular-nums;
 }
+/* "99+" (counts are capped, see setBadge) keeps about the same circle in a smaller font: 2.1 × .64 ≈ 1.75 × .78. */
+.badge.long { font-size: .64em; min-width: 2.1em; height: 2.1em; letter-spacing: -.04em; }
 .launcher .badge { background: #fff; color: var(--_accent); }
 .panel {
   position: fixed; right: var(--_offset); bottom: calc(var(--_offset) + 4.2em); z-index: var(--support-chat-z-index, 2147483000);
@@ -722,6 +741,7 @@ button { cursor: pointer; }
 .header h2:focus { outline: none; }
 .header .subtitle { margin: 0; font-size: .8em; opacity: .9; }
 .header .subtitle::before { content: ""; display: inline-block; width: .55em; height: .55em; margin-right: .35em; border-radius: 50%; background: #34d399; }
+.header .subtitle[data-state=offline]::before { background: transparent; box-shadow: inset 0 0 0 1.5px currentColor; }
 .icon-button { flex: none; display: grid; place-items: center; width: 2.2em; height: 2.2em; padding: 0; border: 0; border-radius: 8px; background: transparent; color: inherit; font-size: 1.15em; }
 .icon-button:hover { background: rgb(255 255 255 / .18); }
 .header :focus-visible { outline-color: var(--_on-accent); }
@@ -743,6 +763,7 @@ button { cursor: pointer; }
 .conv time { color: var(--_muted); font-size: .8em; white-space: nowrap; }
 .conv .preview { color: var(--_muted); font-size: .9em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .conv .status { color: var(--_muted); font-size: .8em; }
+.conv .badge { justify-self: end; } /* not stretched to the width of the time above it */
 .empty, .note, .loading { color: var(--_muted); font-size: .92em; }
 .more { display: block; margin: .6em auto 0; }
 .alert { margin: 0; padding: .5em .85em; color: var(--_danger); font-size: .9em; }
@@ -1008,7 +1029,6 @@ export class SupportChatElement extends HTMLElement {
     ui.back.setAttribute('aria-label', s.back);
     ui.close.setAttribute('aria-label', s.close);
     ui.offline.textContent = s.offline;
-    ui.subtitle.textContent = s.online;
     this.#renderUnread();
     this.#renderSupport();
   }
@@ -1138,9 +1158,12 @@ export class SupportChatElement extends HTMLElement {
       const who = last.sender.role === 'customer' ? s.youPrefix : last.sender.role === 'admin' ? `${last.sender.name || s.team}: ` : '';
       preview = who + last.body;
     }
-    const unread = c.unread_count > 0
-      ? h('span', { class: 'badge' }, h('span', { 'aria-hidden': 'true' }, String(c.unread_count)), h('span', { class: 'sr-only' }, ` ${fill(s.unread, { count: c.unread_count })}`))
-      : h('span', {});
+    let unread = h('span', {});
+    if (c.unread_count > 0) {
+      const count = h('span', { 'aria-hidden': 'true' });
+      unread = h('span', { class: 'badge' }, count, h('span', { class: 'sr-only' }, ` ${fill(s.unread, { count: c.unread_count })}`));
+      setBadge(unread, c.unread_count, count);
+    }
     button.replaceChildren(
       h('span', { class: 'subject', dir: 'auto' }, c.subject),
       this.#timeNode(c.updated_at, 'relative'),
@@ -1334,6 +1357,7 @@ export class SupportChatElement extends HTMLElement {
     if (connection === this.#connection) return;
     this.#connection = connection;
     this.#ui.offline.hidden = connection !== 'offline';
+    this.#renderSupport();
     this.#emit('support-chat-connection', { status: connection });
   }
 
@@ -1350,11 +1374,16 @@ export class SupportChatElement extends HTMLElement {
     this.#renderSupport();
   }
 
+  /** Shows the support block: the header's state (unless the widget is offline) and the away prompt. */
   #renderSupport() {
     const s = this.#strings;
     const sup = this.#support;
     const ui = this.#ui;
-    ui.subtitle.hidden = !sup?.available;
+    // Offline, the widget cannot know whether the team is online: the header says it reconnects.
+    const offline = this.#connection === 'offline';
+    ui.subtitle.hidden = !offline && !sup?.available;
+    ui.subtitle.textContent = offline ? s.reconnecting : s.online;
+    ui.subtitle.dataset.state = offline ? 'offline' : 'online';
     if (!sup || sup.available) {
       ui.away.hidden = true;
       return;
@@ -1706,7 +1735,7 @@ export class SupportChatElement extends HTMLElement {
     for (const c of this.#convs.values()) total += c.unread_count || 0;
     const ui = this.#ui;
     ui.badge.hidden = total === 0;
-    ui.badge.textContent = String(total);
+    setBadge(ui.badge, total);
     ui.launcherUnread.textContent = total ? ` (${fill(this.#strings.unreadTotal, { count: total })})` : '';
     if (total !== this.#unreadTotal) {
       this.#unreadTotal = total;
