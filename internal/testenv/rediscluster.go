@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -265,20 +266,23 @@ func (c *RedisCluster) StopNodeNotServing(tb testing.TB, key string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*redisClusterTimeout)
 	defer cancel()
 	owner := -1
-	for i, n := range c.nodes {
-		rdb := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1})
-		slot, err := rdb.ClusterKeySlot(ctx, key).Result()
-		var slots []redis.ClusterSlot
-		if err == nil {
-			slots, err = rdb.ClusterSlots(ctx).Result()
-		}
-		_ = rdb.Close()
-		if err != nil {
-			tb.Fatalf("testenv: cluster slots: %v", err)
-		}
-		for _, s := range slots {
-			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 && s.Nodes[0].Addr == n.addr() {
-				owner = i
+	probe := redis.NewClient(&redis.Options{Addr: c.nodes[0].addr(), MaxRetries: -1})
+	slot, err := probe.ClusterKeySlot(ctx, key).Result()
+	var shards []redis.ClusterShard
+	if err == nil {
+		shards, err = probe.ClusterShards(ctx).Result()
+	}
+	_ = probe.Close()
+	if err != nil {
+		tb.Fatalf("testenv: cluster shards: %v", err)
+	}
+	for _, sh := range shards {
+		serves := slices.ContainsFunc(sh.Slots, func(r redis.SlotRange) bool { return r.Start <= slot && slot <= r.End })
+		for _, nd := range sh.Nodes {
+			for i, n := range c.nodes {
+				if serves && nd.Role == "master" && int(nd.Port) == n.port {
+					owner = i
+				}
 			}
 		}
 	}
