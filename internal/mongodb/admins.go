@@ -24,6 +24,9 @@ func adminID(tenantID, id string) string { return tenantID + ":" + id }
 // atomic two replicas recording one admin at once may leave the earlier time, which is as
 // good: a replica records an admin hourly, and assignability is counted in days.
 func (s *Store) RecordAdmin(ctx context.Context, tenantID string, p chat.Participant, at time.Time) error {
+	if err := s.breaker.allow("record admin"); err != nil {
+		return err
+	}
 	_, err := s.admins.UpdateOne(ctx, bson.M{"_id": adminID(tenantID, p.ID)}, bson.M{
 		"$set":         bson.M{"tenant_id": tenantID, "admin_id": p.ID, "name": p.Name},
 		"$max":         bson.M{"last_seen": at},
@@ -32,14 +35,17 @@ func (s *Store) RecordAdmin(ctx context.Context, tenantID string, p chat.Partici
 	if mongo.IsDuplicateKeyError(err) {
 		return nil // a racing first record inserted it, at the same moment
 	}
-	return wrap("record admin", err)
+	return s.wrap("record admin", err)
 }
 
 // KnownAdmin reports whether the tenant has an admin with id seen at seenSince or later.
 func (s *Store) KnownAdmin(ctx context.Context, tenantID, id string, seenSince time.Time) (bool, error) {
+	if err := s.breaker.allow("find admin"); err != nil {
+		return false, err
+	}
 	err := s.admins.FindOne(ctx, bson.M{"_id": adminID(tenantID, id), "tenant_id": tenantID, "last_seen": bson.M{"$gte": seenSince}}).Err()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return false, nil
 	}
-	return err == nil, wrap("find admin", err)
+	return err == nil, s.wrap("find admin", err)
 }

@@ -46,6 +46,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives what the store handles itself, such as index options the server lacks.
 	Logger *slog.Logger
+	// OpenFor is how long the store's operations fail fast, with chat.ErrUnavailable, after one
+	// found no server to run on (see breaker). Default DefaultOpenFor.
+	OpenFor time.Duration
 	// PendingMarks says where the log keeps which entries are pending (see Store.Pending):
 	// PendingAuto (the zero value) chooses by server, the tests choose one to run both.
 	PendingMarks PendingMarks
@@ -86,6 +89,9 @@ func Open(_ context.Context, uri, database string, o Options) (*DB, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
+	if o.OpenFor <= 0 {
+		o.OpenFor = DefaultOpenFor
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -122,6 +128,8 @@ func Open(_ context.Context, uri, database string, o Options) (*DB, error) {
 			now:           o.Now,
 			log:           o.Logger,
 			server:        &serverKind{db: db},
+			// The breaker measures an outage, not the domain's time: the wall clock.
+			breaker: &breaker{openFor: o.OpenFor, now: time.Now},
 		},
 	}, nil
 }
@@ -159,6 +167,7 @@ func unavailable(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, context.Canceled) ||
 		errors.Is(err, mongo.ErrClientDisconnected) ||
+		errors.Is(err, ErrOpen) ||
 		errors.As(err, &topology.ServerSelectionError{}) ||
 		mongo.IsTimeout(err) ||
 		mongo.IsNetworkError(err) ||

@@ -31,6 +31,9 @@ func (s *Store) Append(ctx context.Context, entries []chat.Entry) (int, error) {
 	if len(entries) == 0 {
 		return 0, nil
 	}
+	if err := s.breaker.allow("append entries"); err != nil {
+		return 0, err
+	}
 	outbox, err := s.inOutbox(ctx)
 	if err != nil {
 		return 0, err
@@ -52,7 +55,7 @@ func (s *Store) Append(ctx context.Context, entries []chat.Entry) (int, error) {
 	}
 	var bwe mongo.BulkWriteException
 	if !errors.As(err, &bwe) || len(bwe.WriteErrors) == 0 {
-		return 0, wrap("append entries", err)
+		return 0, s.wrap("append entries", err)
 	}
 	// An ordered insert stops at its first failing document: those before it are stored.
 	first := bwe.WriteErrors[0]
@@ -61,7 +64,7 @@ func (s *Store) Append(ctx context.Context, entries []chat.Entry) (int, error) {
 		// holds another writer's entry, and one whose entry never came once it is stale.
 		return first.Index, errEntryTaken
 	}
-	return first.Index, wrap("append entries", err)
+	return first.Index, s.wrap("append entries", err)
 }
 
 // outboxDoc is the pending mark of a log entry in the outbox: its _id is the entry's place
@@ -100,7 +103,7 @@ func (s *Store) markInOutbox(ctx context.Context, entries []chat.Entry) error {
 	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && !slices.ContainsFunc(bwe.WriteErrors, func(we mongo.BulkWriteError) bool { return !isDuplicateKey(we.Code) }) {
 		return nil
 	}
-	return wrap("mark pending entries", err)
+	return s.wrap("mark pending entries", err)
 }
 
 // unmarkInOutbox deletes the pending marks of entries.
@@ -110,19 +113,22 @@ func (s *Store) unmarkInOutbox(ctx context.Context, entries []chat.Entry) error 
 		ids[i] = markID(e)
 	}
 	_, err := s.outbox.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}})
-	return wrap("clear pending marks", err)
+	return s.wrap("clear pending marks", err)
 }
 
 // Entry returns the entry of a conversation with id. Returns chat.ErrNotFound when there is
 // none.
 func (s *Store) Entry(ctx context.Context, tenantID, convID, id string) (*chat.Entry, error) {
+	if err := s.breaker.allow("find entry"); err != nil {
+		return nil, err
+	}
 	var d entryDoc
 	err := s.entries.FindOne(ctx, bson.M{"tenant_id": tenantID, "conversation_id": convID, "eid": id}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, errEntryNotFound
 	}
 	if err != nil {
-		return nil, wrap("find entry", err)
+		return nil, s.wrap("find entry", err)
 	}
 	e := d.entry()
 	return &e, nil
@@ -136,6 +142,9 @@ const probedEntries = 16
 // EntriesAfter returns the entries of a conversation with seq above seq, in order. Entries are
 // numbered without gaps, so the first seq not found ends them.
 func (s *Store) EntriesAfter(ctx context.Context, tenantID, convID string, seq int64) ([]chat.Entry, error) {
+	if err := s.breaker.allow("entries after"); err != nil {
+		return nil, err
+	}
 	var entries []chat.Entry
 	for next := seq + 1; next <= seq+probedEntries; next++ {
 		var d entryDoc
@@ -144,7 +153,7 @@ func (s *Store) EntriesAfter(ctx context.Context, tenantID, convID string, seq i
 			return entries, nil
 		}
 		if err != nil {
-			return nil, wrap("entries after", err)
+			return nil, s.wrap("entries after", err)
 		}
 		entries = append(entries, d.entry())
 	}
@@ -152,11 +161,11 @@ func (s *Store) EntriesAfter(ctx context.Context, tenantID, convID string, seq i
 		bson.M{"tenant_id": tenantID, "conversation_id": convID, "seq": bson.M{"$gt": seq + probedEntries}},
 		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
 	if err != nil {
-		return nil, wrap("entries after", err)
+		return nil, s.wrap("entries after", err)
 	}
 	var docs []entryDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, wrap("entries after", err)
+		return nil, s.wrap("entries after", err)
 	}
 	for i := range docs {
 		entries = append(entries, docs[i].entry())
@@ -181,6 +190,9 @@ const followedLookups = 4
 // view's seq: on MongoDB with one query of the _ids those entries would have, on FerretDB
 // (which would decode the whole log for that query) with a look-up of each.
 func (s *Store) Followed(ctx context.Context, views []*chat.Conversation) ([]bool, error) {
+	if err := s.breaker.allow("followed views"); err != nil {
+		return nil, err
+	}
 	keys := make([]string, len(views))
 	for i, v := range views {
 		keys[i] = entryKey(v.TenantID, v.ID, v.Seq+1)
@@ -196,13 +208,13 @@ func (s *Store) Followed(ctx context.Context, views []*chat.Conversation) ([]boo
 		cur, err := s.entries.Find(ctx, bson.M{"_id": bson.M{"$in": keys}, "tenant_id": bson.M{"$in": tenants}},
 			options.Find().SetProjection(bson.M{"_id": 1}))
 		if err != nil {
-			return nil, wrap("followed views", err)
+			return nil, s.wrap("followed views", err)
 		}
 		var docs []struct {
 			Key string `bson:"_id"`
 		}
 		if err := cur.All(ctx, &docs); err != nil {
-			return nil, wrap("followed views", err)
+			return nil, s.wrap("followed views", err)
 		}
 		for _, d := range docs {
 			for i, k := range keys {
@@ -228,7 +240,7 @@ func (s *Store) Followed(ctx context.Context, views []*chat.Conversation) ([]boo
 			case err == nil:
 				found[i] = true
 			case !errors.Is(err, mongo.ErrNoDocuments) && firstErr == nil:
-				firstErr = wrap("followed views", err)
+				firstErr = s.wrap("followed views", err)
 			}
 		})
 	}
@@ -242,6 +254,9 @@ func (s *Store) Messages(ctx context.Context, tenantID, convID string, before in
 	if limit <= 0 {
 		return nil, nil
 	}
+	if err := s.breaker.allow("list messages"); err != nil {
+		return nil, err
+	}
 	filter := bson.M{"tenant_id": tenantID, "conversation_id": convID, "kind": string(chat.EntryMessage)}
 	if before > 0 {
 		filter["seq"] = bson.M{"$lt": before}
@@ -250,11 +265,11 @@ func (s *Store) Messages(ctx context.Context, tenantID, convID string, before in
 		options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}).SetLimit(int64(limit)).
 			SetProjection(bson.M{"conversation_id": 1, "message": 1}))
 	if err != nil {
-		return nil, wrap("list messages", err)
+		return nil, s.wrap("list messages", err)
 	}
 	var docs []entryDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, wrap("list messages", err)
+		return nil, s.wrap("list messages", err)
 	}
 	msgs := make([]chat.Message, 0, len(docs))
 	for _, d := range docs {
@@ -274,6 +289,9 @@ const staleMark = 2 * time.Minute
 // index pending_at holds only those, so this reads nothing else; on FerretDB the outbox holds
 // their marks, and each marked entry is looked up.
 func (s *Store) Pending(ctx context.Context, limit int) ([]chat.Entry, error) {
+	if err := s.breaker.allow("pending entries"); err != nil {
+		return nil, err
+	}
 	outbox, err := s.inOutbox(ctx)
 	if err != nil {
 		return nil, err
@@ -284,11 +302,11 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]chat.Entry, error) {
 	cur, err := s.entries.Find(ctx, bson.M{"pending": true},
 		options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, wrap("pending entries", err)
+		return nil, s.wrap("pending entries", err)
 	}
 	var docs []entryDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, wrap("pending entries", err)
+		return nil, s.wrap("pending entries", err)
 	}
 	entries := make([]chat.Entry, len(docs))
 	for i := range docs {
@@ -303,11 +321,11 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]chat.Entry, error) {
 func (s *Store) pendingInOutbox(ctx context.Context, limit int) ([]chat.Entry, error) {
 	cur, err := s.outbox.Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, wrap("pending marks", err)
+		return nil, s.wrap("pending marks", err)
 	}
 	var marks []outboxDoc
 	if err := cur.All(ctx, &marks); err != nil {
-		return nil, wrap("pending marks", err)
+		return nil, s.wrap("pending marks", err)
 	}
 	var entries []chat.Entry
 	var stale []string
@@ -320,7 +338,7 @@ func (s *Store) pendingInOutbox(ctx context.Context, limit int) ([]chat.Entry, e
 				stale = append(stale, m.ID)
 			}
 		case err != nil:
-			return nil, wrap("pending entries", err)
+			return nil, s.wrap("pending entries", err)
 		case d.EID != m.EID || d.TenantID != m.TenantID:
 			stale = append(stale, m.ID) // another writer's entry took the place
 		default:
@@ -331,7 +349,7 @@ func (s *Store) pendingInOutbox(ctx context.Context, limit int) ([]chat.Entry, e
 	}
 	if len(stale) > 0 {
 		if _, err := s.outbox.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": stale}}); err != nil {
-			return nil, wrap("delete stale pending marks", err)
+			return nil, s.wrap("delete stale pending marks", err)
 		}
 	}
 	return entries, nil
@@ -344,6 +362,9 @@ func (s *Store) pendingInOutbox(ctx context.Context, limit int) ([]chat.Entry, e
 func (s *Store) Published(ctx context.Context, entries []chat.Entry) error {
 	if len(entries) == 0 {
 		return nil
+	}
+	if err := s.breaker.allow("mark entries published"); err != nil {
+		return err
 	}
 	outbox, err := s.inOutbox(ctx)
 	if err != nil {
@@ -359,5 +380,5 @@ func (s *Store) Published(ctx context.Context, entries []chat.Entry) error {
 			SetUpdate(bson.M{"$unset": bson.M{"pending": ""}})
 	}
 	_, err = s.entries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	return wrap("mark entries published", err)
+	return s.wrap("mark entries published", err)
 }

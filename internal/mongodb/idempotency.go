@@ -89,6 +89,9 @@ func (d *responseDoc) response() idempotency.Response {
 // expired record is replaced and its response deleted. Returns chat.ErrConflict when racing
 // requests keep changing the record.
 func (s *Store) Reserve(ctx context.Context, rec idempotency.Record) (idempotency.Record, bool, error) {
+	if err := s.breaker.allow("reserve idempotency key"); err != nil {
+		return idempotency.Record{}, false, err
+	}
 	doc := toIdempotencyDoc(rec)
 	for range reserveAttempts {
 		_, err := s.idempotency.InsertOne(ctx, doc)
@@ -96,9 +99,9 @@ func (s *Store) Reserve(ctx context.Context, rec idempotency.Record) (idempotenc
 			return rec, true, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return idempotency.Record{}, false, wrap("reserve idempotency key", err)
+			return idempotency.Record{}, false, s.wrap("reserve idempotency key", err)
 		}
-		old, err := findByID[idempotencyDoc](ctx, s.idempotency, rec.TenantID, doc.ID, "reserve idempotency key", errRecordGone)
+		old, err := findByID[idempotencyDoc](ctx, s, s.idempotency, rec.TenantID, doc.ID, "reserve idempotency key", errRecordGone)
 		if errors.Is(err, errRecordGone) {
 			continue // swept meanwhile: insert again
 		}
@@ -117,13 +120,13 @@ func (s *Store) Reserve(ctx context.Context, rec idempotency.Record) (idempotenc
 		// Expired but not yet deleted: forget its response, then replace exactly the record
 		// read, so of racing requests only one takes the key over.
 		if _, err := s.idempotency.DeleteOne(ctx, bson.M{"_id": doc.ID + responseSuffix, "tenant_id": rec.TenantID, "seed": old.Seed}); err != nil {
-			return idempotency.Record{}, false, wrap("reserve idempotency key", err)
+			return idempotency.Record{}, false, s.wrap("reserve idempotency key", err)
 		}
 		res, err := s.idempotency.ReplaceOne(ctx,
 			bson.M{"_id": doc.ID, "tenant_id": rec.TenantID, "created_at": old.CreatedAt, "seed": old.Seed},
 			doc)
 		if err != nil {
-			return idempotency.Record{}, false, wrap("reserve idempotency key", err)
+			return idempotency.Record{}, false, s.wrap("reserve idempotency key", err)
 		}
 		if res.MatchedCount == 1 {
 			return rec, true, nil
@@ -140,7 +143,7 @@ func (d responseDoc) tenant() string    { return d.TenantID }
 
 // response returns the stored response of rec, or nil when it has none.
 func (s *Store) response(ctx context.Context, rec idempotency.Record) (*idempotency.Response, error) {
-	d, err := findByID[responseDoc](ctx, s.idempotency, rec.TenantID, idempotencyID(rec.TenantID, rec.Key)+responseSuffix, "idempotent response", errRecordGone)
+	d, err := findByID[responseDoc](ctx, s, s.idempotency, rec.TenantID, idempotencyID(rec.TenantID, rec.Key)+responseSuffix, "idempotent response", errRecordGone)
 	if errors.Is(err, errRecordGone) {
 		return nil, nil
 	}
@@ -158,6 +161,9 @@ func (s *Store) response(ctx context.Context, rec idempotency.Record) (*idempote
 // of the response's own document decides, so racing attempts all answer with the first
 // stored. It returns the stored response.
 func (s *Store) SaveResponse(ctx context.Context, rec idempotency.Record, resp idempotency.Response) (idempotency.Response, error) {
+	if err := s.breaker.allow("store idempotent response"); err != nil {
+		return idempotency.Response{}, err
+	}
 	doc := responseDoc{
 		ID:          idempotencyID(rec.TenantID, rec.Key) + responseSuffix,
 		TenantID:    rec.TenantID,
@@ -173,7 +179,7 @@ func (s *Store) SaveResponse(ctx context.Context, rec idempotency.Record, resp i
 		return resp, nil
 	}
 	if !mongo.IsDuplicateKeyError(err) {
-		return idempotency.Response{}, wrap("store idempotent response", err)
+		return idempotency.Response{}, s.wrap("store idempotent response", err)
 	}
 	stored, err := s.response(ctx, rec)
 	if err != nil {
@@ -188,25 +194,31 @@ func (s *Store) SaveResponse(ctx context.Context, rec idempotency.Record, resp i
 // Release marks the record of tenantID and key released. A record with a response keeps its
 // response, which Reserve returns before it looks at released.
 func (s *Store) Release(ctx context.Context, tenantID, key string) error {
+	if err := s.breaker.allow("release idempotency key"); err != nil {
+		return err
+	}
 	_, err := s.idempotency.UpdateOne(ctx,
 		bson.M{"_id": idempotencyID(tenantID, key), "tenant_id": tenantID},
 		bson.M{"$set": bson.M{"released": true}})
-	return wrap("release idempotency key", err)
+	return s.wrap("release idempotency key", err)
 }
 
 // SweepIdempotency deletes up to limit idempotency records and responses that expired before
 // now, for servers without TTL indexes (DB.NeedsSweep), and returns how many it deleted.
 func (s *Store) SweepIdempotency(ctx context.Context, now time.Time, limit int) (int, error) {
+	if err := s.breaker.allow("find expired idempotency records"); err != nil {
+		return 0, err
+	}
 	cur, err := s.idempotency.Find(ctx, bson.M{"expires_at": bson.M{"$lt": now}},
 		options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(int64(limit)))
 	if err != nil {
-		return 0, wrap("find expired idempotency records", err)
+		return 0, s.wrap("find expired idempotency records", err)
 	}
 	var docs []struct {
 		ID string `bson:"_id"`
 	}
 	if err := cur.All(ctx, &docs); err != nil {
-		return 0, wrap("find expired idempotency records", err)
+		return 0, s.wrap("find expired idempotency records", err)
 	}
 	if len(docs) == 0 {
 		return 0, nil
@@ -217,7 +229,7 @@ func (s *Store) SweepIdempotency(ctx context.Context, now time.Time, limit int) 
 	}
 	res, err := s.idempotency.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}, "expires_at": bson.M{"$lt": now}})
 	if err != nil {
-		return 0, wrap("delete expired idempotency records", err)
+		return 0, s.wrap("delete expired idempotency records", err)
 	}
 	return int(res.DeletedCount), nil
 }

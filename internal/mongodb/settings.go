@@ -58,13 +58,16 @@ type rangeDoc struct {
 
 // Overrides returns the tenant's settings overrides; the zero Overrides when it has none.
 func (s *Store) Overrides(ctx context.Context, tenantID string) (chat.Overrides, error) {
+	if err := s.breaker.allow("find settings"); err != nil {
+		return chat.Overrides{}, err
+	}
 	var d settingsDoc
 	err := s.settings.FindOne(ctx, bson.M{"_id": tenantID, "tenant_id": tenantID}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return chat.Overrides{}, nil
 	}
 	if err != nil {
-		return chat.Overrides{}, wrap("find settings", err)
+		return chat.Overrides{}, s.wrap("find settings", err)
 	}
 	o := chat.Overrides{
 		AwayPrompt:       d.AwayPrompt,
@@ -83,6 +86,9 @@ func (s *Store) Overrides(ctx context.Context, tenantID string) (chat.Overrides,
 
 // PutOverrides replaces the tenant's settings overrides with o.
 func (s *Store) PutOverrides(ctx context.Context, tenantID string, o chat.Overrides) error {
+	if err := s.breaker.allow("put settings"); err != nil {
+		return err
+	}
 	d := settingsDoc{
 		ID:               tenantID,
 		TenantID:         tenantID,
@@ -96,7 +102,7 @@ func (s *Store) PutOverrides(ctx context.Context, tenantID string, o chat.Overri
 		d.BusinessHours = toHoursDoc(o.BusinessHours)
 	}
 	_, err := s.settings.ReplaceOne(ctx, bson.M{"_id": tenantID, "tenant_id": tenantID}, d, options.Replace().SetUpsert(true))
-	return wrap("put settings", err)
+	return s.wrap("put settings", err)
 }
 
 // toHoursDoc returns the document of h; a nil Location is UTC.

@@ -30,6 +30,7 @@ type Store struct {
 	now           func() time.Time
 	log           *slog.Logger
 	server        *serverKind
+	breaker       *breaker
 }
 
 var (
@@ -108,17 +109,27 @@ func (s *Store) inOutbox(ctx context.Context) (bool, error) {
 // findByID decodes into v the document of coll with _id id if it belongs to tenantID, and
 // returns notFound otherwise. The filter is on _id alone, the one FerretDB's SQLite backend
 // hands to SQLite rather than decoding every document; the tenant is checked on the document.
-func findByID[T interface{ tenant() string }](ctx context.Context, coll *mongo.Collection, tenantID, id, op string, notFound error) (*T, error) {
+func findByID[T interface{ tenant() string }](ctx context.Context, s *Store, coll *mongo.Collection, tenantID, id, op string, notFound error) (*T, error) {
+	if err := s.breaker.allow(op); err != nil {
+		return nil, err
+	}
 	var d T
 	err := coll.FindOne(ctx, bson.M{"_id": id}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, notFound
 	}
 	if err != nil {
-		return nil, wrap(op, err)
+		return nil, s.wrap(op, err)
 	}
 	if d.tenant() != tenantID {
 		return nil, notFound
 	}
 	return &d, nil
+}
+
+// wrap is the package's wrap for the store's operations: a failure to find a server opens the
+// breaker.
+func (s *Store) wrap(op string, err error) error {
+	s.breaker.observe(err)
+	return wrap(op, err)
 }

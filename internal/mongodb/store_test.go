@@ -21,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/idempotency"
 	"github.com/supportchat/supportchat/internal/mongodb"
 	"github.com/supportchat/supportchat/internal/testenv"
 )
@@ -832,19 +833,27 @@ func TestEnsureIndexesTwice(t *testing.T) {
 	}
 }
 
-func TestUnavailableDatabase(t *testing.T) {
+// mustOpenUnreachable returns a DB whose server is a closed port of 127.0.0.1, closed when the
+// test ends.
+func mustOpenUnreachable(tb testing.TB, o mongodb.Options) *mongodb.DB {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	ctx := context.Background()
-	db, err := mongodb.Open(ctx, "mongodb://"+addr+"/?directConnection=true", "down", mongodb.Options{Timeout: 300 * time.Millisecond})
+	db, err := mongodb.Open(context.Background(), "mongodb://"+addr+"/?directConnection=true", "down", o)
 	if err != nil {
-		t.Fatalf("Open(closed port) = %v, want a DB that fails later", err)
+		tb.Fatalf("Open(closed port) = %v, want a DB that fails later", err)
 	}
-	defer db.Close(ctx)
+	tb.Cleanup(func() { _ = db.Close(context.Background()) })
+	return db
+}
+
+func TestUnavailableDatabase(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpenUnreachable(t, mongodb.Options{Timeout: 300 * time.Millisecond})
 	s := db.Store()
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
@@ -878,6 +887,58 @@ func TestUnavailableDatabase(t *testing.T) {
 			}
 			if msg := chat.ErrorCode(err); msg != chat.Unavailable {
 				t.Errorf("ErrorCode(%v) = %s, want %s", err, msg, chat.Unavailable)
+			}
+		})
+	}
+}
+
+// TestBreakerFailsFastOnceNoServerIsFound: once an operation has waited out server selection
+// on a MongoDB that is not there, the store's next operations fail at once with an Unavailable
+// error whose cause is mongodb.ErrOpen, instead of each waiting a timeout of its own.
+func TestBreakerFailsFastOnceNoServerIsFound(t *testing.T) {
+	ctx := context.Background()
+	// Open for an hour: the test does not race the breaker's clock.
+	s := mustOpenUnreachable(t, mongodb.Options{Timeout: 300 * time.Millisecond, OpenFor: time.Hour}).Store()
+
+	_, err := s.View(ctx, shop, id(1))
+	if chat.ErrorCode(err) != chat.Unavailable || errors.Is(err, mongodb.ErrOpen) {
+		t.Fatalf("the first View = %v, want Unavailable after server selection, not ErrOpen", err)
+	}
+	for _, tc := range []struct {
+		name string
+		op   func() error
+	}{
+		{"View", func() error { _, err := s.View(ctx, shop, id(1)); return err }},
+		{"Project", func() error { return s.Project(ctx, newConversation(shop, id(1), t0)) }},
+		{"ListConversations", func() error { _, err := s.ListConversations(ctx, shop, chat.ListFilter{}, nil, 10); return err }},
+		{"AssignedOpen", func() error { _, err := s.AssignedOpen(ctx, shop, "admin-1", 10); return err }},
+		{"Append", func() error { _, err := s.Append(ctx, logOf(shop, id(1), 1)); return err }},
+		{"Entry", func() error { _, err := s.Entry(ctx, shop, id(1), "e1"); return err }},
+		{"EntriesAfter", func() error { _, err := s.EntriesAfter(ctx, shop, id(1), 0); return err }},
+		{"Followed", func() error {
+			_, err := s.Followed(ctx, []*chat.Conversation{newConversation(shop, id(1), t0)})
+			return err
+		}},
+		{"Messages", func() error { _, err := s.Messages(ctx, shop, id(1), 0, 10); return err }},
+		{"Pending", func() error { _, err := s.Pending(ctx, 10); return err }},
+		{"Published", func() error { return s.Published(ctx, logOf(shop, id(1), 1)) }},
+		{"Overrides", func() error { _, err := s.Overrides(ctx, shop); return err }},
+		{"PutOverrides", func() error { return s.PutOverrides(ctx, shop, chat.Overrides{}) }},
+		{"RecordAdmin", func() error { return s.RecordAdmin(ctx, shop, chat.Participant{ID: "admin-1"}, t0) }},
+		{"KnownAdmin", func() error { _, err := s.KnownAdmin(ctx, shop, "admin-1", t0); return err }},
+		{"FirstReplySeconds", func() error { _, err := s.FirstReplySeconds(ctx, shop, t0, 10); return err }},
+		{"Reserve", func() error { _, _, err := s.Reserve(ctx, record("key", "seed", t0)); return err }},
+		{"SaveResponse", func() error {
+			_, err := s.SaveResponse(ctx, record("key", "seed", t0), idempotency.Response{})
+			return err
+		}},
+		{"Release", func() error { return s.Release(ctx, shop, "key") }},
+		{"SweepIdempotency", func() error { _, err := s.SweepIdempotency(ctx, t0, 10); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.op()
+			if !errors.Is(err, mongodb.ErrOpen) || chat.ErrorCode(err) != chat.Unavailable {
+				t.Errorf("%s with the breaker open = %v, want Unavailable caused by ErrOpen", tc.name, err)
 			}
 		})
 	}

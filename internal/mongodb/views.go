@@ -23,7 +23,7 @@ func newestFirst() bson.D {
 // View returns the view of conversation id of the tenant. Returns chat.ErrNotFound when there
 // is none.
 func (s *Store) View(ctx context.Context, tenantID, id string) (*chat.Conversation, error) {
-	d, err := findByID[conversationDoc](ctx, s.conversations, tenantID, id, "find conversation", errConversationNotFound)
+	d, err := findByID[conversationDoc](ctx, s, s.conversations, tenantID, id, "find conversation", errConversationNotFound)
 	if err != nil {
 		return nil, err
 	}
@@ -34,6 +34,9 @@ func (s *Store) View(ctx context.Context, tenantID, id string) (*chat.Conversati
 // beyond already. On MongoDB the replace is atomic, so a view only moves forward; on servers
 // whose updates are not (FerretDB), the log looks again afterwards (see AtomicReplace).
 func (s *Store) Project(ctx context.Context, c *chat.Conversation) error {
+	if err := s.breaker.allow("project conversation"); err != nil {
+		return err
+	}
 	filter := bson.M{"_id": c.ID, "tenant_id": c.TenantID, "seq": bson.M{"$lt": c.Seq}}
 	doc := toConversationDoc(c)
 	_, err := s.conversations.ReplaceOne(ctx, filter, doc, options.Replace().SetUpsert(true))
@@ -42,7 +45,7 @@ func (s *Store) Project(ctx context.Context, c *chat.Conversation) error {
 		// upsert just now. Without the upsert the replace tells which, atomically on MongoDB.
 		_, err = s.conversations.ReplaceOne(ctx, filter, doc)
 	}
-	return wrap("project conversation", err)
+	return s.wrap("project conversation", err)
 }
 
 // AtomicReplace reports whether the server applies Project's conditional replace atomically:
@@ -89,16 +92,19 @@ func (s *Store) AssignedOpen(ctx context.Context, tenantID, adminID string, limi
 
 // findConversations returns up to limit conversations matching filter, newest first.
 func (s *Store) findConversations(ctx context.Context, op string, filter bson.M, limit int) ([]*chat.Conversation, error) {
+	if err := s.breaker.allow(op); err != nil {
+		return nil, err
+	}
 	if limit <= 0 {
 		return nil, nil
 	}
 	cur, err := s.conversations.Find(ctx, filter, options.Find().SetSort(newestFirst()).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, wrap(op, err)
+		return nil, s.wrap(op, err)
 	}
 	var docs []conversationDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, wrap(op, err)
+		return nil, s.wrap(op, err)
 	}
 	convs := make([]*chat.Conversation, len(docs))
 	for i := range docs {
@@ -113,6 +119,9 @@ func (s *Store) FirstReplySeconds(ctx context.Context, tenantID string, since ti
 	if limit <= 0 {
 		return nil, nil
 	}
+	if err := s.breaker.allow("first reply times"); err != nil {
+		return nil, err
+	}
 	cur, err := s.conversations.Find(ctx,
 		bson.M{"tenant_id": tenantID, "first_reply_at": bson.M{"$gte": since}},
 		options.Find().
@@ -120,13 +129,13 @@ func (s *Store) FirstReplySeconds(ctx context.Context, tenantID string, since ti
 			SetProjection(bson.M{"_id": 0, "first_reply_seconds": 1}).
 			SetLimit(int64(limit)))
 	if err != nil {
-		return nil, wrap("first reply times", err)
+		return nil, s.wrap("first reply times", err)
 	}
 	var docs []struct {
 		Seconds int64 `bson:"first_reply_seconds"`
 	}
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, wrap("first reply times", err)
+		return nil, s.wrap("first reply times", err)
 	}
 	secs := make([]int64, len(docs))
 	for i, d := range docs {
