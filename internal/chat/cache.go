@@ -106,6 +106,15 @@ func (c *ttlCache[V]) forget(key string) {
 	c.mu.Unlock()
 }
 
+// put caches v, just loaded by the caller, for key. A load in flight that began earlier may
+// still replace it with what it read: callers that must see a write read the source
+// themselves, as put's callers do.
+func (c *ttlCache[V]) put(key string, v V) {
+	c.mu.Lock()
+	c.entries[key] = ttlEntry[V]{value: v, expires: c.now().Add(c.ttl)}
+	c.mu.Unlock()
+}
+
 // recentSet remembers keys for a while, so something is done once per key and interval. It
 // holds at most max keys, forgetting all of them when full.
 type recentSet struct {

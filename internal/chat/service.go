@@ -96,15 +96,20 @@ type Presence interface {
 // may next change by itself (business hours, a status that lapses). It lives in Redis
 // (presence.Store), which may be down: errors are logged.
 type SupportClock interface {
-	// LockSupport serializes the computations of the tenant's support across replicas: it
-	// returns a lock, "" when it gave up waiting (then the computation times still order the
-	// states). AnnounceSupport releases it, UnlockSupport when no announcement follows.
-	LockSupport(ctx context.Context, tenantID string) (lock string, err error)
+	// LockSupport begins a computation of the tenant's support, one at a time across replicas:
+	// it returns a lock ("" when it gave up waiting) and the computation's number, which
+	// orders the states whatever the replicas' clocks say. AnnounceSupport releases the lock,
+	// UnlockSupport when no announcement follows.
+	LockSupport(ctx context.Context, tenantID string) (lock string, seq int64, err error)
 	UnlockSupport(ctx context.Context, tenantID, lock string)
-	// AnnounceSupport releases lock and records state, computed at at, as the tenant's
-	// announced support state unless one computed later is recorded, and schedules the tenant
-	// to be computed again at until at the latest (zero: only when something changes it).
-	AnnounceSupport(ctx context.Context, tenantID, lock string, at time.Time, state string, until time.Time) (Announcement, error)
+	// AnnounceSupport releases lock and records state, of computation seq, as the tenant's
+	// announced support state unless a later computation's is recorded, and schedules the
+	// tenant to be computed again at until at the latest (zero: only when something changes it).
+	AnnounceSupport(ctx context.Context, tenantID, lock string, seq int64, state string, until time.Time) (Announcement, error)
+	// ScheduleSupport makes the tenant due at unix ms due at the latest.
+	ScheduleSupport(ctx context.Context, tenantID string, due float64) error
+	// UnscheduleSupport forgets the schedules of removed tenants.
+	UnscheduleSupport(ctx context.Context, ids []string) error
 	// ClaimDueSupport returns up to limit tenants due to be computed at now, each to exactly
 	// one caller across all replicas.
 	ClaimDueSupport(ctx context.Context, now time.Time, limit int) ([]string, error)
@@ -117,7 +122,7 @@ type Announcement int
 
 // The outcomes of AnnounceSupport.
 const (
-	// AnnouncedStale: a state computed later is recorded; this one is not.
+	// AnnouncedStale: a later computation's state is recorded; this one is not.
 	AnnouncedStale Announcement = iota
 	// AnnouncedSame: the state is the one recorded.
 	AnnouncedSame

@@ -45,9 +45,25 @@ func (s *Service) support(ctx context.Context, t *tenant.Tenant) (Support, error
 	if err != nil {
 		return Support{}, err
 	}
-	sup := supportAt(s.clock(), settings, s.teamPresence(ctx, t.ID))
+	return s.supportWith(ctx, t, settings, s.teamPresence(ctx, t.ID)), nil
+}
+
+// supportWith returns the support block of tenant t now, with settings and presence p.
+func (s *Service) supportWith(ctx context.Context, t *tenant.Tenant, settings Settings, p TeamPresence) Support {
+	sup := supportAt(s.clock(), settings, p)
 	sup.ExpectedReplySeconds = s.expectedReply(ctx, t.ID)
-	return sup, nil
+	return sup
+}
+
+// freshSettings returns t's effective settings read from the database, not from this
+// replica's cache of them (which it primes): a settings write that returned is in them.
+func (s *Service) freshSettings(ctx context.Context, t *tenant.Tenant) (Settings, error) {
+	o, err := s.settings.Overrides(ctx, t.ID)
+	if err != nil {
+		return Settings{}, err
+	}
+	s.overrides.put(t.ID, o)
+	return o.Apply(t.Chat), nil
 }
 
 // FreshSupport returns the support block of the request's tenant (see support), with the
@@ -58,8 +74,11 @@ func (s *Service) FreshSupport(ctx context.Context) (Support, error) {
 	if err != nil {
 		return Support{}, Errorf(NotFound, "unknown tenant")
 	}
-	s.overrides.forget(t.ID)
-	return s.support(ctx, t)
+	settings, err := s.freshSettings(ctx, t)
+	if err != nil {
+		return Support{}, err
+	}
+	return s.supportWith(ctx, t, settings, s.teamPresence(ctx, t.ID)), nil
 }
 
 // teamPresence reads the tenant's presence, treating an unreachable Redis as nobody online.

@@ -310,6 +310,60 @@ func TestOneBurstDropsNobodyWhoReadsPromptly(t *testing.T) {
 	}
 }
 
+// TestABacklogDropsNobodyWhoKeepsUp drains a backlog that takes the subscribers longer than
+// the patience, with the default options: each writes out what it has in batches, pausing
+// after each as a network write would, so its buffer is never empty when the next read comes,
+// but it keeps taking events. None is dropped, and every event arrives in order.
+func TestABacklogDropsNobodyWhoKeepsUp(t *testing.T) {
+	const n, bursts = 40000, 40
+	ctx := context.Background()
+	bus, rdb := newBus(t, testenv.StartRedis(t), events.BusOptions{})
+	hub := events.NewHub(bus, events.HubOptions{})
+	t.Cleanup(hub.Close)
+	subs := make([]*events.Subscription, 3)
+	done := make(chan error, len(subs))
+	for i := range subs {
+		var err error
+		if subs[i], err = hub.Subscribe(ctx, "shop"); err != nil {
+			t.Fatal(err)
+		}
+		s := subs[i]
+		go func() {
+			for got := 0; got < n; {
+				select {
+				case r := <-s.C():
+					var p map[string]string
+					if err := json.Unmarshal(r.Admin, &p); err != nil || p["body"] != fmt.Sprint(got%(n/bursts)) {
+						done <- fmt.Errorf("event %d is %s (%v)", got, r.Admin, err)
+						return
+					}
+					got++
+					if got%200 == 0 {
+						time.Sleep(5 * time.Millisecond) // a write to the network
+					}
+				case <-s.Done():
+					done <- fmt.Errorf("ended after %d events: %w", got, s.Err())
+					return
+				case <-time.After(30 * time.Second):
+					done <- fmt.Errorf("event %d did not come", got)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	started := time.Now()
+	for range bursts {
+		burst(t, rdb, "shop", n/bursts)
+	}
+	for range subs {
+		if err := <-done; err != nil {
+			t.Errorf("a subscriber that keeps up: %v", err)
+		}
+	}
+	t.Logf("%d events to 3 subscribers in %s", n, time.Since(started).Round(time.Millisecond))
+}
+
 func TestHubEndsStreamsWhenRedisFailsAndRecovers(t *testing.T) {
 	ctx := context.Background()
 	r := testenv.StartRedis(t)

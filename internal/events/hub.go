@@ -22,9 +22,10 @@ var (
 
 // Hub fans the events of each tenant out to this replica's subscribers. It reads a tenant's
 // stream with one blocking reader while the tenant has subscribers here, however many there
-// are. The reader reads no more at a time than a buffer holds, and waits for a subscriber
-// whose buffer has no room for what it read, so a burst drops nobody who reads promptly; a
-// subscriber that keeps it waiting for the patience is dropped.
+// are. The reader reads half a buffer at a time, and waits for a subscriber whose buffer has no
+// room for what it read, so a burst or a backlog drops nobody who reads promptly. A subscriber
+// is dropped that takes nothing for the patience (it stopped reading), or that stays behind
+// for ten patiences (it cannot keep up, and holds back the tenant's other streams here).
 type Hub struct {
 	bus      *Bus
 	log      *slog.Logger
@@ -44,8 +45,9 @@ type HubOptions struct {
 	Buffer int
 	// Block is how long one read waits for new events (default 5s).
 	Block time.Duration
-	// Patience is how long a subscriber may hold up its tenant's reader, its buffer too full
-	// for the events read, before it is dropped (default 1s).
+	// Patience is how long a subscriber may hold up its tenant's reader without taking an
+	// event, before it is dropped (default 1s); one that takes events but stays behind is
+	// dropped after ten patiences.
 	Patience time.Duration
 	Logger   *slog.Logger
 }
@@ -89,8 +91,10 @@ type Subscription struct {
 	hub  *Hub
 	feed *feed
 	// behind is when the subscription began to hold up the reader, which it has done at every
-	// read since; zero while it keeps up. Only the tenant's reader uses it.
-	behind time.Time
+	// read since (it never had room for a whole read at once); zero while it keeps up. moved is
+	// when it last took an event while the reader waited for it. Only the tenant's reader
+	// uses them.
+	behind, moved time.Time
 }
 
 // C delivers the events; they are shared with other subscriptions and must not be changed.
@@ -185,7 +189,7 @@ func (h *Hub) remove(s *Subscription) {
 // run reads the tenant's stream after id until its subscribers are gone or the stream fails.
 func (h *Hub) run(ctx context.Context, f *feed, id string) {
 	for ctx.Err() == nil {
-		recs, err := h.bus.read(ctx, f.tenantID, id, h.block, int64(h.buffer))
+		recs, err := h.bus.read(ctx, f.tenantID, id, h.block, int64(max(h.buffer/2, 1)))
 		if ctx.Err() != nil {
 			return
 		}
@@ -212,21 +216,32 @@ func (h *Hub) run(ctx context.Context, f *feed, id string) {
 // deliverPoll is how often the reader looks whether the subscribers it waits for made room.
 const deliverPoll = 2 * time.Millisecond
 
+// maxLagPatiences is how many patiences a subscriber may stay behind, taking events but never
+// room for a whole read, before it is dropped: a subscriber slower than its tenant's events
+// would otherwise set the pace of every stream of the tenant on this replica.
+const maxLagPatiences = 10
+
 // deliver queues recs on each of subs, waiting for those whose buffers have no room. A
-// subscription is dropped (ErrSlow) once it has held up the reader, at this delivery and the
-// ones before without a break, for the hub's patience.
+// subscription is dropped (ErrSlow) that took nothing for the hub's patience while the reader
+// waited for it, or that held up the reader at this delivery and the ones before without a
+// break for ten patiences (see maxLagPatiences).
 func (h *Hub) deliver(ctx context.Context, f *feed, subs []*Subscription, recs []Record) {
 	sent := make(map[*Subscription]int, len(subs))
 	var poll *time.Ticker
 	for first := true; ; first = false {
 		waiting := subs[:0]
+		now := time.Now()
 		for _, s := range subs {
-			n := sent[s]
+			before := sent[s]
+			n := before
 			for n < len(recs) && len(s.c) < cap(s.c) {
 				s.c <- &recs[n] // only this goroutine sends, so there is room
 				n++
 			}
 			sent[s] = n
+			if n > before {
+				s.moved = now
+			}
 			switch {
 			case n == len(recs):
 				if first {
@@ -234,12 +249,14 @@ func (h *Hub) deliver(ctx context.Context, f *feed, subs []*Subscription, recs [
 				}
 			case isDone(s):
 				// Closed meanwhile.
-			case s.behind.IsZero():
-				s.behind = time.Now()
+			case first && s.behind.IsZero():
+				s.behind, s.moved = now, now
 				waiting = append(waiting, s)
-			case time.Since(s.behind) >= h.patience:
-				h.drop(f, s)
 			default:
+				if now.Sub(s.moved) >= h.patience || now.Sub(s.behind) >= maxLagPatiences*h.patience {
+					h.drop(f, s)
+					continue
+				}
 				waiting = append(waiting, s)
 			}
 		}

@@ -57,6 +57,7 @@ type Store struct {
 	markOnline  *redis.Script
 	announce    *redis.Script
 	unlock      *redis.Script
+	begin       *redis.Script
 }
 
 var _ chat.Presence = (*Store)(nil)
@@ -70,6 +71,7 @@ func New(rdb redis.Cmdable, now func() time.Time) *Store {
 		markOnline:  redis.NewScript(markOnlineScript),
 		announce:    redis.NewScript(announceScript),
 		unlock:      redis.NewScript(unlockScript),
+		begin:       redis.NewScript(beginScript),
 	}
 }
 

@@ -167,33 +167,62 @@ func TestSupportOnlineMarkNeverMovesBack(t *testing.T) {
 }
 
 // TestSupportIsAnnouncedOnce records support states as replicas would: the first state of a
-// tenant, a repeat, a change, and a state computed before the recorded one (a replica that
-// was slower); and checks when each tenant is due.
+// tenant, a repeat, a change, and the state of a computation that began before the recorded
+// one's (a replica that was slower, whatever its clock says); it checks that the lock makes
+// computations wait for each other, and when each tenant is due.
 func TestSupportIsAnnouncedOnce(t *testing.T) {
 	onEachRedis(t, func(t *testing.T, s *presence.Store, clk *testenv.Clock) {
 		ctx := context.Background()
 		t0 := clk.Now()
-		steps := []struct {
-			name  string
-			at    time.Time
-			state string
-			until time.Time
-			want  chat.Announcement
-		}{
-			{"first state", t0, "online", t0.Add(time.Minute), chat.AnnouncedFirst},
-			{"the same state later", t0.Add(time.Second), "online", t0.Add(2 * time.Minute), chat.AnnouncedSame},
-			{"a change", t0.Add(2 * time.Second), "away", time.Time{}, chat.AnnouncedChange},
-			{"a state computed before the change", t0.Add(1500 * time.Millisecond), "online", t0.Add(time.Minute), chat.AnnouncedStale},
-			{"the change seen again", t0.Add(3 * time.Second), "away", time.Time{}, chat.AnnouncedSame},
-			{"a change back", t0.Add(4 * time.Second), "online", t0.Add(3 * time.Minute), chat.AnnouncedChange},
+		// begin numbers a computation as LockSupport does, without waiting for the lock.
+		begin := func() int64 {
+			t.Helper()
+			lock, seq, err := s.LockSupport(ctx, "shop")
+			if err != nil || lock == "" {
+				t.Fatalf("LockSupport = %q, %d, %v", lock, seq, err)
+			}
+			s.UnlockSupport(ctx, "shop", lock)
+			return seq
 		}
-		for _, st := range steps {
-			got, err := s.AnnounceSupport(ctx, "shop", "", st.at, st.state, st.until)
-			if err != nil || got != st.want {
-				t.Fatalf("%s: AnnounceSupport = %v, %v; want %v", st.name, got, err, st.want)
+		announce := func(name string, seq int64, state string, until time.Time, want chat.Announcement) {
+			t.Helper()
+			if got, err := s.AnnounceSupport(ctx, "shop", "", seq, state, until); err != nil || got != want {
+				t.Fatalf("%s: AnnounceSupport = %v, %v; want %v", name, got, err, want)
 			}
 		}
-		if _, err := s.AnnounceSupport(ctx, "idle", "", t0, "offline", time.Time{}); err != nil {
+		announce("first state", begin(), "online", t0.Add(time.Minute), chat.AnnouncedFirst)
+		announce("the same state again", begin(), "online", t0.Add(2*time.Minute), chat.AnnouncedSame)
+		slow, fast := begin(), begin()
+		announce("a change", fast, "away", time.Time{}, chat.AnnouncedChange)
+		announce("a computation that began before the change", slow, "online", t0.Add(time.Minute), chat.AnnouncedStale)
+		announce("the change seen again", begin(), "away", time.Time{}, chat.AnnouncedSame)
+		announce("a change back", begin(), "online", t0.Add(3*time.Minute), chat.AnnouncedChange)
+
+		// The lock: a second computation waits for the first's announcement.
+		lock, seq, err := s.LockSupport(ctx, "shop")
+		if err != nil || lock == "" {
+			t.Fatalf("LockSupport = %q, %d, %v", lock, seq, err)
+		}
+		second := make(chan int64, 1)
+		go func() {
+			l, n, err := s.LockSupport(ctx, "shop")
+			if err != nil || l == "" {
+				t.Errorf("second LockSupport = %q, %d, %v", l, n, err)
+			}
+			s.UnlockSupport(ctx, "shop", l)
+			second <- n
+		}()
+		time.Sleep(50 * time.Millisecond)
+		if len(second) != 0 {
+			t.Fatal("a second computation began while the first held the lock")
+		}
+		if _, err := s.AnnounceSupport(ctx, "shop", lock, seq, "online", t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if n := <-second; n <= seq {
+			t.Errorf("the second computation is number %d, want after %d", n, seq)
+		}
+		if _, err := s.AnnounceSupport(ctx, "idle", "", 1, "offline", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		// "shop" is due at the earliest moment any announcement named (t0+1m), not at the

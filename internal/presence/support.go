@@ -16,7 +16,9 @@ import (
 
 // Keys of the support clock (docs/EVENTS.md, "The support clock").
 //
-//	chat:{<tenant>}:support:state  "<unix ms computed>\n<support state>" last announced
+//	chat:{<tenant>}:support:state  hash: issued (last computation number handed out),
+//	                               at (the number of the state stored), state (last announced)
+//	chat:{<tenant>}:support:lock   the token of the replica computing the tenant's support
 //	chat:support:due               sorted set: tenant id → unix ms its support may change by itself
 const dueKey = "chat:support:due"
 
@@ -35,53 +37,62 @@ const (
 // tenants that are gone.
 const stateLife = 30 * 24 * time.Hour
 
+// beginScript takes the lock KEYS[1] with token ARGV[1] for ARGV[2] ms unless ARGV[1] is ""
+// (computing without it) or another holds it (then it answers -1), and hands out the next
+// computation number of the tenant, counted in KEYS[2], the state's hash: numbers come from
+// Redis, in the order the computations begin, whatever the replicas' clocks say.
+const beginScript = `
+if ARGV[1] ~= '' and not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+local n = redis.call('HINCRBY', KEYS[2], 'issued', 1)
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return n`
+
 // unlockScript deletes the lock KEYS[1] if it still holds ARGV[1].
 const unlockScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0`
 
-// announceScript releases the lock KEYS[2] if it holds ARGV[4], and stores ARGV[2], a support state computed at ARGV[1] (unix ms), as KEYS[1]'s
-// unless KEYS[1] holds one computed later, and answers 0 when ARGV[2] was computed earlier
-// than the stored state, 1 when it equals it, 2 when there was none and 3 when it replaced
-// another. Comparing the times makes a replica that computed before another cannot undo the
-// other's newer state, whatever order their calls arrive in.
+// announceScript releases the lock KEYS[2] if it holds ARGV[3], and stores ARGV[2], the
+// support state of computation ARGV[1], in the hash KEYS[1] unless the hash holds the state of
+// a later computation. It answers 0 when a later computation's state is stored, 1 when the
+// stored state equals ARGV[2], 2 when there was none and 3 when it replaced another.
 const announceScript = `
-if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
-local new = ARGV[1] .. '\n' .. ARGV[2]
-local cur = redis.call('GET', KEYS[1])
-if not cur then
-  redis.call('SET', KEYS[1], new, 'PX', ARGV[3])
-  return 2
-end
-local sep = string.find(cur, '\n', 1, true)
-if not sep then
-  redis.call('SET', KEYS[1], new, 'PX', ARGV[3])
-  return 3
-end
-if tonumber(ARGV[1]) < tonumber(string.sub(cur, 1, sep - 1)) then return 0 end
-redis.call('SET', KEYS[1], new, 'PX', ARGV[3])
-if string.sub(cur, sep + 1) == ARGV[2] then return 1 end
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '-1')
+local n = tonumber(ARGV[1])
+if n < at then return 0 end
+local cur = redis.call('HGET', KEYS[1], 'state')
+redis.call('HSET', KEYS[1], 'at', n, 'state', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if not cur then return 2 end
+if cur == ARGV[2] then return 1 end
 return 3`
 
-// LockSupport takes the tenant's support lock, so that its support is computed and announced
-// by one caller at a time: a computation that read presence before another's cannot then be
-// announced after it. It waits up to lockWait for a holder, then goes on without the lock
-// (lock ""), which the state's computation time still orders. AnnounceSupport releases it.
-func (s *Store) LockSupport(ctx context.Context, tenantID string) (lock string, err error) {
+// LockSupport begins a computation of the tenant's support: it takes the tenant's lock, so
+// computations run one at a time (one that read presence before another's cannot be announced
+// after it), and returns the computation's number. It waits up to lockWait for a holder, then
+// goes on without the lock (lock ""): the numbers still order the states. AnnounceSupport or
+// UnlockSupport releases the lock.
+func (s *Store) LockSupport(ctx context.Context, tenantID string) (lock string, seq int64, err error) {
 	token := newToken()
-	ctx, cancel := context.WithTimeout(ctx, lockWait)
+	keys := []string{lockKey(tenantID), stateKey(tenantID)}
+	wait, cancel := context.WithTimeout(ctx, lockWait)
 	defer cancel()
 	for {
-		ok, err := s.rdb.SetNX(ctx, lockKey(tenantID), token, lockLife).Result()
+		n, err := s.begin.Run(wait, s.rdb, keys, token, lockLife.Milliseconds(), stateLife.Milliseconds()).Int64()
 		switch {
-		case ok:
-			return token, nil
-		case err != nil && ctx.Err() == nil:
-			return "", fmt.Errorf("lock support: %w", err)
+		case err == nil && n >= 0:
+			return token, n, nil
+		case err != nil && wait.Err() == nil:
+			return "", 0, fmt.Errorf("lock support: %w", err)
 		}
 		select {
-		case <-ctx.Done():
-			return "", nil
+		case <-wait.Done():
+			n, err := s.begin.Run(ctx, s.rdb, keys, "", 0, stateLife.Milliseconds()).Int64()
+			if err != nil {
+				return "", 0, fmt.Errorf("number a support computation: %w", err)
+			}
+			return "", n, nil
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
@@ -95,24 +106,47 @@ func (s *Store) UnlockSupport(ctx context.Context, tenantID, lock string) {
 }
 
 // AnnounceSupport releases lock (see LockSupport) and records state, the tenant's support state
-// computed at at, as the one its customers were last told of, and reports whether that changes
-// what they were told. The tenant is due to be computed again at until, or sooner if an
-// earlier moment is already due (a zero until: only when something changes it).
-func (s *Store) AnnounceSupport(ctx context.Context, tenantID, lock string, at time.Time, state string, until time.Time) (chat.Announcement, error) {
-	n, err := s.announce.Run(ctx, s.rdb, []string{stateKey(tenantID), lockKey(tenantID)}, at.UnixMilli(), state, stateLife.Milliseconds(), lock).Int()
+// computed by computation seq, as the one its customers were last told of, and reports whether
+// that changes what they were told. The tenant is due to be computed again at until, or sooner
+// if an earlier moment is already due (a zero until: only when something changes it).
+func (s *Store) AnnounceSupport(ctx context.Context, tenantID, lock string, seq int64, state string, until time.Time) (chat.Announcement, error) {
+	n, err := s.announce.Run(ctx, s.rdb, []string{stateKey(tenantID), lockKey(tenantID)}, seq, state, lock, stateLife.Milliseconds()).Int()
 	if err != nil {
 		return chat.AnnouncedStale, fmt.Errorf("announce support: %w", err)
 	}
-	// Never later than a moment already due: two announcements arriving out of order then
-	// leave the earlier moment, and the computation at that moment sets the next one.
 	due := math.Inf(1)
 	if !until.IsZero() {
 		due = float64(until.UnixMilli())
 	}
-	if err := s.rdb.ZAddLT(ctx, dueKey, redis.Z{Score: due, Member: tenantID}).Err(); err != nil {
-		return chat.AnnouncedStale, fmt.Errorf("schedule support: %w", err)
+	if err := s.ScheduleSupport(ctx, tenantID, due); err != nil {
+		return chat.AnnouncedStale, err
 	}
 	return chat.Announcement(n), nil
+}
+
+// ScheduleSupport makes the tenant due at unix ms due, unless an earlier moment is due
+// already: two schedules arriving out of order then leave the earlier moment, and the
+// computation at that moment sets the next one.
+func (s *Store) ScheduleSupport(ctx context.Context, tenantID string, due float64) error {
+	if err := s.rdb.ZAddLT(ctx, dueKey, redis.Z{Score: due, Member: tenantID}).Err(); err != nil {
+		return fmt.Errorf("schedule support: %w", err)
+	}
+	return nil
+}
+
+// UnscheduleSupport forgets the schedule of the tenants of ids (removed tenants).
+func (s *Store) UnscheduleSupport(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	if err := s.rdb.ZRem(ctx, dueKey, members...).Err(); err != nil {
+		return fmt.Errorf("unschedule support: %w", err)
+	}
+	return nil
 }
 
 // ClaimDueSupport returns up to limit tenants whose support is due to be computed at now,

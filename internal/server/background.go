@@ -42,7 +42,7 @@ const lostEventsInterval = 2 * time.Second
 // entries, the resync of lost events, index builds until they succeed, the tenant file watch,
 // SIGHUP reloads, the support clock (with the tenants whose files changed), the presence
 // sweep, and the sweep of expired idempotency records where the server has no TTL indexes.
-func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mongodb.DB, tenants *tenant.Registry, changed *tenantSet, svc *chat.Service, convs *convlog.Log, bus *events.Bus, signals <-chan os.Signal) {
+func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mongodb.DB, tenants *tenant.Registry, changed *tenantChanges, svc *chat.Service, convs *convlog.Log, bus *events.Bus, signals <-chan os.Signal) {
 	if signals == nil {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGHUP)
@@ -73,31 +73,16 @@ func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mo
 	defer expired.Stop()
 	lostEvents := time.NewTicker(lostEventsInterval)
 	defer lostEvents.Stop()
-	supportDue := time.NewTicker(supportSweepInterval)
-	defer supportDue.Stop()
-	reconcile := time.NewTimer(0)
-	defer reconcile.Stop()
+	clockDone := make(chan struct{})
+	go func() {
+		defer close(clockDone)
+		supportClock(ctx, log, tenants, changed, svc)
+	}()
+	defer func() { <-clockDone }()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changed.ready():
-			svc.TenantsChanged(ctx, changed.take())
-		case <-supportDue.C:
-			if _, err := svc.SweepSupport(ctx); err != nil {
-				log.Debug("support clock", "error", err)
-			}
-		case <-reconcile.C:
-			reconcile.Reset(supportReconcileInterval)
-			ids := make([]string, 0, tenants.Status().Loaded)
-			for _, t := range tenants.All() {
-				ids = append(ids, t.ID)
-			}
-			if n, err := svc.ReconcileSupport(ctx, ids); err != nil {
-				log.Debug("support clock reconcile", "error", err)
-			} else if n > 0 {
-				log.Debug("support scheduled", "tenants", n)
-			}
 		case <-signals:
 			res := tenants.Reload()
 			log.Info("tenants reloaded on SIGHUP", "loaded", res.Loaded, "invalid", len(res.Invalid))
@@ -148,25 +133,69 @@ func sweepInterval(ttl time.Duration) time.Duration {
 	return time.Second
 }
 
-// tenantSet collects tenant ids from the registry's reload hook for the background loop, which
-// must not be blocked: the hook runs inside Reload.
-type tenantSet struct {
-	mu     sync.Mutex
-	ids    map[string]struct{}
-	signal chan struct{}
+// supportClock runs the support clock until ctx ends, in a goroutine of its own so that many
+// tenants due at once (a time zone's opening hour) hold up nothing else: the due sweep every
+// supportSweepInterval, the reconcile pass every supportReconcileInterval (and at once), and
+// the tenants whose files changed or were removed.
+func supportClock(ctx context.Context, log *slog.Logger, tenants *tenant.Registry, changed *tenantChanges, svc *chat.Service) {
+	due := time.NewTicker(supportSweepInterval)
+	defer due.Stop()
+	reconcile := time.NewTimer(0)
+	defer reconcile.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed.ready():
+			replaced, removed := changed.take()
+			svc.TenantsChanged(ctx, replaced)
+			if err := svc.TenantsRemoved(ctx, removed); err != nil {
+				log.Debug("support schedules of removed tenants", "error", err)
+			}
+		case <-due.C:
+			if _, err := svc.SweepSupport(ctx); err != nil {
+				log.Debug("support clock", "error", err)
+			}
+		case <-reconcile.C:
+			reconcile.Reset(supportReconcileInterval)
+			ids := make([]string, 0, tenants.Status().Loaded)
+			for _, t := range tenants.All() {
+				ids = append(ids, t.ID)
+			}
+			if n, err := svc.ReconcileSupport(ctx, ids); err != nil {
+				log.Debug("support clock reconcile", "error", err)
+			} else if n > 0 {
+				log.Debug("support scheduled", "tenants", n)
+			}
+		}
+	}
 }
 
-func newTenantSet() *tenantSet {
-	return &tenantSet{ids: map[string]struct{}{}, signal: make(chan struct{}, 1)}
+// tenantChanges collects the tenants the registry's reload hook reports changed or removed,
+// for the support clock; the hook runs inside Reload and must not wait.
+type tenantChanges struct {
+	mu             sync.Mutex
+	replaced, gone map[string]struct{}
+	signal         chan struct{}
 }
 
-func (s *tenantSet) add(ids ...string) {
-	if len(ids) == 0 {
+func newTenantChanges() *tenantChanges {
+	return &tenantChanges{replaced: map[string]struct{}{}, gone: map[string]struct{}{}, signal: make(chan struct{}, 1)}
+}
+
+// add records a reload's changed and removed tenants.
+func (s *tenantChanges) add(changed, removed []string) {
+	if len(changed)+len(removed) == 0 {
 		return
 	}
 	s.mu.Lock()
-	for _, id := range ids {
-		s.ids[id] = struct{}{}
+	for _, id := range changed {
+		s.replaced[id] = struct{}{}
+		delete(s.gone, id)
+	}
+	for _, id := range removed {
+		s.gone[id] = struct{}{}
+		delete(s.replaced, id)
 	}
 	s.mu.Unlock()
 	select {
@@ -175,14 +204,16 @@ func (s *tenantSet) add(ids ...string) {
 	}
 }
 
-// ready is ready to receive once ids were added since the last take.
-func (s *tenantSet) ready() <-chan struct{} { return s.signal }
+// ready is ready to receive once tenants were added since the last take.
+func (s *tenantChanges) ready() <-chan struct{} { return s.signal }
 
-// take returns the ids added since the last take, sorted, and forgets them.
-func (s *tenantSet) take() []string {
+// take returns the changed and the removed tenants added since the last take, sorted, and
+// forgets them.
+func (s *tenantChanges) take() (changed, removed []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := slices.Sorted(maps.Keys(s.ids))
-	clear(s.ids)
-	return ids
+	changed, removed = slices.Sorted(maps.Keys(s.replaced)), slices.Sorted(maps.Keys(s.gone))
+	clear(s.replaced)
+	clear(s.gone)
+	return changed, removed
 }

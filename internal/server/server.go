@@ -126,14 +126,14 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	metrics := telemetry.NewMetrics(telemetry.MetricsOptions{TenantLabel: cfg.MetricsTenantLabel, Version: o.Version})
 
 	// Tenants whose files changed have their support blocks announced by the background loop.
-	changed := newTenantSet()
+	changed := newTenantChanges()
 	tenants := tenant.NewRegistry(cfg.TenantsDir, tenant.Options{
 		Logger:  log,
 		Rewrite: o.RewriteTenant,
 		OnReload: func(r tenant.ReloadResult) {
 			metrics.TenantReload(r.Err == nil && len(r.Invalid) == 0, r.Loaded, len(r.Invalid))
 			metrics.TenantsChanged(r.Added, r.Removed)
-			changed.add(r.Changed...)
+			changed.add(r.Changed, r.Removed)
 		},
 	})
 	if res := tenants.Reload(); res.Err != nil {
