@@ -79,7 +79,7 @@ type Limits struct {
 	// TenantRequestsPerSecond bounds all API calls of one tenant, all callers together
 	// (CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND).
 	TenantRequestsPerSecond int
-	// TenantEventStreams bounds the open event streams of one tenant, all callers together,
+	// TenantEventStreams bounds the open event streams of one tenant's customers together,
 	// across replicas (CHAT_LIMITS_TENANT_EVENT_STREAMS).
 	TenantEventStreams int
 }
@@ -120,7 +120,7 @@ func Vars() []Var {
 		{"CHAT_LIMITS_WRITES_PER_MINUTE", "60", "writes (start, send, read, patch, presence, settings) per minute of one caller; 0 = off", false},
 		{"CHAT_LIMITS_EVENT_STREAMS", "5", "open event streams of one caller; 0 = off", false},
 		{"CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND", "1000", "API calls per second of one tenant, all callers together; 0 = off", false},
-		{"CHAT_LIMITS_TENANT_EVENT_STREAMS", "2000", "open event streams of one tenant, all callers together, across replicas; 0 = off", false},
+		{"CHAT_LIMITS_TENANT_EVENT_STREAMS", "2000", "open event streams of one tenant's customers together, across replicas (admins count only against their own limit); 0 = off", false},
 	}
 }
 

@@ -119,14 +119,15 @@ func (s *streamer) serve(c *gin.Context) {
 			return
 		}
 	}
-	// The server's WriteTimeout bounds ordinary responses, not a stream.
+	// The server's WriteTimeout bounds ordinary responses, not a stream: each write has its own.
 	_ = rc.SetWriteDeadline(time.Time{})
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
-	st.w = &sseWriter{w: c.Writer, flush: rc.Flush, obs: s.obs}
+	dw := deadlineResponse{w: c.Writer, rc: rc}
+	st.w = &sseWriter{w: dw, flush: dw.flush, obs: s.obs}
 	st.run(ctx, ctx.Done())
 }
 
@@ -155,6 +156,24 @@ type deadlineWriter struct{ conn net.Conn }
 func (d deadlineWriter) Write(p []byte) (int, error) {
 	_ = d.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 	return d.conn.Write(p)
+}
+
+// deadlineResponse writes a stream's response (HTTP/2, not hijacked) with a deadline on each
+// write and flush: a client that stops granting flow control is let go, as over HTTP/1.1,
+// so that the stream's endings (expiry, revocation, its longest lifetime) are still seen.
+type deadlineResponse struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (d deadlineResponse) Write(p []byte) (int, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return d.w.Write(p)
+}
+
+func (d deadlineResponse) flush() error {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return d.rc.Flush()
 }
 
 // stream is one open event stream.

@@ -23,7 +23,7 @@ type Limiter interface {
 	Request(ctx context.Context, t *tenant.Tenant, subject string, write bool) limits.Decision
 	// OpenStream takes an event stream slot of the replica, the caller and its tenant. When
 	// allowed, release gives them back and must be called once when the stream ends.
-	OpenStream(ctx context.Context, t *tenant.Tenant, subject string) (d limits.Decision, release func())
+	OpenStream(ctx context.Context, t *tenant.Tenant, subject string, admin bool) (d limits.Decision, release func())
 }
 
 var _ Limiter = (*limits.Limiter)(nil)
@@ -66,7 +66,7 @@ func openStream(c *gin.Context, l Limiter, t *tenant.Tenant, caller chat.Caller)
 	if l == nil {
 		return func() {}, true
 	}
-	d, release := l.OpenStream(c.Request.Context(), t, caller.ID)
+	d, release := l.OpenStream(c.Request.Context(), t, caller.ID, caller.IsAdmin())
 	if !d.Allowed && d.Policy.Name == limits.ReplicaEventStreams {
 		abortWith(c, kindServiceUnavailable, fmt.Sprintf("This server has %d event streams open, the most it serves; retry shortly.", d.Policy.Quota))
 		return nil, false

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"time"
 
@@ -62,8 +63,12 @@ func (st *stream) reauthorize(ctx context.Context) error {
 // st.maxAge after it started, the longest the verifier trusts an issuer's keys without fetching
 // them again, so that every stream is authenticated afresh at least that often (the client
 // reconnects with its Last-Event-ID and loses nothing).
+//
+// The lifetime is shortened by up to a tenth at random, so that streams opened together (after
+// a deploy, or Redis coming back) do not all reconnect together again at every max age.
 func (st *stream) deadline(started time.Time) (time.Time, string) {
-	end, why := started.Add(st.maxAge), "the stream reached its longest lifetime; reconnect"
+	life := st.maxAge - time.Duration(rand.Int64N(int64(st.maxAge/10)+1)) //nolint:gosec // jitter, not a secret
+	end, why := started.Add(life), "the stream reached its longest lifetime; reconnect"
 	if exp := st.caller.Expires; !exp.IsZero() && exp.Before(end) {
 		end, why = exp, "the token expired"
 	}

@@ -193,8 +193,9 @@ func (l *Limiter) allow(ctx context.Context, key string, p Policy) Decision {
 // then one of the caller's, then one of the tenant's, so that a caller over its own limit does
 // not use up its tenant's. When allowed, the caller must call release exactly once when the
 // stream ends; release is nil when refused, and the decision names the limit that refused.
-// A replica that serves all the streams it may refuses with ReplicaEventStreams.
-func (l *Limiter) OpenStream(ctx context.Context, t *tenant.Tenant, subject string) (d Decision, release func()) {
+// A replica that serves all the streams it may refuses with ReplicaEventStreams. An admin's
+// stream does not count against the tenant's bound.
+func (l *Limiter) OpenStream(ctx context.Context, t *tenant.Tenant, subject string, admin bool) (d Decision, release func()) {
 	cfg := l.cfg.With(t.Limits)
 	var held []func() // what release gives back
 	giveBack := func() {
@@ -226,7 +227,9 @@ func (l *Limiter) OpenStream(ctx context.Context, t *tenant.Tenant, subject stri
 		{d.Policy, callerKey(t.ID, subject) + string(EventStreams)},
 		{cfg.Policy(TenantEventStreams), tenantKey(t.ID) + string(TenantEventStreams)},
 	} {
-		if s.policy.Off() {
+		// The tenant's bound keeps its customers from taking every stream of the service; its
+		// admins are few, and their streams (the inbox) must not be crowded out by customers.
+		if s.policy.Off() || admin && s.policy.Name == TenantEventStreams {
 			continue
 		}
 		open, ok := l.takeSlot(ctx, s.key, id, s.policy.Quota)

@@ -26,7 +26,7 @@ const (
 	EventStreams Name = "event-streams"
 	// TenantRequests bounds all API calls of one tenant, all callers together, per second.
 	TenantRequests Name = "tenant-requests"
-	// TenantEventStreams bounds the event streams of one tenant, all callers together, open at
+	// TenantEventStreams bounds the event streams of one tenant's customers together, open at
 	// once across replicas.
 	TenantEventStreams Name = "tenant-event-streams"
 	// ReplicaEventStreams bounds the event streams one replica serves at once, whatever their
@@ -45,7 +45,7 @@ type Config struct {
 	// TenantRequestsPerSecond bounds all API calls of a tenant
 	// (CHAT_LIMITS_TENANT_REQUESTS_PER_SECOND).
 	TenantRequestsPerSecond int
-	// TenantEventStreams bounds the open event streams of a tenant, all callers together,
+	// TenantEventStreams bounds the open event streams of a tenant's customers together,
 	// across replicas (CHAT_LIMITS_TENANT_EVENT_STREAMS).
 	TenantEventStreams int
 	// ReplicaEventStreams bounds the event streams this replica serves at once

@@ -250,7 +250,7 @@ func TestTenantFileOverridesWin(t *testing.T) {
 		t.Errorf("requests_per_minute: 0 in the tenant file: %d of 50 allowed, want all", n)
 	}
 	for i := range 10 {
-		if d, release := l.OpenStream(context.Background(), open, "u"); !d.Allowed || release == nil {
+		if d, release := l.OpenStream(context.Background(), open, "u", false); !d.Allowed || release == nil {
 			t.Fatalf("event_streams: 0 in the tenant file: stream %d = %+v, want allowed", i+1, d)
 		}
 	}
@@ -262,7 +262,7 @@ func TestZeroTurnsLimitsOffWithoutTouchingRedis(t *testing.T) {
 	if n, _ := requests(l, shop, "u", true, 100); n != 100 {
 		t.Errorf("all limits off: %d of 100 writes allowed, want 100", n)
 	}
-	if d, release := l.OpenStream(context.Background(), shop, "u"); !d.Allowed {
+	if d, release := l.OpenStream(context.Background(), shop, "u", false); !d.Allowed {
 		t.Errorf("streams off: %+v, want allowed", d)
 	} else {
 		release()
@@ -280,19 +280,19 @@ func TestEventStreamsAreCountedAcrossReplicas(t *testing.T) {
 
 	var releases []func()
 	for i, l := range []*limits.Limiter{a, a, a, b, b} {
-		d, release := l.OpenStream(ctx, shop, "cust-ada")
+		d, release := l.OpenStream(ctx, shop, "cust-ada", false)
 		if !d.Allowed || d.Remaining != 4-i {
 			t.Fatalf("stream %d = %+v, want allowed with %d remaining", i+1, d, 4-i)
 		}
 		releases = append(releases, release)
 	}
 	for name, l := range map[string]*limits.Limiter{"a": a, "b": b} {
-		d, release := l.OpenStream(ctx, shop, "cust-ada")
+		d, release := l.OpenStream(ctx, shop, "cust-ada", false)
 		if d.Allowed || release != nil || d.Policy != (limits.Policy{Name: limits.EventStreams, Quota: 5}) || d.RetryAfter < time.Second {
 			t.Errorf("6th stream on replica %s = %+v, want refused by event-streams with a RetryAfter", name, d)
 		}
 	}
-	if d, release := b.OpenStream(ctx, shop, "cust-bob"); !d.Allowed {
+	if d, release := b.OpenStream(ctx, shop, "cust-bob", false); !d.Allowed {
 		t.Errorf("another caller's stream = %+v, want allowed", d)
 	} else {
 		release()
@@ -300,12 +300,12 @@ func TestEventStreamsAreCountedAcrossReplicas(t *testing.T) {
 
 	releases[0]() // a stream on replica a closes
 	releases[0]() // and closing twice frees one slot only
-	d, release := b.OpenStream(ctx, shop, "cust-ada")
+	d, release := b.OpenStream(ctx, shop, "cust-ada", false)
 	if !d.Allowed {
 		t.Fatalf("a stream on replica b after one closed on a = %+v, want allowed", d)
 	}
 	defer release()
-	if d, _ := a.OpenStream(ctx, shop, "cust-ada"); d.Allowed {
+	if d, _ := a.OpenStream(ctx, shop, "cust-ada", false); d.Allowed {
 		t.Errorf("a 6th stream after one closed and one opened = %+v, want refused", d)
 	}
 }
@@ -316,7 +316,7 @@ func TestTenantEventStreamsBoundAllCallersAcrossReplicas(t *testing.T) {
 	a, b := e.limiter(t, cfg, 0), e.limiter(t, cfg, 0)
 	ctx := context.Background()
 	open := func(l *limits.Limiter, subject string) (limits.Decision, func()) {
-		return l.OpenStream(ctx, shop, subject)
+		return l.OpenStream(ctx, shop, subject, false)
 	}
 	_, adaFirst := open(a, "cust-ada")
 	open(b, "cust-ada")
@@ -340,26 +340,36 @@ func TestTenantEventStreamsBoundAllCallersAcrossReplicas(t *testing.T) {
 	if got, want := e.obs.got(), []string{"demo-shop/event-streams", "demo-shop/tenant-event-streams", "demo-shop/tenant-event-streams"}; !slices.Equal(got, want) {
 		t.Errorf("refusals observed = %v, want %v", got, want)
 	}
+	// The customers hold all of the tenant's streams; its admins still get theirs, within their
+	// own bound.
+	for i := range 2 {
+		if d, _ := b.OpenStream(ctx, shop, "grace", true); !d.Allowed {
+			t.Errorf("admin stream %d while customers hold the tenant's streams = %+v, want allowed", i+1, d)
+		}
+	}
+	if d, _ := b.OpenStream(ctx, shop, "grace", true); d.Allowed || d.Policy.Name != limits.EventStreams {
+		t.Errorf("the admin's 3rd stream = %+v, want refused by event-streams", d)
+	}
 }
 
 func TestReplicaEventStreamsCountThisReplicaOnly(t *testing.T) {
 	e := newEnv(t, "single")
 	a, b := e.limiter(t, limits.Config{ReplicaEventStreams: 2}, 0), e.limiter(t, limits.Config{ReplicaEventStreams: 2}, 0)
 	ctx := context.Background()
-	_, first := a.OpenStream(ctx, shop, "cust-ada")
-	a.OpenStream(ctx, shop, "cust-bob")
-	if d, release := a.OpenStream(ctx, shop, "cust-cy"); d.Allowed || release != nil || d.Policy.Name != limits.ReplicaEventStreams {
+	_, first := a.OpenStream(ctx, shop, "cust-ada", false)
+	a.OpenStream(ctx, shop, "cust-bob", false)
+	if d, release := a.OpenStream(ctx, shop, "cust-cy", false); d.Allowed || release != nil || d.Policy.Name != limits.ReplicaEventStreams {
 		t.Errorf("a 3rd stream on a full replica = %+v, want refused by replica-event-streams", d)
 	}
-	if d, _ := b.OpenStream(ctx, shop, "cust-cy"); !d.Allowed {
+	if d, _ := b.OpenStream(ctx, shop, "cust-cy", false); !d.Allowed {
 		t.Errorf("a stream on another replica = %+v, want allowed", d)
 	}
 	first()
 	first() // closing twice frees one slot only
-	if d, _ := a.OpenStream(ctx, shop, "cust-cy"); !d.Allowed {
+	if d, _ := a.OpenStream(ctx, shop, "cust-cy", false); !d.Allowed {
 		t.Errorf("a stream after one closed = %+v, want allowed", d)
 	}
-	if d, _ := a.OpenStream(ctx, shop, "cust-dee"); d.Allowed {
+	if d, _ := a.OpenStream(ctx, shop, "cust-dee", false); d.Allowed {
 		t.Errorf("a 3rd stream again = %+v, want refused", d)
 	}
 }
@@ -371,18 +381,18 @@ func TestStreamsOfACrashedReplicaFreeAfterTheirLease(t *testing.T) {
 	crashed, alive := e.limiter(t, cfg, lease), e.limiter(t, cfg, lease)
 	ctx := context.Background()
 	for range 2 {
-		if d, _ := crashed.OpenStream(ctx, shop, "cust-ada"); !d.Allowed {
+		if d, _ := crashed.OpenStream(ctx, shop, "cust-ada", false); !d.Allowed {
 			t.Fatalf("stream = %+v, want allowed", d)
 		}
 	}
 	crashed.Close() // stops refreshing and never releases: a crash
 
 	e.clock.Advance(lease - time.Second)
-	if d, _ := alive.OpenStream(ctx, shop, "cust-ada"); d.Allowed {
+	if d, _ := alive.OpenStream(ctx, shop, "cust-ada", false); d.Allowed {
 		t.Fatalf("within the lease of the crashed replica's streams: %+v, want refused", d)
 	}
 	e.clock.Advance(2 * time.Second)
-	if d, _ := alive.OpenStream(ctx, shop, "cust-ada"); !d.Allowed {
+	if d, _ := alive.OpenStream(ctx, shop, "cust-ada", false); !d.Allowed {
 		t.Fatalf("after the lease of the crashed replica's streams: %+v, want allowed", d)
 	}
 }
@@ -394,13 +404,13 @@ func TestOpenStreamsKeepTheirSlotsPastTheLease(t *testing.T) {
 	const lease = 3 * time.Second
 	a, b := e.limiter(t, cfg, lease), e.limiter(t, cfg, lease)
 	ctx := context.Background()
-	if d, _ := a.OpenStream(ctx, shop, "cust-ada"); !d.Allowed {
+	if d, _ := a.OpenStream(ctx, shop, "cust-ada", false); !d.Allowed {
 		t.Fatalf("stream = %+v, want allowed", d)
 	}
 	e.clock.Advance(2 * time.Second)
 	waitForLease(t, e.rdb, "cust-ada", start.Add(2*time.Second+lease))
 	e.clock.Advance(2 * time.Second) // past the first lease, within the refreshed one
-	if d, _ := b.OpenStream(ctx, shop, "cust-ada"); d.Allowed {
+	if d, _ := b.OpenStream(ctx, shop, "cust-ada", false); d.Allowed {
 		t.Errorf("while replica a keeps its stream open: %+v, want refused", d)
 	}
 }
@@ -428,7 +438,7 @@ func TestRedisDownFallsBackToLimitsPerReplica(t *testing.T) {
 	l := e.limiter(t, limits.Config{RequestsPerMinute: 3, EventStreams: 2}, 0)
 	ctx := context.Background()
 	// One stream is open in Redis before the outage.
-	if d, _ := l.OpenStream(ctx, shop, "cust-bob"); !d.Allowed {
+	if d, _ := l.OpenStream(ctx, shop, "cust-bob", false); !d.Allowed {
 		t.Fatalf("stream = %+v, want allowed", d)
 	}
 	e.redis.Stop(t)
@@ -441,10 +451,10 @@ func TestRedisDownFallsBackToLimitsPerReplica(t *testing.T) {
 		t.Errorf("with Redis down, another caller = %+v, want allowed", d)
 	}
 	// The replica counts its own streams: cust-bob holds one of 2.
-	if d, _ := l.OpenStream(ctx, shop, "cust-bob"); !d.Allowed {
+	if d, _ := l.OpenStream(ctx, shop, "cust-bob", false); !d.Allowed {
 		t.Errorf("with Redis down, cust-bob's 2nd stream = %+v, want allowed", d)
 	}
-	if d, _ := l.OpenStream(ctx, shop, "cust-bob"); d.Allowed {
+	if d, _ := l.OpenStream(ctx, shop, "cust-bob", false); d.Allowed {
 		t.Errorf("with Redis down, cust-bob's 3rd stream = %+v, want refused", d)
 	}
 
@@ -480,7 +490,7 @@ func TestLimitsOnRedisCluster(t *testing.T) {
 	// Several callers' streams, on different nodes, refreshed in one pipeline.
 	subjects := []string{"cust-ada", "cust-bob", "cust-cy", "cust-dee", "cust-eve"}
 	for _, s := range subjects {
-		if d, _ := a.OpenStream(ctx, shop, s); !d.Allowed {
+		if d, _ := a.OpenStream(ctx, shop, s, false); !d.Allowed {
 			t.Fatalf("%s's stream = %+v, want allowed", s, d)
 		}
 	}
@@ -490,7 +500,7 @@ func TestLimitsOnRedisCluster(t *testing.T) {
 	}
 	e.clock.Advance(2 * time.Second)
 	for _, s := range subjects {
-		if d, _ := b.OpenStream(ctx, shop, s); d.Allowed {
+		if d, _ := b.OpenStream(ctx, shop, s, false); d.Allowed {
 			t.Errorf("%s's 2nd stream on another replica = %+v, want refused", s, d)
 		}
 	}

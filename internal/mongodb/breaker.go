@@ -1,6 +1,7 @@
 package mongodb
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -43,9 +44,12 @@ func (b *breaker) allow(op string) error {
 	return nil
 }
 
-// observe opens the breaker when err says no server could be selected.
+// observe opens the breaker when err says no server could be selected, unless the selection
+// ended because its caller gave up (context.Canceled: a client that left is no news about
+// MongoDB; the operation's own timeout, a deadline, is).
 func (b *breaker) observe(err error) {
-	if errors.As(err, &topology.ServerSelectionError{}) {
+	var sse topology.ServerSelectionError
+	if errors.As(err, &sse) && !errors.Is(err, context.Canceled) {
 		b.openUntil.Store(b.now().Add(b.openFor).UnixNano())
 	}
 }
