@@ -99,13 +99,6 @@ func (c *ttlCache[V]) bounded(d time.Duration) *ttlCache[V] {
 	return c
 }
 
-// forget drops the cached value of key.
-func (c *ttlCache[V]) forget(key string) {
-	c.mu.Lock()
-	delete(c.entries, key)
-	c.mu.Unlock()
-}
-
 // put caches v, just loaded by the caller, for key. A load in flight that began earlier may
 // still replace it with what it read: callers that must see a write read the source
 // themselves, as put's callers do.

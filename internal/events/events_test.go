@@ -334,7 +334,7 @@ func TestABacklogDropsNobodyWhoKeepsUp(t *testing.T) {
 				case r := <-s.C():
 					var p map[string]string
 					if err := json.Unmarshal(r.Admin, &p); err != nil || p["body"] != fmt.Sprint(got%(n/bursts)) {
-						done <- fmt.Errorf("event %d is %s (%v)", got, r.Admin, err)
+						done <- fmt.Errorf("event %d is %s (%w)", got, r.Admin, err)
 						return
 					}
 					got++
