@@ -254,6 +254,7 @@ func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsView, 
 	if err := s.settings.PutOverrides(ctx, t.ID, o); err != nil {
 		return nil, err
 	}
+	s.overrides.put(t.ID, o) // this replica reads its own write
 	// Settings the block does not show (unassign_on_away) change nothing customers see; the
 	// cached block is replaced all the same.
 	s.supportChanged(ctx, t.ID)
