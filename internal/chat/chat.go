@@ -212,19 +212,6 @@ func (s Support) announced() string {
 	return string(s.Status) + "|" + strconv.FormatBool(s.Available) + "|" + s.Reason + "|" + next + "|" + s.Prompt
 }
 
-// Equal reports whether s and o say the same.
-func (s Support) Equal(o Support) bool {
-	return s.Status == o.Status && s.Available == o.Available && s.Reason == o.Reason && s.Prompt == o.Prompt &&
-		equalPtr(s.NextAvailableAt, o.NextAvailableAt, time.Time.Equal) && equalPtr(s.ExpectedReplySeconds, o.ExpectedReplySeconds, func(a, b int64) bool { return a == b })
-}
-
-func equalPtr[T any](a, b *T, eq func(T, T) bool) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return eq(*a, *b)
-}
-
 // AdminStatus is what an admin sets through the presence endpoint.
 type AdminStatus string
 

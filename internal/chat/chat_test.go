@@ -191,6 +191,7 @@ func TestSupportAt(t *testing.T) {
 	wednesdayNoon := time.Date(2026, 11, 25, 12, 0, 0, 0, berlin)
 	saturday := time.Date(2026, 11, 28, 12, 0, 0, 0, berlin)
 	monday9 := time.Date(2026, 11, 30, 9, 0, 0, 0, berlin).UTC()
+	closing := time.Date(2026, 11, 25, 18, 0, 0, 0, berlin).UTC() // Support.Until inside hours
 	tests := []struct {
 		name     string
 		now      time.Time
@@ -198,10 +199,11 @@ func TestSupportAt(t *testing.T) {
 		presence TeamPresence
 		want     Support
 	}{
-		{"an admin online inside hours", wednesdayNoon, withHours, TeamPresence{Online: 1}, Support{Status: SupportOnline, Available: true}},
-		{"nobody online", wednesdayNoon, withHours, TeamPresence{}, Support{Status: SupportOffline, Reason: ReasonNoAdminOnline, Prompt: "away"}},
-		{"everyone away", wednesdayNoon, withHours, TeamPresence{Away: 2}, Support{Status: SupportAway, Reason: ReasonAdminsAway, Prompt: "away"}},
-		{"online but outside hours", saturday, withHours, TeamPresence{Online: 1}, Support{Status: SupportAway, Reason: ReasonOutsideBusinessHours, Prompt: "away", NextAvailableAt: &monday9}},
+		{"an admin online inside hours", wednesdayNoon, withHours, TeamPresence{Online: 1}, Support{Status: SupportOnline, Available: true, Until: closing}},
+		{"nobody online", wednesdayNoon, withHours, TeamPresence{}, Support{Status: SupportOffline, Reason: ReasonNoAdminOnline, Prompt: "away", Until: closing}},
+		{"everyone away", wednesdayNoon, withHours, TeamPresence{Away: 2}, Support{Status: SupportAway, Reason: ReasonAdminsAway, Prompt: "away", Until: closing}},
+		{"a status that lapses before closing", wednesdayNoon, withHours, TeamPresence{Online: 1, NextExpiry: wednesdayNoon.Add(time.Minute)}, Support{Status: SupportOnline, Available: true, Until: wednesdayNoon.Add(time.Minute)}},
+		{"online but outside hours", saturday, withHours, TeamPresence{Online: 1}, Support{Status: SupportAway, Reason: ReasonOutsideBusinessHours, Prompt: "away", NextAvailableAt: &monday9, Until: monday9}},
 		{"no hours, online on a Saturday", saturday, noHours, TeamPresence{Online: 1}, Support{Status: SupportOnline, Available: true}},
 	}
 	for _, tt := range tests {

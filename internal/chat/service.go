@@ -168,8 +168,7 @@ type Deps struct {
 	Presence Presence
 	Events   Publisher
 	Tenants  Tenants
-	// SupportClock announces each change of a tenant's support once; it may be nil (unit
-	// tests), and then every block computed is announced.
+	// SupportClock announces each change of a tenant's support once.
 	SupportClock SupportClock
 	// Invalidator is told of changes to the cached support block; it may be nil.
 	Invalidator Invalidator

@@ -32,14 +32,6 @@ const (
 func (s *Service) announceSupport(ctx context.Context, t *tenant.Tenant, quietFirst bool) (Support, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), supportTimeout)
 	defer cancel()
-	if s.announcer == nil {
-		sup, err := s.support(tenant.NewContext(ctx, t), t)
-		if err == nil {
-			s.supportChanged(ctx, t.ID)
-			s.publish(ctx, Event{Type: EventSupportChanged, TenantID: t.ID, At: s.clock(), Support: &sup})
-		}
-		return sup, err
-	}
 	lock, seq, err := s.announcer.LockSupport(ctx, t.ID)
 	if err != nil {
 		s.retrySupport(ctx, t.ID)
@@ -85,9 +77,6 @@ func (s *Service) retrySupport(ctx context.Context, tenantID string) {
 // now (business hours open or close, an admin's status lapses), announcing each change once
 // across replicas, until none is due. It returns how many tenants it computed.
 func (s *Service) SweepSupport(ctx context.Context) (int, error) {
-	if s.announcer == nil {
-		return 0, nil
-	}
 	n := 0
 	for ctx.Err() == nil {
 		ids, err := s.announcer.ClaimDueSupport(ctx, s.clock(), supportClaimBatch)
@@ -106,9 +95,6 @@ func (s *Service) SweepSupport(ctx context.Context) (int, error) {
 // ReconcileSupport computes the support of the tenants of ids that have nothing scheduled: new
 // ones, and all of them after Redis lost its data. It returns how many it computed.
 func (s *Service) ReconcileSupport(ctx context.Context, ids []string) (int, error) {
-	if s.announcer == nil {
-		return 0, nil
-	}
 	n := 0
 	for start := 0; start < len(ids); start += supportLookupBatch {
 		missing, err := s.announcer.UnscheduledSupport(ctx, ids[start:min(start+supportLookupBatch, len(ids))])
@@ -132,9 +118,6 @@ func (s *Service) TenantsChanged(ctx context.Context, ids []string) {
 
 // TenantsRemoved forgets the support schedules of the tenants of ids, whose files are gone.
 func (s *Service) TenantsRemoved(ctx context.Context, ids []string) error {
-	if s.announcer == nil {
-		return nil
-	}
 	return s.announcer.UnscheduleSupport(ctx, ids)
 }
 
