@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -110,7 +109,7 @@ func (s *streamer) serve(c *gin.Context) {
 				return
 			}
 			_ = conn.SetDeadline(time.Time{})
-			st.w = &sseWriter{w: deadlineWriter{conn}, flush: func() error { return nil }, obs: s.obs}
+			st.w = &sseWriter{w: deadlineWriter{w: conn, setDeadline: conn.SetWriteDeadline}, flush: func() error { return nil }, obs: s.obs}
 			st.w.printf("%s", hijackedHead(c.Writer.Header()))
 			go func() {
 				defer func() { _ = conn.Close() }() // the stream is over either way
@@ -126,8 +125,8 @@ func (s *streamer) serve(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
-	dw := deadlineResponse{w: c.Writer, rc: rc}
-	st.w = &sseWriter{w: dw, flush: dw.flush, obs: s.obs}
+	dw := deadlineWriter{w: c.Writer, setDeadline: rc.SetWriteDeadline}
+	st.w = &sseWriter{w: dw, flush: dw.flushing(rc), obs: s.obs}
 	st.run(ctx, ctx.Done())
 }
 
@@ -150,30 +149,26 @@ func hijackedHead(set http.Header) string {
 // is let go rather than holding the stream's goroutine.
 const streamWriteTimeout = 10 * time.Second
 
-// deadlineWriter writes to a connection with a deadline on each write.
-type deadlineWriter struct{ conn net.Conn }
+// deadlineWriter writes a stream with a deadline on each write (and flush), set by setDeadline:
+// the hijacked connection's over HTTP/1.1, the response controller's over HTTP/2. A client that
+// stops reading, or stops granting flow control, is let go rather than holding the stream's
+// goroutine, so that the stream's endings (expiry, revocation, its longest lifetime) are seen.
+type deadlineWriter struct {
+	w           io.Writer
+	setDeadline func(time.Time) error
+}
 
 func (d deadlineWriter) Write(p []byte) (int, error) {
-	_ = d.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	return d.conn.Write(p)
-}
-
-// deadlineResponse writes a stream's response (HTTP/2, not hijacked) with a deadline on each
-// write and flush: a client that stops granting flow control is let go, as over HTTP/1.1,
-// so that the stream's endings (expiry, revocation, its longest lifetime) are still seen.
-type deadlineResponse struct {
-	w  io.Writer
-	rc *http.ResponseController
-}
-
-func (d deadlineResponse) Write(p []byte) (int, error) {
-	_ = d.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	_ = d.setDeadline(time.Now().Add(streamWriteTimeout))
 	return d.w.Write(p)
 }
 
-func (d deadlineResponse) flush() error {
-	_ = d.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	return d.rc.Flush()
+// flushing returns a flush of the response controller rc under the same deadline.
+func (d deadlineWriter) flushing(rc *http.ResponseController) func() error {
+	return func() error {
+		_ = d.setDeadline(time.Now().Add(streamWriteTimeout))
+		return rc.Flush()
+	}
 }
 
 // stream is one open event stream.
