@@ -131,18 +131,34 @@ func TestOpenOvernightAcrossWeekEnd(t *testing.T) {
 	})
 }
 
+// nextCase is one instant and the next instant a method of BusinessHours must find from it.
+type nextCase struct {
+	name   string
+	hours  *tenant.BusinessHours
+	from   time.Time
+	want   time.Time
+	wantOK bool
+}
+
+// checkNext runs next, the method called name, on each case.
+func checkNext(t *testing.T, name string, next func(*tenant.BusinessHours, time.Time) (time.Time, bool), cases []nextCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := next(tt.hours, tt.from)
+			if ok != tt.wantOK || !got.Equal(tt.want) {
+				t.Errorf("%s(%s) = %s, %t; want %s, %t", name, tt.from.UTC(), got.UTC(), ok, tt.want.UTC(), tt.wantOK)
+			}
+		})
+	}
+}
+
 func TestNextOpening(t *testing.T) {
 	berlin := mustLocation(t, "Europe/Berlin")
 	weekdays := []string{"09:00-18:00"}
 	office := mustHours(t, "Europe/Berlin", map[string][]string{"mon": weekdays, "tue": weekdays, "wed": weekdays, "thu": weekdays, "fri": {"09:00-17:00"}})
 	lateShift := mustHours(t, "Europe/Berlin", map[string][]string{"sat": {"22:00-02:00"}})
-	tests := []struct {
-		name   string
-		hours  *tenant.BusinessHours
-		from   time.Time
-		want   time.Time
-		wantOK bool
-	}{
+	checkNext(t, "NextOpening", (*tenant.BusinessHours).NextOpening, []nextCase{
 		{"Friday evening waits for Monday 09:00", office, at(t, berlin, "2026-06-19 18:30"), at(t, berlin, "2026-06-22 09:00"), true},
 		{"Saturday waits for Monday 09:00", office, at(t, berlin, "2026-06-20 10:00"), at(t, berlin, "2026-06-22 09:00"), true},
 		{"early Tuesday waits for 09:00 the same day", office, at(t, berlin, "2026-06-16 06:00"), at(t, berlin, "2026-06-16 09:00"), true},
@@ -151,15 +167,7 @@ func TestNextOpening(t *testing.T) {
 		{"a weekly late shift is a week away right after it closes", lateShift, at(t, berlin, "2026-06-14 02:00"), at(t, berlin, "2026-06-20 22:00"), true},
 		{"inside an overnight range answers now", lateShift, at(t, berlin, "2026-06-21 01:00"), at(t, berlin, "2026-06-21 01:00"), true},
 		{"no ranges never open", mustHours(t, "Europe/Berlin", nil), at(t, berlin, "2026-06-19 18:30"), time.Time{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := tt.hours.NextOpening(tt.from)
-			if ok != tt.wantOK || !got.Equal(tt.want) {
-				t.Errorf("NextOpening(%s) = %s, %t; want %s, %t", tt.from, got, ok, tt.want, tt.wantOK)
-			}
-		})
-	}
+	})
 }
 
 func TestNextChange(t *testing.T) {
@@ -174,13 +182,7 @@ func TestNextChange(t *testing.T) {
 		"mon": {"00:00-24:00"}, "tue": {"00:00-24:00"}, "wed": {"00:00-24:00"}, "thu": {"00:00-24:00"},
 		"fri": {"00:00-24:00"}, "sat": {"00:00-24:00"}, "sun": {"00:00-24:00"},
 	})
-	tests := []struct {
-		name   string
-		hours  *tenant.BusinessHours
-		from   time.Time
-		want   time.Time
-		wantOK bool
-	}{
+	checkNext(t, "NextChange", (*tenant.BusinessHours).NextChange, []nextCase{
 		{"open Monday closes at 18:00", office, at(t, berlin, "2026-06-15 10:00"), at(t, berlin, "2026-06-15 18:00"), true},
 		{"at the closing instant the next change is Friday's opening", office, at(t, berlin, "2026-06-15 18:00"), at(t, berlin, "2026-06-19 09:00"), true},
 		{"closed Friday evening waits for Monday's opening", office, at(t, berlin, "2026-06-19 17:00"), at(t, berlin, "2026-06-22 09:00"), true},
@@ -193,15 +195,7 @@ func TestNextChange(t *testing.T) {
 		{"fall-back Sunday opens at 09:00 EST (14:00 UTC)", dst, utc(t, "2026-11-01 08:00"), utc(t, "2026-11-01 14:00"), true},
 		{"open around the clock never changes", always, at(t, berlin, "2026-06-15 10:00"), time.Time{}, false},
 		{"no ranges never change", mustHours(t, "Europe/Berlin", nil), at(t, berlin, "2026-06-15 10:00"), time.Time{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := tt.hours.NextChange(tt.from)
-			if ok != tt.wantOK || !got.Equal(tt.want) {
-				t.Errorf("NextChange(%s) = %s, %t; want %s, %t", tt.from.UTC(), got.UTC(), ok, tt.want.UTC(), tt.wantOK)
-			}
-		})
-	}
+	})
 }
 
 func TestParseBusinessHoursErrors(t *testing.T) {
