@@ -48,3 +48,10 @@ func (e Event) View(admin bool) *View {
 	v := viewOf(e.Conversation, caller, 1)
 	return &v
 }
+
+// Recorded are the events of one durable change (a log entry, a support transition) that
+// webhooks have not taken up yet. Mark identifies the change to the record that holds it.
+type Recorded struct {
+	Mark   string
+	Events []Event
+}

@@ -1,5 +1,5 @@
 // Package netguard checks, at connect time, the addresses the service's outbound fetches reach
-// (the tenants' issuers; webhooks next): a name is resolved, and every address it resolves to is
+// (the tenants' issuers, webhook endpoints): a name is resolved, and every address it resolves to is
 // checked as the connection is made, so neither a URL's spelling (0.0.0.0, 127.1, [::],
 // ::ffff:10.0.0.1) nor a DNS name that resolves, or is rebound, to an internal address gets
 // past it. Only public unicast addresses are reachable, plus the networks an operator allows
@@ -56,11 +56,19 @@ func Public(a netip.Addr) bool {
 // Guard checks the addresses of outbound connections.
 type Guard struct {
 	allowed []netip.Prefix
+	// onlyAllowed refuses public addresses too (NewWithin).
+	onlyAllowed bool
 }
 
 // New returns a Guard that also lets connections reach allowed (an operator's in-cluster
 // issuer, say).
 func New(allowed []netip.Prefix) *Guard { return &Guard{allowed: slices.Clone(allowed)} }
+
+// NewWithin returns a Guard that lets connections reach the allowed networks and nothing else,
+// not even public addresses: for plain http, which must not cross the internet.
+func NewWithin(allowed []netip.Prefix) *Guard {
+	return &Guard{allowed: slices.Clone(allowed), onlyAllowed: true}
+}
 
 type allowKey struct{}
 
@@ -79,7 +87,7 @@ func (g *Guard) Check(ctx context.Context, address string) error {
 		return fmt.Errorf("%w: %q is not an address", ErrForbidden, address)
 	}
 	a := ap.Addr().Unmap()
-	if Public(a) {
+	if Public(a) && !g.onlyAllowed {
 		return nil
 	}
 	extra, _ := ctx.Value(allowKey{}).([]netip.Prefix)
@@ -87,6 +95,9 @@ func (g *Guard) Check(ctx context.Context, address string) error {
 		if p.Contains(a) {
 			return nil
 		}
+	}
+	if g.onlyAllowed {
+		return fmt.Errorf("%w: %s is not in an allowed network", ErrForbidden, a)
 	}
 	return fmt.Errorf("%w: %s is not a public address", ErrForbidden, a)
 }
