@@ -33,6 +33,12 @@ const (
 	adminsCollection        = "admins"
 	idempotencyCollection   = "idempotency"
 	outboxCollection        = "outbox"
+	// Webhooks: endpoints, deliveries with their attempts, the queue of pending deliveries,
+	// and the support transitions not yet taken up by webhooks.
+	webhookEndpointsCollection  = "webhook_endpoints"
+	webhookDeliveriesCollection = "webhook_deliveries"
+	webhookQueueCollection      = "webhook_queue"
+	supportChangesCollection    = "support_changes"
 )
 
 // Options configure Open. Zero values take the defaults.
@@ -118,16 +124,20 @@ func Open(_ context.Context, uri, database string, o Options) (*DB, error) {
 		db:     db,
 		log:    o.Logger,
 		store: &Store{
-			conversations: db.Collection(conversationsCollection),
-			entries:       db.Collection(entriesCollection),
-			settings:      db.Collection(settingsCollection),
-			admins:        db.Collection(adminsCollection),
-			idempotency:   db.Collection(idempotencyCollection),
-			outbox:        db.Collection(outboxCollection),
-			marks:         o.PendingMarks,
-			now:           o.Now,
-			log:           o.Logger,
-			server:        &serverKind{db: db},
+			conversations:     db.Collection(conversationsCollection),
+			entries:           db.Collection(entriesCollection),
+			settings:          db.Collection(settingsCollection),
+			admins:            db.Collection(adminsCollection),
+			idempotency:       db.Collection(idempotencyCollection),
+			outbox:            db.Collection(outboxCollection),
+			webhookEndpoints:  db.Collection(webhookEndpointsCollection),
+			webhookDeliveries: db.Collection(webhookDeliveriesCollection),
+			webhookQueue:      db.Collection(webhookQueueCollection),
+			supportChanges:    db.Collection(supportChangesCollection),
+			marks:             o.PendingMarks,
+			now:               o.Now,
+			log:               o.Logger,
+			server:            &serverKind{db: db},
 			// The breaker measures an outage, not the domain's time: the wall clock.
 			breaker: &breaker{openFor: o.OpenFor, now: time.Now},
 		},

@@ -27,6 +27,9 @@ type entryDoc struct {
 	// Pending is set until the entry's events are published (chat.Entry.Pending); only
 	// pending entries have the field, and the partial index pending_at holds just those.
 	Pending bool `bson:"pending,omitempty"`
+	// Hook is set until webhooks took the entry up (Store.Hooked); the partial index hook_at
+	// holds just those.
+	Hook bool `bson:"hook,omitempty"`
 }
 
 // headerDoc is a chat.Header without its ids (the documents holding it have them).

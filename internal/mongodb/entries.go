@@ -47,6 +47,7 @@ func (s *Store) Append(ctx context.Context, entries []chat.Entry) (int, error) {
 	for i, e := range entries {
 		d := toEntryDoc(e)
 		d.Pending = e.Pending && !outbox
+		d.Hook = d.Pending // an entry the log commits is taken up by webhooks too
 		docs[i] = d
 	}
 	_, err = s.entries.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
@@ -78,6 +79,8 @@ type outboxDoc struct {
 	ConversationID string    `bson:"conversation_id"`
 	At             time.Time `bson:"at"`
 	Marked         time.Time `bson:"marked"`
+	// Hook marks the entry for webhooks (Store.Hooked) rather than for the relay.
+	Hook bool `bson:"hook,omitempty"`
 }
 
 // markID returns the _id of the pending mark of entry e.
@@ -85,14 +88,21 @@ func markID(e chat.Entry) string {
 	return entryKey(e.TenantID, e.ConversationID, e.Seq) + "/" + e.ID
 }
 
-// markInOutbox stores the pending marks of entries in the outbox, before they are appended. A
-// mark there already is one an earlier attempt of the same write stored.
+// hookMarkID returns the _id of the webhook mark of entry e in the outbox.
+func hookMarkID(e chat.Entry) string { return "hook/" + markID(e) }
+
+// markInOutbox stores the pending marks of entries in the outbox, and their webhook marks,
+// before they are appended, with one insert. A mark there already is one an earlier attempt of
+// the same write stored.
 func (s *Store) markInOutbox(ctx context.Context, entries []chat.Entry) error {
 	var docs []any
 	for _, e := range entries {
 		if e.Pending {
-			docs = append(docs, outboxDoc{ID: markID(e), Key: entryKey(e.TenantID, e.ConversationID, e.Seq), EID: e.ID,
-				TenantID: e.TenantID, ConversationID: e.ConversationID, At: e.At, Marked: time.Now()})
+			m := outboxDoc{ID: markID(e), Key: entryKey(e.TenantID, e.ConversationID, e.Seq), EID: e.ID,
+				TenantID: e.TenantID, ConversationID: e.ConversationID, At: e.At, Marked: time.Now()}
+			h := m
+			h.ID, h.Hook = hookMarkID(e), true
+			docs = append(docs, m, h)
 		}
 	}
 	if len(docs) == 0 {
@@ -315,20 +325,34 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]chat.Entry, error) {
 	return entries, nil
 }
 
-// pendingInOutbox returns the entries of up to limit marks of the outbox, oldest first. A mark
-// whose place holds another writer's entry is dropped; one whose entry is not (yet) there is
-// skipped, and dropped once stale.
+// pendingInOutbox returns the entries of up to limit pending marks of the outbox, oldest first
+// (see marked).
 func (s *Store) pendingInOutbox(ctx context.Context, limit int) ([]chat.Entry, error) {
-	cur, err := s.outbox.Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
+	entries, _, err := s.marked(ctx, false, limit)
+	for i := range entries {
+		entries[i].Pending = true
+	}
+	return entries, err
+}
+
+// marked returns the entries of up to limit marks of the outbox, the relay's (hook false) or
+// the webhooks', oldest first, and the marks' ids. A mark whose place holds another writer's
+// entry is dropped; one whose entry is not (yet) there is skipped, and dropped once stale.
+func (s *Store) marked(ctx context.Context, hook bool, limit int) ([]chat.Entry, []string, error) {
+	filter := bson.M{"hook": bson.M{"$ne": true}}
+	if hook {
+		filter = bson.M{"hook": true}
+	}
+	cur, err := s.outbox.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, s.wrap("pending marks", err)
+		return nil, nil, s.wrap("pending marks", err)
 	}
 	var marks []outboxDoc
 	if err := cur.All(ctx, &marks); err != nil {
-		return nil, s.wrap("pending marks", err)
+		return nil, nil, s.wrap("pending marks", err)
 	}
 	var entries []chat.Entry
-	var stale []string
+	var ids, stale []string
 	for _, m := range marks {
 		var d entryDoc
 		err := s.entries.FindOne(ctx, bson.M{"_id": m.Key}).Decode(&d)
@@ -338,21 +362,20 @@ func (s *Store) pendingInOutbox(ctx context.Context, limit int) ([]chat.Entry, e
 				stale = append(stale, m.ID)
 			}
 		case err != nil:
-			return nil, s.wrap("pending entries", err)
+			return nil, nil, s.wrap("pending entries", err)
 		case d.EID != m.EID || d.TenantID != m.TenantID:
 			stale = append(stale, m.ID) // another writer's entry took the place
 		default:
-			e := d.entry()
-			e.Pending = true
-			entries = append(entries, e)
+			entries = append(entries, d.entry())
+			ids = append(ids, m.ID)
 		}
 	}
 	if len(stale) > 0 {
 		if _, err := s.outbox.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": stale}}); err != nil {
-			return nil, s.wrap("delete stale pending marks", err)
+			return nil, nil, s.wrap("delete stale pending marks", err)
 		}
 	}
-	return entries, nil
+	return entries, ids, nil
 }
 
 // Published clears the pending marks of entries: their outbox documents, or the pending field
@@ -381,4 +404,61 @@ func (s *Store) Published(ctx context.Context, entries []chat.Entry) error {
 	}
 	_, err = s.entries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 	return s.wrap("mark entries published", err)
+}
+
+// Hooked returns up to limit entries committed and not yet taken up by webhooks, oldest first,
+// with their marks: the field hook of the entries on MongoDB (the partial index hook_at holds
+// just those), their marks in the outbox on FerretDB. Every entry the log commits is marked, in
+// the insert that commits it (or the one before), so no write pays a round trip for webhooks.
+func (s *Store) Hooked(ctx context.Context, limit int) ([]chat.Entry, []string, error) {
+	if err := s.breaker.allow("hooked entries"); err != nil {
+		return nil, nil, err
+	}
+	outbox, err := s.inOutbox(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if outbox {
+		return s.marked(ctx, true, limit)
+	}
+	cur, err := s.entries.Find(ctx, bson.M{"hook": true},
+		options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, nil, s.wrap("hooked entries", err)
+	}
+	var docs []entryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, nil, s.wrap("hooked entries", err)
+	}
+	entries := make([]chat.Entry, len(docs))
+	marks := make([]string, len(docs))
+	for i := range docs {
+		entries[i], marks[i] = docs[i].entry(), docs[i].Key
+	}
+	return entries, marks, nil
+}
+
+// Unhook clears the webhook marks Hooked returned: their outbox documents, or the field hook
+// of the entries with one command of one statement per entry, by _id.
+func (s *Store) Unhook(ctx context.Context, marks []string) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	if err := s.breaker.allow("unhook entries"); err != nil {
+		return err
+	}
+	outbox, err := s.inOutbox(ctx)
+	if err != nil {
+		return err
+	}
+	if outbox {
+		_, err := s.outbox.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": marks}})
+		return s.wrap("unhook entries", err)
+	}
+	models := make([]mongo.WriteModel, len(marks))
+	for i, m := range marks {
+		models[i] = mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": m}).SetUpdate(bson.M{"$unset": bson.M{"hook": ""}})
+	}
+	_, err = s.entries.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	return s.wrap("unhook entries", err)
 }

@@ -19,8 +19,8 @@ type index struct {
 	name       string
 	keys       bson.D
 	unique     bool
-	// pending makes the index partial, over the entries whose pending field is true.
-	pending bool
+	// partial makes the index partial, over the documents whose field of that name is true.
+	partial string
 	// ttl makes a TTL index deleting documents when the time in its only key has passed.
 	ttl bool
 }
@@ -48,22 +48,36 @@ func indexes() []index {
 			keys: keys("tenant_id", 1, "conversation_id", 1, "eid", 1)},
 		// The relay's query, oldest first: a partial index holds only the pending entries on
 		// MongoDB; FerretDB has no partial indexes and indexes every entry.
-		{collection: entriesCollection, name: "pending_at", pending: true,
+		{collection: entriesCollection, name: "pending_at", partial: "pending",
 			keys: keys("pending", 1, "at", 1)},
+		// Webhooks' query of the entries they have not taken up, likewise.
+		{collection: entriesCollection, name: "hook_at", partial: "hook",
+			keys: keys("hook", 1, "at", 1)},
 		{collection: outboxCollection, name: "at", keys: keys("at", 1)},
+		{collection: webhookEndpointsCollection, name: "tenant_slot", unique: true,
+			keys: keys("tenant_id", 1, "slot", 1)},
+		{collection: webhookEndpointsCollection, name: "tenant_created",
+			keys: keys("tenant_id", 1, "created_at", 1, "_id", 1)},
+		{collection: webhookDeliveriesCollection, name: "tenant_endpoint_created",
+			keys: keys("tenant_id", 1, "endpoint_id", 1, "created_at", -1, "_id", -1)},
+		{collection: webhookDeliveriesCollection, name: "created", keys: keys("created_at", 1)},
+		{collection: webhookQueueCollection, name: "next_at", keys: keys("next_at", 1, "order", 1)},
+		{collection: webhookQueueCollection, name: "tenant_endpoint_order",
+			keys: keys("tenant_id", 1, "endpoint_id", 1, "order", 1, "_id", 1)},
+		{collection: supportChangesCollection, name: "at", keys: keys("at", 1)},
 		{collection: idempotencyCollection, name: "expires", ttl: true,
 			keys: keys("expires_at", 1)},
 	}
 }
 
-// options returns the options of ix, partial or not where it is pending.
+// options returns the options of ix, partial or not where it is partial.
 func (ix index) options(partial bool) *options.IndexOptionsBuilder {
 	opts := options.Index().SetName(ix.name)
 	if ix.unique {
 		opts.SetUnique(true)
 	}
-	if ix.pending && partial {
-		opts.SetPartialFilterExpression(bson.M{"pending": true})
+	if ix.partial != "" && partial {
+		opts.SetPartialFilterExpression(bson.M{ix.partial: true})
 	}
 	if ix.ttl {
 		opts.SetExpireAfterSeconds(0)
@@ -87,7 +101,7 @@ func keys(pairs ...any) bson.D {
 func (db *DB) EnsureIndexes(ctx context.Context) error {
 	for _, ix := range indexes() {
 		_, err := db.db.Collection(ix.collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: ix.options(true)})
-		if ix.pending && hasCode(err, codeNotImplemented) {
+		if ix.partial != "" && hasCode(err, codeNotImplemented) {
 			// FerretDB has no partial indexes: a whole one then.
 			_, err = db.db.Collection(ix.collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: ix.options(false)})
 		}

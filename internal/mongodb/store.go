@@ -20,17 +20,21 @@ import (
 // the tenant is part of the _id, or (for the look-up by _id alone that FerretDB's SQLite
 // backend answers without decoding every document) the document's tenant is checked.
 type Store struct {
-	conversations *mongo.Collection
-	entries       *mongo.Collection
-	settings      *mongo.Collection
-	admins        *mongo.Collection
-	idempotency   *mongo.Collection
-	outbox        *mongo.Collection
-	marks         PendingMarks
-	now           func() time.Time
-	log           *slog.Logger
-	server        *serverKind
-	breaker       *breaker
+	conversations     *mongo.Collection
+	entries           *mongo.Collection
+	settings          *mongo.Collection
+	admins            *mongo.Collection
+	idempotency       *mongo.Collection
+	outbox            *mongo.Collection
+	webhookEndpoints  *mongo.Collection
+	webhookDeliveries *mongo.Collection
+	webhookQueue      *mongo.Collection
+	supportChanges    *mongo.Collection
+	marks             PendingMarks
+	now               func() time.Time
+	log               *slog.Logger
+	server            *serverKind
+	breaker           *breaker
 }
 
 var (

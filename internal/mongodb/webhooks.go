@@ -1,0 +1,418 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/webhook"
+)
+
+// Webhooks: endpoints, deliveries with their attempts, and the queue of pending deliveries
+// the workers read. The queue is a collection of its own and holds only what is pending, so
+// that FerretDB, which decodes every document of a collection for a query, reads little on
+// each poll; the deliveries keep their history until SweepDeliveries.
+
+var _ webhook.Store = (*Store)(nil)
+
+var (
+	errEndpointNotFound = &chat.Error{Code: chat.NotFound, Message: "no such webhook endpoint"}
+	errDeliveryNotFound = &chat.Error{Code: chat.NotFound, Message: "no such delivery"}
+)
+
+type secretDoc struct {
+	Value     string    `bson:"value"`
+	CreatedAt time.Time `bson:"created_at"`
+	Expires   time.Time `bson:"expires,omitempty"`
+}
+
+type endpointDoc struct {
+	ID             string      `bson:"_id"`
+	TenantID       string      `bson:"tenant_id"`
+	Slot           int         `bson:"slot"`
+	URL            string      `bson:"url"`
+	Events         []string    `bson:"events"`
+	Description    string      `bson:"description,omitempty"`
+	Enabled        bool        `bson:"enabled"`
+	DisabledReason string      `bson:"disabled_reason,omitempty"`
+	Secrets        []secretDoc `bson:"secrets"`
+	CreatedAt      time.Time   `bson:"created_at"`
+	UpdatedAt      time.Time   `bson:"updated_at"`
+}
+
+func (d endpointDoc) tenant() string { return d.TenantID }
+
+func toEndpointDoc(e *webhook.Endpoint) endpointDoc {
+	d := endpointDoc{ID: e.ID, TenantID: e.TenantID, Slot: e.Slot, URL: e.URL, Description: e.Description,
+		Enabled: e.Enabled, DisabledReason: e.DisabledReason, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
+	for _, t := range e.Events {
+		d.Events = append(d.Events, string(t))
+	}
+	for _, s := range e.Secrets {
+		d.Secrets = append(d.Secrets, secretDoc(s))
+	}
+	return d
+}
+
+func (d endpointDoc) endpoint() webhook.Endpoint {
+	e := webhook.Endpoint{ID: d.ID, TenantID: d.TenantID, Slot: d.Slot, URL: d.URL, Description: d.Description,
+		Enabled: d.Enabled, DisabledReason: d.DisabledReason, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
+	for _, t := range d.Events {
+		e.Events = append(e.Events, chat.EventType(t))
+	}
+	for _, s := range d.Secrets {
+		e.Secrets = append(e.Secrets, webhook.Secret{Value: s.Value, CreatedAt: s.CreatedAt.UTC(), Expires: s.Expires.UTC()})
+	}
+	return e
+}
+
+type attemptDoc struct {
+	At       time.Time `bson:"at"`
+	Status   int       `bson:"status,omitempty"`
+	Duration int64     `bson:"duration_us"`
+	Error    string    `bson:"error,omitempty"`
+}
+
+type deliveryDoc struct {
+	ID         string       `bson:"_id"`
+	TenantID   string       `bson:"tenant_id"`
+	EndpointID string       `bson:"endpoint_id"`
+	EventID    string       `bson:"event_id"`
+	Type       string       `bson:"type"`
+	Body       string       `bson:"body"`
+	Order      string       `bson:"order"`
+	State      string       `bson:"state"`
+	CreatedAt  time.Time    `bson:"created_at"`
+	NextAt     time.Time    `bson:"next_at,omitempty"`
+	Tries      int          `bson:"tries"`
+	Attempts   []attemptDoc `bson:"attempts"`
+}
+
+func (d deliveryDoc) tenant() string { return d.TenantID }
+
+func toDeliveryDoc(d *webhook.Delivery) deliveryDoc {
+	doc := deliveryDoc{ID: d.ID, TenantID: d.TenantID, EndpointID: d.EndpointID, EventID: d.EventID, Type: string(d.Type),
+		Body: string(d.Body), Order: d.Order, State: string(d.State), CreatedAt: d.CreatedAt, NextAt: d.NextAt, Tries: d.Tries,
+		Attempts: []attemptDoc{}}
+	for _, a := range d.Attempts {
+		doc.Attempts = append(doc.Attempts, attemptDoc{At: a.At, Status: a.Status, Duration: a.Duration.Microseconds(), Error: a.Error})
+	}
+	return doc
+}
+
+func (d deliveryDoc) delivery() webhook.Delivery {
+	out := webhook.Delivery{ID: d.ID, TenantID: d.TenantID, EndpointID: d.EndpointID, EventID: d.EventID, Type: chat.EventType(d.Type),
+		Body: []byte(d.Body), Order: d.Order, State: webhook.State(d.State), CreatedAt: d.CreatedAt.UTC(), NextAt: d.NextAt.UTC(), Tries: d.Tries}
+	if d.NextAt.IsZero() {
+		out.NextAt = time.Time{}
+	}
+	for _, a := range d.Attempts {
+		out.Attempts = append(out.Attempts, webhook.Attempt{At: a.At.UTC(), Status: a.Status, Duration: time.Duration(a.Duration) * time.Microsecond, Error: a.Error})
+	}
+	return out
+}
+
+type queuedDoc struct {
+	ID         string    `bson:"_id"`
+	TenantID   string    `bson:"tenant_id"`
+	EndpointID string    `bson:"endpoint_id"`
+	Order      string    `bson:"order"`
+	NextAt     time.Time `bson:"next_at"`
+	Tries      int       `bson:"tries"`
+	CreatedAt  time.Time `bson:"created_at"`
+}
+
+func queuedOf(d *webhook.Delivery) queuedDoc {
+	return queuedDoc{ID: d.ID, TenantID: d.TenantID, EndpointID: d.EndpointID, Order: d.Order, NextAt: d.NextAt, Tries: d.Tries, CreatedAt: d.CreatedAt}
+}
+
+func (q queuedDoc) queued() webhook.Queued {
+	return webhook.Queued{ID: q.ID, TenantID: q.TenantID, EndpointID: q.EndpointID, Order: q.Order, NextAt: q.NextAt.UTC(), Tries: q.Tries, CreatedAt: q.CreatedAt.UTC()}
+}
+
+// CreateEndpoint stores e in the first free slot of its tenant below max. Slots are unique per
+// tenant (an index), so two admins creating endpoints at once on two replicas cannot both take
+// the last one; the loser tries the next free slot.
+func (s *Store) CreateEndpoint(ctx context.Context, e *webhook.Endpoint, max int) error {
+	for range max + 1 {
+		existing, err := s.Endpoints(ctx, e.TenantID)
+		if err != nil {
+			return err
+		}
+		e.Slot = -1
+		for slot := range max {
+			if !slices.ContainsFunc(existing, func(x webhook.Endpoint) bool { return x.Slot == slot }) {
+				e.Slot = slot
+				break
+			}
+		}
+		if e.Slot < 0 {
+			return chat.Errorf(chat.Conflict, "the tenant has %d webhook endpoints, the most it may have; delete one first", max)
+		}
+		if err := s.breaker.allow("create webhook endpoint"); err != nil {
+			return err
+		}
+		_, err = s.webhookEndpoints.InsertOne(ctx, toEndpointDoc(e))
+		if !mongo.IsDuplicateKeyError(err) {
+			return s.wrap("create webhook endpoint", err)
+		}
+	}
+	return chat.Errorf(chat.Unavailable, "webhook endpoints are being created concurrently; retry")
+}
+
+// Endpoints returns the tenant's endpoints, oldest first.
+func (s *Store) Endpoints(ctx context.Context, tenantID string) ([]webhook.Endpoint, error) {
+	if err := s.breaker.allow("list webhook endpoints"); err != nil {
+		return nil, err
+	}
+	cur, err := s.webhookEndpoints.Find(ctx, bson.M{"tenant_id": tenantID}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, s.wrap("list webhook endpoints", err)
+	}
+	var docs []endpointDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, s.wrap("list webhook endpoints", err)
+	}
+	out := make([]webhook.Endpoint, len(docs))
+	for i, d := range docs {
+		out[i] = d.endpoint()
+	}
+	return out, nil
+}
+
+// Endpoint returns the tenant's endpoint id.
+func (s *Store) Endpoint(ctx context.Context, tenantID, id string) (*webhook.Endpoint, error) {
+	d, err := findByID[endpointDoc](ctx, s, s.webhookEndpoints, tenantID, id, "find webhook endpoint", errEndpointNotFound)
+	if err != nil {
+		return nil, err
+	}
+	e := d.endpoint()
+	return &e, nil
+}
+
+// ReplaceEndpoint stores e over the tenant's endpoint with its id.
+func (s *Store) ReplaceEndpoint(ctx context.Context, e *webhook.Endpoint) error {
+	if err := s.breaker.allow("replace webhook endpoint"); err != nil {
+		return err
+	}
+	res, err := s.webhookEndpoints.ReplaceOne(ctx, bson.M{"_id": e.ID, "tenant_id": e.TenantID}, toEndpointDoc(e))
+	if err != nil {
+		return s.wrap("replace webhook endpoint", err)
+	}
+	if res.MatchedCount == 0 {
+		return errEndpointNotFound
+	}
+	return nil
+}
+
+// DeleteEndpoint deletes the tenant's endpoint id, its queue and its deliveries.
+func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
+	if err := s.breaker.allow("delete webhook endpoint"); err != nil {
+		return err
+	}
+	filter := bson.M{"tenant_id": tenantID, "endpoint_id": id}
+	if _, err := s.webhookEndpoints.DeleteOne(ctx, bson.M{"_id": id, "tenant_id": tenantID}); err != nil {
+		return s.wrap("delete webhook endpoint", err)
+	}
+	if _, err := s.webhookQueue.DeleteMany(ctx, filter); err != nil {
+		return s.wrap("delete webhook queue", err)
+	}
+	_, err := s.webhookDeliveries.DeleteMany(ctx, filter)
+	return s.wrap("delete webhook deliveries", err)
+}
+
+// AddDeliveries stores new deliveries and queues them. A delivery stored before (a fan-out
+// that is done again after it died before clearing its marks) is queued again only while it is
+// pending, so a delivered one is not sent again.
+func (s *Store) AddDeliveries(ctx context.Context, ds []webhook.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	if err := s.breaker.allow("add webhook deliveries"); err != nil {
+		return err
+	}
+	docs := make([]any, len(ds))
+	for i := range ds {
+		docs[i] = toDeliveryDoc(&ds[i])
+	}
+	_, err := s.webhookDeliveries.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	stored, err := duplicates(err)
+	if err != nil {
+		return s.wrap("add webhook deliveries", err)
+	}
+	var queue []any
+	for i := range ds {
+		if !stored[i] {
+			queue = append(queue, queuedOf(&ds[i]))
+			continue
+		}
+		d, err := s.Delivery(ctx, ds[i].TenantID, ds[i].ID)
+		if err != nil {
+			return err
+		}
+		if d.State == webhook.Pending {
+			queue = append(queue, queuedOf(d))
+		}
+	}
+	if len(queue) == 0 {
+		return nil
+	}
+	_, err = s.webhookQueue.InsertMany(ctx, queue, options.InsertMany().SetOrdered(false))
+	if _, err := duplicates(err); err != nil {
+		return s.wrap("queue webhook deliveries", err)
+	}
+	return nil
+}
+
+// duplicates returns which documents of an unordered insert were refused as duplicates, and
+// the error when anything else went wrong.
+func duplicates(err error) (map[int]bool, error) {
+	if err == nil {
+		return nil, nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		return nil, err
+	}
+	dup := map[int]bool{}
+	for _, we := range bwe.WriteErrors {
+		if !isDuplicateKey(we.Code) {
+			return nil, err
+		}
+		dup[we.Index] = true
+	}
+	return dup, nil
+}
+
+// Due returns up to limit queued deliveries due at now, the longest due first, leaving out
+// the endpoints whose first delivery waits for a retry: theirs wait behind it.
+func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]webhook.Queued, error) {
+	if err := s.breaker.allow("due webhook deliveries"); err != nil {
+		return nil, err
+	}
+	var heldIDs []string
+	if err := s.webhookQueue.Distinct(ctx, "endpoint_id", bson.M{"tries": bson.M{"$gt": 0}, "next_at": bson.M{"$gt": now}}).Decode(&heldIDs); err != nil {
+		return nil, s.wrap("held webhook endpoints", err)
+	}
+	filter := bson.M{"next_at": bson.M{"$lte": now}}
+	if len(heldIDs) > 0 {
+		filter["endpoint_id"] = bson.M{"$nin": heldIDs}
+	}
+	return s.queued(ctx, filter, bson.D{{Key: "next_at", Value: 1}, {Key: "order", Value: 1}}, limit)
+}
+
+// Queue returns up to limit queued deliveries of an endpoint in order, due or not.
+func (s *Store) Queue(ctx context.Context, tenantID, endpointID string, limit int) ([]webhook.Queued, error) {
+	if err := s.breaker.allow("webhook queue"); err != nil {
+		return nil, err
+	}
+	return s.queued(ctx, bson.M{"tenant_id": tenantID, "endpoint_id": endpointID}, bson.D{{Key: "order", Value: 1}, {Key: "_id", Value: 1}}, limit)
+}
+
+func (s *Store) queued(ctx context.Context, filter bson.M, sort bson.D, limit int) ([]webhook.Queued, error) {
+	cur, err := s.webhookQueue.Find(ctx, filter, options.Find().SetSort(sort).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, s.wrap("webhook queue", err)
+	}
+	var docs []queuedDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, s.wrap("webhook queue", err)
+	}
+	out := make([]webhook.Queued, len(docs))
+	for i, d := range docs {
+		out[i] = d.queued()
+	}
+	return out, nil
+}
+
+// Delivery returns the tenant's delivery id.
+func (s *Store) Delivery(ctx context.Context, tenantID, id string) (*webhook.Delivery, error) {
+	d, err := findByID[deliveryDoc](ctx, s, s.webhookDeliveries, tenantID, id, "find webhook delivery", errDeliveryNotFound)
+	if err != nil {
+		return nil, err
+	}
+	out := d.delivery()
+	return &out, nil
+}
+
+// SaveDelivery stores d, then queues it at NextAt while it is pending and takes it out of the
+// queue otherwise. One worker at a time works an endpoint's deliveries (a lease), and an
+// admin's redelivery touches only a delivery that is out of the queue.
+func (s *Store) SaveDelivery(ctx context.Context, d *webhook.Delivery) error {
+	if err := s.breaker.allow("save webhook delivery"); err != nil {
+		return err
+	}
+	if _, err := s.webhookDeliveries.ReplaceOne(ctx, bson.M{"_id": d.ID, "tenant_id": d.TenantID}, toDeliveryDoc(d)); err != nil {
+		return s.wrap("save webhook delivery", err)
+	}
+	if d.State != webhook.Pending {
+		_, err := s.webhookQueue.DeleteOne(ctx, bson.M{"_id": d.ID})
+		return s.wrap("unqueue webhook delivery", err)
+	}
+	_, err := s.webhookQueue.ReplaceOne(ctx, bson.M{"_id": d.ID}, queuedOf(d), options.Replace().SetUpsert(true))
+	return s.wrap("queue webhook delivery", err)
+}
+
+// Deliveries returns up to limit deliveries of an endpoint, newest first, before the position
+// (before, beforeID) when before is set.
+func (s *Store) Deliveries(ctx context.Context, tenantID, endpointID string, before time.Time, beforeID string, limit int) ([]webhook.Delivery, error) {
+	if err := s.breaker.allow("list webhook deliveries"); err != nil {
+		return nil, err
+	}
+	filter := bson.M{"tenant_id": tenantID, "endpoint_id": endpointID}
+	if !before.IsZero() {
+		filter["$or"] = bson.A{
+			bson.M{"created_at": bson.M{"$lt": before}},
+			bson.M{"created_at": before, "_id": bson.M{"$lt": beforeID}},
+		}
+	}
+	cur, err := s.webhookDeliveries.Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)).
+		SetProjection(bson.M{"body": 0}))
+	if err != nil {
+		return nil, s.wrap("list webhook deliveries", err)
+	}
+	var docs []deliveryDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, s.wrap("list webhook deliveries", err)
+	}
+	out := make([]webhook.Delivery, len(docs))
+	for i, d := range docs {
+		out[i] = d.delivery()
+	}
+	return out, nil
+}
+
+// SweepDeliveries deletes up to limit delivered or dead deliveries created before before.
+func (s *Store) SweepDeliveries(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := s.breaker.allow("sweep webhook deliveries"); err != nil {
+		return 0, err
+	}
+	filter := bson.M{"created_at": bson.M{"$lt": before}, "state": bson.M{"$in": bson.A{string(webhook.Delivered), string(webhook.Dead)}}}
+	cur, err := s.webhookDeliveries.Find(ctx, filter, options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(int64(limit)))
+	if err != nil {
+		return 0, s.wrap("find old webhook deliveries", err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil || len(docs) == 0 {
+		return 0, s.wrap("find old webhook deliveries", err)
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	filter["_id"] = bson.M{"$in": ids}
+	res, err := s.webhookDeliveries.DeleteMany(ctx, filter)
+	if err != nil {
+		return 0, s.wrap("delete old webhook deliveries", err)
+	}
+	return int(res.DeletedCount), nil
+}
