@@ -249,7 +249,7 @@ func EventsOf(c *Conversation, e Entry) []Event {
 	at := c.At(e)
 	event := func(t EventType) Event {
 		return Event{ID: EventID(e, t), Type: t, TenantID: e.TenantID, ConversationID: e.ConversationID,
-			CustomerID: e.CustomerID, At: e.At, Conversation: at}
+			CustomerID: e.CustomerID, At: e.At, Seq: e.Seq, Conversation: at}
 	}
 	var out []Event
 	switch {

@@ -27,6 +27,9 @@ type Event struct {
 	ConversationID string
 	CustomerID     string
 	At             time.Time
+	// Seq is the place in its conversation's log of the entry the event announces; zero for
+	// events without one (support.changed).
+	Seq int64
 	// Conversation is the conversation after the change, for conversation and message events.
 	Conversation *Conversation
 	// Message is the new message, for message.created.

@@ -117,6 +117,14 @@ type SupportClock interface {
 	UnscheduledSupport(ctx context.Context, ids []string) ([]string, error)
 }
 
+// SupportLog records the support transitions durably, the source webhooks deliver
+// support.changed from (the MongoDB store).
+type SupportLog interface {
+	// RecordSupportChange records that the tenant's support became sup at at, in the
+	// support clock's computation seq; recording one change twice stores it once.
+	RecordSupportChange(ctx context.Context, tenantID string, seq int64, at time.Time, sup Support) error
+}
+
 // Announcement is what AnnounceSupport found.
 type Announcement int
 
@@ -170,6 +178,8 @@ type Deps struct {
 	Tenants  Tenants
 	// SupportClock announces each change of a tenant's support once.
 	SupportClock SupportClock
+	// SupportLog records each announced change for webhooks; it may be nil.
+	SupportLog SupportLog
 	// Invalidator is told of changes to the cached support block; it may be nil.
 	Invalidator Invalidator
 	// Now is the clock; NewID returns a new unique id (24 hex digits).
@@ -196,6 +206,7 @@ type Service struct {
 	presence    Presence
 	events      Publisher
 	announcer   SupportClock
+	supportLog  SupportLog
 	caches      Invalidator
 	tenants     Tenants
 	now         func() time.Time
@@ -239,6 +250,7 @@ func NewService(d Deps) *Service {
 		presence:    d.Presence,
 		events:      d.Events,
 		announcer:   d.SupportClock,
+		supportLog:  d.SupportLog,
 		caches:      d.Invalidator,
 		tenants:     d.Tenants,
 		now:         d.Now,

@@ -60,8 +60,28 @@ func (s *Service) announceSupport(ctx context.Context, t *tenant.Tenant, quietFi
 	if a == AnnouncedChange || a == AnnouncedFirst && !quietFirst {
 		s.supportChanged(ctx, t.ID)
 		s.publish(ctx, Event{Type: EventSupportChanged, TenantID: t.ID, At: at, Support: &sup})
+		s.recordSupport(ctx, t.ID, seq, at, sup)
 	}
 	return sup, nil
+}
+
+// recordSupport records an announced change for webhooks, trying a few times: the replica
+// that announced it is the one that records it (docs/WEBHOOKS.md says what a crash right here
+// costs).
+func (s *Service) recordSupport(ctx context.Context, tenantID string, seq int64, at time.Time, sup Support) {
+	if s.supportLog == nil {
+		return
+	}
+	var err error
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(time.Duration(i) * 100 * time.Millisecond)
+		}
+		if err = s.supportLog.RecordSupportChange(ctx, tenantID, seq, at, sup); err == nil {
+			return
+		}
+	}
+	s.logger.ErrorContext(ctx, "support change not recorded for webhooks", "tenant", tenantID, "error", err)
 }
 
 // retrySupport schedules the tenant's support to be computed again soon, after a computation

@@ -37,6 +37,12 @@ type Entries interface {
 	Pending(ctx context.Context, limit int) ([]chat.Entry, error)
 	// Published clears Pending on entries: their events are out.
 	Published(ctx context.Context, entries []chat.Entry) error
+	// Hooked returns up to limit entries not yet taken up by webhooks, those stored first
+	// first, and their marks. Every entry Append stores pending is marked so, by the same
+	// insert.
+	Hooked(ctx context.Context, limit int) ([]chat.Entry, []string, error)
+	// Unhook clears the webhook marks of Hooked.
+	Unhook(ctx context.Context, marks []string) error
 }
 
 // Views are the projections of the logs that lists read: one per conversation, its header,

@@ -91,6 +91,7 @@ type deliveryDoc struct {
 	CreatedAt  time.Time    `bson:"created_at"`
 	NextAt     time.Time    `bson:"next_at,omitempty"`
 	Tries      int          `bson:"tries"`
+	Since      time.Time    `bson:"since"`
 	Attempts   []attemptDoc `bson:"attempts"`
 }
 
@@ -99,7 +100,7 @@ func (d deliveryDoc) tenant() string { return d.TenantID }
 func toDeliveryDoc(d *webhook.Delivery) deliveryDoc {
 	doc := deliveryDoc{ID: d.ID, TenantID: d.TenantID, EndpointID: d.EndpointID, EventID: d.EventID, Type: string(d.Type),
 		Body: string(d.Body), Order: d.Order, State: string(d.State), CreatedAt: d.CreatedAt, NextAt: d.NextAt, Tries: d.Tries,
-		Attempts: []attemptDoc{}}
+		Since: d.Since, Attempts: []attemptDoc{}}
 	for _, a := range d.Attempts {
 		doc.Attempts = append(doc.Attempts, attemptDoc{At: a.At, Status: a.Status, Duration: a.Duration.Microseconds(), Error: a.Error})
 	}
@@ -108,7 +109,7 @@ func toDeliveryDoc(d *webhook.Delivery) deliveryDoc {
 
 func (d deliveryDoc) delivery() webhook.Delivery {
 	out := webhook.Delivery{ID: d.ID, TenantID: d.TenantID, EndpointID: d.EndpointID, EventID: d.EventID, Type: chat.EventType(d.Type),
-		Body: []byte(d.Body), Order: d.Order, State: webhook.State(d.State), CreatedAt: d.CreatedAt.UTC(), NextAt: d.NextAt.UTC(), Tries: d.Tries}
+		Body: []byte(d.Body), Order: d.Order, State: webhook.State(d.State), CreatedAt: d.CreatedAt.UTC(), NextAt: d.NextAt.UTC(), Tries: d.Tries, Since: d.Since.UTC()}
 	if d.NextAt.IsZero() {
 		out.NextAt = time.Time{}
 	}

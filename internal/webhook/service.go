@@ -231,7 +231,8 @@ func (s *Service) Redeliver(ctx context.Context, id, deliveryID string) (*Delive
 	if d.State == Pending {
 		return d, nil
 	}
-	d.State, d.Tries, d.NextAt = Pending, 0, s.clock()
+	now := s.clock()
+	d.State, d.Tries, d.NextAt, d.Since = Pending, 0, now, now
 	if err := s.store.SaveDelivery(ctx, d); err != nil {
 		return nil, err
 	}

@@ -98,9 +98,10 @@ type Delivery struct {
 	NextAt time.Time
 	// Attempts are the attempts made, oldest first (at most maxAttemptsKept).
 	Attempts []Attempt
-	// Tries counts the attempts of the current round: the schedule's step. A redelivery
-	// starts a round.
+	// Tries counts the attempts of the current round: the schedule's step. Since is when the
+	// round began: its creation, or its redelivery.
 	Tries int
+	Since time.Time
 }
 
 // Attempt is one try to deliver.
