@@ -36,6 +36,11 @@ const defaultAddr = "127.0.0.1:8080"
 // CHAT_METRICS_ADDR (a local Prometheus listens on 9090 too).
 const defaultMetricsAddr = "127.0.0.1:9090"
 
+// defaultWebhookAllowedNetworks lets webhook deliveries reach receivers on this machine unless
+// CHAT_WEBHOOK_ALLOWED_NETWORKS says otherwise, so a newcomer can point an endpoint at a local
+// receiver (over http, which the allowed networks accept); production allows none by default.
+const defaultWebhookAllowedNetworks = "127.0.0.0/8,::1/128"
+
 // stack is the embedded development stack and what it must close.
 type stack struct {
 	getenv         func(string) string
@@ -52,13 +57,7 @@ type stack struct {
 // Run starts the embedded servers, then the service, seeds demo data once it listens, and
 // serves until ctx ends.
 func (s *stack) Run(ctx context.Context) error {
-	env := map[string]string{}
-	if s.getenv("CHAT_ADDR") == "" {
-		env["CHAT_ADDR"] = defaultAddr // loopback only: the demo mints admin tokens for anyone
-	}
-	if s.getenv("CHAT_METRICS_ADDR") == "" {
-		env["CHAT_METRICS_ADDR"] = defaultMetricsAddr
-	}
+	env := localDefaults(s.getenv)
 	getenv := func(name string) string {
 		if v, ok := env[name]; ok {
 			return v
@@ -104,6 +103,23 @@ func (s *stack) Run(ctx context.Context) error {
 	default:
 	}
 	return runErr
+}
+
+// localDefaults returns the variables chatd-dev sets where the user's environment does not:
+// listeners on this machine only, and webhooks allowed to reach it. A variable the user sets
+// wins.
+func localDefaults(getenv func(string) string) map[string]string {
+	env := map[string]string{}
+	for name, value := range map[string]string{
+		"CHAT_ADDR":                     defaultAddr, // loopback only: the demo mints admin tokens for anyone
+		"CHAT_METRICS_ADDR":             defaultMetricsAddr,
+		"CHAT_WEBHOOK_ALLOWED_NETWORKS": defaultWebhookAllowedNetworks,
+	} {
+		if getenv(name) == "" {
+			env[name] = value
+		}
+	}
+	return env
 }
 
 // rewrite points a tenant's issuer at its development issuer, started on first sight.

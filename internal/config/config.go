@@ -46,6 +46,13 @@ type Config struct {
 	// (CHAT_ISSUER_ALLOWED_NETWORKS); an issuer configured on loopback may always be fetched
 	// from loopback.
 	IssuerAllowedNetworks []netip.Prefix
+	// WebhookAllowedNetworks are the networks beyond the public internet that webhook
+	// deliveries may reach, such as a receiver inside the cluster
+	// (CHAT_WEBHOOK_ALLOWED_NETWORKS); an endpoint's URL may be http only into them.
+	WebhookAllowedNetworks []netip.Prefix
+	// WebhookTimeout bounds one webhook delivery attempt, from connecting to reading the
+	// response (CHAT_WEBHOOK_TIMEOUT), so a slow receiver holds a worker only that long.
+	WebhookTimeout time.Duration
 	// MongoTimeout bounds one database operation (CHAT_MONGODB_TIMEOUT).
 	MongoTimeout time.Duration
 	// MaxBodyBytes is the largest request body accepted; larger ones get 413 (CHAT_MAX_BODY_BYTES).
@@ -110,6 +117,8 @@ func Vars() []Var {
 		{"CHAT_IDEMPOTENCY_TTL", "24h", "how long an Idempotency-Key is remembered", false},
 		{"CHAT_OIDC_TIMEOUT", "5s", "bound for one discovery or JWKS fetch of a tenant's issuer", false},
 		{"CHAT_ISSUER_ALLOWED_NETWORKS", "", "comma-separated CIDRs of private networks the issuers' fetches may reach (an in-cluster IdP); only public addresses otherwise", false},
+		{"CHAT_WEBHOOK_ALLOWED_NETWORKS", "", "comma-separated CIDRs of private networks webhook deliveries may reach (a receiver in the cluster), where an endpoint may also be http; only public addresses otherwise", false},
+		{"CHAT_WEBHOOK_TIMEOUT", "10s", "bound for one webhook delivery attempt, from 1s to 30s", false},
 		{"CHAT_MONGODB_TIMEOUT", "5s", "bound for one MongoDB operation", false},
 		{"CHAT_MAX_BODY_BYTES", "65536", "largest request body; larger ones answer 413", false},
 		{"CHAT_MAX_EVENT_STREAMS", "5000", "event streams one replica serves at once (about 18 KiB each); more answer 503; 0 = off", false},
@@ -189,16 +198,25 @@ func Load(getenv func(string) string) (Config, error) {
 		TenantEventStreams:      limit("CHAT_LIMITS_TENANT_EVENT_STREAMS"),
 	}
 	c.MaxEventStreams = limit("CHAT_MAX_EVENT_STREAMS")
-	for _, cidr := range strings.Split(get("CHAT_ISSUER_ALLOWED_NETWORKS"), ",") {
-		if cidr = strings.TrimSpace(cidr); cidr == "" {
-			continue
+	networks := func(name string) []netip.Prefix {
+		var ps []netip.Prefix
+		for _, cidr := range strings.Split(get(name), ",") {
+			if cidr = strings.TrimSpace(cidr); cidr == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(cidr)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: want CIDRs such as 10.0.0.0/8, got %q", name, cidr))
+				continue
+			}
+			ps = append(ps, p.Masked())
 		}
-		p, err := netip.ParsePrefix(cidr)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("CHAT_ISSUER_ALLOWED_NETWORKS: want CIDRs such as 10.0.0.0/8, got %q", cidr))
-			continue
-		}
-		c.IssuerAllowedNetworks = append(c.IssuerAllowedNetworks, p.Masked())
+		return ps
+	}
+	c.IssuerAllowedNetworks = networks("CHAT_ISSUER_ALLOWED_NETWORKS")
+	c.WebhookAllowedNetworks = networks("CHAT_WEBHOOK_ALLOWED_NETWORKS")
+	if c.WebhookTimeout = duration("CHAT_WEBHOOK_TIMEOUT"); c.WebhookTimeout > 0 && (c.WebhookTimeout < time.Second || c.WebhookTimeout > 30*time.Second) {
+		errs = append(errs, fmt.Errorf("CHAT_WEBHOOK_TIMEOUT: want a duration from 1s to 30s, got %q", get("CHAT_WEBHOOK_TIMEOUT")))
 	}
 	errs = append(errs, listenAddrs(c.Addr, c.MetricsAddr)...)
 	if u, err := url.Parse(c.MongoURI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
@@ -251,9 +269,9 @@ func listenAddrs(api, metrics string) []error {
 
 // String returns the configuration for a start-up log line, with credentials masked.
 func (c Config) String() string {
-	return fmt.Sprintf("addr=%s metrics_addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v mongodb_timeout=%s max_body_bytes=%d cache_local_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t max_event_streams=%d limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d limits_tenant_event_streams=%d",
+	return fmt.Sprintf("addr=%s metrics_addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v webhook_allowed_networks=%v webhook_timeout=%s mongodb_timeout=%s max_body_bytes=%d cache_local_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t max_event_streams=%d limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d limits_tenant_event_streams=%d",
 		c.Addr, c.MetricsAddr, LogURL(c.MongoURI), c.MongoDatabase, LogURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
-		c.IdempotencyTTL, c.OIDCTimeout, c.IssuerAllowedNetworks, c.MongoTimeout, c.MaxBodyBytes, c.CacheLocalBytes, c.ShutdownTimeout, c.MetricsTenantLabel, c.MaxEventStreams,
+		c.IdempotencyTTL, c.OIDCTimeout, c.IssuerAllowedNetworks, c.WebhookAllowedNetworks, c.WebhookTimeout, c.MongoTimeout, c.MaxBodyBytes, c.CacheLocalBytes, c.ShutdownTimeout, c.MetricsTenantLabel, c.MaxEventStreams,
 		c.Limits.RequestsPerMinute, c.Limits.WritesPerMinute, c.Limits.EventStreams, c.Limits.TenantRequestsPerSecond, c.Limits.TenantEventStreams)
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
 	}
-	if c.Addr != ":8080" || c.MetricsAddr != ":9090" || c.MongoDatabase != "supportchat" || c.TenantsDir != "./tenants" || c.PresenceTTL != time.Minute || c.MaxBodyBytes != 65536 || c.CacheLocalBytes != 32<<20 || !c.MetricsTenantLabel || c.RedisMode != "single" {
+	if c.Addr != ":8080" || c.MetricsAddr != ":9090" || c.MongoDatabase != "supportchat" || c.TenantsDir != "./tenants" || c.PresenceTTL != time.Minute || c.MaxBodyBytes != 65536 || c.CacheLocalBytes != 32<<20 || !c.MetricsTenantLabel || c.RedisMode != "single" || c.WebhookTimeout != 10*time.Second {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -183,16 +184,64 @@ func TestLoadLimits(t *testing.T) {
 	}
 }
 
-func TestLoadIssuerAllowedNetworks(t *testing.T) {
-	c, err := Load(mapEnv(map[string]string{"CHAT_ISSUER_ALLOWED_NETWORKS": " 10.1.2.3/8, fd00::/8 ,"}))
-	if err != nil || len(c.IssuerAllowedNetworks) != 2 || c.IssuerAllowedNetworks[0].String() != "10.0.0.0/8" || c.IssuerAllowedNetworks[1].String() != "fd00::/8" {
-		t.Errorf("Load = %v, %v; want 10.0.0.0/8 and fd00::/8", c.IssuerAllowedNetworks, err)
+func TestLoadAllowedNetworks(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		get  func(Config) []netip.Prefix
+		log  string // the key of String()
+	}{
+		{"CHAT_ISSUER_ALLOWED_NETWORKS", func(c Config) []netip.Prefix { return c.IssuerAllowedNetworks }, "issuer_allowed_networks"},
+		{"CHAT_WEBHOOK_ALLOWED_NETWORKS", func(c Config) []netip.Prefix { return c.WebhookAllowedNetworks }, "webhook_allowed_networks"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(mapEnv(map[string]string{tt.name: " 10.1.2.3/8, fd00::/8 ,"}))
+			if got := tt.get(c); err != nil || len(got) != 2 || got[0].String() != "10.0.0.0/8" || got[1].String() != "fd00::/8" {
+				t.Errorf("Load = %v, %v; want 10.0.0.0/8 and fd00::/8", got, err)
+			}
+			if want := tt.log + "=[10.0.0.0/8 fd00::/8] "; !strings.Contains(c.String(), want) {
+				t.Errorf("String() = %s, want it to hold %q", c.String(), want)
+			}
+			if _, err := Load(mapEnv(map[string]string{tt.name: "10.0.0.0"})); err == nil || !strings.Contains(err.Error(), tt.name) {
+				t.Errorf("a bare address: %v, want an error naming %s", err, tt.name)
+			}
+			if c, err := Load(mapEnv(nil)); err != nil || len(tt.get(c)) != 0 {
+				t.Errorf("default: %v, %v; want none", tt.get(c), err)
+			}
+		})
 	}
-	if _, err := Load(mapEnv(map[string]string{"CHAT_ISSUER_ALLOWED_NETWORKS": "10.0.0.0"})); err == nil || !strings.Contains(err.Error(), "CHAT_ISSUER_ALLOWED_NETWORKS") {
-		t.Errorf("a bare address: %v, want an error naming the variable", err)
+}
+
+func TestLoadWebhookTimeout(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string
+		want  time.Duration // 0 when Load must fail
+	}{
+		{"about 10 seconds by default", "", 10 * time.Second},
+		{"the shortest bound", "1s", time.Second},
+		{"the longest bound", "30s", 30 * time.Second},
+		{"in between", "2500ms", 2500 * time.Millisecond},
+		{"too short to reach a receiver", "999ms", 0},
+		{"long enough to hold a worker too long", "31s", 0},
+		{"zero", "0s", 0},
+		{"not a duration", "ten", 0},
 	}
-	if c, err := Load(mapEnv(nil)); err != nil || len(c.IssuerAllowedNetworks) != 0 {
-		t.Errorf("default: %v, %v; want none", c.IssuerAllowedNetworks, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(mapEnv(map[string]string{"CHAT_WEBHOOK_TIMEOUT": tt.value}))
+			if tt.want == 0 {
+				if err == nil || !strings.Contains(err.Error(), "CHAT_WEBHOOK_TIMEOUT") {
+					t.Errorf("Load(CHAT_WEBHOOK_TIMEOUT=%q) error = %v, want one naming CHAT_WEBHOOK_TIMEOUT", tt.value, err)
+				}
+				return
+			}
+			if err != nil || c.WebhookTimeout != tt.want {
+				t.Errorf("Load(CHAT_WEBHOOK_TIMEOUT=%q) = %s, %v; want %s, nil", tt.value, c.WebhookTimeout, err, tt.want)
+			}
+			if want := "webhook_timeout=" + tt.want.String() + " "; !strings.Contains(c.String(), want) {
+				t.Errorf("String() = %s, want it to hold %q", c.String(), want)
+			}
+		})
 	}
 }
 
