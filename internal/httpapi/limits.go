@@ -54,7 +54,8 @@ func limit(l Limiter) gin.HandlerFunc {
 }
 
 // isWrite reports whether a request of method is a write: every API route that is not a GET
-// changes something (start, send, read, patch, presence, settings).
+// changes something (start, send, read, patch, presence, settings, webhooks and their
+// secrets and redeliveries).
 func isWrite(method string) bool {
 	return method != http.MethodGet && method != http.MethodHead
 }

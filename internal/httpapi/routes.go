@@ -82,6 +82,10 @@ type Deps struct {
 	RequestTimeout time.Duration
 	// Limits bounds the requests and event streams of callers and tenants; nil limits nothing.
 	Limits Limiter
+	// Webhooks manages the tenants' webhook endpoints. Without it the /admin/webhooks routes
+	// are not registered and answer 404 not-found like any unknown endpoint: a server without
+	// webhooks has no such API, which a 503 (retry later) would misstate.
+	Webhooks Webhooks
 }
 
 // New returns the HTTP handler of the service.
@@ -154,5 +158,16 @@ func New(d Deps) http.Handler {
 	api.POST("/chat/:id/read", h.read)
 	api.GET("/admin/settings", h.settings)
 	api.PUT("/admin/settings", h.putSettings)
+	if d.Webhooks != nil {
+		wh := &webhookHandlers{svc: d.Webhooks, handlers: h}
+		api.GET("/admin/webhooks", wh.list)
+		api.POST("/admin/webhooks", wh.create)
+		api.GET("/admin/webhooks/:id", wh.get)
+		api.PATCH("/admin/webhooks/:id", wh.update)
+		api.DELETE("/admin/webhooks/:id", wh.remove)
+		api.POST("/admin/webhooks/:id/rotate-secret", wh.rotate)
+		api.GET("/admin/webhooks/:id/deliveries", wh.deliveries)
+		api.POST("/admin/webhooks/:id/deliveries/:delivery_id/redeliver", wh.redeliver)
+	}
 	return r
 }
