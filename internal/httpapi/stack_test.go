@@ -33,11 +33,13 @@ import (
 	"github.com/supportchat/supportchat/internal/idempotency"
 	"github.com/supportchat/supportchat/internal/limits"
 	"github.com/supportchat/supportchat/internal/mongodb"
+	"github.com/supportchat/supportchat/internal/netguard"
 	"github.com/supportchat/supportchat/internal/presence"
 	"github.com/supportchat/supportchat/internal/redisconn"
 	"github.com/supportchat/supportchat/internal/telemetry"
 	"github.com/supportchat/supportchat/internal/tenant"
 	"github.com/supportchat/supportchat/internal/testenv"
+	"github.com/supportchat/supportchat/internal/webhook"
 )
 
 // The two tenants of every test: their files differ in the admin claim, hours and settings.
@@ -288,6 +290,8 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		Logger:         debugLogger(),
 		RequestTimeout: time.Minute,
 		Limits:         s.limiter,
+		// Loopback is allowed, as chatd-dev allows it, so tests may register local receivers.
+		Webhooks: webhook.NewService(s.store, webhook.Targets{Allowed: netguard.Loopback}, s.clock.Now),
 		Ready: []httpapi.ReadyCheck{
 			{Name: "mongodb", Critical: true, Check: db.Ping},
 			{Name: "redis", Check: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
