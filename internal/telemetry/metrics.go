@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/supportchat/supportchat/internal/webhook"
 )
 
 // RouteUnmatched is the route label of requests that matched no route. The raw path is never a
@@ -73,13 +75,25 @@ type Metrics struct {
 	tenantsInvalid prometheus.Gauge
 	rateLimited    *prometheus.CounterVec
 	readyChecks    *prometheus.CounterVec
+	webhookTries   *prometheus.CounterVec
+	webhookTime    *prometheus.HistogramVec
+	webhookDue     prometheus.Gauge
+	webhookLate    prometheus.Gauge
+	webhookFanned  prometheus.Counter
 }
 
 // Buckets of the latency histograms, in seconds.
 var (
 	httpBuckets    = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 	backendBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+	// webhookBuckets reach CHAT_WEBHOOK_TIMEOUT's bound of 30 s: a receiver that times out
+	// lands in the bucket of the timeout, not past the last one.
+	webhookBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30}
 )
+
+// Outcomes of a webhook delivery attempt (webhook.Observer): the receiver took it, it will be
+// tried again, or it was the last attempt and the delivery is dead.
+var webhookOutcomes = []string{"delivered", "retry", "dead"}
 
 // NewMetrics registers the service's metrics, the Go runtime and process collectors and
 // chat_build_info on a new private registry.
@@ -154,6 +168,27 @@ func NewMetrics(o MetricsOptions) *Metrics {
 			Name: "chat_readiness_checks_total",
 			Help: "Dependency checks of GET /readyz, by check (mongodb, tenants, redis) and outcome (ok or error); a failing redis check leaves the pod ready but degraded.",
 		}, []string{"check", "outcome"}),
+		webhookTries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chat_webhook_attempts_total",
+			Help: "Webhook delivery attempts, by outcome: delivered (the receiver answered 2xx), retry (a network error, a timeout, 429 or 5xx, tried again later) or dead (the last attempt failed or the receiver refused it, such as a 4xx or a 410 that disabled the endpoint; only an admin's redelivery tries it again).",
+		}, []string{"outcome"}),
+		webhookTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "chat_webhook_attempt_duration_seconds",
+			Help:    "Time of one webhook delivery attempt, from connecting to reading the response (bounded by CHAT_WEBHOOK_TIMEOUT), by outcome.",
+			Buckets: webhookBuckets,
+		}, []string{"outcome"}),
+		webhookDue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chat_webhook_queue_due",
+			Help: "Webhook deliveries due now, as this replica's sender saw them at its last poll.",
+		}),
+		webhookLate: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chat_webhook_queue_lateness_seconds",
+			Help: "How long the oldest due webhook delivery has waited past its due time, as this replica's sender saw it at its last poll; 0 when none is due.",
+		}),
+		webhookFanned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chat_webhook_fanned_out_total",
+			Help: "Webhook deliveries created from the conversation log's events, one per subscribed endpoint.",
+		}),
 	}
 	version := o.Version
 	if version == "" {
@@ -172,6 +207,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		m.httpRequests, m.httpDuration, m.mongoDuration, m.redisDuration, m.cacheRequests,
 		m.jwksFetches, m.sseOpen, m.sseOpened, m.eventsSent, m.eventsDeliv, m.relayed, m.tenantReloads,
 		m.tenantsLoaded, m.tenantsInvalid, m.rateLimited, m.readyChecks,
+		m.webhookTries, m.webhookTime, m.webhookDue, m.webhookLate, m.webhookFanned,
 	)
 	if o.TenantLabel {
 		m.tenantRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -185,9 +221,14 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		}, []string{"tenant", "method", "route"})
 		reg.MustRegister(m.tenantRequests, m.tenantDuration)
 	}
-	// Series that alerts and ratios divide by exist from the start.
+	// Series that alerts and ratios divide by exist from the start: the first dead webhook
+	// delivery is an increase from 0.
 	m.tenantReloads.WithLabelValues(outcomeOK)
 	m.tenantReloads.WithLabelValues(outcomeError)
+	for _, o := range webhookOutcomes {
+		m.webhookTries.WithLabelValues(o)
+		m.webhookTime.WithLabelValues(o)
+	}
 	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		Registry:          reg,
 		EnableOpenMetrics: true,
@@ -332,6 +373,25 @@ func (m *Metrics) MongoCommand(ctx context.Context, operation, collection string
 }
 
 var _ MongoObserver = (*Metrics)(nil)
+
+// WebhookAttempt records one webhook delivery attempt that took d; outcome is delivered, retry
+// or dead.
+func (m *Metrics) WebhookAttempt(outcome string, d time.Duration) {
+	m.webhookTries.WithLabelValues(outcome).Inc()
+	m.webhookTime.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+// WebhookQueue records what one poll of this replica's webhook sender found: due deliveries
+// due now, the oldest of them lateness past its due time.
+func (m *Metrics) WebhookQueue(due int, lateness time.Duration) {
+	m.webhookDue.Set(float64(due))
+	m.webhookLate.Set(lateness.Seconds())
+}
+
+// WebhookFannedOut records the n deliveries one fan-out pass created.
+func (m *Metrics) WebhookFannedOut(n int) { m.webhookFanned.Add(float64(n)) }
+
+var _ webhook.Observer = (*Metrics)(nil)
 
 // RedisHook returns a go-redis hook (client.AddHook) that records every command's duration and
 // outcome in chat_redis_command_duration_seconds, with the trace id of a sampled span as an

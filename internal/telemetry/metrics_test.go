@@ -67,6 +67,7 @@ var (
 	_ tenantReloadObserver    = (*telemetry.Metrics)(nil)
 	_ rateLimitObserver       = (*telemetry.Metrics)(nil)
 	_ telemetry.MongoObserver = (*telemetry.Metrics)(nil)
+	// webhook.Observer is asserted in metrics.go.
 )
 
 // serviceFamilies are the service's own metric families.
@@ -716,5 +717,62 @@ func TestTenantsChangedCreatesAndDeletesTenantSeries(t *testing.T) {
 				t.Error("removing b-shop deleted a-shop's series")
 			}
 		})
+	}
+}
+
+// TestWebhookMetrics: the webhook sender's observations land in their families; every outcome
+// of the attempts counter exists at 0 from the start, so the first dead delivery is an increase
+// that the dead-delivery alert's increase() sees; the queue gauges hold the last poll.
+func TestWebhookMetrics(t *testing.T) {
+	m := telemetry.NewMetrics(telemetry.MetricsOptions{})
+	families := MustGather(t, m)
+	for _, o := range []string{"delivered", "retry", "dead"} {
+		if metricWith(families, "chat_webhook_attempts_total", map[string]string{"outcome": o}) == nil {
+			t.Errorf(`chat_webhook_attempts_total{outcome=%q} does not exist before the first attempt`, o)
+		}
+	}
+	for _, name := range []string{"chat_webhook_queue_due", "chat_webhook_queue_lateness_seconds", "chat_webhook_fanned_out_total"} {
+		if families[name] == nil {
+			t.Errorf("GET /metrics has no family %s before the first poll", name)
+		}
+	}
+
+	m.WebhookFannedOut(3)
+	m.WebhookFannedOut(0)
+	m.WebhookAttempt("delivered", 40*time.Millisecond)
+	m.WebhookAttempt("retry", 10*time.Second) // a receiver that timed out
+	m.WebhookAttempt("retry", time.Second)
+	m.WebhookAttempt("dead", 5*time.Millisecond)
+	m.WebhookQueue(7, 90*time.Second)
+	m.WebhookQueue(2, 1500*time.Millisecond) // the last poll wins
+	families = MustGather(t, m)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"chat_webhook_fanned_out_total", nil, 3},
+		{"chat_webhook_attempts_total", map[string]string{"outcome": "delivered"}, 1},
+		{"chat_webhook_attempts_total", map[string]string{"outcome": "retry"}, 2},
+		{"chat_webhook_attempts_total", map[string]string{"outcome": "dead"}, 1},
+		{"chat_webhook_queue_due", nil, 2},
+		{"chat_webhook_queue_lateness_seconds", nil, 1.5},
+	} {
+		if got := value(families, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	retry := metricWith(families, "chat_webhook_attempt_duration_seconds", map[string]string{"outcome": "retry"}).GetHistogram()
+	if retry.GetSampleCount() != 2 || retry.GetSampleSum() != 11 {
+		t.Errorf("chat_webhook_attempt_duration_seconds{outcome=retry} count %d sum %v, want 2 and 11", retry.GetSampleCount(), retry.GetSampleSum())
+	}
+	// A timed-out attempt (CHAT_WEBHOOK_TIMEOUT, 10 s by default, at most 30 s) falls in a bucket.
+	for _, b := range retry.GetBucket() {
+		if b.GetUpperBound() == 10 && b.GetCumulativeCount() != 2 {
+			t.Errorf("bucket le=10 holds %d retries, want both", b.GetCumulativeCount())
+		}
+	}
+	if last := retry.GetBucket()[len(retry.GetBucket())-1].GetUpperBound(); last < 30 {
+		t.Errorf("the last bucket is le=%v, want at least the 30 s bound of CHAT_WEBHOOK_TIMEOUT", last)
 	}
 }
