@@ -829,7 +829,8 @@ func TestObservabilityFiles(t *testing.T) {
 	}
 	for _, want := range []string{"runbook-supportchathigherrorratio", "runbook-supportchathighlatencyp99", "runbook-supportchatnotready",
 		"runbook-supportchatjwksfailures", "runbook-supportchattenantfilesinvalid", "runbook-supportchatmongoerrors",
-		"runbook-supportchatredisdegraded", "runbook-supportchateventpublishfailures", "runbook-supportchatssechurn"} {
+		"runbook-supportchatredisdegraded", "runbook-supportchateventpublishfailures", "runbook-supportchatssechurn",
+		"runbook-supportchatwebhookqueuelate", "runbook-supportchatwebhookdeaddeliveries"} {
 		if !anchors[want] {
 			t.Errorf("deploy/README.md has no heading with anchor #%s", want)
 		}

@@ -484,7 +484,8 @@ func TestAlertsSelectExportedMetricsAndLinkRunbooks(t *testing.T) {
 	families := exportedFamilies(t)
 	want := []string{"SupportChatHighErrorRatio", "SupportChatHighLatencyP99", "SupportChatNotReady",
 		"SupportChatJWKSFailures", "SupportChatTenantFilesInvalid", "SupportChatMongoErrors",
-		"SupportChatRedisDegraded", "SupportChatEventPublishFailures", "SupportChatSSEChurn"}
+		"SupportChatRedisDegraded", "SupportChatEventPublishFailures", "SupportChatSSEChurn",
+		"SupportChatWebhookQueueLate", "SupportChatWebhookDeadDeliveries"}
 	var got []string
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {

@@ -78,6 +78,8 @@ var serviceFamilies = []string{
 	"chat_jwks_fetches_total", "chat_sse_streams_open", "chat_sse_streams_opened_total", "chat_events_published_total",
 	"chat_events_delivered_total", "chat_tenant_reloads_total", "chat_tenants_loaded", "chat_tenant_files_invalid",
 	"chat_rate_limit_rejections_total", "chat_readiness_checks_total", "chat_build_info",
+	"chat_webhook_attempts_total", "chat_webhook_attempt_duration_seconds", "chat_webhook_queue_due",
+	"chat_webhook_queue_lateness_seconds", "chat_webhook_fanned_out_total",
 }
 
 // tenantFamilies are the families that exist only with CHAT_METRICS_TENANT_LABEL=true.
