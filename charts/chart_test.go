@@ -726,6 +726,79 @@ func TestLimitsReachChatd(t *testing.T) {
 	}
 }
 
+func TestWebhooksReachChatd(t *testing.T) {
+	for _, tt := range []struct {
+		name, set string
+		want      map[string]string
+	}{
+		{"public receivers only, 10 s an attempt, by default", "", map[string]string{
+			"CHAT_WEBHOOK_ALLOWED_NETWORKS": "", "CHAT_WEBHOOK_TIMEOUT": "10s",
+		}},
+		{"receivers in the cluster, a shorter bound", "webhooks.allowedNetworks={10.0.0.0/8,fd00::/8},webhooks.timeout=3s", map[string]string{
+			"CHAT_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8,fd00::/8", "CHAT_WEBHOOK_TIMEOUT": "3s",
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"-f", filepath.Join(chartDir, "ci", "defaults.yaml")}
+			if tt.set != "" {
+				args = append(args, "--set", tt.set)
+			}
+			m := renderCached(t, "defaults+"+tt.set, args...)
+			for name, want := range tt.want {
+				if got := envValue(m, name); got != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestNetworkPolicyReachesWebhookReceivers: the receivers are the tenants' own, anywhere on the
+// internet, so https goes to any destination even when the issuers' egress is narrowed to one
+// network; receivers inside webhooks.allowedNetworks are reached on their own ports (http
+// included), and only there.
+func TestNetworkPolicyReachesWebhookReceivers(t *testing.T) {
+	m := renderCached(t, "np-webhooks", "-f", filepath.Join(chartDir, "ci", "defaults.yaml"), "--set", "networkPolicy.enabled=true",
+		"--set", "networkPolicy.egress.oidc.to[0].ipBlock.cidr=203.0.113.0/24",
+		"--set", "webhooks.allowedNetworks={10.30.0.0/16,fd00::/8}")
+	if len(m.NetworkPolicies) != 1 {
+		t.Fatalf("rendered %d NetworkPolicies, want 1", len(m.NetworkPolicies))
+	}
+	var anywhere443 bool
+	private := map[string][]string{} // CIDR → ports
+	for _, rule := range m.NetworkPolicies[0].Spec.Egress {
+		var ports []string
+		for _, p := range rule.Ports {
+			ports = append(ports, fmt.Sprintf("%s/%s", *p.Protocol, p.Port.String()))
+		}
+		if len(rule.To) == 0 && slices.Contains(ports, "TCP/443") {
+			anywhere443 = true
+		}
+		for _, peer := range rule.To {
+			if peer.IPBlock != nil && peer.IPBlock.CIDR != "203.0.113.0/24" {
+				private[peer.IPBlock.CIDR] = append(private[peer.IPBlock.CIDR], ports...)
+			}
+		}
+	}
+	if !anywhere443 {
+		t.Error("NetworkPolicy egress does not allow TCP/443 to any destination: webhook receivers on the internet are unreachable")
+	}
+	want := map[string][]string{"10.30.0.0/16": {"TCP/80", "TCP/443"}, "fd00::/8": {"TCP/80", "TCP/443"}}
+	if !reflect.DeepEqual(private, want) {
+		t.Errorf("NetworkPolicy egress to private networks %v, want webhooks.allowedNetworks on the receivers' ports %v", private, want)
+	}
+
+	// Without allowed networks, no private network is opened.
+	m = renderCached(t, "np-defaults", "-f", filepath.Join(chartDir, "ci", "defaults.yaml"), "--set", "networkPolicy.enabled=true")
+	for _, rule := range m.NetworkPolicies[0].Spec.Egress {
+		for _, peer := range rule.To {
+			if peer.IPBlock != nil {
+				t.Errorf("NetworkPolicy egress opens %s without webhooks.allowedNetworks", peer.IPBlock.CIDR)
+			}
+		}
+	}
+}
+
 func TestSchemaRejectsMistakes(t *testing.T) {
 	for _, tt := range []struct{ set, want string }{
 		{"replicaCount=abc", "replicaCount"},
@@ -733,6 +806,9 @@ func TestSchemaRejectsMistakes(t *testing.T) {
 		{"image.tagg=x", "tagg"},
 		{"redis.mode=sentinel", "mode"},
 		{"config.limits.eventStreams=-1", "eventStreams"},
+		{"webhooks.timeout=soon", "timeout"},
+		{"webhooks.allowedNetworks={10.0.0.1}", "allowedNetworks"},
+		{"networkPolicy.egress.webhooks.allowedNetworksPorts={0}", "allowedNetworksPorts"},
 	} {
 		t.Run(tt.set, func(t *testing.T) {
 			t.Parallel()

@@ -99,6 +99,8 @@ CHAT_PRESENCE_TTL: {{ .Values.config.presenceTTL | quote }}
 CHAT_IDEMPOTENCY_TTL: {{ .Values.config.idempotencyTTL | quote }}
 CHAT_OIDC_TIMEOUT: {{ .Values.config.oidcTimeout | quote }}
 CHAT_ISSUER_ALLOWED_NETWORKS: {{ join "," .Values.config.issuerAllowedNetworks | quote }}
+CHAT_WEBHOOK_ALLOWED_NETWORKS: {{ join "," .Values.webhooks.allowedNetworks | quote }}
+CHAT_WEBHOOK_TIMEOUT: {{ .Values.webhooks.timeout | quote }}
 CHAT_MAX_BODY_BYTES: {{ .Values.config.maxBodyBytes | int64 | toString | quote }}
 CHAT_CACHE_LOCAL_BYTES: {{ .Values.config.cacheLocalBytes | int64 | toString | quote }}
 CHAT_MAX_EVENT_STREAMS: {{ .Values.config.maxEventStreams | int64 | toString | quote }}
