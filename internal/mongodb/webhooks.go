@@ -297,9 +297,17 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]webhook.Qu
 	if err := s.breaker.allow("due webhook deliveries"); err != nil {
 		return nil, err
 	}
+	// The endpoints held back: their first queued delivery waits for a retry (few: the queue
+	// holds only what is pending, and a held endpoint has one such delivery).
+	held, err := s.queued(ctx, bson.M{"tries": bson.M{"$gt": 0}, "next_at": bson.M{"$gt": now}}, nil, 0)
+	if err != nil {
+		return nil, err
+	}
 	var heldIDs []string
-	if err := s.webhookQueue.Distinct(ctx, "endpoint_id", bson.M{"tries": bson.M{"$gt": 0}, "next_at": bson.M{"$gt": now}}).Decode(&heldIDs); err != nil {
-		return nil, s.wrap("held webhook endpoints", err)
+	for _, q := range held {
+		if !slices.Contains(heldIDs, q.EndpointID) {
+			heldIDs = append(heldIDs, q.EndpointID)
+		}
 	}
 	filter := bson.M{"next_at": bson.M{"$lte": now}}
 	if len(heldIDs) > 0 {
@@ -317,7 +325,14 @@ func (s *Store) Queue(ctx context.Context, tenantID, endpointID string, limit in
 }
 
 func (s *Store) queued(ctx context.Context, filter bson.M, sort bson.D, limit int) ([]webhook.Queued, error) {
-	cur, err := s.webhookQueue.Find(ctx, filter, options.Find().SetSort(sort).SetLimit(int64(limit)))
+	opts := options.Find()
+	if sort != nil {
+		opts.SetSort(sort)
+	}
+	if limit > 0 {
+		opts.SetLimit(int64(limit))
+	}
+	cur, err := s.webhookQueue.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, s.wrap("webhook queue", err)
 	}

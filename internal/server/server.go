@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,7 @@ import (
 	"github.com/supportchat/supportchat/internal/redisconn"
 	"github.com/supportchat/supportchat/internal/telemetry"
 	"github.com/supportchat/supportchat/internal/tenant"
+	"github.com/supportchat/supportchat/internal/webhook"
 )
 
 // ServiceName names the service in traces and logs.
@@ -77,6 +79,20 @@ type Options struct {
 	// (time.Now in production; tests move it to business hours' edges). Tokens are checked
 	// against the real time.
 	Now func() time.Time
+	// Webhooks tunes the webhook workers; zero values take the defaults (tests shorten them).
+	Webhooks WebhookTuning
+}
+
+// WebhookTuning is what tests change of the webhook workers.
+type WebhookTuning struct {
+	// Off runs no webhook workers on this replica (a test's replica that only writes).
+	Off bool
+	// Schedule is the wait before each retry (webhook.DefaultSchedule).
+	Schedule []time.Duration
+	// Poll is how often the queue and the record are read (webhook.DefaultPoll).
+	Poll time.Duration
+	// LeaseTTL is how long an endpoint stays with a replica that stopped renewing it.
+	LeaseTTL time.Duration
 }
 
 // Addrs are the addresses the service listens on.
@@ -169,13 +185,14 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	lists := cache.New(rdb, cache.Options{Observer: metrics, LocalBytes: localBytes, Now: o.Now})
 
 	store := db.Store()
+	lease := redisconn.NewLease(rdb)
 	convs := convlog.New(convlog.Deps{
 		Store:    store,
 		Events:   bus,
 		Caches:   lists,
 		Logger:   log,
 		Observer: metrics,
-		Lease:    redisconn.NewLease(rdb),
+		Lease:    lease,
 		Now:      o.Now,
 	})
 	team := presence.New(rdb, o.Now)
@@ -186,6 +203,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Admins:       store,
 		Presence:     team,
 		SupportClock: team,
+		SupportLog:   store,
 		Events:       bus,
 		Invalidator:  lists,
 		Tenants:      tenants,
@@ -233,6 +251,28 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		Limits:        limiter,
 		Now:           o.Now,
+		Webhooks:      webhook.NewService(store, webhook.Targets{Allowed: cfg.WebhookAllowedNetworks}, o.Now),
+	})
+	hooks := webhook.NewWorkers(webhook.Options{
+		Store:   store,
+		Sources: []webhook.Source{convs, store.SupportChanges()},
+		Render: func(e chat.Event) (json.RawMessage, error) {
+			p, err := httpapi.RenderEvent(e)
+			return p.Admin, err
+		},
+		Lease:    lease,
+		Observer: metrics,
+		Logger:   log,
+		Now:      o.Now,
+		// Every connection to a receiver is checked as it is made (netguard).
+		Allowed: cfg.WebhookAllowedNetworks,
+		Transport: func(rt http.RoundTripper) http.RoundTripper {
+			return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(tel.Propagator()))
+		},
+		Timeout:  cfg.WebhookTimeout,
+		Schedule: o.Webhooks.Schedule,
+		Poll:     o.Webhooks.Poll,
+		LeaseTTL: o.Webhooks.LeaseTTL,
 	})
 
 	bg, stopBackground := context.WithCancel(ctx)
@@ -243,6 +283,14 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		background(bg, log, cfg, db, tenants, changed, svc, convs, bus, o.Signals)
 	}()
 	defer func() { stopBackground(); <-done }()
+	hooksDone := make(chan struct{})
+	go func() {
+		defer close(hooksDone)
+		if !o.Webhooks.Off {
+			hooks.Run(bg)
+		}
+	}()
+	defer func() { stopBackground(); <-hooksDone }()
 
 	// Shutdown waits for in-flight requests; event streams end at once, cleanly, and their
 	// clients reconnect to another replica with their Last-Event-ID.

@@ -18,16 +18,19 @@ var DefaultSchedule = []time.Duration{
 // do not all come back at once.
 const jitter = 0.2
 
+// maxRetryAfter bounds the wait a receiver's Retry-After may ask for: the schedule's longest.
+const maxRetryAfter = 24 * time.Hour
+
 // retryWait returns the wait before the retry after attempt tries (1: the first attempt
 // failed) of schedule, and false when the schedule is exhausted: the delivery is dead.
 // retryAfter, when positive, is what the receiver asked for; it replaces the schedule's wait,
-// up to the schedule's longest wait.
+// up to maxRetryAfter.
 func retryWait(schedule []time.Duration, tries int, retryAfter time.Duration) (time.Duration, bool) {
 	if tries < 1 || tries > len(schedule) {
 		return 0, false
 	}
 	if retryAfter > 0 {
-		return min(retryAfter, schedule[len(schedule)-1]), true
+		return min(retryAfter, maxRetryAfter), true
 	}
 	w := schedule[tries-1]
 	f := 1 + jitter*(2*rand.Float64()-1) //nolint:gosec // jitter, not a secret

@@ -89,7 +89,7 @@ func (w *Workers) deliver(ctx context.Context, e *Endpoint, d *Delivery) (held, 
 		d.State, d.NextAt, outcome = Dead, time.Time{}, "dead"
 	default:
 		wait, more := retryWait(w.schedule, d.Tries, retryAfter)
-		if !more || now.Sub(d.Since) > span(w.schedule) {
+		if !more || now.Sub(d.Since) > w.lifetime() {
 			d.State, d.NextAt, outcome = Dead, time.Time{}, "dead"
 		} else {
 			d.NextAt, outcome, held = now.Add(wait), "retry", true
@@ -103,6 +103,13 @@ func (w *Workers) deliver(ctx context.Context, e *Endpoint, d *Delivery) (held, 
 		return false, false
 	}
 	return held, true
+}
+
+// lifetime is the longest a delivery may be tried: its whole schedule, with the most jitter
+// and every attempt timing out. A delivery held back behind an endpoint's failing one may reach
+// it before its own schedule ran out; its next failure then makes it dead.
+func (w *Workers) lifetime() time.Duration {
+	return time.Duration(float64(span(w.schedule))*(1+jitter)) + time.Duration(len(w.schedule)+1)*w.timeout
 }
 
 // attempt sends d to e once, signed with e's secrets, and returns the attempt, the wait a

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,14 @@ func Run(t testing.TB, env map[string]string, o server.Options, startBound time.
 // free port of 127.0.0.1, so replicas of one test do not contend for :9090.
 func Start(t testing.TB, env map[string]string, o server.Options, startBound time.Duration) server.Addrs {
 	t.Helper()
+	addrs, _ := StartStoppable(t, env, o, startBound)
+	return addrs
+}
+
+// StartStoppable is Start, also returning a function that stops the service before the test
+// ends, as SIGTERM does, and waits until Run returned; calling it again does nothing.
+func StartStoppable(t testing.TB, env map[string]string, o server.Options, startBound time.Duration) (server.Addrs, func()) {
+	t.Helper()
 	withDefaults := map[string]string{"CHAT_METRICS_ADDR": "127.0.0.1:0"}
 	maps.Copy(withDefaults, env)
 	env = withDefaults
@@ -43,19 +52,24 @@ func Start(t testing.TB, env map[string]string, o server.Options, startBound tim
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- server.Run(ctx, cfg, o) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-errc; err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case addr := <-addrc:
-		return addr
+		return addr, stop
 	case err := <-errc:
+		once.Do(func() {})
 		t.Fatalf("Run = %v", err)
 	case <-time.After(startBound):
 		t.Fatalf("the service did not listen within %s", startBound)
 	}
-	return server.Addrs{}
+	return server.Addrs{}, stop
 }
