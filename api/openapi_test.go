@@ -28,6 +28,7 @@ import (
 	"github.com/supportchat/supportchat/internal/httpapi"
 	"github.com/supportchat/supportchat/internal/idempotency"
 	"github.com/supportchat/supportchat/internal/tenant"
+	"github.com/supportchat/supportchat/internal/webhook"
 )
 
 const (
@@ -525,6 +526,117 @@ func (f *fakeChat) PutSettings(_ context.Context, o chat.Overrides) (*chat.Setti
 	return v, nil
 }
 
+// fakeWebhooks manages one endpoint, hookID, whose deliveries are a pending and a dead one;
+// hookDisabled is a disabled endpoint.
+type fakeWebhooks struct{ now time.Time }
+
+const (
+	hookID       = "ep_0123456789abcdef01234567"
+	hookDisabled = "ep_disabled"
+)
+
+func (f *fakeWebhooks) endpoint(id string) (*webhook.Endpoint, error) {
+	e := &webhook.Endpoint{ID: id, TenantID: "demo-shop", URL: "https://hooks.shop.example/chat", Events: []chat.EventType{chat.EventMessageCreated},
+		Enabled: true, CreatedAt: f.now.Add(-time.Hour), UpdatedAt: f.now, Secrets: []webhook.Secret{{Value: webhook.NewSecret()}}}
+	switch id {
+	case hookID:
+		return e, nil
+	case hookDisabled:
+		e.Enabled, e.DisabledReason = false, "the receiver answered 410 Gone"
+		return e, nil
+	}
+	return nil, chat.Errorf(chat.NotFound, "no such webhook")
+}
+
+func (f *fakeWebhooks) check(ctx context.Context, id string) (*webhook.Endpoint, error) {
+	if !isAdmin(ctx) {
+		return nil, chat.Errorf(chat.Forbidden, "only the tenant's admins manage webhooks")
+	}
+	return f.endpoint(id)
+}
+
+func (f *fakeWebhooks) Create(ctx context.Context, in webhook.Input) (*webhook.Endpoint, string, error) {
+	e, err := f.check(ctx, hookID)
+	if err != nil {
+		return nil, "", err
+	}
+	if in.URL == nil || !strings.HasPrefix(*in.URL, "https://") {
+		return nil, "", chat.FieldError("url", "must use https")
+	}
+	if *in.URL == "https://full.example/" {
+		return nil, "", chat.Errorf(chat.Conflict, "the tenant has 20 webhook endpoints, the most allowed")
+	}
+	return e, e.Secrets[0].Value, nil
+}
+
+func (f *fakeWebhooks) List(ctx context.Context) ([]webhook.Endpoint, error) {
+	a, err := f.check(ctx, hookID)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := f.endpoint(hookDisabled)
+	return []webhook.Endpoint{*a, *b}, nil
+}
+
+func (f *fakeWebhooks) Get(ctx context.Context, id string) (*webhook.Endpoint, error) {
+	return f.check(ctx, id)
+}
+
+func (f *fakeWebhooks) Update(ctx context.Context, id string, _ webhook.Input) (*webhook.Endpoint, error) {
+	return f.check(ctx, id)
+}
+
+func (f *fakeWebhooks) Delete(ctx context.Context, id string) error {
+	_, err := f.check(ctx, id)
+	return err
+}
+
+func (f *fakeWebhooks) Rotate(ctx context.Context, id string) (*webhook.Endpoint, string, error) {
+	e, err := f.check(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	return e, webhook.NewSecret(), nil
+}
+
+func (f *fakeWebhooks) deliveries() []webhook.Delivery {
+	return []webhook.Delivery{
+		{ID: "wd_2", EventID: "ev_2", Type: chat.EventMessageCreated, State: webhook.Pending, CreatedAt: f.now, NextAt: f.now.Add(5 * time.Second),
+			Attempts: []webhook.Attempt{{At: f.now, Status: 503, Duration: 12 * time.Millisecond, Error: "status 503"}}},
+		{ID: "wd_1", EventID: "ev_1", Type: chat.EventSupportChanged, State: webhook.Dead, CreatedAt: f.now.Add(-time.Minute),
+			Attempts: []webhook.Attempt{{At: f.now, Duration: 10 * time.Second, Error: "timeout"}}},
+	}
+}
+
+func (f *fakeWebhooks) Deliveries(ctx context.Context, id, cursor string, limit int) (*webhook.Page, error) {
+	if _, err := f.check(ctx, id); err != nil {
+		return nil, err
+	}
+	if limit > webhook.MaxPageSize {
+		return nil, chat.FieldError("limit", "must be between 1 and %d", webhook.MaxPageSize)
+	}
+	if cursor != "" {
+		return &webhook.Page{}, nil
+	}
+	return &webhook.Page{Deliveries: f.deliveries(), Next: "MTc2NDA2Mjg2MjEyM3x3ZF8x"}, nil
+}
+
+func (f *fakeWebhooks) Redeliver(ctx context.Context, id, deliveryID string) (*webhook.Delivery, error) {
+	e, err := f.check(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if deliveryID != "wd_1" {
+		return nil, chat.Errorf(chat.NotFound, "no such delivery")
+	}
+	if !e.Enabled {
+		return nil, chat.Errorf(chat.Conflict, "the endpoint is disabled; enable it first")
+	}
+	d := f.deliveries()[1]
+	d.State, d.NextAt = webhook.Pending, f.now
+	return &d, nil
+}
+
 // apiServer runs the real router of internal/httpapi over the fakes.
 func apiServer(t *testing.T, checks []httpapi.ReadyCheck) http.Handler {
 	t.Helper()
@@ -543,6 +655,7 @@ func loggingAPIServer(t *testing.T, checks []httpapi.ReadyCheck, log *slog.Logge
 		Tenants:       fakeTenants{&tenant.Tenant{ID: "demo-shop", Name: "Demo Shop"}},
 		Authenticator: fakeAuth{},
 		Idempotency:   &fakeIdem{},
+		Webhooks:      &fakeWebhooks{now: time.Date(2026, 11, 24, 10, 1, 2, 123456789, time.UTC)},
 		Ready:         checks,
 		MaxBodyBytes:  1 << 10,
 		Logger:        log,
@@ -730,6 +843,24 @@ func TestHandlersMatchDocument(t *testing.T) {
 		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"away_prompt":"Back at 9.","business_hours":` + hours + `,"unassign_on_away":true}`, status: 200},
 		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"business_hours":null}`, status: 200},
 		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"business_hours":{"timezone":"Mars/Base","weekly":{}}}`, status: 400, slug: "invalid-request"},
+		{method: "GET", path: "/api/v1/admin/webhooks", token: "admin", status: 200},
+		{method: "GET", path: "/api/v1/admin/webhooks", token: "customer", status: 403, slug: "forbidden"},
+		{method: "POST", path: "/api/v1/admin/webhooks", token: "admin", body: `{"url":"https://hooks.shop.example/chat","events":["message.created","support.changed"],"description":"CRM","enabled":true}`, status: 201},
+		{method: "POST", path: "/api/v1/admin/webhooks", token: "admin", body: `{"url":"http://hooks.shop.example/chat","events":["message.created"]}`, status: 400, slug: "invalid-request"},
+		{method: "POST", path: "/api/v1/admin/webhooks", token: "admin", body: `{"url":"https://full.example/","events":["message.created"]}`, status: 409, slug: "conflict"},
+		{method: "GET", path: "/api/v1/admin/webhooks/" + hookID, token: "admin", status: 200},
+		{method: "GET", path: "/api/v1/admin/webhooks/" + hookDisabled, token: "admin", status: 200},
+		{method: "GET", path: "/api/v1/admin/webhooks/ep_nope", token: "admin", status: 404, slug: "not-found"},
+		{method: "PATCH", path: "/api/v1/admin/webhooks/" + hookID, token: "admin", body: `{"enabled":false,"events":["conversation.updated"]}`, status: 200},
+		{method: "PATCH", path: "/api/v1/admin/webhooks/" + hookID, token: "admin", body: `{}`, status: 400, slug: "invalid-request"},
+		{method: "DELETE", path: "/api/v1/admin/webhooks/" + hookID, token: "admin", status: 204},
+		{method: "POST", path: "/api/v1/admin/webhooks/" + hookID + "/rotate-secret", token: "admin", status: 200},
+		{method: "GET", path: "/api/v1/admin/webhooks/" + hookID + "/deliveries", token: "admin", status: 200},
+		{method: "GET", path: "/api/v1/admin/webhooks/" + hookID + "/deliveries?limit=100&cursor=abc", token: "admin", status: 200},
+		{method: "GET", path: "/api/v1/admin/webhooks/" + hookID + "/deliveries?limit=101", token: "admin", status: 400, slug: "invalid-request"},
+		{method: "POST", path: "/api/v1/admin/webhooks/" + hookID + "/deliveries/wd_1/redeliver", token: "admin", status: 202},
+		{method: "POST", path: "/api/v1/admin/webhooks/" + hookID + "/deliveries/wd_9/redeliver", token: "admin", status: 404, slug: "not-found"},
+		{method: "POST", path: "/api/v1/admin/webhooks/" + hookDisabled + "/deliveries/wd_1/redeliver", token: "admin", status: 409, slug: "conflict"},
 	}
 	for _, x := range tests {
 		name := x.method + " " + x.path

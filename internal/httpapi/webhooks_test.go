@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/limits"
 	"github.com/supportchat/supportchat/internal/webhook"
 )
 
@@ -455,5 +456,40 @@ func TestWebhookRedelivery(t *testing.T) {
 	}
 	if p := redeliver(w.ID, ids[0]).Problem(t, http.StatusConflict); !strings.Contains(p.Detail, "disabled") {
 		t.Errorf("redeliver to a disabled endpoint: %q", p.Detail)
+	}
+}
+
+func TestWebhookChangesCountAsWrites(t *testing.T) {
+	s := newStack(t, stackOptions{limits: limits.Config{RequestsPerMinute: 100, WritesPerMinute: 5}})
+	grace := s.admin(shop, "grace")
+	w := grace.createHook(hookBody("https://hooks.demo-shop.example/chat")) // write 1
+	path := "/api/v1/admin/webhooks/" + w.ID
+	ids := addDeliveries(t, s, shop, w.ID, webhook.Delivery{State: webhook.Dead})
+	for _, x := range []struct {
+		method, path string
+		body         any
+		status       int
+	}{
+		{"PATCH", path, map[string]any{"description": "CRM"}, http.StatusOK},              // write 2
+		{"POST", path + "/rotate-secret", nil, http.StatusOK},                             // write 3
+		{"POST", path + "/deliveries/" + ids[0] + "/redeliver", nil, http.StatusAccepted}, // write 4
+		{"GET", path, nil, http.StatusOK},
+		{"GET", path + "/deliveries", nil, http.StatusOK},
+		{"GET", "/api/v1/admin/webhooks", nil, http.StatusOK},
+		{"DELETE", path, nil, http.StatusNoContent}, // write 5
+	} {
+		if r := grace.do(x.method, x.path, x.body); r.Status != x.status {
+			t.Fatalf("%s %s = %d %s, want %d", x.method, x.path, r.Status, r.Body, x.status)
+		}
+	}
+	r := grace.do("POST", "/api/v1/admin/webhooks", hookBody("https://hooks.demo-shop.example/chat"))
+	if p := r.Problem(t, http.StatusTooManyRequests); !strings.Contains(p.Detail, "5 changes") {
+		t.Errorf("a sixth write: %q, want the limit of 5 changes", p.Detail)
+	}
+	if got := r.Header.Get("RateLimit-Policy"); got != `"writes";q=5;w=60` {
+		t.Errorf("RateLimit-Policy = %q, want \"writes\";q=5;w=60", got)
+	}
+	if r := grace.do("GET", "/api/v1/admin/webhooks", nil); r.Status != http.StatusOK {
+		t.Errorf("a read after the writes ran out = %d, want 200", r.Status)
 	}
 }
