@@ -137,24 +137,24 @@ func (q queuedDoc) queued() webhook.Queued {
 	return webhook.Queued{ID: q.ID, TenantID: q.TenantID, EndpointID: q.EndpointID, Order: q.Order, NextAt: q.NextAt.UTC(), Tries: q.Tries, CreatedAt: q.CreatedAt.UTC()}
 }
 
-// CreateEndpoint stores e in the first free slot of its tenant below max. Slots are unique per
+// CreateEndpoint stores e in the first free slot of its tenant below most. Slots are unique per
 // tenant (an index), so two admins creating endpoints at once on two replicas cannot both take
 // the last one; the loser tries the next free slot.
-func (s *Store) CreateEndpoint(ctx context.Context, e *webhook.Endpoint, max int) error {
-	for range max + 1 {
+func (s *Store) CreateEndpoint(ctx context.Context, e *webhook.Endpoint, most int) error {
+	for range most + 1 {
 		existing, err := s.Endpoints(ctx, e.TenantID)
 		if err != nil {
 			return err
 		}
 		e.Slot = -1
-		for slot := range max {
+		for slot := range most {
 			if !slices.ContainsFunc(existing, func(x webhook.Endpoint) bool { return x.Slot == slot }) {
 				e.Slot = slot
 				break
 			}
 		}
 		if e.Slot < 0 {
-			return chat.Errorf(chat.Conflict, "the tenant has %d webhook endpoints, the most it may have; delete one first", max)
+			return chat.Errorf(chat.Conflict, "the tenant has %d webhook endpoints, the most it may have; delete one first", most)
 		}
 		if err := s.breaker.allow("create webhook endpoint"); err != nil {
 			return err

@@ -133,9 +133,9 @@ type Queued struct {
 // Store keeps endpoints, deliveries and the queue (internal/mongodb). Every method is scoped by
 // tenant id where it takes one.
 type Store interface {
-	// CreateEndpoint stores e in the first free slot below max of its tenant (setting
+	// CreateEndpoint stores e in the first free slot below most of its tenant (setting
 	// e.Slot); it returns a Conflict error when all are taken.
-	CreateEndpoint(ctx context.Context, e *Endpoint, max int) error
+	CreateEndpoint(ctx context.Context, e *Endpoint, most int) error
 	Endpoints(ctx context.Context, tenantID string) ([]Endpoint, error)
 	// Endpoint returns chat.ErrNotFound when the tenant has no endpoint id.
 	Endpoint(ctx context.Context, tenantID, id string) (*Endpoint, error)
