@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/convlog"
+	"github.com/supportchat/supportchat/internal/httpapi"
 	"github.com/supportchat/supportchat/internal/testenv"
+	"github.com/supportchat/supportchat/internal/webhook"
 )
 
 // The record's guarantees, one defect of the earlier design each (docs/CONSISTENCY.md): every
@@ -325,6 +328,7 @@ func TestConsistencyNothingPilesUp(t *testing.T) {
 		}
 		ctx := context.Background()
 		waitNothingPending(t, a)
+		drainHooks(t, a)
 		names, err := a.raw.ListCollectionNames(ctx, bson.M{})
 		if err != nil {
 			t.Fatal(err)
@@ -382,4 +386,36 @@ func TestConsistencyReadAgainstAViewBehind(t *testing.T) {
 			t.Errorf("the history ends with %q, want the dead writer's message", got)
 		}
 	})
+}
+
+// drainHooks makes fan-out passes of the webhook workers, as every replica of the service runs
+// them, until no change of the record waits for webhooks: the stack runs no workers of its own.
+func drainHooks(t *testing.T, s *stack) {
+	t.Helper()
+	hooks := webhook.NewWorkers(webhook.Options{
+		Store:   s.store,
+		Sources: []webhook.Source{s.log, s.store.SupportChanges()},
+		Render: func(e chat.Event) (json.RawMessage, error) {
+			p, err := httpapi.RenderEvent(e)
+			return p.Admin, err
+		},
+	})
+	ctx := context.Background()
+	for range 100 {
+		left := 0
+		for _, src := range []webhook.Source{s.log, s.store.SupportChanges()} {
+			recs, err := src.Hooked(ctx, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			left += len(recs)
+		}
+		if left == 0 {
+			return
+		}
+		if _, err := hooks.FanOut(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("changes still wait for webhooks after 100 fan-out passes")
 }

@@ -256,6 +256,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		Admins:       s.store,
 		Presence:     team,
 		SupportClock: team,
+		SupportLog:   s.store,
 		Tenants:      s.tenants,
 		Now:          s.clock.Now,
 		NewID:        randomID,

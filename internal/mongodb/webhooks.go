@@ -228,9 +228,10 @@ func (s *Store) DeleteEndpoint(ctx context.Context, tenantID, id string) error {
 	return s.wrap("delete webhook deliveries", err)
 }
 
-// AddDeliveries stores new deliveries and queues them. A delivery stored before (a fan-out
-// that is done again after it died before clearing its marks) is queued again only while it is
-// pending, so a delivered one is not sent again.
+// AddDeliveries stores new deliveries and queues them, in the order given (a worker reading
+// the queue meanwhile sees a prefix of them, never a later one without an earlier one). A
+// delivery stored before (a fan-out that is done again after it died before clearing its
+// marks) is queued again only while it is pending, so a delivered one is not sent again.
 func (s *Store) AddDeliveries(ctx context.Context, ds []webhook.Delivery) error {
 	if len(ds) == 0 {
 		return nil
@@ -242,8 +243,7 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []webhook.Delivery) error 
 	for i := range ds {
 		docs[i] = toDeliveryDoc(&ds[i])
 	}
-	_, err := s.webhookDeliveries.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	stored, err := duplicates(err)
+	stored, err := insertInOrder(ctx, s.webhookDeliveries, docs)
 	if err != nil {
 		return s.wrap("add webhook deliveries", err)
 	}
@@ -261,32 +261,27 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []webhook.Delivery) error 
 			queue = append(queue, queuedOf(d))
 		}
 	}
-	if len(queue) == 0 {
-		return nil
-	}
-	_, err = s.webhookQueue.InsertMany(ctx, queue, options.InsertMany().SetOrdered(false))
-	if _, err := duplicates(err); err != nil {
+	if _, err := insertInOrder(ctx, s.webhookQueue, queue); err != nil {
 		return s.wrap("queue webhook deliveries", err)
 	}
 	return nil
 }
 
-// duplicates returns which documents of an unordered insert were refused as duplicates, and
-// the error when anything else went wrong.
-func duplicates(err error) (map[int]bool, error) {
-	if err == nil {
-		return nil, nil
-	}
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
-		return nil, err
-	}
+// insertInOrder inserts docs one after the other, as ordered inserts do, going on past those
+// refused as duplicates, and returns which were.
+func insertInOrder(ctx context.Context, coll *mongo.Collection, docs []any) (map[int]bool, error) {
 	dup := map[int]bool{}
-	for _, we := range bwe.WriteErrors {
-		if !isDuplicateKey(we.Code) {
+	for start := 0; start < len(docs); {
+		_, err := coll.InsertMany(ctx, docs[start:], options.InsertMany().SetOrdered(true))
+		if err == nil {
+			break
+		}
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 || !isDuplicateKey(bwe.WriteErrors[0].Code) {
 			return nil, err
 		}
-		dup[we.Index] = true
+		dup[start+bwe.WriteErrors[0].Index] = true
+		start += bwe.WriteErrors[0].Index + 1
 	}
 	return dup, nil
 }

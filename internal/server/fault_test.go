@@ -146,7 +146,7 @@ func (f *faultService) call(method, path, token string, body any, headers ...str
 }
 
 // mustCall is call on the test's goroutine: a request without an answer fails the test.
-func (f *faultService) mustCall(t *testing.T, method, path, token string, body any, headers ...string) answer {
+func (f *faultService) mustCall(t testing.TB, method, path, token string, body any, headers ...string) answer {
 	t.Helper()
 	a, err := f.call(method, path, token, body, headers...)
 	if err != nil {
@@ -156,7 +156,7 @@ func (f *faultService) mustCall(t *testing.T, method, path, token string, body a
 }
 
 // mustStart starts a conversation as the customer and returns its id.
-func (f *faultService) mustStart(t *testing.T, message string) string {
+func (f *faultService) mustStart(t testing.TB, message string) string {
 	t.Helper()
 	a := f.mustCall(t, "POST", "/api/v1/chat/start", f.customerToken, map[string]string{"message": message})
 	if a.status != http.StatusCreated {
@@ -172,7 +172,7 @@ func (f *faultService) mustStart(t *testing.T, message string) string {
 }
 
 // waitUntil polls cond until it holds, failing the test with what after faultWaitTimeout.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(faultWaitTimeout); !cond(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {

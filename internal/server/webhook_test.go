@@ -37,7 +37,7 @@ type hookStack struct {
 }
 
 // newHookStack writes a tenant file for each of tenants, each with an issuer of its own.
-func newHookStack(t *testing.T, env map[string]string, tenants ...string) *hookStack {
+func newHookStack(t testing.TB, env map[string]string, tenants ...string) *hookStack {
 	t.Helper()
 	uri, database := testenv.MustMongo(t)
 	rds := testenv.StartRedis(t)
@@ -64,7 +64,7 @@ func newHookStack(t *testing.T, env map[string]string, tenants ...string) *hookS
 
 // replica starts a replica of the service for tenant's callers, and returns it with a
 // function that stops it.
-func (s *hookStack) replica(t *testing.T, tenantID string, tuning server.WebhookTuning) (*faultService, func()) {
+func (s *hookStack) replica(t testing.TB, tenantID string, tuning server.WebhookTuning) (*faultService, func()) {
 	t.Helper()
 	if tuning.Schedule == nil {
 		tuning.Schedule = hookSchedule
@@ -105,7 +105,7 @@ type received struct {
 }
 
 // payload is a delivery's body.
-func (r received) payload(t *testing.T) (typ string, data map[string]any) {
+func (r received) payload(t testing.TB) (typ string, data map[string]any) {
 	t.Helper()
 	var p struct {
 		Type      string         `json:"type"`
@@ -128,7 +128,7 @@ type receiver struct {
 	got    []received
 }
 
-func newReceiver(t *testing.T, answer func(n int, r *http.Request, w http.ResponseWriter) int) *receiver {
+func newReceiver(t testing.TB, answer func(n int, r *http.Request, w http.ResponseWriter) int) *receiver {
 	t.Helper()
 	rc := &receiver{answer: answer}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -182,7 +182,7 @@ func (rc *receiver) accepted() []received {
 
 // endpoint creates a webhook endpoint of url for events as f's admin, returning its id and
 // secret.
-func (f *faultService) endpoint(t *testing.T, url string, events ...string) (id, secret string) {
+func (f *faultService) endpoint(t testing.TB, url string, events ...string) (id, secret string) {
 	t.Helper()
 	a := f.mustCall(t, "POST", "/api/v1/admin/webhooks", f.adminToken, map[string]any{"url": url, "events": events})
 	var ep struct {
@@ -222,7 +222,7 @@ func (f *faultService) deliveries(t *testing.T, endpointID string) []deliveryVie
 }
 
 // send sends a message as the customer.
-func (f *faultService) mustSend(t *testing.T, conv, body string) {
+func (f *faultService) mustSend(t testing.TB, conv, body string) {
 	t.Helper()
 	if a := f.mustCall(t, "POST", "/api/v1/chat/"+conv+"/messages", f.customerToken, map[string]string{"body": body}); a.status != http.StatusCreated {
 		t.Fatalf("POST messages = %d %s", a.status, a.body)
@@ -236,7 +236,7 @@ func verified(r received, secret string) bool {
 
 // messageBodies returns the bodies of the customer's messages among the message.created
 // deliveries of rs, in order.
-func messageBodies(t *testing.T, rs []received) []string {
+func messageBodies(t testing.TB, rs []received) []string {
 	var out []string
 	for _, r := range rs {
 		if typ, data := r.payload(t); typ == "message.created" {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -236,6 +238,9 @@ func (w *Workers) FanOut(ctx context.Context) (int, error) {
 				marks = append(marks, r.Mark)
 			}
 		}
+		// In event order, so that a sender reading the queue meanwhile never sees a delivery
+		// of an endpoint without the earlier ones of this pass.
+		slices.SortStableFunc(ds, func(a, b Delivery) int { return cmp.Compare(a.Order, b.Order) })
 		if err := w.store.AddDeliveries(ctx, ds); err != nil {
 			return total, err
 		}
