@@ -36,10 +36,17 @@ type hookStack struct {
 	issuers map[string]*testenv.Issuer
 }
 
-// newHookStack writes a tenant file for each of tenants, each with an issuer of its own.
+// newHookStack writes a tenant file for each of tenants, each with an issuer of its own, for
+// replicas on the test database (testenv.MustMongo).
 func newHookStack(t testing.TB, env map[string]string, tenants ...string) *hookStack {
 	t.Helper()
 	uri, database := testenv.MustMongo(t)
+	return newHookStackOn(t, uri, database, env, tenants...)
+}
+
+// newHookStackOn is newHookStack on the database of uri.
+func newHookStackOn(t testing.TB, uri, database string, env map[string]string, tenants ...string) *hookStack {
+	t.Helper()
 	rds := testenv.StartRedis(t)
 	dir := t.TempDir()
 	s := &hookStack{issuers: map[string]*testenv.Issuer{}, env: map[string]string{
