@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -266,8 +267,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		Now:      o.Now,
 		// Every connection to a receiver is checked as it is made (netguard).
 		Allowed: cfg.WebhookAllowedNetworks,
+		// Traced, but no trace context goes to a receiver: it is not ours.
 		Transport: func(rt http.RoundTripper) http.RoundTripper {
-			return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(tel.Propagator()))
+			return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()))
 		},
 		Timeout:  cfg.WebhookTimeout,
 		Schedule: o.Webhooks.Schedule,
