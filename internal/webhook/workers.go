@@ -52,7 +52,6 @@ type Workers struct {
 	running map[string]bool // endpoints this replica works now
 	tenants map[string]int  // how many per tenant
 	wg      sync.WaitGroup
-	wake    chan struct{}
 }
 
 // Options configure Workers; zero values take the defaults.
@@ -143,7 +142,7 @@ func NewWorkers(o Options) *Workers {
 		store: o.Store, sources: o.Sources, render: o.Render, lease: o.Lease, obs: o.Observer, log: o.Logger, now: o.Now,
 		strict: client(netguard.New(o.Allowed)), within: client(netguard.NewWithin(o.Allowed)),
 		timeout: o.Timeout, schedule: o.Schedule, poll: o.Poll, leaseTTL: o.LeaseTTL, keep: o.Keep,
-		running: map[string]bool{}, tenants: map[string]int{}, wake: make(chan struct{}, 1),
+		running: map[string]bool{}, tenants: map[string]int{},
 	}
 }
 
@@ -174,8 +173,6 @@ func (w *Workers) Run(ctx context.Context) {
 				w.Poll(ctx) // send at once
 			}
 		case <-poll.C:
-			w.Poll(ctx)
-		case <-w.wake:
 			w.Poll(ctx)
 		case <-sweep.C:
 			if !w.take(ctx, "webhook-sweep", sweepEvery/2) {
