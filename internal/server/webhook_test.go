@@ -608,3 +608,31 @@ func TestOneTenantsStuckEndpointHoldsUpNoOther(t *testing.T) {
 		t.Errorf("A's stuck receiver answered %d", n)
 	}
 }
+
+// TestWebhooksDoNotFollowRedirects: a receiver that redirects ends the delivery (a 3xx is not
+// a 2xx), and the redirect's target, on an address the check would allow, gets no request.
+func TestWebhooksDoNotFollowRedirects(t *testing.T) {
+	s := newHookStack(t, nil, faultTenant)
+	f, _ := s.replica(t, faultTenant, server.WebhookTuning{})
+	target := newReceiver(t, nil)
+	redirector := newReceiver(t, func(_ int, _ *http.Request, w http.ResponseWriter) int {
+		w.Header().Set("Location", target.srv.URL+"/elsewhere")
+		return http.StatusTemporaryRedirect
+	})
+	epID, _ := f.endpoint(t, redirector.srv.URL, "conversation.created")
+	f.mustStart(t, "hello")
+	var d deliveryView
+	waitUntil(t, "the redirected delivery", func() bool {
+		ds := f.deliveries(t, epID)
+		if len(ds) == 1 {
+			d = ds[0]
+		}
+		return d.State == "dead"
+	})
+	if len(d.Attempts) != 1 || d.Attempts[0].Status == nil || *d.Attempts[0].Status != http.StatusTemporaryRedirect {
+		t.Errorf("attempts %+v, want one answered 307", d.Attempts)
+	}
+	if n := len(target.requests()); n != 0 {
+		t.Errorf("the redirect's target took %d requests", n)
+	}
+}
