@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -353,6 +355,10 @@ func (s *Store) marked(ctx context.Context, hook bool, limit int) ([]chat.Entry,
 	}
 	var entries []chat.Entry
 	var ids, stale []string
+	// waiting holds, per conversation, the lowest place whose entry is not there (yet): its
+	// writer's ordered insert may store it and those after it between two look-ups here, and
+	// webhooks must not take a later entry before an earlier one.
+	waiting := map[string]int64{}
 	for _, m := range marks {
 		var d entryDoc
 		err := s.entries.FindOne(ctx, bson.M{"_id": m.Key}).Decode(&d)
@@ -360,6 +366,11 @@ func (s *Store) marked(ctx context.Context, hook bool, limit int) ([]chat.Entry,
 		case errors.Is(err, mongo.ErrNoDocuments):
 			if time.Since(m.Marked) > staleMark {
 				stale = append(stale, m.ID)
+			} else if seq, err := strconv.ParseInt(m.Key[strings.LastIndexByte(m.Key, ':')+1:], 10, 64); err == nil {
+				conv := m.TenantID + "/" + m.ConversationID
+				if w, ok := waiting[conv]; !ok || seq < w {
+					waiting[conv] = seq
+				}
 			}
 		case err != nil:
 			return nil, nil, s.wrap("pending entries", err)
@@ -374,6 +385,16 @@ func (s *Store) marked(ctx context.Context, hook bool, limit int) ([]chat.Entry,
 		if _, err := s.outbox.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": stale}}); err != nil {
 			return nil, nil, s.wrap("delete stale pending marks", err)
 		}
+	}
+	if hook && len(waiting) > 0 {
+		var keep []chat.Entry
+		var keepIDs []string
+		for i, e := range entries {
+			if w, ok := waiting[e.TenantID+"/"+e.ConversationID]; !ok || e.Seq < w {
+				keep, keepIDs = append(keep, e), append(keepIDs, ids[i])
+			}
+		}
+		entries, ids = keep, keepIDs
 	}
 	return entries, ids, nil
 }

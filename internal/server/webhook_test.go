@@ -311,6 +311,9 @@ func TestWebhooksArriveSignedAndInOrder(t *testing.T) {
 	}
 	if types[0] != "conversation.created" || types[1] != "message.created" {
 		t.Errorf("the conversation's deliveries start with %q", types[:2])
+		for _, r := range rc.requests() {
+			t.Logf("%s %s %d %.150s", r.at.Format("15:04:05.000000"), r.id, r.status, r.body)
+		}
 	}
 	if n := count(types, "support.changed"); n != 1 {
 		t.Errorf("%d support.changed deliveries, want 1", n)
