@@ -131,6 +131,15 @@ type Token struct {
 	ok                  bool
 }
 
+// Generations names the generations of the tenant's lists and support block that t was read
+// at: values built for the same Generations see the same changes.
+func (t Token) Generations() string {
+	if !t.ok {
+		return "unknown"
+	}
+	return t.listGen + "/" + t.supportGen
+}
+
 // Lookup returns the cached page of view's list query q and the tenant's support block, each
 // nil when not cached, and the token to store fresh values with. An empty q looks up the
 // support block only (for a list whose page is not cached). It costs one Redis round trip

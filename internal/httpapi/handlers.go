@@ -26,6 +26,8 @@ type handlers struct {
 	// supportTTL bounds how long a support block is cached; now is the clock.
 	supportTTL time.Duration
 	now        func() time.Time
+	// builds shares the building of values that are missing from the cache.
+	builds builds
 }
 
 // list answers GET /chat/list.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/supportchat/supportchat/internal/cache"
 	"github.com/supportchat/supportchat/internal/chat"
@@ -55,41 +56,60 @@ func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 		page, support, tok = h.cache.Lookup(ctx, t.ID, view, key)
 	}
 	if page == nil {
-		// With a cache the support block comes from it, or fresh below; the list need not
-		// build one too.
-		lq.WithoutSupport = h.cache != nil
-		p, err := h.chat.List(ctx, lq)
+		build := func(ctx context.Context) ([]byte, error) {
+			// With a cache the support block comes from it, or fresh below; the list need
+			// not build one too.
+			lq.WithoutSupport = h.cache != nil
+			p, err := h.chat.List(ctx, lq)
+			if err != nil {
+				return nil, err
+			}
+			out := listPageJSON{Conversations: make([]conversationJSON, len(p.Conversations)), NextCursor: nullable(p.NextCursor)}
+			for i, v := range p.Conversations {
+				out.Conversations[i] = conversationOf(v)
+			}
+			page, err := marshalJSON(out)
+			if err != nil {
+				return nil, err
+			}
+			if h.cache != nil && key != "" {
+				h.cache.StorePage(ctx, t.ID, view, key, tok, page)
+			}
+			if h.cache == nil {
+				support, _ = marshalJSON(supportOf(p.Support))
+			}
+			return page, nil
+		}
+		var err error
+		if h.cache == nil || key == "" {
+			page, err = build(ctx)
+		} else {
+			page, err = h.builds.share(ctx, "page\x00"+t.ID+"\x00"+view+"\x00"+key+"\x00"+tok.Generations(), build)
+		}
 		if err != nil {
 			abortWithError(c, err)
 			return
-		}
-		out := listPageJSON{Conversations: make([]conversationJSON, len(p.Conversations)), NextCursor: nullable(p.NextCursor)}
-		for i, v := range p.Conversations {
-			out.Conversations[i] = conversationOf(v)
-		}
-		if page, err = marshalJSON(out); err != nil {
-			abortWithError(c, err)
-			return
-		}
-		if h.cache != nil && key != "" {
-			h.cache.StorePage(ctx, t.ID, view, key, tok, page)
-		}
-		if h.cache == nil {
-			support, _ = marshalJSON(supportOf(p.Support))
 		}
 	}
 	if support == nil {
-		s, err := h.chat.FreshSupport(ctx)
+		var err error
+		support, err = h.builds.share(ctx, "support\x00"+t.ID+"\x00"+tok.Generations(), func(ctx context.Context) ([]byte, error) {
+			s, err := h.chat.FreshSupport(ctx)
+			if err != nil {
+				return nil, err
+			}
+			support, err := marshalJSON(supportOf(s))
+			if err != nil {
+				return nil, err
+			}
+			if ttl := supportTTL(s, h.now(), h.supportTTL); ttl >= time.Millisecond {
+				h.cache.StoreSupport(ctx, t.ID, tok, support, ttl)
+			}
+			return support, nil
+		})
 		if err != nil {
 			abortWithError(c, err)
 			return
-		}
-		if support, err = marshalJSON(supportOf(s)); err != nil {
-			abortWithError(c, err)
-			return
-		}
-		if ttl := supportTTL(s, h.now(), h.supportTTL); ttl >= time.Millisecond {
-			h.cache.StoreSupport(ctx, t.ID, tok, support, ttl)
 		}
 	}
 	body := make([]byte, 0, len(page)+len(support)+16)
@@ -130,4 +150,35 @@ func supportTTL(s chat.Support, now time.Time, limit time.Duration) time.Duratio
 		ttl = min(ttl, s.Until.Sub(now))
 	}
 	return ttl
+}
+
+// builds shares the work of building a list page or a support block among the requests that
+// miss the cache for the same value at once: one builds it (and stores it), the others wait for
+// its answer. Without it, every request arriving while an expired support block (5 s) or page
+// is rebuilt would rebuild it too, and on a busy replica the rebuilds crowd each other out. A
+// key names the cache's generations, so a request never gets a value built before a change it
+// must see. The build runs detached from the request that started it, bounded by buildTimeout,
+// so that a client leaving does not fail the others; each waiter still leaves at its own
+// deadline.
+type builds struct{ group singleflight.Group }
+
+// buildTimeout bounds a shared build.
+const buildTimeout = 15 * time.Second
+
+// share returns what build returns for key, built once for all concurrent callers.
+func (b *builds) share(ctx context.Context, key string, build func(context.Context) ([]byte, error)) ([]byte, error) {
+	ch := b.group.DoChan(key, func() (any, error) {
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), buildTimeout)
+		defer cancel()
+		return build(bctx)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]byte), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -21,8 +21,12 @@ import (
 	"github.com/supportchat/supportchat/internal/tenant"
 )
 
-// loggerKey is the Gin context key of the request's logger.
-const loggerKey = "chat.logger"
+// loggerKey is the Gin context key of the service's logger; requestLoggerKey that of the
+// request's, made from it when a handler first logs (loggerFrom).
+const (
+	loggerKey        = "chat.logger"
+	requestLoggerKey = "chat.request-logger"
+)
 
 // requestID takes a well-formed X-Request-ID from the caller or makes one, and returns it in
 // the response and every problem.
@@ -62,16 +66,14 @@ type Observer interface {
 }
 
 // accessLog writes one line per request (method, route, status, duration, tenant, request and
-// trace ids; never headers, bodies or tokens) and reports it to obs.
+// trace ids; never headers, bodies or tokens) and reports it to obs. The line is built from its
+// attributes at once; a logger carrying the request's ids is made only for a handler that
+// logs (loggerFrom).
 func accessLog(log *slog.Logger, obs Observer) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		ctx := c.Request.Context()
-		reqLog := log.With("request_id", requestIDFrom(ctx))
-		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-			reqLog = reqLog.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
-		}
-		c.Set(loggerKey, reqLog)
+		c.Set(loggerKey, log)
 		c.Next()
 		route := c.FullPath()
 		if route == "" {
@@ -90,23 +92,49 @@ func accessLog(log *slog.Logger, obs Observer) gin.HandlerFunc {
 		if route == "/healthz" || route == "/readyz" {
 			level = slog.LevelDebug
 		}
-		reqLog.Log(ctx, level, "request",
-			"method", c.Request.Method,
-			"route", route,
-			"status", status,
-			"duration_ms", float64(d.Microseconds())/1000,
-			"tenant", tenantID,
-			"bytes", c.Writer.Size(),
+		if !log.Enabled(ctx, level) {
+			return
+		}
+		var buf [9]slog.Attr
+		attrs := append(requestAttrs(ctx, buf[:0]),
+			slog.String("method", c.Request.Method),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+			slog.String("tenant", tenantID),
+			slog.Int("bytes", c.Writer.Size()),
 		)
+		log.LogAttrs(ctx, level, "request", attrs...)
 	}
 }
 
-// loggerFrom returns the request's logger.
+// requestAttrs appends the request id and, when ctx carries a trace, its trace and span ids.
+func requestAttrs(ctx context.Context, attrs []slog.Attr) []slog.Attr {
+	attrs = append(attrs, slog.String("request_id", requestIDFrom(ctx)))
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	return attrs
+}
+
+// loggerFrom returns the request's logger: the service's, with the request and trace ids.
 func loggerFrom(c *gin.Context) *slog.Logger {
-	if l, ok := c.Get(loggerKey); ok {
+	if l, ok := c.Get(requestLoggerKey); ok {
 		return l.(*slog.Logger)
 	}
-	return slog.New(slog.DiscardHandler)
+	base, ok := c.Get(loggerKey)
+	if !ok {
+		return slog.New(slog.DiscardHandler)
+	}
+	var buf [3]slog.Attr
+	attrs := requestAttrs(c.Request.Context(), buf[:0])
+	args := make([]any, len(attrs))
+	for i, a := range attrs {
+		args[i] = a
+	}
+	l := base.(*slog.Logger).With(args...)
+	c.Set(requestLoggerKey, l)
+	return l
 }
 
 // recovery turns a panic into a 500 problem, logged once with its stack.

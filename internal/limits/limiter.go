@@ -89,6 +89,7 @@ type Limiter struct {
 	obs     Observer
 	local   *localRates
 	refusal *refusals
+	leased  *leases
 	streams *slots
 	serving atomic.Int64 // event streams open on this replica
 	down    atomic.Bool
@@ -121,6 +122,7 @@ func New(rdb redis.UniversalClient, cfg Config, o Options) *Limiter {
 		obs:     o.Observer,
 		local:   newLocalRates(),
 		refusal: newRefusals(),
+		leased:  newLeases(),
 		streams: newSlots(),
 		stop:    stop,
 		done:    make(chan struct{}),
@@ -166,27 +168,30 @@ func (l *Limiter) Request(ctx context.Context, t *tenant.Tenant, subject string,
 	return d
 }
 
-// allow takes one request of the rate p at key, in Redis or, when Redis fails, in process. A
-// key Redis refused is refused here until the time Redis named, without asking it again; that
+// allow takes one request of the rate p at key: from this replica's lease of the key's quota,
+// else from Redis (with a new lease, see leases.go) or, when Redis fails, in process. A key
+// Redis refused is refused here until the time Redis named, without asking it again; that
 // time passes on the wall clock, as Redis's does.
 func (l *Limiter) allow(ctx context.Context, key string, p Policy) Decision {
 	wall := time.Now()
 	if wait, ok := l.refusal.check(key, p, wall); ok {
 		return Decision{Policy: p, Reset: wait, RetryAfter: wait}
 	}
-	res, err := l.gcra.Allow(ctx, key, redis_rate.Limit{Rate: p.Quota, Burst: p.Quota, Period: p.Window})
+	if d, ok := l.leased.take(key, p, wall); ok {
+		return d
+	}
+	want := l.leased.want(key, p, wall)
+	res, err := l.gcra.AllowAtMost(ctx, key, redis_rate.Limit{Rate: p.Quota, Burst: p.Quota, Period: p.Window}, want)
 	if err != nil {
 		l.redisFailed(ctx, err)
 		return l.local.allow(key, p, l.now())
 	}
 	l.redisAnswered()
-	d := Decision{Allowed: res.Allowed > 0, Policy: p, Remaining: res.Remaining, Reset: res.ResetAfter}
-	if !d.Allowed {
-		d.Reset = res.RetryAfter
-		d.RetryAfter = res.RetryAfter
-		l.refusal.note(key, p, wall.Add(res.RetryAfter))
+	if res.Allowed > 0 {
+		return l.leased.granted(key, p, wall, want, res.Allowed, res.Remaining, res.ResetAfter)
 	}
-	return d
+	l.refusal.note(key, p, wall.Add(res.RetryAfter))
+	return Decision{Policy: p, Remaining: res.Remaining, Reset: res.RetryAfter, RetryAfter: res.RetryAfter}
 }
 
 // OpenStream takes an event stream slot for caller subject of tenant t: one of this replica's,
@@ -286,6 +291,7 @@ func (l *Limiter) refresh(ctx context.Context) {
 		now := l.now()
 		l.local.forgetIdle(now)
 		l.refusal.forgetPast(time.Now())
+		l.leased.forgetPast(time.Now())
 		held := l.streams.snapshot()
 		if len(held) == 0 {
 			continue

@@ -2,9 +2,12 @@ package limits_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -523,4 +526,130 @@ func TestLimitsOnRedisCluster(t *testing.T) {
 			t.Errorf("key %q has no hash tag of the caller or the tenant", k)
 		}
 	}
+}
+
+// TestLeasedQuotaHoldsAcrossReplicas floods one tenant's limit and one caller's limit from
+// three replicas at once, each with its own Redis connection and many callers, and counts
+// every request allowed. Replicas take quota from Redis in chunks (leases.go): together they
+// must allow no more than 110% of what one GCRA in Redis allows over the time the flood took
+// (its burst plus its refill), and, while the flood lasts, not much less either.
+func TestLeasedQuotaHoldsAcrossReplicas(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     limits.Config
+		subject func(replica, worker int) string
+		quota   int
+		window  time.Duration
+		flood   time.Duration
+	}{
+		{"the tenant's requests per second, many callers", limits.Config{TenantRequestsPerSecond: 400},
+			func(r, w int) string { return fmt.Sprintf("cust-%d-%d", r, w) }, 400, time.Second, 2 * time.Second},
+		{"one caller's requests per minute", limits.Config{RequestsPerMinute: 1200},
+			func(int, int) string { return "cust-ada" }, 1200, time.Minute, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, "single")
+			ctx := context.Background()
+			var replicas []*limits.Limiter
+			for range 3 {
+				rdb, err := redisconn.Open(e.redis.URL(), redisconn.Options{Mode: "single", Timeout: 2 * time.Second, OpenFor: 200 * time.Millisecond})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = rdb.Close() })
+				l := limits.New(rdb, tt.cfg, limits.Options{Now: e.clock.Now})
+				t.Cleanup(l.Close)
+				replicas = append(replicas, l)
+			}
+			if err := e.rdb.ConfigResetStat(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			var allowed, attempts atomic.Int64
+			var wg sync.WaitGroup
+			begin := time.Now()
+			deadline := begin.Add(tt.flood)
+			for r, l := range replicas {
+				for w := range 4 {
+					wg.Go(func() {
+						for time.Now().Before(deadline) {
+							attempts.Add(1)
+							if l.Request(ctx, shop, tt.subject(r, w), false).Allowed {
+								allowed.Add(1)
+							}
+						}
+					})
+				}
+			}
+			wg.Wait()
+			took := time.Since(begin)
+			// GCRA with a burst of the quota allows the quota at once, then quota/window.
+			gcra := float64(tt.quota) + float64(tt.quota)*took.Seconds()/tt.window.Seconds()
+			got := allowed.Load()
+			t.Logf("%d of %d requests allowed in %s; one GCRA allows %.0f", got, attempts.Load(), took.Round(time.Millisecond), gcra)
+			if float64(got) > 1.1*gcra {
+				t.Errorf("%d requests allowed, more than 110%% of the %.0f one GCRA allows in %s", got, gcra, took)
+			}
+			if float64(got) < 0.8*float64(tt.quota) {
+				t.Errorf("%d requests allowed, under 80%% of the quota %d that a flood reaches at once", got, tt.quota)
+			}
+		})
+	}
+}
+
+// TestLeasesSaveRoundTrips sends the requests of busy callers well within their limits through
+// three replicas: far fewer rate checks reach Redis than requests are allowed, and every
+// request is allowed.
+func TestLeasesSaveRoundTrips(t *testing.T) {
+	e := newEnv(t, "single")
+	ctx := context.Background()
+	cfg := limits.Config{RequestsPerMinute: 1_000_000, TenantRequestsPerSecond: 1_000_000}
+	replicas := []*limits.Limiter{e.limiter(t, cfg, 0), e.limiter(t, cfg, 0), e.limiter(t, cfg, 0)}
+	if err := e.rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const perCaller = 600
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for r, l := range replicas {
+		for c := range 4 {
+			wg.Go(func() {
+				for range perCaller {
+					if l.Request(ctx, shop, fmt.Sprintf("cust-%d", (r+c)%4), false).Allowed {
+						allowed.Add(1)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if got, want := allowed.Load(), int64(3*4*perCaller); got != want {
+		t.Fatalf("%d of %d requests allowed, want all: every caller is far within its limits", got, want)
+	}
+	// Without leases each request takes two checks (the caller's and the tenant's).
+	checks := redisCalls(ctx, t, e.rdb, "evalsha") + redisCalls(ctx, t, e.rdb, "eval")
+	t.Logf("%d rate checks reached Redis for %d requests", checks, allowed.Load())
+	if checks == 0 || checks > allowed.Load()/5 {
+		t.Errorf("%d rate checks reached Redis for %d requests: want at most a fifth", checks, allowed.Load())
+	}
+}
+
+// redisCalls returns how many times Redis ran command since its statistics were reset.
+func redisCalls(ctx context.Context, t *testing.T, rdb redis.UniversalClient, command string) int64 {
+	t.Helper()
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+command+":calls="); ok {
+			n, _, _ := strings.Cut(rest, ",")
+			v, err := strconv.ParseInt(n, 10, 64)
+			if err != nil {
+				t.Fatalf("commandstats %q: %v", line, err)
+			}
+			return v
+		}
+	}
+	return 0
 }

@@ -122,7 +122,11 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	log := NewLogger(o.Stdout, cfg.LogLevel)
+	// Lines go out in batches while the service is busy (telemetry.LogWriter); the last
+	// deferred call writes what is left.
+	lines := telemetry.NewLogWriter(o.Stdout)
+	defer func() { _ = lines.Close() }()
+	log := NewLogger(lines, cfg.LogLevel)
 	log.InfoContext(ctx, "starting", "version", o.Version, "config", cfg.String())
 	// go-redis prints its own lines (a pool that cannot dial) as plain text unless given a
 	// logger; it takes one per process, not per client.

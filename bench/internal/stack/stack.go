@@ -67,6 +67,9 @@ type Options struct {
 	LogLevel string
 	// Log receives the service's warning and error lines. Default os.Stderr.
 	Log io.Writer
+	// AccessLog, when set, receives every line the service logs, as production's stdout
+	// would; without it the lines other than warnings and errors are dropped unwritten.
+	AccessLog io.Writer
 	// Limits turns the rate limits on with quotas no benchmark reaches, so every request pays
 	// for its checks in Redis as in production but none is refused. Default: limits off.
 	Limits bool
@@ -169,7 +172,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	logs := &warnings{w: o.Log}
+	logs := &warnings{w: o.Log, all: o.AccessLog}
 	s.onClose(logs.close)
 	listening := make(chan net.Addr, 1)
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -285,21 +288,30 @@ const maxWarnings = 10
 type warnings struct {
 	mu         sync.Mutex
 	w          io.Writer
+	all        io.Writer // every line, when set
 	n          int
 	suppressed int
 }
 
 func (l *warnings) Write(p []byte) (int, error) {
-	if !bytes.Contains(p, []byte(`"level":"WARN"`)) && !bytes.Contains(p, []byte(`"level":"ERROR"`)) {
-		return len(p), nil
+	if l.all != nil {
+		if _, err := l.all.Write(p); err != nil {
+			return 0, err
+		}
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n++; l.n > maxWarnings {
-		l.suppressed++
-		return len(p), nil
+	// The service writes its lines in batches: look at each one.
+	for line := range bytes.Lines(p) {
+		if !bytes.Contains(line, []byte(`"level":"WARN"`)) && !bytes.Contains(line, []byte(`"level":"ERROR"`)) {
+			continue
+		}
+		l.mu.Lock()
+		if l.n++; l.n > maxWarnings {
+			l.suppressed++
+		} else {
+			_, _ = l.w.Write(line)
+		}
+		l.mu.Unlock()
 	}
-	_, _ = l.w.Write(p)
 	return len(p), nil
 }
 
