@@ -1,14 +1,17 @@
 // Package listflat benchmarks GET /api/v1/chat/list against the size of the tenant: one
 // customer's first page and an admin's first page, in tenants of 1 000 and of 10 000 (or
-// 100 000) conversations. A list whose cost is flat does not care. See bench/RESULTS.md.
+// 100 000) conversations. A list whose cost is flat does not care. See bench/RESULTS.md and
+// docs/SCALE.md.
 package listflat_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -19,10 +22,34 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/supportchat/supportchat/bench/internal/stack"
+	"github.com/supportchat/supportchat/internal/testenv"
 )
 
 // ConversationsEnv names the variable listing the tenant sizes to measure, comma-separated.
 const ConversationsEnv = "BENCH_CONVERSATIONS"
+
+// BackendEnv names the variable choosing the FerretDB backend when BENCH_MONGODB_URI is unset:
+// "sqlite" (the default) or "postgresql", on a database created on the PostgreSQL server of
+// PostgreSQLURLEnv (default testenv.DefaultPostgreSQLURL) and dropped after.
+const (
+	BackendEnv       = "BENCH_BACKEND"
+	PostgreSQLURLEnv = "BENCH_POSTGRESQL_URL"
+)
+
+// PostgreSQLIndexesEnv names the variable that, set to 1 with the postgresql backend, runs
+// deploy/ferretdb/postgresql-indexes.sql on FerretDB's database after seeding.
+const PostgreSQLIndexesEnv = "BENCH_POSTGRESQL_INDEXES"
+
+// UncachedEnv names the variable that, set to 1, measures the uncached list: every request
+// asks with its own updated_since (a millisecond apart, all long before the oldest
+// conversation, so the page is the same), which the list cache never keeps (listCacheKey in
+// internal/httpapi), so each reaches MongoDB. The tenant is then seeded as a desk that answers
+// (one conversation in 10 open, each assigned to the admin who answered it), and admins also
+// list with the filters status=open, assignee=me and unread=true.
+const UncachedEnv = "BENCH_UNCACHED"
+
+// openEvery is how many conversations there are per open one in the uncached mode's tenant.
+const openEvery = 10
 
 // defaultSizes are the tenant sizes measured without BENCH_CONVERSATIONS. 100000 is opt-in:
 // seeding it into FerretDB with SQLite takes some 4 minutes, and before the Redis list cache its
@@ -38,7 +65,8 @@ func TestMain(m *testing.M) {
 }
 
 // BenchmarkListFlat measures one list request over real HTTP to the real service (server.Run
-// on FerretDB with SQLite in a child process, or the MongoDB of BENCH_MONGODB_URI; a private
+// on FerretDB with SQLite or PostgreSQL (BENCH_BACKEND) in a child process, or the MongoDB of
+// BENCH_MONGODB_URI; a private
 // redis-server; RS256 tokens), one request at a time, for a customer with 5 conversations and
 // for an admin, in a tenant of each size of BENCH_CONVERSATIONS (default 1000,10000), seeded in
 // bulk. allocs/op counts the allocations of the service and of the benchmark's Go HTTP client;
@@ -49,6 +77,18 @@ func BenchmarkListFlat(b *testing.B) {
 	if err != nil {
 		b.Fatalf("%s: %v", ConversationsEnv, err)
 	}
+	backend := os.Getenv(BackendEnv)
+	pgURL := ""
+	switch backend {
+	case "", "sqlite":
+	case "postgresql":
+		if pgURL = os.Getenv(PostgreSQLURLEnv); pgURL == "" {
+			pgURL = testenv.DefaultPostgreSQLURL
+		}
+	default:
+		b.Fatalf("%s: want sqlite or postgresql, got %q", BackendEnv, backend)
+	}
+	uncached := os.Getenv(UncachedEnv) == "1"
 	var floor []byte
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("conversations=%d", n), func(b *testing.B) {
@@ -56,36 +96,65 @@ func BenchmarkListFlat(b *testing.B) {
 			// On FerretDB with SQLite a list reads the whole collection, which takes longer than
 			// the default bound of one MongoDB operation (5s) from some ten thousand
 			// conversations: let the bound of the request (15s) decide instead.
-			s, err := stack.Start(ctx, stack.Options{MongoURI: os.Getenv("BENCH_MONGODB_URI"), MongoTimeout: 15 * time.Second})
+			s, err := stack.Start(ctx, stack.Options{MongoURI: os.Getenv("BENCH_MONGODB_URI"), PostgreSQLURL: pgURL, MongoTimeout: 15 * time.Second})
+			if errors.Is(err, stack.ErrNoPostgreSQL) {
+				b.Skip(err)
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer s.Close()
 			t0 := time.Now()
 			customers := max(1, n/conversationsPerCustomer)
-			if err := stack.Seed(ctx, s.MongoURI, s.Database, stack.TenantID, stack.Plan{Conversations: n, Customers: customers}); err != nil {
+			plan := stack.Plan{Conversations: n, Customers: customers}
+			if uncached {
+				plan.OpenEvery, plan.Assign = openEvery, true
+			}
+			if err := stack.Seed(ctx, s.MongoURI, s.Database, stack.TenantID, plan); err != nil {
 				b.Fatal(err)
 			}
 			// On stderr: b.Logf of a benchmark that runs sub-benchmarks shows only with -v.
 			fmt.Fprintf(os.Stderr, "listflat: seeded %d conversations of %d customers in %s\n", n, customers, time.Since(t0).Round(time.Second))
+			if pgURL != "" && os.Getenv(PostgreSQLIndexesEnv) == "1" {
+				t0 = time.Now()
+				if err := s.RunPostgreSQL(ctx, "../../deploy/ferretdb/postgresql-indexes.sql"); err != nil {
+					b.Fatal(err)
+				}
+				fmt.Fprintf(os.Stderr, "listflat: deploy/ferretdb/postgresql-indexes.sql ran in %s\n", time.Since(t0).Round(time.Millisecond))
+			}
 
 			custID, custName := stack.Customer(0)
 			adminID, adminName := stack.Admin(0)
-			for _, who := range []struct {
+			type listCase struct {
 				name        string
 				id, display string
 				admin       bool
+				query       string
 				want        int
-			}{
-				{"customer", custID, custName, false, min(conversationsPerCustomer, n)},
-				{"admin", adminID, adminName, true, min(20, n)},
-			} {
+			}
+			cases := []listCase{
+				{"customer", custID, custName, false, "", min(conversationsPerCustomer, n)},
+				{"admin", adminID, adminName, true, "", min(20, n)},
+			}
+			if uncached {
+				// Admin 0 answered conversations 0, 4, 8, ...; conversations 0, 10, 20, ... are open.
+				cases = append(cases,
+					listCase{"admin-open", adminID, adminName, true, "status=open", min(20, (n+openEvery-1)/openEvery)},
+					listCase{"admin-assigned", adminID, adminName, true, "assignee=me", min(20, (n+3)/4)},
+					listCase{"admin-unread", adminID, adminName, true, "unread=true", min(20, n)},
+				)
+			}
+			for _, who := range cases {
 				token, err := s.Issuer.Mint(who.id, who.display, who.admin, 24*time.Hour)
 				if err != nil {
 					b.Fatal(err)
 				}
 				b.Run(who.name, func(b *testing.B) {
-					body := benchGET(b, s.URL+"/api/v1/chat/list", token, func(body []byte) error {
+					url := s.URL + "/api/v1/chat/list"
+					if who.query != "" {
+						url += "?" + who.query
+					}
+					body := benchGET(b, url, token, uncached, func(body []byte) error {
 						if got := strings.Count(string(body), `"subject"`); got != who.want {
 							return fmt.Errorf("%d conversations listed, want %d: %.300s", got, who.want, body)
 						}
@@ -104,13 +173,14 @@ func BenchmarkListFlat(b *testing.B) {
 		}
 		url, stop := serveBytes(b, floor)
 		defer stop()
-		benchGET(b, url, "", nil)
+		benchGET(b, url, "", false, nil)
 	})
 }
 
 // benchGET measures GET url with the tenant header and token, one request at a time on one
-// kept-alive connection, and returns the last body. check, when set, vets the first body.
-func benchGET(b *testing.B, url, token string, check func([]byte) error) []byte {
+// kept-alive connection, and returns the last body. check, when set, vets the first body. With
+// uncached, each request adds its own updated_since (see UncachedEnv).
+func benchGET(b *testing.B, url, token string, uncached bool, check func([]byte) error) []byte {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: time.Minute}
 	defer client.CloseIdleConnections()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
@@ -121,7 +191,20 @@ func benchGET(b *testing.B, url, token string, check func([]byte) error) []byte 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	since := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
 	get := func() []byte {
+		if uncached {
+			since = since.Add(time.Millisecond)
+			u, err := neturl.Parse(url + sep + "updated_since=" + since.Format(time.RFC3339Nano))
+			if err != nil {
+				b.Fatal(err)
+			}
+			req.URL = u
+		}
 		t0 := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {

@@ -2,15 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -57,7 +55,7 @@ func startBackend(ctx context.Context, stderr io.Writer, tmp, name, pgURL string
 		}
 		b.closers = append(b.closers, drop)
 		fb.PostgreSQLURL = dbURL
-		b.where = "PostgreSQL database " + redactURL(dbURL)
+		b.where = "PostgreSQL database " + stack.RedactURL(dbURL)
 	default:
 		return nil, fmt.Errorf("unknown backend %q", name)
 	}
@@ -95,53 +93,19 @@ func (b *backend) dropDatabase(ctx context.Context, database string) error {
 	return nil
 }
 
-// createPostgresDatabase creates a fresh database on the PostgreSQL server of base (whose
-// path names a database to connect to for that) and returns its URL and how to drop it. It
-// returns a skipError when no PostgreSQL answers there.
+// createPostgresDatabase creates a fresh database on the PostgreSQL server of base and returns
+// its URL and how to drop it. It returns a skipError when no PostgreSQL answers there.
 func createPostgresDatabase(ctx context.Context, stderr io.Writer, base string) (string, func(), error) {
-	u, err := url.Parse(base)
+	dbURL, drop, err := stack.CreatePostgreSQLDatabase(ctx, base, "sendload")
+	if errors.Is(err, stack.ErrNoPostgreSQL) {
+		return "", nil, &skipError{reason: err.Error() + " (-postgresql-url)"}
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("-postgresql-url: %w", err)
 	}
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "5432")
-	}
-	c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return "", nil, &skipError{reason: fmt.Sprintf("no PostgreSQL answers at %s (-postgresql-url)", addr)}
-	}
-	_ = c.Close()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return "", nil, &skipError{reason: fmt.Sprintf("PostgreSQL at %s refused the connection: %v", addr, err)}
-	}
-	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	name := fmt.Sprintf("sendload_%d_%d", os.Getpid(), time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", nil, fmt.Errorf("postgresql: create database %s: %w", name, err)
-	}
-	drop := func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(dctx, base)
-		if err == nil {
-			defer func() { _ = c.Close(dctx) }()
-			_, err = c.Exec(dctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	return dbURL, func() {
+		if err := drop(); err != nil {
+			fmt.Fprintln(stderr, err)
 		}
-		if err != nil {
-			fmt.Fprintf(stderr, "postgresql: drop database %s: %v\n", name, err)
-		}
-	}
-	u.Path = "/" + name
-	return u.String(), drop, nil
-}
-
-// redactURL returns u without its password.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
+	}, nil
 }

@@ -25,6 +25,11 @@ type Plan struct {
 	// Messages is how many messages each conversation has, the customer's and an admin's in
 	// turn, the customer's first. Default 3.
 	Messages int
+	// OpenEvery, when above 1, leaves only every OpenEvery-th conversation open (0, k, 2k, ...)
+	// and the others resolved, as in a desk that answers. Default: every one open.
+	OpenEvery int
+	// Assign assigns each conversation to the admin who answers it.
+	Assign bool
 	// Batch is how many conversations are written per insert. Default 1000.
 	Batch int
 	// Progress, when set, is told how many conversations are stored after each batch.
@@ -64,6 +69,13 @@ func (p Plan) conversation(tenantID string, i int) ([]chat.Entry, *chat.Conversa
 	c := &chat.Conversation{
 		Header: chat.Header{ID: conversationID(i), TenantID: tenantID, Subject: fmt.Sprintf("Question %d about my order", i), Customer: customer, CreatedAt: created},
 		State:  chat.State{Status: chat.StatusOpen, UpdatedAt: created},
+	}
+	// Resolved and assigned from the start, so every entry's state and the view agree.
+	if p.OpenEvery > 1 && i%p.OpenEvery != 0 {
+		c.Status = chat.StatusResolved
+	}
+	if p.Assign {
+		c.Assignee = adminID
 	}
 	entries := make([]chat.Entry, 0, p.Messages)
 	for m := range p.Messages {

@@ -57,6 +57,10 @@ type Options struct {
 	// MongoURI, when set, is used instead of a FerretDB child (BENCH_MONGODB_URI in the
 	// programs), with a new database that Close drops unless Database names one.
 	MongoURI string
+	// PostgreSQLURL, when set and MongoURI is not, runs FerretDB with its PostgreSQL backend
+	// on a new database of the PostgreSQL server it names, which Close drops; FerretDB with
+	// SQLite files in a temporary directory otherwise.
+	PostgreSQLURL string
 	// Database is the MongoDB database name. Default "bench".
 	Database string
 	// MongoTimeout is the service's CHAT_MONGODB_TIMEOUT, the bound of one MongoDB operation.
@@ -83,6 +87,8 @@ type Stack struct {
 	Issuer *devissuer.Issuer
 	// MongoURI and Database locate the service's record, for seeding.
 	MongoURI, Database string
+	// PostgreSQLURL is FerretDB's PostgreSQL database with Options.PostgreSQLURL, else "".
+	PostgreSQLURL string
 
 	mu      sync.Mutex
 	closers []func()
@@ -121,7 +127,20 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 	s.onClose(func() { _ = os.RemoveAll(dir) })
 
 	if s.MongoURI == "" {
-		ferret, err := startFerretDB(FerretDBOptions{SQLiteDir: filepath.Join(dir, "ferretdb")})
+		fo := FerretDBOptions{SQLiteDir: filepath.Join(dir, "ferretdb")}
+		if o.PostgreSQLURL != "" {
+			dbURL, drop, err := CreatePostgreSQLDatabase(ctx, o.PostgreSQLURL, "bench")
+			if err != nil {
+				return err
+			}
+			s.onClose(func() {
+				if err := drop(); err != nil {
+					fmt.Fprintln(o.Log, "bench:", err)
+				}
+			})
+			fo.PostgreSQLURL, s.PostgreSQLURL = dbURL, dbURL
+		}
+		ferret, err := startFerretDB(fo)
 		if err != nil {
 			return fmt.Errorf("ferretdb: %w", err)
 		}
