@@ -39,6 +39,8 @@ const (
 	webhookDeliveriesCollection = "webhook_deliveries"
 	webhookQueueCollection      = "webhook_queue"
 	supportChangesCollection    = "support_changes"
+	// The records of the changes made to documents older versions wrote (migrations.go).
+	migrationsCollection = "migrations"
 )
 
 // Options configure Open. Zero values take the defaults.

@@ -60,13 +60,17 @@ type stateDoc struct {
 // conversationDoc is a chat.Conversation in the conversations collection: the view of a
 // conversation's log that lists read.
 type conversationDoc struct {
-	ID        string         `bson:"_id"`
-	TenantID  string         `bson:"tenant_id"`
-	Subject   string         `bson:"subject"`
-	Customer  participantDoc `bson:"customer"`
-	Context   *contextDoc    `bson:"context,omitempty"`
-	CreatedAt time.Time      `bson:"created_at"`
-	State     stateDoc       `bson:",inline"`
+	ID       string         `bson:"_id"`
+	TenantID string         `bson:"tenant_id"`
+	Subject  string         `bson:"subject"`
+	Customer participantDoc `bson:"customer"`
+	// CustomerID repeats Customer.ID at the top level, where FerretDB v1 hands an equality to
+	// its backend (it keeps dotted paths to itself): a customer's list on FerretDB filters on it
+	// (docs/SCALE.md).
+	CustomerID string      `bson:"customer_id"`
+	Context    *contextDoc `bson:"context,omitempty"`
+	CreatedAt  time.Time   `bson:"created_at"`
+	State      stateDoc    `bson:",inline"`
 	// TeamUnread is derived (customer_count > team_read) for the unread filter and its index.
 	TeamUnread bool         `bson:"team_unread"`
 	Latest     []messageDoc `bson:"latest"`
@@ -226,6 +230,7 @@ func toConversationDoc(c *chat.Conversation) *conversationDoc {
 		TenantID:   c.TenantID,
 		Subject:    h.Subject,
 		Customer:   h.Customer,
+		CustomerID: h.Customer.ID,
 		Context:    h.Context,
 		CreatedAt:  h.CreatedAt,
 		State:      toStateDoc(c.State),

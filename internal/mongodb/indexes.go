@@ -97,7 +97,8 @@ func keys(pairs ...any) bson.D {
 // EnsureIndexes creates the indexes the store's queries use; those that exist are left as they
 // are, so it is safe at every start. A server without TTL indexes (FerretDB) is logged and
 // tolerated: NeedsSweep then reports true, and expired idempotency records must be deleted by
-// Store.SweepIdempotency.
+// Store.SweepIdempotency. On FerretDB it also gives older conversation views the fields later
+// versions added (backfillCustomerID).
 func (db *DB) EnsureIndexes(ctx context.Context) error {
 	for _, ix := range indexes() {
 		_, err := db.db.Collection(ix.collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: ix.options(true)})
@@ -115,7 +116,7 @@ func (db *DB) EnsureIndexes(ctx context.Context) error {
 			return wrap("create index "+ix.collection+"."+ix.name, err)
 		}
 	}
-	return nil
+	return db.backfillCustomerID(ctx)
 }
 
 // hasCode reports whether err is a server error with code.

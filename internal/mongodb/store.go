@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -35,6 +36,9 @@ type Store struct {
 	log               *slog.Logger
 	server            *serverKind
 	breaker           *breaker
+	// customerTop is set once every view has customer_id on FerretDB (backfillCustomerID);
+	// until then, and always on MongoDB, a customer's list filters on customer.id.
+	customerTop atomic.Bool
 }
 
 var (

@@ -58,7 +58,7 @@ func (s *Store) AtomicReplace(ctx context.Context) bool { return !s.server.isFer
 func (s *Store) ListConversations(ctx context.Context, tenantID string, f chat.ListFilter, after *chat.Position, limit int) ([]*chat.Conversation, error) {
 	filter := bson.M{"tenant_id": tenantID}
 	if f.CustomerID != "" {
-		filter["customer.id"] = f.CustomerID
+		filter[s.customerField()] = f.CustomerID
 	}
 	if f.Status != "" {
 		filter["status"] = string(f.Status)
@@ -81,6 +81,17 @@ func (s *Store) ListConversations(ctx context.Context, tenantID string, f chat.L
 		}
 	}
 	return s.findConversations(ctx, "list conversations", filter, limit)
+}
+
+// customerField returns the field a customer's list filters on: customer_id on FerretDB once
+// every view has it, which FerretDB v1 hands to its backend as it does every equality on a
+// top-level field (its PostgreSQL backend then returns that customer's few views instead of
+// the whole tenant); customer.id otherwise, the key of MongoDB's index tenant_customer_updated.
+func (s *Store) customerField() string {
+	if s.customerTop.Load() {
+		return "customer_id"
+	}
+	return "customer.id"
 }
 
 // AssignedOpen returns up to limit open conversations of the tenant assigned to adminID, latest

@@ -13,13 +13,14 @@ const viewsCollection = "conversations"
 // lists read, so Seed can insert views in bulk. checkViewDoc compares it with what the store
 // writes on every Seed.
 type viewDoc struct {
-	ID        string       `bson:"_id"`
-	TenantID  string       `bson:"tenant_id"`
-	Subject   string       `bson:"subject"`
-	Customer  participant  `bson:"customer"`
-	Context   *shopContext `bson:"context,omitempty"`
-	CreatedAt time.Time    `bson:"created_at"`
-	State     state        `bson:",inline"`
+	ID         string       `bson:"_id"`
+	TenantID   string       `bson:"tenant_id"`
+	Subject    string       `bson:"subject"`
+	Customer   participant  `bson:"customer"`
+	CustomerID string       `bson:"customer_id"`
+	Context    *shopContext `bson:"context,omitempty"`
+	CreatedAt  time.Time    `bson:"created_at"`
+	State      state        `bson:",inline"`
 	// TeamUnread is derived (customer_count > team_read).
 	TeamUnread bool      `bson:"team_unread"`
 	Latest     []message `bson:"latest"`
@@ -65,11 +66,12 @@ type message struct {
 // toViewDoc returns the view document of c.
 func toViewDoc(c *chat.Conversation) *viewDoc {
 	d := &viewDoc{
-		ID:        c.ID,
-		TenantID:  c.TenantID,
-		Subject:   c.Subject,
-		Customer:  toParticipant(c.Customer),
-		CreatedAt: c.CreatedAt,
+		ID:         c.ID,
+		TenantID:   c.TenantID,
+		Subject:    c.Subject,
+		Customer:   toParticipant(c.Customer),
+		CustomerID: c.Customer.ID,
+		CreatedAt:  c.CreatedAt,
 		State: state{
 			Seq:               c.Seq,
 			Status:            string(c.Status),
