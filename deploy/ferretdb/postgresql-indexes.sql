@@ -6,10 +6,12 @@
 -- table. A GIN index on the same expression answers `@>`. This script creates them, for every
 -- Support Chat database FerretDB keeps in this PostgreSQL database (one schema each), on the
 -- fields the service's queries hand down: _id everywhere (look-ups, and updates and deletes,
--- which FerretDB applies by _id), and the list's keys. FerretDB does not know these indexes:
--- they do not show in listIndexes, and they go with their table when a collection is dropped.
--- Run it once the service has started (its first start creates the collections), again
--- after a collection was dropped; it is idempotent:
+-- which FerretDB applies by _id), and the selective keys of lists. Not tenant_id: FerretDB's
+-- statements are prepared, and a generic plan, not knowing that a tenant is most of a table,
+-- would intersect a customer's few rows with every row of the tenant from such an index.
+-- FerretDB does not know these indexes: they do not show in listIndexes, and they go with
+-- their table when a collection is dropped. Run it once the service has started (its first
+-- start creates the collections), and again after a collection was dropped; it is idempotent:
 --
 --   psql "postgres://user@host:5432/ferretdb" -f deploy/ferretdb/postgresql-indexes.sql
 DO $$
@@ -24,7 +26,7 @@ BEGIN
 				'SELECT %L AS s, _jsonb->>''_id'' AS coll, _jsonb->>''table'' AS tbl FROM %I._ferretdb_database_metadata',
 				db.s, db.s) LOOP
 			FOREACH f IN ARRAY CASE c.coll
-					WHEN 'conversations' THEN ARRAY['_id', 'tenant_id', 'customer_id']
+					WHEN 'conversations' THEN ARRAY['_id', 'customer_id']
 					WHEN 'entries' THEN ARRAY['_id', 'conversation_id']
 					ELSE ARRAY['_id'] END LOOP
 				EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I.%I USING gin ((_jsonb->%L) jsonb_path_ops)',
