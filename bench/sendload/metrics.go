@@ -17,10 +17,25 @@ import (
 // the commands by operation and collection (and outcome).
 const commandMetric = "chat_mongodb_command_duration_seconds"
 
-// commandKey is an (operation, collection) label pair of commandMetric.
-type commandKey struct{ operation, collection string }
+// The other series scraped with commandMetric's counts: the time the service spent, to see
+// where a request's time goes.
+const (
+	redisMetric = "chat_redis_command_duration_seconds"
+	httpMetric  = "chat_http_request_duration_seconds"
+)
+
+// commandKey is an (operation, collection) label pair of commandMetric when metric is "": a
+// count of MongoDB commands. Otherwise it is a series of seconds spent (see timeMetrics).
+type commandKey struct{ metric, operation, collection string }
 
 func (k commandKey) String() string { return k.operation + " " + k.collection }
+
+// The metric field of commandKeys that hold seconds, not MongoDB command counts.
+const (
+	mongoSeconds = "MongoDB"
+	redisSeconds = "Redis"
+	httpSeconds  = "HTTP"
+)
 
 // commandCounts are MongoDB commands by operation and collection.
 type commandCounts map[commandKey]float64
@@ -53,11 +68,24 @@ func (c commandCounts) scaled(f float64) commandCounts {
 	return out
 }
 
-// total returns the sum of c.
+// total returns the sum of c's MongoDB command counts.
 func (c commandCounts) total() float64 {
 	var n float64
-	for _, v := range c {
-		n += v
+	for k, v := range c {
+		if k.metric == "" {
+			n += v
+		}
+	}
+	return n
+}
+
+// seconds returns the sum of c's series of seconds of metric.
+func (c commandCounts) seconds(metric string) float64 {
+	var n float64
+	for k, v := range c {
+		if k.metric == metric {
+			n += v
+		}
 	}
 	return n
 }
@@ -106,21 +134,38 @@ func (r *replica) commands(ctx context.Context) (commandCounts, error) {
 }
 
 // parseCommandCounts reads the Prometheus text exposition format and sums the _count samples
-// of commandMetric by their operation and collection labels.
+// of commandMetric by their operation and collection labels; and the _sum samples of it, of
+// redisMetric by command and of httpMetric by method and route, as seconds spent.
 func parseCommandCounts(r io.Reader) (commandCounts, error) {
 	out := commandCounts{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), commandMetric+"_count{")
-		if !ok {
+		line := sc.Text()
+		var key func(map[string]string) commandKey
+		var rest string
+		for _, m := range []struct {
+			prefix string
+			key    func(map[string]string) commandKey
+		}{
+			{commandMetric + "_count{", func(l map[string]string) commandKey { return commandKey{"", l["operation"], l["collection"]} }},
+			{commandMetric + "_sum{", func(l map[string]string) commandKey { return commandKey{mongoSeconds, l["operation"], l["collection"]} }},
+			{redisMetric + "_sum{", func(l map[string]string) commandKey { return commandKey{redisSeconds, l["command"], ""} }},
+			{httpMetric + "_sum{", func(l map[string]string) commandKey { return commandKey{httpSeconds, l["method"], l["route"]} }},
+		} {
+			if r, ok := strings.CutPrefix(line, m.prefix); ok {
+				key, rest = m.key, r
+				break
+			}
+		}
+		if key == nil {
 			continue
 		}
 		labels, value, err := parseSample(rest)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", sc.Text(), err)
+			return nil, fmt.Errorf("%s: %w", line, err)
 		}
-		out[commandKey{labels["operation"], labels["collection"]}] += value
+		out[key(labels)] += value
 	}
 	return out, sc.Err()
 }

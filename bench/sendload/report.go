@@ -80,6 +80,7 @@ func report(w io.Writer, backend string, builds []*build, p params, r *results) 
 		}
 	}
 	commandTable(w, oldB, newB, p, r)
+	timeTable(w, oldB, newB, p, r)
 	notes(w, oldB, newB, p, r)
 }
 
@@ -100,10 +101,43 @@ func commandTable(w io.Writer, oldB, newB string, p params, r *results) {
 			all.add(o)
 			all.add(n)
 			for _, k := range all.keys() {
+				if k.metric != "" {
+					continue
+				}
 				if math.Abs(o[k]) < 0.005 && math.Abs(n[k]) < 0.005 {
 					continue
 				}
 				fmt.Fprintf(w, "| | %s | %.2f | %.2f |\n", k, o[k], n[k])
+			}
+		}
+	}
+}
+
+// timeTable prints where the service's time per request went: the time its handlers took, and
+// the MongoDB commands' and Redis commands' round trips by operation (these may overlap, and
+// some of them run after the answer or in the background, which is subtracted like the counts).
+func timeTable(w io.Writer, oldB, newB string, p params, r *results) {
+	fmt.Fprintln(w, "\nServer-side time per request, ms (the `_sum` of chat_http_request_duration_seconds, chat_mongodb_command_duration_seconds and chat_redis_command_duration_seconds of every replica, after minus before, background subtracted, divided by the requests):")
+	fmt.Fprintln(w, "\n| request | series | old | new |")
+	fmt.Fprintln(w, "|---|---|---:|---:|")
+	for _, sc := range p.scenarios {
+		for _, name := range r.names(sc, oldB) {
+			o, n := r.merged(sc, oldB, name).perRequest(), r.merged(sc, newB, name).perRequest()
+			if o == nil && n == nil {
+				continue
+			}
+			fmt.Fprintf(w, "| **%s: %s** | | | |\n", scenarioTitle(sc), name)
+			all := commandCounts{}
+			all.add(o)
+			all.add(n)
+			for _, metric := range []string{httpSeconds, mongoSeconds, redisSeconds} {
+				fmt.Fprintf(w, "| | **%s, all** | **%.2f** | **%.2f** |\n", metric, 1000*o.seconds(metric), 1000*n.seconds(metric))
+				for _, k := range all.keys() {
+					if k.metric != metric || (math.Abs(o[k]) < 0.00001 && math.Abs(n[k]) < 0.00001) {
+						continue
+					}
+					fmt.Fprintf(w, "| | %s %s | %.2f | %.2f |\n", metric, k, 1000*o[k], 1000*n[k])
+				}
 			}
 		}
 	}
