@@ -90,25 +90,30 @@ func commandTable(w io.Writer, oldB, newB string, p params, r *results) {
 	fmt.Fprintln(w, "\nMongoDB commands per request (the `_count` of chat_mongodb_command_duration_seconds of every replica, after minus before, background subtracted, divided by the requests):")
 	fmt.Fprintln(w, "\n| request | operation collection | old | new |")
 	fmt.Fprintln(w, "|---|---|---:|---:|")
+	eachMeasured(oldB, newB, p, r, func(title string, o, n, all commandCounts) {
+		fmt.Fprintf(w, "| **%s** | **total** | **%.2f** | **%.2f** |\n", title, o.total(), n.total())
+		for _, k := range all.keys() {
+			if k.metric != "" || (math.Abs(o[k]) < 0.005 && math.Abs(n[k]) < 0.005) {
+				continue
+			}
+			fmt.Fprintf(w, "| | %s | %.2f | %.2f |\n", k, o[k], n[k])
+		}
+	})
+}
+
+// eachMeasured calls f with the title of every series that counted MongoDB commands, its
+// counts per request of the old and the new build, and both together.
+func eachMeasured(oldB, newB string, p params, r *results, f func(title string, o, n, all commandCounts)) {
 	for _, sc := range p.scenarios {
 		for _, name := range r.names(sc, oldB) {
 			o, n := r.merged(sc, oldB, name).perRequest(), r.merged(sc, newB, name).perRequest()
 			if o == nil && n == nil {
 				continue
 			}
-			fmt.Fprintf(w, "| **%s: %s** | **total** | **%.2f** | **%.2f** |\n", scenarioTitle(sc), name, o.total(), n.total())
 			all := commandCounts{}
 			all.add(o)
 			all.add(n)
-			for _, k := range all.keys() {
-				if k.metric != "" {
-					continue
-				}
-				if math.Abs(o[k]) < 0.005 && math.Abs(n[k]) < 0.005 {
-					continue
-				}
-				fmt.Fprintf(w, "| | %s | %.2f | %.2f |\n", k, o[k], n[k])
-			}
+			f(scenarioTitle(sc)+": "+name, o, n, all)
 		}
 	}
 }
@@ -120,27 +125,18 @@ func timeTable(w io.Writer, oldB, newB string, p params, r *results) {
 	fmt.Fprintln(w, "\nServer-side time per request, ms (the `_sum` of chat_http_request_duration_seconds, chat_mongodb_command_duration_seconds and chat_redis_command_duration_seconds of every replica, after minus before, background subtracted, divided by the requests):")
 	fmt.Fprintln(w, "\n| request | series | old | new |")
 	fmt.Fprintln(w, "|---|---|---:|---:|")
-	for _, sc := range p.scenarios {
-		for _, name := range r.names(sc, oldB) {
-			o, n := r.merged(sc, oldB, name).perRequest(), r.merged(sc, newB, name).perRequest()
-			if o == nil && n == nil {
-				continue
-			}
-			fmt.Fprintf(w, "| **%s: %s** | | | |\n", scenarioTitle(sc), name)
-			all := commandCounts{}
-			all.add(o)
-			all.add(n)
-			for _, metric := range []string{httpSeconds, mongoSeconds, redisSeconds} {
-				fmt.Fprintf(w, "| | **%s, all** | **%.2f** | **%.2f** |\n", metric, 1000*o.seconds(metric), 1000*n.seconds(metric))
-				for _, k := range all.keys() {
-					if k.metric != metric || (math.Abs(o[k]) < 0.00001 && math.Abs(n[k]) < 0.00001) {
-						continue
-					}
-					fmt.Fprintf(w, "| | %s %s | %.2f | %.2f |\n", metric, k, 1000*o[k], 1000*n[k])
+	eachMeasured(oldB, newB, p, r, func(title string, o, n, all commandCounts) {
+		fmt.Fprintf(w, "| **%s** | | | |\n", title)
+		for _, metric := range []string{httpSeconds, mongoSeconds, redisSeconds} {
+			fmt.Fprintf(w, "| | **%s, all** | **%.2f** | **%.2f** |\n", metric, 1000*o.seconds(metric), 1000*n.seconds(metric))
+			for _, k := range all.keys() {
+				if k.metric != metric || (math.Abs(o[k]) < 0.00001 && math.Abs(n[k]) < 0.00001) {
+					continue
 				}
+				fmt.Fprintf(w, "| | %s %s | %.2f | %.2f |\n", metric, k, 1000*o[k], 1000*n[k])
 			}
 		}
-	}
+	})
 }
 
 // notes prints the background correction, the checks of what was stored and, with several
