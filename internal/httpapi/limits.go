@@ -121,13 +121,23 @@ func setRateLimitFields(h http.Header, d limits.Decision) {
 	if p.Off() {
 		return
 	}
+	// Built with appends, not fmt: every allowed request sets both fields.
+	policy := strconv.AppendQuote(make([]byte, 0, 48), string(p.Name))
+	policy = append(policy, ";q="...)
+	policy = strconv.AppendInt(policy, int64(p.Quota), 10)
+	state := strconv.AppendQuote(make([]byte, 0, 48), string(p.Name))
+	state = append(state, ";r="...)
+	state = strconv.AppendInt(state, int64(d.Remaining), 10)
 	if p.Window == 0 {
-		h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;qu=\"concurrent-requests\"", p.Name, p.Quota))
-		h.Set("RateLimit", fmt.Sprintf("%q;r=%d", p.Name, d.Remaining))
-		return
+		policy = append(policy, `;qu="concurrent-requests"`...)
+	} else {
+		policy = append(policy, ";w="...)
+		policy = strconv.AppendInt(policy, int64(ceilSeconds(p.Window)), 10)
+		state = append(state, ";t="...)
+		state = strconv.AppendInt(state, int64(ceilSeconds(d.Reset)), 10)
 	}
-	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", p.Name, p.Quota, ceilSeconds(p.Window)))
-	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", p.Name, d.Remaining, ceilSeconds(d.Reset)))
+	h["Ratelimit-Policy"] = []string{string(policy)}
+	h["Ratelimit"] = []string{string(state)}
 }
 
 // ceilSeconds returns d in whole seconds, rounded up, at least 1.

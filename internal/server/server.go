@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/supportchat/supportchat/internal/auth"
 	"github.com/supportchat/supportchat/internal/cache"
@@ -175,7 +174,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
 		_ = db.Close(cctx)
 	}()
 
-	rdb, streamRDB, err := openRedis(cfg, tp, metrics)
+	rdb, streamRDB, err := openRedis(cfg, tel, metrics)
 	if err != nil {
 		return err
 	}
@@ -368,18 +367,21 @@ func httpServer(ctx context.Context, log *slog.Logger, handler http.Handler) *ht
 	}
 }
 
-// openRedis returns the Redis client of the service, traced and measured, and a second one
+// openRedis returns the Redis client of the service, measured and, with tracing on, traced
+// (with tracing off the hook would only make spans nobody records), and a second one
 // for the event streams' blocking reads, one connection per tenant with open streams on this
 // replica: a pool of their own, so they never starve ordinary commands. Neither connects yet:
 // Redis may be down at start-up, and the service works without it.
-func openRedis(cfg config.Config, tp trace.TracerProvider, metrics *telemetry.Metrics) (rdb, streamRDB redis.UniversalClient, err error) {
+func openRedis(cfg config.Config, tel *telemetry.Telemetry, metrics *telemetry.Metrics) (rdb, streamRDB redis.UniversalClient, err error) {
 	rdb, err = redisconn.Open(cfg.RedisURL, redisconn.Options{Mode: cfg.RedisMode})
 	if err != nil {
 		return nil, nil, fmt.Errorf("redis: %w", err)
 	}
-	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tp), redisotel.WithDBStatement(false)); err != nil {
-		_ = rdb.Close()
-		return nil, nil, fmt.Errorf("redis tracing: %w", err)
+	if tel.Enabled() {
+		if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tel.TracerProvider()), redisotel.WithDBStatement(false)); err != nil {
+			_ = rdb.Close()
+			return nil, nil, fmt.Errorf("redis tracing: %w", err)
+		}
 	}
 	rdb.AddHook(metrics.RedisHook())
 	streamRDB, err = redisconn.Open(cfg.RedisURL, redisconn.Options{Mode: cfg.RedisMode, PoolSize: streamReaderPool})
