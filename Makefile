@@ -133,8 +133,9 @@ cover:
 clean:
 	rm -rf bin .tools coverage.out
 
-## bench-list: GET /chat/list at the highest rate 32 clients reach, against a bare-Gin ceiling
-## serving the same bytes (bench/listload; flags: go run ./bench/listload -h). bench/RESULTS.md.
+## bench-list: GET /chat/list at the highest rate 32 wrk connections reach (wrk in its own
+## process; Debian: apt-get install wrk), limits off and on, against a bare-Gin ceiling serving
+## the same bytes, in one run (bench/listload; flags: go run ./bench/listload -h). bench/RESULTS.md.
 bench-list:
 	go run ./bench/listload
 
