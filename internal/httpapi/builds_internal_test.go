@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,5 +67,19 @@ func TestSharedBuildsRunOncePerKey(t *testing.T) {
 	// sharing there would be 21 builds.
 	if n := runs.Load(); n < 2 || n > 4 {
 		t.Errorf("%d builds for 21 requests of two keys, want 2 (a straggler or two at most)", n)
+	}
+}
+
+// TestASharedBuildThatPanicsFailsItsRequests: the build runs outside the request's goroutine,
+// where the recovery middleware cannot catch a panic; it must fail the requests, not the
+// process.
+func TestASharedBuildThatPanicsFailsItsRequests(t *testing.T) {
+	var b builds
+	_, err := b.share(context.Background(), "k", func(context.Context) ([]byte, error) { panic("boom") })
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("a panicking build returned %v, want an error naming the panic", err)
+	}
+	if v, err := b.share(context.Background(), "k", func(context.Context) ([]byte, error) { return []byte("ok"), nil }); err != nil || string(v) != "ok" {
+		t.Fatalf("the next build of the key = %q, %v; want ok", v, err)
 	}
 }

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -167,7 +169,14 @@ const buildTimeout = 15 * time.Second
 
 // share returns what build returns for key, built once for all concurrent callers.
 func (b *builds) share(ctx context.Context, key string, build func(context.Context) ([]byte, error)) ([]byte, error) {
-	ch := b.group.DoChan(key, func() (any, error) {
+	ch := b.group.DoChan(key, func() (v any, err error) {
+		// The build runs on singleflight's goroutine, out of reach of the recovery middleware:
+		// a panic there would end the process, so it becomes this request's 500 instead.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("list build panicked: %v\n%s", r, debug.Stack())
+			}
+		}()
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), buildTimeout)
 		defer cancel()
 		return build(bctx)
