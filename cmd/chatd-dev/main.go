@@ -17,24 +17,30 @@ import (
 	"os/signal"
 	"syscall"
 	_ "time/tzdata"
+
+	"github.com/supportchat/supportchat/internal/server"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	// Logs go to stderr so the tokens and curl stay readable on stdout.
+	logs := server.NewProcessLog(os.Stderr)
+	server.SetProcessGlobals(logs.Logger)
+	err := run(ctx, os.Args[1:], os.Getenv, logs, os.Stdout, os.Stderr)
 	stop()
+	_ = logs.Close()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "chatd-dev:", err)
 		os.Exit(1)
 	}
 }
 
-// run starts the stack and serves until ctx ends.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run starts the stack and serves until ctx ends; the service logs to logs.
+func run(ctx context.Context, args []string, getenv func(string) string, logs *server.ProcessLog, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
-		return fmt.Errorf("chatd-dev takes no arguments; configure it with CHAT_* variables (see README)")
+		return fmt.Errorf("chatd-dev takes no arguments; configure it with CHAT_* variables (docs/OPERATIONS.md)")
 	}
-	s := &stack{getenv: getenv, stdout: stdout, stderr: stderr}
+	s := &stack{getenv: getenv, logs: logs, stdout: stdout, stderr: stderr}
 	defer s.Close()
 	return s.Run(ctx)
 }

@@ -45,6 +45,8 @@ const defaultWebhookAllowedNetworks = "127.0.0.0/8,::1/128"
 type stack struct {
 	getenv         func(string) string
 	stdout, stderr io.Writer
+	// logs is the process's log (nil: the service logs to stderr on its own).
+	logs *server.ProcessLog
 	// now is the service's clock (server.Options.Now); nil is the real one.
 	now func() time.Time
 
@@ -83,8 +85,14 @@ func (s *stack) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	var log *slog.Logger
+	if s.logs != nil {
+		s.logs.Level.Set(cfg.LogLevel)
+		log = s.logs.Logger
+	}
 	seeded := make(chan error, 1)
 	runErr := server.Run(ctx, cfg, server.Options{
+		Logger:        log,
 		Version:       "dev",
 		Getenv:        getenv,
 		Stdout:        s.stderr, // logs go to stderr so the tokens and curl stay readable on stdout

@@ -25,8 +25,11 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	logs := server.NewProcessLog(os.Stdout)
+	server.SetProcessGlobals(logs.Logger)
+	err := run(ctx, os.Args[1:], os.Getenv, logs, os.Stdout, os.Stderr)
 	stop()
+	_ = logs.Close()
 	os.Exit(exitCode(err, os.Stderr))
 }
 
@@ -36,15 +39,16 @@ var errUsage = errors.New(`usage: chatd serve | chatd tenants validate DIR | cha
 // errInvalid reports that validation found problems, already printed.
 var errInvalid = errors.New("invalid tenant files")
 
-// run is chatd: it parses args and runs one subcommand until ctx ends.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run is chatd: it parses args and runs one subcommand until ctx ends; the service logs to logs.
+func run(ctx context.Context, args []string, getenv func(string) string, logs *server.ProcessLog, stdout, stderr io.Writer) error {
 	switch {
 	case len(args) == 1 && args[0] == "serve":
 		cfg, err := config.Load(getenv)
 		if err != nil {
 			return fmt.Errorf("configuration:\n%w", err)
 		}
-		return server.Run(ctx, cfg, server.Options{Version: version, Getenv: getenv, Stdout: stdout})
+		logs.Level.Set(cfg.LogLevel)
+		return server.Run(ctx, cfg, server.Options{Version: version, Getenv: getenv, Logger: logs.Logger})
 	case len(args) == 3 && args[0] == "tenants" && args[1] == "validate":
 		return validateTenants(args[2], stdout, stderr) //nolint:gosec // len(args) == 3 above
 	case len(args) == 1 && args[0] == "version":

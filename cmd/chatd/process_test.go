@@ -2,15 +2,20 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/supportchat/supportchat/internal/server"
 )
 
 // asChatdEnv names the variable that makes this test binary run main() instead of the tests:
@@ -22,7 +27,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asChatdEnv) == "1" {
 		main() // exits
 	}
+	gin.SetMode(gin.ReleaseMode) // as main sets it
 	os.Exit(m.Run())
+}
+
+// runChatd is run with a process log on stdout, as main runs it.
+func runChatd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	logs := server.NewProcessLog(stdout)
+	defer func() { _ = logs.Close() }()
+	return run(ctx, args, getenv, logs, stdout, stderr)
 }
 
 // chatd is a `chatd serve` child process.

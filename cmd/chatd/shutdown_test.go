@@ -156,6 +156,44 @@ type attempt struct {
 // streams are open, with MongoDB slowed down so that writes are in flight. chatd stops
 // accepting, ends the streams, finishes every request it had read (each answers 201), exits 0
 // well within CHAT_SHUTDOWN_TIMEOUT, and every acknowledged message is in MongoDB afterwards.
+// TestRedisLinesAreLogLines runs chatd as main does, which sets go-redis's logger for the
+// process: with Redis down, the Redis client's complaints are JSON lines of the service's log
+// on stdout, not plain text on stderr.
+func TestRedisLinesAreLogLines(t *testing.T) {
+	const tenantID = "redis-shop"
+	uri, database := testenv.MustMongo(t)
+	rds := testenv.StartRedis(t)
+	iss := testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, tenantID+".yaml"), []byte(tenantYAML(tenantID, iss.URL())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startChatd(t, processEnv(uri, database, rds.URL(), dir))
+	base := "http://" + p.addr(t)
+	rds.Stop(t)
+	token := iss.Token(t, "cust-1", false)
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(p.stdout.String(), `"msg":"redis client"`); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no redis client line in the log 60s after Redis stopped\n%s", p.logs())
+		}
+		// Requests make the client dial.
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", base+"/api/v1/chat/list", nil)
+		req.Header.Set("X-Tenant-ID", tenantID)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("list with Redis down = %d", resp.StatusCode)
+		}
+	}
+	if strings.Contains(p.stderr.String(), "redis:") {
+		t.Errorf("the Redis client wrote plain text to stderr:\n%s", p.stderr)
+	}
+}
+
 func TestSIGTERMUnderLoad(t *testing.T) {
 	const shutdownTimeout = 60 * time.Second
 	// inFlight is how long before SIGTERM a request must have been written to count as read

@@ -37,7 +37,7 @@ func TestServesTheWidgetButNoDemoPages(t *testing.T) {
 	var logs syncBuffer
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, io.Discard)
+		errc <- runChatd(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, io.Discard)
 	}()
 	defer func() {
 		cancel()

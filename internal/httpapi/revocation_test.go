@@ -26,7 +26,7 @@ func (s *stack) editTenant(tb testing.TB, id, from, to string) {
 		tb.Fatalf("tenant file %s does not contain %q", id, from)
 	}
 	writeFile(tb, path, strings.Replace(string(b), from, to, 1))
-	if res := s.tenants.Reload(); len(res.Invalid) > 0 || res.Err != nil {
+	if res := s.reloadTenants(); len(res.Invalid) > 0 || res.Err != nil {
 		tb.Fatalf("reload after editing %s: invalid %v, error %v", id, res.Invalid, res.Err)
 	}
 }
@@ -80,7 +80,7 @@ func TestOpenStreamsEndWhenTheirTokenIsNoLongerAccepted(t *testing.T) {
 			if err := os.Remove(filepath.Join(s.tenantsDir, shop+".yaml")); err != nil {
 				t.Fatal(err)
 			}
-			if res := s.tenants.Reload(); len(res.Removed) != 1 {
+			if res := s.reloadTenants(); len(res.Removed) != 1 {
 				t.Fatalf("reload removed %v, want [%s]", res.Removed, shop)
 			}
 		}, http.StatusNotFound},

@@ -19,27 +19,23 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/supportchat/supportchat/internal/auth"
-	"github.com/supportchat/supportchat/internal/cache"
 	"github.com/supportchat/supportchat/internal/chat"
+	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/convlog"
 	"github.com/supportchat/supportchat/internal/events"
-	"github.com/supportchat/supportchat/internal/httpapi"
 	"github.com/supportchat/supportchat/internal/idempotency"
 	"github.com/supportchat/supportchat/internal/limits"
 	"github.com/supportchat/supportchat/internal/mongodb"
-	"github.com/supportchat/supportchat/internal/netguard"
-	"github.com/supportchat/supportchat/internal/presence"
-	"github.com/supportchat/supportchat/internal/redisconn"
+	"github.com/supportchat/supportchat/internal/server"
 	"github.com/supportchat/supportchat/internal/telemetry"
 	"github.com/supportchat/supportchat/internal/tenant"
 	"github.com/supportchat/supportchat/internal/testenv"
-	"github.com/supportchat/supportchat/internal/webhook"
 )
 
 // The two tenants of every test: their files differ in the admin claim, hours and settings.
@@ -73,7 +69,9 @@ type stack struct {
 	api     *testenv.OpenAPI
 	metrics *telemetry.Metrics
 	limiter *limits.Limiter
-	// tenants, mongoURI, database and redisMode are what a replica of the stack shares with it.
+	// group, tenantsDir, mongoURI, database and redisMode are what a replica of the stack shares
+	// with it; tenants are its own replica's.
+	group     *stackGroup
 	redisMode string
 	tenants   *tenant.Registry
 	// tenantsDir holds the tenant files of tenants.
@@ -170,10 +168,11 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	ctx := context.Background()
 	s := &stack{t: t, clock: testenv.NewClock(start), issuers: map[string]*testenv.Issuer{}}
 	if r := o.replicaOf; r != nil {
-		s.clock, s.issuers, s.tenants, s.tenantsDir, s.redis, s.redisMode = r.clock, r.issuers, r.tenants, r.tenantsDir, r.redis, r.redisMode
+		s.clock, s.issuers, s.group, s.tenantsDir, s.redis, s.redisMode = r.clock, r.issuers, r.group, r.tenantsDir, r.redis, r.redisMode
 		s.mongoURI, s.database = r.mongoURI, r.database
 	} else {
-		s.tenants, s.tenantsDir = newTenants(t, s.issuers, o.tenantYAML, o.boundTenants)
+		s.tenantsDir = t.TempDir()
+		s.group = &stackGroup{want: writeTenants(t, s.tenantsDir, s.issuers, o.tenantYAML, o.boundTenants)}
 		if o.cluster {
 			s.redis, s.redisMode = testenv.StartRedisCluster(t), "cluster"
 		} else {
@@ -197,15 +196,6 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	if o.proxied {
 		uri, s.proxy = testenv.ProxyMongo(t, s.mongoURI)
 	}
-	db, err := mongodb.Open(ctx, uri, s.database, mongodb.Options{Timeout: 30 * time.Second, Now: s.clock.Now, Monitor: o.monitor})
-	if err != nil {
-		t.Fatalf("mongodb.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close(context.Background()) })
-	if err := db.EnsureIndexes(ctx); err != nil {
-		t.Fatalf("EnsureIndexes: %v", err)
-	}
-	s.store = db.Store()
 	raw, err := mongo.Connect(options.Client().ApplyURI(s.mongoURI))
 	if err != nil {
 		t.Fatalf("mongo.Connect: %v", err)
@@ -213,96 +203,118 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	t.Cleanup(func() { _ = raw.Disconnect(context.Background()) })
 	s.raw = raw.Database(s.database)
 
-	// A healthy Redis that a loaded machine slows down must not trip the breaker (which would
-	// make presence read offline and drop events): a wide timeout, and the production breaker
-	// window. Tests that stop Redis see refused connections at once, and poll for its return.
-	s.rdb, err = redisconn.Open(s.redis.URL(), redisconn.Options{Timeout: 10 * time.Second, Mode: s.redisMode})
-	if err != nil {
-		t.Fatalf("redisconn.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = s.rdb.Close() })
-
-	var logStore convlog.Store = s.store
-	if o.store != nil {
-		logStore = o.store(s.store)
-	}
-	var listStore chat.Store = s.store
-	if o.listStore != nil {
-		listStore = o.listStore(s.store)
-	}
-	var idem idempotency.Store = s.store
-	if o.idempotency != nil {
-		idem = o.idempotency(s.store)
-	}
-	cacheTTL := time.Nanosecond
+	cfg := s.config(uri, o.limits)
+	cacheTTL := time.Nanosecond // tests see every settings change at once
 	if o.productionCaches {
 		cacheTTL = 0 // the defaults
 	}
-	s.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{TenantLabel: true, Version: "test"})
-	bus := events.NewBus(s.rdb, httpapi.RenderEvent, events.BusOptions{Logger: debugLogger(), Observer: s.metrics})
-	s.hub = events.NewHub(bus, events.HubOptions{Block: time.Second, Buffer: o.eventBuffer, Logger: debugLogger()})
-	t.Cleanup(s.hub.Close)
-	lists := cache.New(s.rdb, cache.Options{Observer: s.metrics, Now: s.clock.Now})
-	s.log = convlog.New(convlog.Deps{Store: logStore, Events: bus, Caches: lists, Now: s.clock.Now, Logger: debugLogger(), Observer: s.metrics, RelayGrace: o.relayGrace, Lease: redisconn.NewLease(s.rdb)})
+	logger := debugLogger()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	// The service as production assembles it (server.New), with the test's clock, ids and
+	// store wrappers, and no background loops but the log's relay: a test drives the support
+	// clock, presence sweeps and reloads itself.
+	app, err := server.New(ctx, cfg, server.Options{
+		Version:      "test",
+		Getenv:       func(k string) string { return map[string]string{"OTEL_SDK_DISABLED": "true"}[k] },
+		Logger:       logger,
+		Now:          s.clock.Now,
+		NewID:        randomID,
+		MongoMonitor: o.monitor,
+		Wrap:         server.StoreWrappers{Log: o.store, Lists: o.listStore, Idempotency: o.idempotency},
+		Webhooks:     server.WebhookTuning{Off: true},
+		Tuning: server.Tuning{
+			CacheTTL:      cacheTTL,
+			RelayGrace:    o.relayGrace,
+			Heartbeat:     o.heartbeat,
+			StreamRecheck: o.streamRecheck,
+			StreamMaxAge:  o.streamMaxAge,
+			EventBlock:    time.Second,
+			EventBuffer:   o.eventBuffer,
+			// A healthy Redis that a loaded machine slows down must not trip the breaker
+			// (which would make presence read offline and drop events): a wide timeout.
+			// Tests that stop Redis see refused connections at once, and poll for its return.
+			RedisTimeout:   10 * time.Second,
+			RequestTimeout: time.Minute,
+		},
+	})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	t.Cleanup(app.Close)
+	if err := app.DB.EnsureIndexes(ctx); err != nil {
+		t.Fatalf("EnsureIndexes: %v", err)
+	}
+	if got := app.Tenants.Status().Loaded; got != s.group.want {
+		t.Fatalf("tenants: loaded %d, want %d", got, s.group.want)
+	}
+	s.group.tenants = append(s.group.tenants, app.Tenants)
+	s.tenants, s.store, s.rdb, s.hub, s.log, s.svc = app.Tenants, app.Store, app.Redis, app.Hub, app.Log, app.Chat
+	s.metrics, s.limiter, s.handler = app.Metrics, app.Limiter, app.Handler
 	relayCtx, stopRelay := context.WithCancel(context.WithValue(context.Background(), relayKey{}, true))
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); s.log.Run(relayCtx) }()
 	t.Cleanup(func() { stopRelay(); <-relayDone })
-	team := presence.New(s.rdb, s.clock.Now)
-	s.svc = chat.NewService(chat.Deps{
-		Log:          s.log,
-		Store:        listStore,
-		Settings:     s.store,
-		Admins:       s.store,
-		Presence:     team,
-		SupportClock: team,
-		SupportLog:   s.store,
-		Tenants:      s.tenants,
-		Now:          s.clock.Now,
-		NewID:        randomID,
-		PresenceTTL:  time.Minute,
-		SettingsTTL:  cacheTTL,
-		StatsTTL:     cacheTTL,
-		Logger:       debugLogger(),
-		Events:       bus,
-		Invalidator:  lists,
-		Caches:       s.metrics,
-	})
-	// Fetching a local issuer's keys may take seconds under -race on a loaded machine; a tenant
-	// whose issuer is down (down-shop) is refused at once whatever the bound.
-	verifier := auth.New(auth.Options{Timeout: 10 * time.Second})
-	s.limiter = limits.New(s.rdb, o.limits, limits.Options{Now: s.clock.Now, Logger: debugLogger(), Observer: s.metrics})
-	t.Cleanup(s.limiter.Close)
-	keeper := idempotency.NewKeeper(idem, 24*time.Hour, s.clock.Now, func() string { return randomID() + randomID() })
-	handler := httpapi.New(httpapi.Deps{
-		Chat:           s.svc,
-		Tenants:        s.tenants,
-		Authenticator:  verifier,
-		Idempotency:    keeper,
-		Observer:       s.metrics,
-		Cache:          lists,
-		SupportTTL:     cacheTTL,
-		Now:            s.clock.Now,
-		Events:         s.hub,
-		Streams:        s.metrics,
-		Heartbeat:      o.heartbeat,
-		StreamRecheck:  o.streamRecheck,
-		StreamMaxAge:   o.streamMaxAge,
-		Logger:         debugLogger(),
-		RequestTimeout: time.Minute,
-		Limits:         s.limiter,
-		// Loopback is allowed, as chatd-dev allows it, so tests may register local receivers.
-		Webhooks: webhook.NewService(s.store, webhook.Targets{Allowed: netguard.Loopback}, s.clock.Now),
-		Ready: []httpapi.ReadyCheck{
-			{Name: "mongodb", Critical: true, Check: db.Ping},
-			{Name: "redis", Check: func(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }},
-		},
-	})
-	s.handler = handler
-	s.srv = httptest.NewServer(handler)
+	s.srv = httptest.NewServer(s.handler)
 	t.Cleanup(s.srv.Close)
 	s.api = testenv.LoadOpenAPI(t, s.srv.URL)
 	return s
+}
+
+// config returns the configuration of the stack on the MongoDB at uri, with the limits lim
+// (zero: all off) and every other value chatd's default but for wider timeouts, issuers and
+// webhook receivers allowed on loopback (as chatd-dev allows them), and a presence TTL of a
+// minute.
+func (s *stack) config(uri string, lim limits.Config) config.Config {
+	s.t.Helper()
+	env := map[string]string{
+		"CHAT_MONGODB_URI":              uri,
+		"CHAT_MONGODB_DATABASE":         s.database,
+		"CHAT_MONGODB_TIMEOUT":          "30s",
+		"CHAT_REDIS_URL":                s.redis.URL(),
+		"CHAT_REDIS_MODE":               s.redisMode,
+		"CHAT_TENANTS_DIR":              s.tenantsDir,
+		"CHAT_PRESENCE_TTL":             "1m",
+		"CHAT_OIDC_TIMEOUT":             "10s", // fetching a local issuer's keys may take seconds under -race
+		"CHAT_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
+		"CHAT_LOG_LEVEL":                "debug",
+	}
+	if env["CHAT_REDIS_MODE"] == "" {
+		env["CHAT_REDIS_MODE"] = "single"
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		s.t.Fatalf("config: %v", err)
+	}
+	cfg.Limits = config.Limits{
+		RequestsPerMinute:       lim.RequestsPerMinute,
+		WritesPerMinute:         lim.WritesPerMinute,
+		EventStreams:            lim.EventStreams,
+		TenantRequestsPerSecond: lim.TenantRequestsPerSecond,
+		TenantEventStreams:      lim.TenantEventStreams,
+	}
+	cfg.MaxEventStreams = lim.ReplicaEventStreams
+	return cfg
+}
+
+// stackGroup is what a stack shares with its replicas: the number of tenant files, and every
+// replica's registry of them.
+type stackGroup struct {
+	want    int
+	tenants []*tenant.Registry
+}
+
+// reloadTenants reloads the tenant files on every replica of s's group, as each replica's file
+// watcher does, and returns s's result.
+func (s *stack) reloadTenants() tenant.ReloadResult {
+	var res tenant.ReloadResult
+	for _, r := range s.group.tenants {
+		if got := r.Reload(); r == s.tenants {
+			res = got
+		}
+	}
+	return res
 }
 
 // relayKey marks the context of the stack's relay, so that fault injection can tell the relay
@@ -328,14 +340,13 @@ func (s *stack) entries(tb testing.TB) *mongo.Collection {
 	return s.raw.Collection("entries")
 }
 
-// newTenants writes the tests' tenant files, with a local issuer per tenant put in issuers,
-// and loads them; extra is appended to the files by tenant id, and bound adds the tenants of
-// writeBoundTenants. It returns the tenants and their folder.
-func newTenants(t testing.TB, issuers map[string]*testenv.Issuer, extra map[string]string, bound bool) (*tenant.Registry, string) {
+// writeTenants writes the tests' tenant files into dir, with a local issuer per tenant put in
+// issuers; extra is appended to the files by tenant id, and bound adds the tenants of
+// writeBoundTenants. It returns how many tenants it wrote.
+func writeTenants(t testing.TB, dir string, issuers map[string]*testenv.Issuer, extra map[string]string, bound bool) int {
 	t.Helper()
 	issuers[shop] = testenv.NewIssuer(t, "support-chat", "roles", "support_admin")
 	issuers[outdoor] = testenv.NewIssuer(t, "support-chat", "realm_access.roles", "chat-agent")
-	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, shop+".yaml"), fmt.Sprintf(tenantFile, shop, "Demo Shop", issuers[shop].URL(), "roles", "support_admin", "Demo Shop", false, berlinHours)+"hosts: [support.demo-shop.example]\nweb:\n  allowed_origins: [https://www.demo-shop.example]\n"+extra[shop])
 	writeFile(t, filepath.Join(dir, outdoor+".yaml"), fmt.Sprintf(tenantFile, outdoor, "Acme Outdoor", issuers[outdoor].URL(), "realm_access.roles", "chat-agent", "Acme Outdoor", true, "")+extra[outdoor])
 	// A tenant whose issuer is down: nothing listens on its port.
@@ -344,11 +355,7 @@ func newTenants(t testing.TB, issuers map[string]*testenv.Issuer, extra map[stri
 	if bound {
 		want += writeBoundTenants(t, dir, issuers)
 	}
-	tenants := tenant.NewRegistry(dir, tenant.Options{})
-	if res := tenants.Reload(); res.Loaded != want || len(res.Invalid) > 0 {
-		t.Fatalf("tenants: loaded %d, invalid %v", res.Loaded, res.Invalid)
-	}
-	return tenants, dir
+	return want
 }
 
 func writeFile(t testing.TB, path, content string) {
@@ -530,6 +537,7 @@ func (s *stack) validate(req *http.Request, resp *http.Response, body []byte) {
 }
 
 func TestMain(m *testing.M) {
+	gin.SetMode(gin.ReleaseMode) // as chatd's main sets it
 	openapi3filter.RegisterBodyDecoder("application/problem+json", openapi3filter.JSONBodyDecoder)
 	os.Exit(m.Run())
 }

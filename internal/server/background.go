@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"log/slog"
 	"maps"
 	"os"
 	"os/signal"
@@ -10,13 +9,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/supportchat/supportchat/internal/chat"
-	"github.com/supportchat/supportchat/internal/config"
-	"github.com/supportchat/supportchat/internal/convlog"
-	"github.com/supportchat/supportchat/internal/events"
-	"github.com/supportchat/supportchat/internal/mongodb"
-	"github.com/supportchat/supportchat/internal/tenant"
 )
 
 // Sweeping expired idempotency records on servers without TTL indexes: how often, and how
@@ -38,91 +30,154 @@ const (
 // retried (see events.Bus.Flush).
 const lostEventsInterval = 2 * time.Second
 
-// background runs the service's housekeeping until ctx ends: the log's relay of pending
-// entries, the resync of lost events, index builds until they succeed, the tenant file watch,
-// SIGHUP reloads, the support clock (with the tenants whose files changed), the presence
-// sweep, and the sweep of expired idempotency records where the server has no TTL indexes.
-func background(ctx context.Context, log *slog.Logger, cfg config.Config, db *mongodb.DB, tenants *tenant.Registry, changed *tenantChanges, svc *chat.Service, convs *convlog.Log, bus *events.Bus, signals <-chan os.Signal) {
+// indexRetryInterval is how often the indexes are built again until MongoDB answers.
+const indexRetryInterval = 5 * time.Second
+
+// Loop is one of the service's background jobs.
+type Loop struct {
+	// Name says what it does, in tests and logs.
+	Name string
+	// Run does it until ctx ends.
+	Run func(ctx context.Context)
+}
+
+// Loops returns the service's background jobs, each independent of the others:
+//   - "tenant watch" reloads the tenant files when they change;
+//   - "tenant reload on SIGHUP" reloads them when the process is told to;
+//   - "log relay" finishes the log's pending entries (convlog.Log.Run);
+//   - "indexes" builds the MongoDB indexes, again until it succeeds;
+//   - "idempotency expiry" deletes expired Idempotency-Key records where MongoDB has no TTL
+//     indexes (FerretDB);
+//   - "lost events" tells event streams to resync after events that could not be published;
+//   - "presence sweep" marks admins offline whose heartbeats stopped;
+//   - "support clock" announces support blocks that change with the clock or a tenant file;
+//   - "webhooks" delivers webhook events (unless Options.Webhooks.Off).
+func (s *Service) Loops() []Loop {
+	loops := []Loop{
+		{"tenant watch", s.watchTenants},
+		{"tenant reload on SIGHUP", s.reloadOnSignal},
+		{"log relay", s.Log.Run},
+		{"indexes", s.buildIndexes},
+		{"idempotency expiry", s.expireIdempotency},
+		{"lost events", s.resyncLostEvents},
+		{"presence sweep", s.sweepPresence},
+		{"support clock", s.runSupportClock},
+	}
+	if s.hooks != nil {
+		loops = append(loops, Loop{"webhooks", s.hooks.Run})
+	}
+	return loops
+}
+
+// start runs each of loops in a goroutine of its own until ctx ends, and returns a function
+// that waits until all have returned.
+func (s *Service) start(ctx context.Context, loops []Loop) (wait func()) {
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Go(func() { l.Run(ctx) })
+	}
+	return wg.Wait
+}
+
+// watchTenants reloads the tenant files whenever they change.
+func (s *Service) watchTenants(ctx context.Context) {
+	if err := s.Tenants.Watch(ctx); err != nil {
+		s.Logger.Error("tenant watch stopped; SIGHUP still reloads", "error", err)
+	}
+}
+
+// reloadOnSignal reloads the tenant files on every SIGHUP (Options.Signals, or the process's
+// own when that is nil).
+func (s *Service) reloadOnSignal(ctx context.Context) {
+	signals := s.signals
 	if signals == nil {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGHUP)
 		defer signal.Stop(ch)
 		signals = ch
 	}
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		if err := tenants.Watch(ctx); err != nil {
-			log.Error("tenant watch stopped; SIGHUP still reloads", "error", err)
-		}
-	}()
-	defer func() { <-watchDone }()
-	relayDone := make(chan struct{})
-	go func() {
-		defer close(relayDone)
-		convs.Run(ctx)
-	}()
-	defer func() { <-relayDone }()
-
-	indexed := ensureIndexes(ctx, log, db)
-	sweep := time.NewTicker(sweepInterval(cfg.PresenceTTL))
-	defer sweep.Stop()
-	retry := time.NewTicker(5 * time.Second)
-	defer retry.Stop()
-	expired := time.NewTicker(idempotencySweepInterval)
-	defer expired.Stop()
-	lostEvents := time.NewTicker(lostEventsInterval)
-	defer lostEvents.Stop()
-	clockDone := make(chan struct{})
-	go func() {
-		defer close(clockDone)
-		supportClock(ctx, log, tenants, changed, svc)
-	}()
-	defer func() { <-clockDone }()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-signals:
-			res := tenants.Reload()
-			log.Info("tenants reloaded on SIGHUP", "loaded", res.Loaded, "invalid", len(res.Invalid))
-		case <-retry.C:
-			if !indexed {
-				indexed = ensureIndexes(ctx, log, db)
-			}
-		case <-expired.C:
-			if !indexed || !db.NeedsSweep() {
-				continue
-			}
-			if n, err := db.Store().SweepIdempotency(ctx, time.Now(), idempotencySweepBatch); err != nil {
-				log.Warn("sweeping expired idempotency records", "error", err)
-			} else if n > 0 {
-				log.Debug("expired idempotency records deleted", "count", n)
-			}
-		case <-lostEvents.C:
-			if n := bus.Flush(ctx); n > 0 {
-				log.Info("event streams told to resync after lost events", "tenants", n)
-			}
-		case <-sweep.C:
-			if n, err := svc.SweepPresence(ctx); err != nil {
-				log.Debug("presence sweep", "error", err)
-			} else if n > 0 {
-				log.Info("admins lapsed offline", "count", n)
-			}
+			res := s.Tenants.Reload()
+			s.Logger.Info("tenants reloaded on SIGHUP", "loaded", res.Loaded, "invalid", len(res.Invalid))
 		}
 	}
 }
 
-// ensureIndexes builds the MongoDB indexes, reporting whether it succeeded; the service keeps
-// running (and unready answers come from /readyz) while MongoDB is unreachable.
-func ensureIndexes(ctx context.Context, log *slog.Logger, db *mongodb.DB) bool {
-	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := db.EnsureIndexes(ictx); err != nil {
-		log.Warn("mongodb indexes not ensured yet; retrying", "error", err)
-		return false
+// buildIndexes builds the MongoDB indexes, every indexRetryInterval until it succeeds; the
+// service keeps running (and /readyz answers unready) while MongoDB is unreachable.
+func (s *Service) buildIndexes(ctx context.Context) {
+	retry := time.NewTicker(indexRetryInterval)
+	defer retry.Stop()
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := s.DB.EnsureIndexes(ictx)
+		cancel()
+		if err == nil {
+			s.indexed.Store(true)
+			return
+		}
+		s.Logger.Warn("mongodb indexes not ensured yet; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-retry.C:
+		}
 	}
-	return true
+}
+
+// expireIdempotency deletes expired Idempotency-Key records every idempotencySweepInterval,
+// at most idempotencySweepBatch at a time, on servers without TTL indexes, once the indexes
+// are built.
+func (s *Service) expireIdempotency(ctx context.Context) {
+	every(ctx, idempotencySweepInterval, func() {
+		if !s.indexed.Load() || !s.DB.NeedsSweep() {
+			return
+		}
+		if n, err := s.Store.SweepIdempotency(ctx, time.Now(), idempotencySweepBatch); err != nil {
+			s.Logger.Warn("sweeping expired idempotency records", "error", err)
+		} else if n > 0 {
+			s.Logger.Debug("expired idempotency records deleted", "count", n)
+		}
+	})
+}
+
+// resyncLostEvents retries, every lostEventsInterval, the resync entries of events that could
+// not be published (events.Bus.Flush).
+func (s *Service) resyncLostEvents(ctx context.Context) {
+	every(ctx, lostEventsInterval, func() {
+		if n := s.bus.Flush(ctx); n > 0 {
+			s.Logger.Info("event streams told to resync after lost events", "tenants", n)
+		}
+	})
+}
+
+// sweepPresence marks admins offline whose heartbeats stopped, every sixth of the presence TTL.
+func (s *Service) sweepPresence(ctx context.Context) {
+	every(ctx, sweepInterval(s.cfg.PresenceTTL), func() {
+		if n, err := s.Chat.SweepPresence(ctx); err != nil {
+			s.Logger.Debug("presence sweep", "error", err)
+		} else if n > 0 {
+			s.Logger.Info("admins lapsed offline", "count", n)
+		}
+	})
+}
+
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
 }
 
 // sweepInterval is how often lapsed admins are looked for: a fraction of the presence TTL.
@@ -133,11 +188,12 @@ func sweepInterval(ttl time.Duration) time.Duration {
 	return time.Second
 }
 
-// supportClock runs the support clock until ctx ends, in a goroutine of its own so that many
+// runSupportClock runs the support clock until ctx ends, in a loop of its own so that many
 // tenants due at once (a time zone's opening hour) hold up nothing else: the due sweep every
 // supportSweepInterval, the reconcile pass every supportReconcileInterval (and at once), and
 // the tenants whose files changed or were removed.
-func supportClock(ctx context.Context, log *slog.Logger, tenants *tenant.Registry, changed *tenantChanges, svc *chat.Service) {
+func (s *Service) runSupportClock(ctx context.Context) {
+	log, tenants, changed, svc := s.Logger, s.Tenants, s.changed, s.Chat
 	due := time.NewTicker(supportSweepInterval)
 	defer due.Stop()
 	reconcile := time.NewTimer(0)

@@ -1,13 +1,11 @@
-// Package server assembles Support Chat from its configuration (MongoDB, Redis, tenants, OIDC,
-// telemetry, the HTTP API) and runs it until its context ends. cmd/chatd and cmd/chatd-dev are
-// thin shells around Run.
+// Package server is Support Chat's composition root: New assembles the service from its
+// configuration (MongoDB, Redis, tenants, OIDC, telemetry, the HTTP API), Loops are its
+// background jobs, and Run serves it until its context ends. cmd/chatd and cmd/chatd-dev are
+// thin shells around Run; tests assemble the service through New or Run too.
 package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,28 +15,17 @@ import (
 	"os"
 	"time"
 
-	"github.com/redis/go-redis/extra/redisotel/v9"
-	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/propagation"
+	"github.com/gin-gonic/gin"
+	"go.mongodb.org/mongo-driver/v2/event"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/supportchat/supportchat/internal/auth"
-	"github.com/supportchat/supportchat/internal/cache"
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/convlog"
-	"github.com/supportchat/supportchat/internal/events"
-	"github.com/supportchat/supportchat/internal/httpapi"
 	"github.com/supportchat/supportchat/internal/idempotency"
-	"github.com/supportchat/supportchat/internal/limits"
-	"github.com/supportchat/supportchat/internal/mongodb"
-	"github.com/supportchat/supportchat/internal/netguard"
-	"github.com/supportchat/supportchat/internal/presence"
 	"github.com/supportchat/supportchat/internal/redisconn"
 	"github.com/supportchat/supportchat/internal/telemetry"
 	"github.com/supportchat/supportchat/internal/tenant"
-	"github.com/supportchat/supportchat/internal/webhook"
 )
 
 // ServiceName names the service in traces and logs.
@@ -61,7 +48,7 @@ type Options struct {
 	Version string
 	// Getenv reads the OTEL_* variables (os.Getenv in production).
 	Getenv func(string) string
-	// Stdout receives the JSON log lines.
+	// Stdout receives the JSON log lines when Logger is nil.
 	Stdout io.Writer
 	// RewriteTenant adjusts every tenant loaded from files (chatd-dev points issuers at its
 	// local development issuers); nil in production.
@@ -75,12 +62,63 @@ type Options struct {
 	SpanExporter sdktrace.SpanExporter
 	// Signals reports SIGHUP to reload tenants; nil installs the process's own handler.
 	Signals <-chan os.Signal
-	// Now is the clock of the chat service, its caches, presence and the support clock
-	// (time.Now in production; tests move it to business hours' edges). Tokens are checked
-	// against the real time.
+	// Now is the clock of the chat service, its caches, presence, the support clock and the
+	// expiry of Idempotency-Key records (time.Now in production; tests move it to business
+	// hours' edges). Tokens and limits are checked against the real time.
 	Now func() time.Time
 	// Webhooks tunes the webhook workers; zero values take the defaults (tests shorten them).
 	Webhooks WebhookTuning
+	// Logger is the service's logger; nil makes one that writes JSON lines to Stdout at
+	// cfg.LogLevel. The binaries make theirs in main, where the process's globals are set.
+	Logger *slog.Logger
+	// NewID makes the ids of conversations, messages and Idempotency-Key records (12 random
+	// bytes as hex in production).
+	NewID func() string
+	// Wrap wraps the stores the service reads and writes through (tests inject faults).
+	Wrap StoreWrappers
+	// MongoMonitor observes the MongoDB commands besides the service's own tracing and
+	// metrics (tests count round trips).
+	MongoMonitor *event.CommandMonitor
+	// Tuning shortens what tests wait for; zero values take the production defaults.
+	Tuning Tuning
+}
+
+// StoreWrappers wrap the stores of the service; nil ones leave a store as it is.
+type StoreWrappers struct {
+	// Log wraps the conversation log's store (entries and views).
+	Log func(convlog.Store) convlog.Store
+	// Lists wraps the store of lists and history.
+	Lists func(chat.Store) chat.Store
+	// Idempotency wraps the store of Idempotency-Key records.
+	Idempotency func(idempotency.Store) idempotency.Store
+}
+
+// wrapped returns wrap(s), or s when wrap is nil.
+func wrapped[T any](wrap func(T) T, s T) T {
+	if wrap == nil {
+		return s
+	}
+	return wrap(s)
+}
+
+// Tuning is what tests change of the service's timings; zero values take the defaults.
+type Tuning struct {
+	// CacheTTL is how long a replica keeps a tenant's settings, reply statistics and support
+	// block (the defaults of chat.Deps and httpapi.Deps).
+	CacheTTL time.Duration
+	// RelayGrace is how long the log's relay leaves an entry to its writer
+	// (convlog.DefaultRelayGrace).
+	RelayGrace time.Duration
+	// Heartbeat, StreamRecheck and StreamMaxAge tune the event streams (httpapi.Deps); the
+	// default max age is the verifier's key set max age.
+	Heartbeat, StreamRecheck, StreamMaxAge time.Duration
+	// EventBlock and EventBuffer tune the event hub (events.HubOptions).
+	EventBlock  time.Duration
+	EventBuffer int
+	// RequestTimeout bounds one API request (httpapi.Deps).
+	RequestTimeout time.Duration
+	// RedisTimeout bounds dialling Redis and each read and write (redisconn.Options).
+	RedisTimeout time.Duration
 }
 
 // WebhookTuning is what tests change of the webhook workers.
@@ -104,205 +142,53 @@ type Addrs struct {
 }
 
 // NewLogger returns the service's JSON logger on w at level.
-func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
+func NewLogger(w io.Writer, level slog.Leveler) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// Run serves the API on cfg.Addr and the metrics on cfg.MetricsAddr until ctx ends, then shuts
-// down in order: stop taking requests and finish in-flight ones (bounded by cfg.ShutdownTimeout),
-// stop serving metrics, flush telemetry, close MongoDB and Redis. It returns nil after a clean shutdown.
-func Run(ctx context.Context, cfg config.Config, o Options) (err error) {
-	if o.Getenv == nil {
-		o.Getenv = os.Getenv
-	}
-	if o.Stdout == nil {
-		o.Stdout = os.Stdout
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	// Lines go out in batches while the service is busy (telemetry.LogWriter); the last
-	// deferred call writes what is left.
-	lines := telemetry.NewLogWriter(o.Stdout)
-	defer func() { _ = lines.Close() }()
-	log := NewLogger(lines, cfg.LogLevel)
-	log.InfoContext(ctx, "starting", "version", o.Version, "config", cfg.String())
-	// go-redis prints its own lines (a pool that cannot dial) as plain text unless given a
-	// logger; it takes one per process, not per client.
+// ProcessLog is a process's log: JSON lines, written in batches while the service is busy
+// (telemetry.LogWriter), at Level, which main sets once it has loaded the configuration.
+type ProcessLog struct {
+	*slog.Logger
+	Level *slog.LevelVar
+	lines *telemetry.LogWriter
+}
+
+// NewProcessLog returns a process log writing to w, at level info until Level is set.
+func NewProcessLog(w io.Writer) *ProcessLog {
+	l := &ProcessLog{Level: new(slog.LevelVar), lines: telemetry.NewLogWriter(w)}
+	l.Logger = NewLogger(l.lines, l.Level)
+	return l
+}
+
+// Close writes the lines still pending; later lines are written at once.
+func (l *ProcessLog) Close() error { return l.lines.Close() }
+
+// SetProcessGlobals sets what gin and go-redis keep per process rather than per value: gin's
+// release mode, and go-redis's logger, which sends its own lines (a pool that cannot dial)
+// through log at most every redisLogInterval instead of printing plain text. The binaries'
+// main calls it once.
+func SetProcessGlobals(log *slog.Logger) {
+	gin.SetMode(gin.ReleaseMode)
 	redisconn.SetLogger(redisconn.NewLogger(log, redisLogInterval, time.Now))
+}
 
-	tel, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: ServiceName, Version: o.Version, Getenv: o.Getenv, Exporter: o.SpanExporter})
-	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if serr := tel.Shutdown(sctx); serr != nil {
-			log.Warn("telemetry shutdown", "error", serr)
-		}
-	}()
-	tp := tel.TracerProvider()
-	metrics := telemetry.NewMetrics(telemetry.MetricsOptions{TenantLabel: cfg.MetricsTenantLabel, Version: o.Version})
-
-	// Tenants whose files changed have their support blocks announced by the background loop.
-	changed := newTenantChanges()
-	tenants := tenant.NewRegistry(cfg.TenantsDir, tenant.Options{
-		Logger:  log,
-		Rewrite: o.RewriteTenant,
-		OnReload: func(r tenant.ReloadResult) {
-			metrics.TenantReload(r.Err == nil && len(r.Invalid) == 0, r.Loaded, len(r.Invalid))
-			metrics.TenantsChanged(r.Added, r.Removed)
-			changed.add(r.Changed, r.Removed)
-		},
-	})
-	if res := tenants.Reload(); res.Err != nil {
-		log.ErrorContext(ctx, "tenants not loaded", "dir", cfg.TenantsDir, "error", res.Err)
-	}
-
-	db, err := mongodb.Open(ctx, cfg.MongoURI, cfg.MongoDatabase, mongodb.Options{
-		Timeout: cfg.MongoTimeout,
-		Monitor: telemetry.NewMongoMonitor(tp, metrics),
-		Logger:  log,
-	})
-	if err != nil {
-		return fmt.Errorf("mongodb: %w", err)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = db.Close(cctx)
-	}()
-
-	rdb, streamRDB, err := openRedis(cfg, tel, metrics)
+// Run assembles the service (New), runs its background loops and serves the API on cfg.Addr
+// and the metrics on cfg.MetricsAddr until ctx ends, then shuts down in order: stop taking
+// requests and finish in-flight ones (bounded by cfg.ShutdownTimeout), stop serving metrics,
+// stop the loops, flush telemetry, close MongoDB and Redis. It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg config.Config, o Options) error {
+	s, err := New(ctx, cfg, o)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = rdb.Close() }() // closing on the way out: nothing to do about a failure
-	defer func() { _ = streamRDB.Close() }()
-	bus := events.NewBus(rdb, httpapi.RenderEvent, events.BusOptions{Logger: log, Observer: metrics})
-	hub := events.NewHub(events.NewBus(streamRDB, httpapi.RenderEvent, events.BusOptions{Logger: log}), events.HubOptions{Logger: log})
-	localBytes := cfg.CacheLocalBytes
-	if localBytes == 0 {
-		localBytes = -1 // CHAT_CACHE_LOCAL_BYTES=0: no in-process layer
-	}
-	lists := cache.New(rdb, cache.Options{Observer: metrics, LocalBytes: localBytes, Now: o.Now})
-
-	store := db.Store()
-	lease := redisconn.NewLease(rdb)
-	convs := convlog.New(convlog.Deps{
-		Store:    store,
-		Events:   bus,
-		Caches:   lists,
-		Logger:   log,
-		Observer: metrics,
-		Lease:    lease,
-		Now:      o.Now,
-	})
-	team := presence.New(rdb, o.Now)
-	svc := chat.NewService(chat.Deps{
-		Log:          convs,
-		Store:        store,
-		Settings:     store,
-		Admins:       store,
-		Presence:     team,
-		SupportClock: team,
-		SupportLog:   store,
-		Events:       bus,
-		Invalidator:  lists,
-		Tenants:      tenants,
-		Now:          o.Now,
-		NewID:        newID,
-		PresenceTTL:  cfg.PresenceTTL,
-		Logger:       log,
-		Caches:       metrics,
-	})
-	verifier := auth.New(auth.Options{
-		// Every connection to an issuer is checked as it is made: public addresses only, the
-		// operator's allowed networks, and loopback for an issuer configured on loopback.
-		HTTPClient: &http.Client{Transport: otelhttp.NewTransport(netguard.New(cfg.IssuerAllowedNetworks).Transport(), otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(tel.Propagator()))},
-		Timeout:    cfg.OIDCTimeout,
-		Logger:     log,
-		Observer:   metrics,
-	})
-	keeper := idempotency.NewKeeper(store, cfg.IdempotencyTTL, o.Now, func() string { return newID() + newID() })
-	// Limits count in Redis across replicas; each replica limits on its own while Redis is down.
-	// The limiter's lease refresher lives until Close, not until ctx ends.
-	limiter := limits.New(rdb, limits.Config{ //nolint:contextcheck // see above
-		RequestsPerMinute:       cfg.Limits.RequestsPerMinute,
-		WritesPerMinute:         cfg.Limits.WritesPerMinute,
-		EventStreams:            cfg.Limits.EventStreams,
-		TenantRequestsPerSecond: cfg.Limits.TenantRequestsPerSecond,
-		TenantEventStreams:      cfg.Limits.TenantEventStreams,
-		ReplicaEventStreams:     cfg.MaxEventStreams,
-	}, limits.Options{Logger: log, Observer: metrics})
-	defer limiter.Close()
-
-	// Handlers and middleware run under each request's context, not under ctx.
-	handler := httpapi.New(httpapi.Deps{ //nolint:contextcheck // see above
-		Chat:          svc,
-		Tenants:       tenants,
-		Authenticator: verifier,
-		Idempotency:   keeper,
-		Ready:         readiness(db, tenants, rdb, metrics),
-		Observer:      metrics,
-		Middleware:    tracing(tel), //nolint:contextcheck // request contexts, as above
-		Cache:         lists,
-		Events:        hub,
-		Streams:       metrics,
-		StreamMaxAge:  verifier.KeysMaxAge(),
-		Logger:        log,
-		MaxBodyBytes:  cfg.MaxBodyBytes,
-		Limits:        limiter,
-		Now:           o.Now,
-		Webhooks:      webhook.NewService(store, webhook.Targets{Allowed: cfg.WebhookAllowedNetworks}, o.Now),
-	})
-	hooks := webhook.NewWorkers(webhook.Options{
-		Store:   store,
-		Sources: []webhook.Source{convs, store.SupportChanges()},
-		Render: func(e chat.Event) (json.RawMessage, error) {
-			p, err := httpapi.RenderEvent(e)
-			return p.Admin, err
-		},
-		Lease:    lease,
-		Observer: metrics,
-		Logger:   log,
-		Now:      o.Now,
-		// Every connection to a receiver is checked as it is made (netguard).
-		Allowed: cfg.WebhookAllowedNetworks,
-		// Traced, but no trace context goes to a receiver: it is not ours.
-		Transport: func(rt http.RoundTripper) http.RoundTripper {
-			return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()))
-		},
-		Timeout:  cfg.WebhookTimeout,
-		Schedule: o.Webhooks.Schedule,
-		Poll:     o.Webhooks.Poll,
-		LeaseTTL: o.Webhooks.LeaseTTL,
-	})
-
-	bg, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		background(bg, log, cfg, db, tenants, changed, svc, convs, bus, o.Signals)
-	}()
-	defer func() { stopBackground(); <-done }()
-	hooksDone := make(chan struct{})
-	go func() {
-		defer close(hooksDone)
-		if !o.Webhooks.Off {
-			hooks.Run(bg)
-		}
-	}()
-	defer func() { stopBackground(); <-hooksDone }()
-
+	defer s.Close()
+	bg, stopLoops := context.WithCancel(ctx)
+	loopsDone := s.start(bg, s.Loops())
+	defer func() { stopLoops(); loopsDone() }()
 	// Shutdown waits for in-flight requests; event streams end at once, cleanly, and their
 	// clients reconnect to another replica with their Last-Event-ID.
-	if o.Handler != nil {
-		handler = o.Handler(handler)
-	}
-	return serve(ctx, log, cfg, o, handler, metrics.Handler(), hub.Close, func() int { return tenants.Status().Loaded })
+	return serve(ctx, s.Logger, cfg, o, s.Handler, s.Metrics.Handler(), s.Hub.Close, func() int { return s.Tenants.Status().Loaded })
 }
 
 // serve runs the API server on cfg.Addr and the metrics server on cfg.MetricsAddr until ctx
@@ -365,36 +251,4 @@ func httpServer(ctx context.Context, log *slog.Logger, handler http.Handler) *ht
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-}
-
-// openRedis returns the Redis client of the service, measured and, with tracing on, traced
-// (with tracing off the hook would only make spans nobody records), and a second one
-// for the event streams' blocking reads, one connection per tenant with open streams on this
-// replica: a pool of their own, so they never starve ordinary commands. Neither connects yet:
-// Redis may be down at start-up, and the service works without it.
-func openRedis(cfg config.Config, tel *telemetry.Telemetry, metrics *telemetry.Metrics) (rdb, streamRDB redis.UniversalClient, err error) {
-	rdb, err = redisconn.Open(cfg.RedisURL, redisconn.Options{Mode: cfg.RedisMode})
-	if err != nil {
-		return nil, nil, fmt.Errorf("redis: %w", err)
-	}
-	if tel.Enabled() {
-		if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tel.TracerProvider()), redisotel.WithDBStatement(false)); err != nil {
-			_ = rdb.Close()
-			return nil, nil, fmt.Errorf("redis tracing: %w", err)
-		}
-	}
-	rdb.AddHook(metrics.RedisHook())
-	streamRDB, err = redisconn.Open(cfg.RedisURL, redisconn.Options{Mode: cfg.RedisMode, PoolSize: streamReaderPool})
-	if err != nil {
-		_ = rdb.Close()
-		return nil, nil, fmt.Errorf("redis: %w", err)
-	}
-	return rdb, streamRDB, nil
-}
-
-// newID returns 12 random bytes as 24 hex digits, the id format of conversations and messages.
-func newID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
