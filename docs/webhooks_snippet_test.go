@@ -49,16 +49,16 @@ func verifyWebhook(secret string, h http.Header, body []byte, now time.Time) err
 	return errors.New("no valid signature")
 }
 
-// TestREADMEWebhookSnippetIsTheTestedOne fails when the receiver's snippet in README.md
-// differs from verifyWebhook above, which TestREADMEWebhookSnippetVerifies runs.
-func TestREADMEWebhookSnippetIsTheTestedOne(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+// TestWebhookSnippetIsTheTestedOne fails when the receiver's snippet in docs/WEBHOOKS.md
+// differs from verifyWebhook above, which TestWebhookSnippetVerifies runs.
+func TestWebhookSnippetIsTheTestedOne(t *testing.T) {
+	readme, err := os.ReadFile("WEBHOOKS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile("(?s)```go\n(// verifyWebhook .*?)```").FindSubmatch(readme)
 	if m == nil {
-		t.Fatal("README.md shows no ```go block starting with // verifyWebhook: has its form changed?")
+		t.Fatal("WEBHOOKS.md shows no ```go block starting with // verifyWebhook: has its form changed?")
 	}
 	src, err := os.ReadFile("webhooks_snippet_test.go")
 	if err != nil {
@@ -76,13 +76,13 @@ func TestREADMEWebhookSnippetIsTheTestedOne(t *testing.T) {
 		}
 	}
 	if string(m[1]) != here {
-		t.Errorf("README.md's verifyWebhook differs from the tested one in docs/webhooks_snippet_test.go:\nREADME:\n%s\ntested:\n%s", m[1], here)
+		t.Errorf("WEBHOOKS.md's verifyWebhook differs from the tested one in docs/webhooks_snippet_test.go:\nWEBHOOKS.md:\n%s\ntested:\n%s", m[1], here)
 	}
 }
 
-// TestREADMEWebhookSnippetVerifies checks the README's receiver accepts what webhook.Sign
+// TestWebhookSnippetVerifies checks the documented receiver accepts what webhook.Sign
 // signs, with either secret during a rotation, and refuses anything else.
-func TestREADMEWebhookSnippetVerifies(t *testing.T) {
+func TestWebhookSnippetVerifies(t *testing.T) {
 	current, previous, other := webhook.NewSecret(), webhook.NewSecret(), webhook.NewSecret()
 	sent := time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)
 	body := []byte(`{"type":"message.created","timestamp":"2026-11-25T11:00:00.000Z","data":{}}`)

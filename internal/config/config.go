@@ -102,7 +102,7 @@ type Var struct {
 	Secret  bool
 }
 
-// Vars returns every variable Load reads, in the order the README documents them.
+// Vars returns every variable Load reads, in the order docs/OPERATIONS.md documents them.
 func Vars() []Var {
 	return []Var{
 		{"CHAT_ADDR", ":8080", "listen address of the API, /healthz and /readyz", false},

@@ -112,9 +112,9 @@ func TestLoadRedisMode(t *testing.T) {
 	}
 }
 
-// TestREADMEConfigTable keeps the README's variable table equal to Vars.
-func TestREADMEConfigTable(t *testing.T) {
-	raw, err := os.ReadFile("../../README.md")
+// TestConfigTable keeps docs/OPERATIONS.md's variable table equal to Vars.
+func TestConfigTable(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/OPERATIONS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestREADMEConfigTable(t *testing.T) {
 	start := strings.Index(readme, "<!-- config-table:start -->")
 	end := strings.Index(readme, "<!-- config-table:end -->")
 	if start < 0 || end < start {
-		t.Fatal("README.md lacks the config-table markers")
+		t.Fatal("docs/OPERATIONS.md lacks the config-table markers")
 	}
 	var want strings.Builder
 	want.WriteString("| variable | default | what it sets |\n|---|---|---|\n")
@@ -135,7 +135,7 @@ func TestREADMEConfigTable(t *testing.T) {
 	}
 	got := strings.TrimSpace(readme[start+len("<!-- config-table:start -->") : end])
 	if got != strings.TrimSpace(want.String()) {
-		t.Errorf("README.md configuration table is out of date; want:\n%s", want.String())
+		t.Errorf("docs/OPERATIONS.md configuration table is out of date; want:\n%s", want.String())
 	}
 }
 

@@ -44,7 +44,7 @@ type problemKind struct {
 	title  string
 }
 
-// Problem kinds. These and the chat codes below are the API's whole error vocabulary; README and
+// Problem kinds. These and the chat codes below are the API's whole error vocabulary; docs/API.md and
 // api/openapi.yaml list the same slugs.
 var (
 	kindTenantNotFound     = problemKind{http.StatusNotFound, "tenant-not-found", "Unknown tenant"}

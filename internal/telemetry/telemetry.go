@@ -61,42 +61,13 @@ type Telemetry struct {
 	propagator propagation.TextMapPropagator
 }
 
-// Setup builds the service's tracing from the standard OpenTelemetry environment variables. The
-// tracer provider it returns is meant to be passed explicitly (otelgin.WithTracerProvider,
-// otelhttp.WithTracerProvider, redisotel.WithTracerProvider, NewMongoMonitor); Setup installs
-// no global provider or propagator, so tests can run several set-ups side by side.
-//
-// Tracing is off when OTEL_SDK_DISABLED is "true" (any case), or when neither
-// OTEL_EXPORTER_OTLP_ENDPOINT nor OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set and Options.Exporter is
-// nil. Off means a no-op tracer provider: no exporter, no span processor, no background goroutine;
-// incoming trace context still propagates, so logs keep the caller's trace id.
-//
-// Variables read through Options.Getenv:
-//   - OTEL_SDK_DISABLED: "true" turns tracing off.
-//   - OTEL_EXPORTER_OTLP_ENDPOINT: the collector's base URL, e.g. http://otel-collector:4317 for
-//     gRPC or http://otel-collector:4318 for HTTP (where /v1/traces is appended). A URL with scheme
-//     http is sent without TLS, https with TLS.
-//   - OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: the traces URL, used as is; it wins over the base URL.
-//   - OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL (the latter wins): "grpc" or
-//     "http/protobuf". The default is "http/protobuf", as the OpenTelemetry specification says;
-//     a collector on the gRPC port 4317 needs "grpc" (the Helm chart sets it).
-//   - OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG: always_on, always_off, traceidratio,
-//     parentbased_always_on (the default), parentbased_always_off, parentbased_traceidratio; the
-//     argument is the ratio in [0, 1], default 1.
-//   - OTEL_SERVICE_NAME: service.name.
-//   - OTEL_RESOURCE_ATTRIBUTES: extra resource attributes, key1=value1,key2=value2 (values
-//     percent-decoded), e.g. deployment.environment.name=prod,k8s.pod.name=chatd-0.
-//
-// Variables the OpenTelemetry SDK and exporter read from the process environment themselves:
-// OTEL_EXPORTER_OTLP_[TRACES_]HEADERS, _TIMEOUT, _COMPRESSION, _INSECURE (for an endpoint
-// without a scheme), _CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY; OTEL_BSP_SCHEDULE_DELAY,
-// OTEL_BSP_EXPORT_TIMEOUT, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE; the
-// OTEL_SPAN_*_LIMIT variables. OTEL_PROPAGATORS is not honoured: the propagator is always W3C
-// tracecontext, without baggage (see Propagator).
-//
-// Every span started under a context that carries a tenant (tenant.NewContext) gets the
-// attribute chat.tenant.id. Setup returns an error for an unknown protocol or sampler, or an
-// invalid sampler argument.
+// Setup builds the service's tracing from the standard OTEL_* variables, read through
+// Options.Getenv (docs/OPERATIONS.md lists them and their defaults). It installs no global
+// provider or propagator: the provider it returns is passed explicitly to each instrumentation,
+// so tests can run several set-ups side by side. Tracing is off (a no-op provider, no goroutine;
+// incoming trace context still propagates to the logs) when OTEL_SDK_DISABLED is "true" or no
+// OTLP endpoint is set and Options.Exporter is nil. Spans started under a context carrying a
+// tenant get chat.tenant.id. It fails on an unknown protocol or sampler, or a bad sampler argument.
 func Setup(ctx context.Context, o Options) (*Telemetry, error) {
 	getenv := o.Getenv
 	if getenv == nil {

@@ -52,7 +52,7 @@ func Sign(secrets []string, id string, ts time.Time, body []byte) (string, error
 }
 
 // Verify reports whether signature (a webhook-signature header) holds a signature of the
-// delivery by secret: what a receiver does, kept here for the tests and the README's snippet.
+// delivery by secret: what a receiver does, kept here for the tests and the snippet of docs/WEBHOOKS.md.
 func Verify(secret, id, timestamp string, body []byte, signature string) bool {
 	ts, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {
