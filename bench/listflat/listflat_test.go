@@ -22,7 +22,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/supportchat/supportchat/bench/internal/stack"
-	"github.com/supportchat/supportchat/internal/testenv"
+	"github.com/supportchat/supportchat/internal/localdeps"
 )
 
 // ConversationsEnv names the variable listing the tenant sizes to measure, comma-separated.
@@ -30,7 +30,7 @@ const ConversationsEnv = "BENCH_CONVERSATIONS"
 
 // BackendEnv names the variable choosing the FerretDB backend when BENCH_MONGODB_URI is unset:
 // "sqlite" (the default) or "postgresql", on a database created on the PostgreSQL server of
-// PostgreSQLURLEnv (default testenv.DefaultPostgreSQLURL) and dropped after.
+// PostgreSQLURLEnv (default localdeps.DefaultPostgreSQLURL) and dropped after.
 const (
 	BackendEnv       = "BENCH_BACKEND"
 	PostgreSQLURLEnv = "BENCH_POSTGRESQL_URL"
@@ -60,7 +60,7 @@ const defaultSizes = "1000,10000"
 const conversationsPerCustomer = 5
 
 func TestMain(m *testing.M) {
-	stack.ServeChildIfAsked()
+	localdeps.ServeFerretDBChildIfAsked()
 	os.Exit(m.Run())
 }
 
@@ -83,7 +83,7 @@ func BenchmarkListFlat(b *testing.B) {
 	case "", "sqlite":
 	case "postgresql":
 		if pgURL = os.Getenv(PostgreSQLURLEnv); pgURL == "" {
-			pgURL = testenv.DefaultPostgreSQLURL
+			pgURL = localdeps.DefaultPostgreSQLURL
 		}
 	default:
 		b.Fatalf("%s: want sqlite or postgresql, got %q", BackendEnv, backend)
@@ -97,7 +97,7 @@ func BenchmarkListFlat(b *testing.B) {
 			// the default bound of one MongoDB operation (5s) from some ten thousand
 			// conversations: let the bound of the request (15s) decide instead.
 			s, err := stack.Start(ctx, stack.Options{MongoURI: os.Getenv("BENCH_MONGODB_URI"), PostgreSQLURL: pgURL, MongoTimeout: 15 * time.Second})
-			if errors.Is(err, stack.ErrNoPostgreSQL) {
+			if errors.Is(err, localdeps.ErrNoPostgreSQL) {
 				b.Skip(err)
 			}
 			if err != nil {

@@ -28,11 +28,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/supportchat/supportchat/bench/internal/stack"
+	"github.com/supportchat/supportchat/internal/localdeps"
 )
 
 func main() {
-	stack.ServeChildIfAsked()
+	localdeps.ServeFerretDBChildIfAsked()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

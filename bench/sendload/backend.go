@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/supportchat/supportchat/bench/internal/stack"
+	"github.com/supportchat/supportchat/internal/localdeps"
 )
 
 // ferretLogLines is how many lines of FerretDB's log reach stderr: on PostgreSQL it logs every
@@ -42,7 +44,7 @@ func (e *skipError) Error() string { return e.reason }
 func startBackend(ctx context.Context, stderr io.Writer, tmp, name, pgURL string) (*backend, error) {
 	logs := newLineLog(stderr, "ferretdb-"+name+": ", ferretLogLines)
 	b := &backend{name: name, closers: []func(){logs.close}}
-	fb := stack.FerretDBOptions{Stderr: logs}
+	fb := localdeps.FerretDBOptions{Log: logs, LogLevel: slog.LevelError}
 	switch name {
 	case "sqlite":
 		fb.SQLiteDir = filepath.Join(tmp, "ferretdb-sqlite")
@@ -59,14 +61,14 @@ func startBackend(ctx context.Context, stderr io.Writer, tmp, name, pgURL string
 	default:
 		return nil, fmt.Errorf("unknown backend %q", name)
 	}
-	uri, stop, err := stack.StartFerretDB(fb)
+	f, err := localdeps.StartFerretDBChild(fb)
 	if err != nil {
 		b.stop()
 		return nil, fmt.Errorf("ferretdb: %w", err)
 	}
-	b.closers = append(b.closers, stop)
-	b.uri = uri
-	fmt.Fprintf(stderr, "FerretDB on %s at %s\n", b.where, uri)
+	b.closers = append(b.closers, f.Close)
+	b.uri = f.URI()
+	fmt.Fprintf(stderr, "FerretDB on %s at %s\n", b.where, b.uri)
 	return b, nil
 }
 
@@ -96,8 +98,8 @@ func (b *backend) dropDatabase(ctx context.Context, database string) error {
 // createPostgresDatabase creates a fresh database on the PostgreSQL server of base and returns
 // its URL and how to drop it. It returns a skipError when no PostgreSQL answers there.
 func createPostgresDatabase(ctx context.Context, stderr io.Writer, base string) (string, func(), error) {
-	dbURL, drop, err := stack.CreatePostgreSQLDatabase(ctx, base, "sendload")
-	if errors.Is(err, stack.ErrNoPostgreSQL) {
+	dbURL, drop, err := localdeps.CreatePostgreSQLDatabase(ctx, base, "sendload")
+	if errors.Is(err, localdeps.ErrNoPostgreSQL) {
 		return "", nil, &skipError{reason: err.Error() + " (-postgresql-url)"}
 	}
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/supportchat/supportchat/internal/testenv"
+	"github.com/supportchat/supportchat/internal/localdeps"
 )
 
 // presenceRenewal is how often the online admin renews its presence (the service's TTL is 60s).
@@ -30,11 +30,12 @@ type env struct {
 // run starts what the scenario needs, runs it, measures the background MongoDB commands over
 // an idle interval and subtracts them, and stops everything.
 func (e *env) run(ctx context.Context, sc scenario) ([]*series, error) {
-	redisURL, stopRedis, err := testenv.RunRedisServer()
+	redis, err := localdeps.StartRedis()
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	defer stopRedis()
+	defer redis.Stop()
+	redisURL := redis.URL()
 	defer func() {
 		if err := e.backend.dropDatabase(ctx, e.database); err != nil && ctx.Err() == nil {
 			fmt.Fprintln(e.stderr, err)

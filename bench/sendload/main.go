@@ -27,12 +27,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/supportchat/supportchat/bench/internal/stack"
-	"github.com/supportchat/supportchat/internal/testenv"
+	"github.com/supportchat/supportchat/internal/localdeps"
 )
 
 func main() {
-	stack.ServeChildIfAsked()
+	localdeps.ServeFerretDBChildIfAsked()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -75,7 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (params, error) {
 	fs.IntVar(&p.warmup, "warmup", 20, "unmeasured posts of the single writer before it is measured")
 	fs.IntVar(&p.reads, "reads", 200, "lists, and then GETs, of scenario d")
 	fs.DurationVar(&p.idleMax, "idle-max", time.Minute, "longest idle interval measured for the background MongoDB commands (the count is scaled to the measured interval)")
-	fs.StringVar(&p.postgresURL, "postgresql-url", testenv.DefaultPostgreSQLURL, "PostgreSQL server (trust authentication) for the postgresql backend; a fresh database is created on it and dropped")
+	fs.StringVar(&p.postgresURL, "postgresql-url", localdeps.DefaultPostgreSQLURL, "PostgreSQL server (trust authentication) for the postgresql backend; a fresh database is created on it and dropped")
 	if err := fs.Parse(args); err != nil {
 		return p, err
 	}

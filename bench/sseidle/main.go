@@ -26,10 +26,11 @@ import (
 	"time"
 
 	"github.com/supportchat/supportchat/bench/internal/stack"
+	"github.com/supportchat/supportchat/internal/localdeps"
 )
 
 func main() {
-	stack.ServeChildIfAsked()
+	localdeps.ServeFerretDBChildIfAsked()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

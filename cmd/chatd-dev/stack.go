@@ -2,23 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/alicebob/miniredis/v2"
 
 	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/devissuer"
+	"github.com/supportchat/supportchat/internal/localdeps"
 	"github.com/supportchat/supportchat/internal/server"
 	"github.com/supportchat/supportchat/internal/tenant"
 )
@@ -67,7 +63,7 @@ func (s *stack) Run(ctx context.Context) error {
 		return s.getenv(name)
 	}
 	if s.getenv("CHAT_MONGODB_URI") == "" {
-		uri, err := s.startFerretDB(ctx)
+		uri, err := s.startFerretDB() //nolint:contextcheck // FerretDB runs until the stack closes, after ctx ended
 		if err != nil {
 			return fmt.Errorf("ferretdb: %w", err)
 		}
@@ -164,60 +160,25 @@ func (s *stack) issuer(id string) *devissuer.Issuer {
 	return s.issuers[id]
 }
 
-// startFerretDB runs FerretDB in process on SQLite files under dataDir.
-func (s *stack) startFerretDB(ctx context.Context) (string, error) {
+// startFerretDB runs FerretDB in process on SQLite files under dataDir; its warnings and
+// errors go to stderr.
+func (s *stack) startFerretDB() (string, error) {
 	dir, err := filepath.Abs(dataDir)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
-		Logger:    slog.New(quietFerretDB{slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})}),
-	})
+	f, err := localdeps.StartFerretDB(localdeps.FerretDBOptions{SQLiteDir: dir, Log: s.stderr, LogLevel: slog.LevelWarn})
 	if err != nil {
 		return "", err
 	}
-	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.Run(fctx)
-	}()
-	s.closers = append(s.closers, func() { cancel(); <-done })
-	return f.MongoDBURI(), nil
-}
-
-// quietFerretDB drops FerretDB's dumps of the answers it sends ("Response header: ...",
-// "Response message: ..."). It dumps every answer that is not ok as a warning: answers the
-// service expects and handles (the TTL index FerretDB lacks, the driver's endSessions at
-// shutdown, the duplicate keys by which racing writes and retries find each other) would
-// otherwise fill a newcomer's terminal. Everything else FerretDB says still shows.
-type quietFerretDB struct{ slog.Handler }
-
-func (q quietFerretDB) Handle(ctx context.Context, r slog.Record) error {
-	if strings.HasPrefix(r.Message, "Response header:") || strings.HasPrefix(r.Message, "Response message:") {
-		return nil
-	}
-	return q.Handler.Handle(ctx, r)
-}
-
-func (q quietFerretDB) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return quietFerretDB{q.Handler.WithAttrs(attrs)}
-}
-
-func (q quietFerretDB) WithGroup(name string) slog.Handler {
-	return quietFerretDB{q.Handler.WithGroup(name)}
+	s.closers = append(s.closers, f.Close)
+	return f.URI(), nil
 }
 
 // startRedis runs a private redis-server on a free port, or embedded miniredis without one.
 func (s *stack) startRedis() (string, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	r, err := localdeps.StartRedis()
+	if errors.Is(err, localdeps.ErrNoRedisServer) {
 		m, err := miniredis.Run()
 		if err != nil {
 			return "", err
@@ -226,33 +187,11 @@ func (s *stack) startRedis() (string, error) {
 		fmt.Fprintln(s.stderr, "chatd-dev: redis-server not on PATH; using embedded miniredis")
 		return "redis://" + m.Addr() + "/0", nil
 	}
-	port, err := freePort()
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	s.closers = append(s.closers, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "redis://" + addr + "/0", nil
-		}
-	}
-	return "", fmt.Errorf("redis-server did not start on %s", addr)
-}
-
-// freePort returns a TCP port nobody listens on right now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	s.closers = append(s.closers, r.Stop)
+	return r.URL(), nil
 }
 
 // Close stops everything Run started, newest first.

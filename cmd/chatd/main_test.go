@@ -314,7 +314,7 @@ func TestDependencies(t *testing.T) {
 		pkg       string
 		forbidden []string
 	}{
-		{"github.com/supportchat/supportchat/cmd/chatd", []string{"github.com/FerretDB/", "github.com/alicebob/miniredis", "/internal/devissuer", "/internal/testenv"}},
+		{"github.com/supportchat/supportchat/cmd/chatd", []string{"github.com/FerretDB/", "github.com/alicebob/miniredis", "/internal/devissuer", "/internal/testenv", "/internal/localdeps"}},
 		{"github.com/supportchat/supportchat/internal/chat", []string{"github.com/gin-gonic/", "go.mongodb.org/", "github.com/redis/", "/internal/httpapi", "/internal/mongodb", "/internal/convlog"}},
 		{"github.com/supportchat/supportchat/internal/convlog", []string{"github.com/gin-gonic/", "go.mongodb.org/", "github.com/redis/", "/internal/httpapi", "/internal/mongodb", "/internal/events"}},
 		{"github.com/supportchat/supportchat/internal/tenant", []string{"github.com/gin-gonic/", "go.mongodb.org/", "github.com/redis/"}},

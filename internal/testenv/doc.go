@@ -1,2 +1,2 @@
-// Package testenv starts real servers for tests: an embedded FerretDB (MongoDB wire protocol), a private redis-server, and a local OIDC issuer.
+// Package testenv gives tests real servers: an embedded FerretDB (MongoDB wire protocol) with a database per test, a private redis-server or Redis Cluster (all started by internal/localdeps), and a local OIDC issuer.
 package testenv

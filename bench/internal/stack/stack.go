@@ -3,11 +3,10 @@
 // directory, a private redis-server, and a local OIDC issuer minting RS256 tokens. Unlike
 // internal/testenv it needs no testing.TB, so a plain `go run` program can use it.
 //
-// FerretDB runs in a child process: the current binary started again with ChildEnv set, which
-// ServeChildIfAsked turns into a FerretDB server. Every main and TestMain that starts a Stack
-// calls ServeChildIfAsked first. Keeping the database out of the process under test keeps its
-// allocations out of -benchmem figures and its garbage out of the service's GC, as a real
-// MongoDB would.
+// FerretDB runs in a child process (localdeps.StartFerretDBChild): every main and TestMain that
+// starts a Stack calls localdeps.ServeFerretDBChildIfAsked first. Keeping the database out of
+// the process under test keeps its allocations out of -benchmem figures and its garbage out of
+// the service's GC, as a real MongoDB would.
 package stack
 
 import (
@@ -16,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -28,8 +28,8 @@ import (
 
 	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/devissuer"
+	"github.com/supportchat/supportchat/internal/localdeps"
 	"github.com/supportchat/supportchat/internal/server"
-	"github.com/supportchat/supportchat/internal/testenv"
 )
 
 // TenantID is the benchmark tenant; its admins hold AdminRole in the "roles" claim.
@@ -120,16 +120,16 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 			s.onClose(func() { dropDatabase(s.MongoURI, s.Database) }) //nolint:contextcheck // runs at Close, after every request
 		}
 	}
-	dir, err := os.MkdirTemp("", "supportchat-bench-")
+	dir, err := localdeps.TempDir("supportchat-bench-")
 	if err != nil {
 		return err
 	}
 	s.onClose(func() { _ = os.RemoveAll(dir) })
 
 	if s.MongoURI == "" {
-		fo := FerretDBOptions{SQLiteDir: filepath.Join(dir, "ferretdb")}
+		fo := localdeps.FerretDBOptions{SQLiteDir: filepath.Join(dir, "ferretdb"), Log: o.Log, LogLevel: slog.LevelError}
 		if o.PostgreSQLURL != "" {
-			dbURL, drop, err := CreatePostgreSQLDatabase(ctx, o.PostgreSQLURL, "bench")
+			dbURL, drop, err := localdeps.CreatePostgreSQLDatabase(ctx, o.PostgreSQLURL, "bench")
 			if err != nil {
 				return err
 			}
@@ -140,18 +140,18 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 			})
 			fo.PostgreSQLURL, s.PostgreSQLURL = dbURL, dbURL
 		}
-		ferret, err := startFerretDB(fo)
+		ferret, err := localdeps.StartFerretDBChild(fo)
 		if err != nil {
 			return fmt.Errorf("ferretdb: %w", err)
 		}
-		s.onClose(ferret.stop)
-		s.MongoURI = ferret.uri
+		s.onClose(ferret.Close)
+		s.MongoURI = ferret.URI()
 	}
-	redisURL, stopRedis, err := testenv.RunRedisServer()
+	redis, err := localdeps.StartRedis()
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
-	s.onClose(stopRedis)
+	s.onClose(redis.Stop)
 
 	s.Issuer, err = devissuer.New(devissuer.Options{Audience: "support-chat", AdminClaim: "roles", AdminValue: AdminRole, NameClaim: "name", TokenTTL: 24 * time.Hour})
 	if err != nil {
@@ -172,7 +172,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 		"CHAT_METRICS_ADDR":     "127.0.0.1:0",
 		"CHAT_MONGODB_URI":      s.MongoURI,
 		"CHAT_MONGODB_DATABASE": s.Database,
-		"CHAT_REDIS_URL":        redisURL,
+		"CHAT_REDIS_URL":        redis.URL(),
 		"CHAT_TENANTS_DIR":      tenants,
 		"CHAT_LOG_LEVEL":        o.LogLevel,
 	}

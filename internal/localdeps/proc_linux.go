@@ -1,0 +1,12 @@
+//go:build linux
+
+package localdeps
+
+import "syscall"
+
+// childAttr makes a child process (a redis-server, a FerretDB child) get SIGKILL when this
+// process ends, however it ends: a test binary killed by -timeout or by a signal runs no
+// cleanup, and its children would otherwise live on.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
