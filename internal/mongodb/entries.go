@@ -111,11 +111,18 @@ func (s *Store) markInOutbox(ctx context.Context, entries []chat.Entry) error {
 		return nil
 	}
 	_, err := s.outbox.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	var bwe mongo.BulkWriteException
-	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && !slices.ContainsFunc(bwe.WriteErrors, func(we mongo.BulkWriteError) bool { return !isDuplicateKey(we.Code) }) {
+	if onlyDuplicateKeys(err) {
 		return nil
 	}
 	return s.wrap("mark pending entries", err)
+}
+
+// onlyDuplicateKeys reports whether err is that of an unordered insert whose every refused
+// document was a duplicate key: the others are stored.
+func onlyDuplicateKeys(err error) bool {
+	var bwe mongo.BulkWriteException
+	return errors.As(err, &bwe) && bwe.WriteConcernError == nil &&
+		!slices.ContainsFunc(bwe.WriteErrors, func(we mongo.BulkWriteError) bool { return !isDuplicateKey(we.Code) })
 }
 
 // unmarkInOutbox deletes the pending marks of entries.

@@ -140,7 +140,6 @@ func ids(convs []*chat.Conversation) []string {
 }
 
 func TestConversationRoundTrip(t *testing.T) {
-	s := mustStore(t)
 	ctx := context.Background()
 	full := newConversation(shop, id(1), t0)
 	admin := chat.Participant{ID: "admin-1", Role: chat.RoleAdmin, Name: "Alex"}
@@ -158,28 +157,63 @@ func TestConversationRoundTrip(t *testing.T) {
 	bare := newConversation(shop, id(2), t0.In(time.FixedZone("CET", 3600)))
 	bare.Latest = nil
 
-	for _, tc := range []struct {
-		name string
-		conv *chat.Conversation
+	// The views are stored one by one (Project) or in bulk (ProjectNew); either way they read
+	// back the same.
+	for _, store := range []struct {
+		name    string
+		project func(*mongodb.Store, *chat.Conversation) error
 	}{
-		{"every field set", full},
-		{"no context, no messages, no replies", bare},
+		{"Project", func(s *mongodb.Store, c *chat.Conversation) error { return s.Project(ctx, c) }},
+		{"ProjectNew", func(s *mongodb.Store, c *chat.Conversation) error { return s.ProjectNew(ctx, []*chat.Conversation{c}) }},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := s.Project(ctx, tc.conv); err != nil {
-				t.Fatalf("Project: %v", err)
-			}
-			got, err := s.View(ctx, shop, tc.conv.ID)
-			if err != nil {
-				t.Fatalf("View: %v", err)
-			}
-			if diff := cmp.Diff(tc.conv, got, cmpopts.EquateEmpty(), cmpopts.EquateApproxTime(0)); diff != "" {
-				t.Errorf("Conversation(...) differs from what was projected (-want +got):\n%s", diff)
-			}
-			if got.UpdatedAt.Location() != time.UTC {
-				t.Errorf("UpdatedAt in %v, want UTC", got.UpdatedAt.Location())
-			}
-		})
+		s := mustStore(t)
+		for _, tc := range []struct {
+			name string
+			conv *chat.Conversation
+		}{
+			{"every field set", full},
+			{"no context, no messages, no replies", bare},
+		} {
+			t.Run(store.name+"/"+tc.name, func(t *testing.T) {
+				if err := store.project(s, tc.conv); err != nil {
+					t.Fatalf("%s: %v", store.name, err)
+				}
+				got, err := s.View(ctx, shop, tc.conv.ID)
+				if err != nil {
+					t.Fatalf("View: %v", err)
+				}
+				if diff := cmp.Diff(tc.conv, got, cmpopts.EquateEmpty(), cmpopts.EquateApproxTime(0)); diff != "" {
+					t.Errorf("Conversation(...) differs from what was projected (-want +got):\n%s", diff)
+				}
+				if got.UpdatedAt.Location() != time.UTC {
+					t.Errorf("UpdatedAt in %v, want UTC", got.UpdatedAt.Location())
+				}
+			})
+		}
+	}
+}
+
+func TestProjectNewKeepsTheViewsThatExist(t *testing.T) {
+	s := mustStore(t)
+	ctx := context.Background()
+	stored := newConversation(shop, id(1), t0)
+	stored.Seq, stored.Subject = 5, "stored"
+	mustCreate(t, s, stored)
+	older := newConversation(shop, id(1), t0)
+	older.Seq, older.Subject = 2, "older"
+	fresh := []*chat.Conversation{older, newConversation(shop, id(2), t0.Add(time.Second)), newConversation(shop, id(3), t0.Add(2*time.Second))}
+	if err := s.ProjectNew(ctx, fresh); err != nil {
+		t.Fatalf("ProjectNew(a stored one and 2 new) = %v", err)
+	}
+	got, err := s.ListConversations(ctx, shop, chat.ListFilter{}, nil, 10)
+	if err != nil {
+		t.Fatalf("ListConversations: %v", err)
+	}
+	if want := []string{id(3), id(2), id(1)}; !slices.Equal(ids(got), want) {
+		t.Errorf("ListConversations = %v, want %v", ids(got), want)
+	}
+	if len(got) == 3 && got[2].Subject != "stored" {
+		t.Errorf("after ProjectNew the stored view is %q (seq %d), want %q", got[2].Subject, got[2].Seq, "stored")
 	}
 }
 

@@ -48,6 +48,28 @@ func (s *Store) Project(ctx context.Context, c *chat.Conversation) error {
 	return s.wrap("project conversation", err)
 }
 
+// ProjectNew stores the views of conversations that have none yet, many per insert, as Project
+// would one by one; a conversation that has a view keeps it, whatever its Seq. It is for logs
+// written in bulk (the benchmarks seed their tenants so): Project's conditional replace makes
+// FerretDB with SQLite decode every view of the collection, once per conversation.
+func (s *Store) ProjectNew(ctx context.Context, views []*chat.Conversation) error {
+	if len(views) == 0 {
+		return nil
+	}
+	if err := s.breaker.allow("project new conversations"); err != nil {
+		return err
+	}
+	docs := make([]any, len(views))
+	for i, c := range views {
+		docs[i] = toConversationDoc(c)
+	}
+	_, err := s.conversations.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if onlyDuplicateKeys(err) {
+		return nil
+	}
+	return s.wrap("project new conversations", err)
+}
+
 // AtomicReplace reports whether the server applies Project's conditional replace atomically:
 // MongoDB does; FerretDB v1 reads the matching document, then writes it back by _id without
 // looking at the condition again.
