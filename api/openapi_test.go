@@ -797,6 +797,8 @@ func TestHandlersMatchDocument(t *testing.T) {
 		{method: "GET", path: "/healthz", status: 200},
 		{method: "GET", path: "/readyz", status: 200},
 		{method: "GET", path: "/widget/v1/support-chat.js", status: 200},
+		{method: "GET", path: "/widget/v1/api.js?v=older", status: 200},
+		{method: "GET", path: "/widget/v1/nope.js", status: 404, slug: "not-found"},
 		{method: "GET", path: "/api/v1/chat/list", token: "customer", status: 200},
 		{method: "GET", path: "/api/v1/chat/list?limit=25&messages=20&status=open&assignee=me&unread=true&customer_id=c&cursor=abc", token: "admin", status: 200},
 		{method: "GET", path: "/api/v1/chat/list?limit=abc", token: "admin", status: 400, slug: "invalid-request"},

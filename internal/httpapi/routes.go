@@ -134,8 +134,9 @@ func New(d Deps) http.Handler {
 
 	r.GET("/healthz", healthz)
 	r.GET("/readyz", readyz(d.Ready))
-	// The storefronts' customer widget: a static ES module, open to every origin.
-	r.GET("/widget/v1/support-chat.js", gin.WrapH(widget.New()))
+	// The storefronts' customer widget: static ES modules (support-chat.js and the modules it
+	// imports), open to every origin.
+	r.GET("/widget/v1/:module", serveWidget(widget.New()))
 
 	h := &handlers{chat: d.Chat, idem: d.Idempotency, maxBody: d.MaxBodyBytes, cache: d.Cache, supportTTL: d.SupportTTL, now: d.Now}
 	r.OPTIONS("/api/v1/*path", preflight(d.Tenants))

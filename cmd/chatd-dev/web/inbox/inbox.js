@@ -2,13 +2,14 @@
 // the selected conversation with its storefront context, reply, mark read, assign to me,
 // resolve/reopen, an online/away switch that sends the presence heartbeat while the page is open,
 // and live updates. It uses the public API and event stream through the widget's own client.
-// Like the widget, it builds every element with DOM calls and sets text as text.
+// Like the widget, it builds every element with the widget's h() and sets text as text.
 
 import { ApiError, ChatClient, EventStream } from '/widget/v1/support-chat.js';
+import { h } from '/widget/v1/dom.js';
 
-/** @typedef {import('/widget/v1/support-chat.js').Conversation} Conversation */
-/** @typedef {import('/widget/v1/support-chat.js').Message} Message */
-/** @typedef {import('/widget/v1/support-chat.js').Support} Support */
+/** @typedef {import('/widget/v1/api.js').Conversation} Conversation */
+/** @typedef {import('/widget/v1/api.js').Message} Message */
+/** @typedef {import('/widget/v1/api.js').Support} Support */
 
 const tenant = document.body.dataset.tenant || '';
 const me = document.body.dataset.admin || '';
@@ -43,23 +44,6 @@ const state = {
   /** @type {Set<string>} */
   seen: new Set(),
 };
-
-/**
- * @param {string} tag
- * @param {Record<string, any>} [props]
- * @param {...(Node | string | null | undefined | false)} children
- */
-function h(tag, props = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
 
 /** @param {unknown} err */
 function showError(err) {
