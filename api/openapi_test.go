@@ -410,7 +410,7 @@ func failFor(id string) error {
 	return chat.Errorf(chat.NotFound, "conversation not found")
 }
 
-func (f *fakeChat) conversation(admin bool, withContext bool) *chat.View {
+func (f *fakeChat) conversation(admin bool, withContext bool) *chat.Summary {
 	customer := chat.Participant{ID: "cust-42", Role: chat.RoleCustomer}
 	admin7 := chat.Participant{ID: "admin-7", Role: chat.RoleAdmin, Name: "Grace"}
 	c := &chat.Conversation{
@@ -424,7 +424,7 @@ func (f *fakeChat) conversation(admin bool, withContext bool) *chat.View {
 		{ID: msgID, ConversationID: convID, Sender: customer, Body: "Where is it?", CreatedAt: f.now.Add(-time.Hour)},
 		{ID: sysID, ConversationID: convID, Sender: chat.Participant{ID: "system", Role: chat.RoleSystem, Name: "Demo Shop"}, Body: "We are away.", CreatedAt: f.now.Add(-time.Hour)},
 	}
-	return &chat.View{Conversation: c, Messages: msgs, UnreadCount: 1, ShowAssignee: admin}
+	return &chat.Summary{Conversation: c, Messages: msgs, UnreadCount: 1, ShowAssignee: admin}
 }
 
 func (f *fakeChat) support(online bool) chat.Support {
@@ -447,21 +447,21 @@ func (f *fakeChat) List(ctx context.Context, q chat.ListQuery) (*chat.ListPage, 
 	if q.Status != "" && !isAdmin(ctx) {
 		return nil, &chat.Error{Code: chat.Forbidden, Field: "status", Message: "only admins can filter conversations"}
 	}
-	page := &chat.ListPage{Conversations: []chat.View{*f.conversation(isAdmin(ctx), true), *f.conversation(isAdmin(ctx), false)}, Support: f.support(isAdmin(ctx))}
+	page := &chat.ListPage{Conversations: []chat.Summary{*f.conversation(isAdmin(ctx), true), *f.conversation(isAdmin(ctx), false)}, Support: f.support(isAdmin(ctx))}
 	if q.Cursor == "" {
 		page.NextCursor = "AQAAAZNo"
 	}
 	return page, nil
 }
 
-func (f *fakeChat) Start(ctx context.Context, in chat.StartInput) (*chat.View, error) {
+func (f *fakeChat) Start(ctx context.Context, in chat.StartInput) (*chat.Summary, error) {
 	if isAdmin(ctx) {
 		return nil, chat.Errorf(chat.Forbidden, "only customers start conversations")
 	}
 	return f.conversation(false, in.Context != nil), nil
 }
 
-func (f *fakeChat) Conversation(ctx context.Context, id string, _ *int) (*chat.View, error) {
+func (f *fakeChat) Conversation(ctx context.Context, id string, _ *int) (*chat.Summary, error) {
 	if err := failFor(id); err != nil {
 		return nil, err
 	}
@@ -493,7 +493,7 @@ func (f *fakeChat) MarkRead(_ context.Context, id, _ string) (*chat.ReadState, e
 	return &chat.ReadState{ConversationID: id}, nil
 }
 
-func (f *fakeChat) Update(ctx context.Context, id string, _ chat.Patch) (*chat.View, error) {
+func (f *fakeChat) Update(ctx context.Context, id string, _ chat.Patch) (*chat.Summary, error) {
 	if !isAdmin(ctx) {
 		return nil, chat.Errorf(chat.Forbidden, "only admins can do this")
 	}
@@ -515,13 +515,13 @@ func (f *fakeChat) FreshSupport(ctx context.Context) (chat.Support, error) {
 	return f.support(isAdmin(ctx)), nil
 }
 
-func (f *fakeChat) Settings(context.Context) (*chat.SettingsView, error) {
-	return &chat.SettingsView{Settings: chat.Settings{AwayPrompt: "We are away.", BusinessHours: f.hours}, Overridden: []string{}}, nil
+func (f *fakeChat) Settings(context.Context) (*chat.SettingsReport, error) {
+	return &chat.SettingsReport{Settings: chat.Settings{AwayPrompt: "We are away.", BusinessHours: f.hours}, Overridden: []string{}}, nil
 }
 
-func (f *fakeChat) PutSettings(_ context.Context, o chat.Overrides) (*chat.SettingsView, error) {
+func (f *fakeChat) PutSettings(_ context.Context, o chat.Overrides) (*chat.SettingsReport, error) {
 	at := f.now
-	v := &chat.SettingsView{Settings: chat.Settings{AwayPrompt: "We are away.", BusinessHours: o.BusinessHours, UnassignOnAway: true},
+	v := &chat.SettingsReport{Settings: chat.Settings{AwayPrompt: "We are away.", BusinessHours: o.BusinessHours, UnassignOnAway: true},
 		Overridden: []string{"away_prompt", "business_hours"}, UpdatedAt: &at, UpdatedBy: "admin-7"}
 	return v, nil
 }

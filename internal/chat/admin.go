@@ -46,7 +46,7 @@ func requireAdmin(ctx context.Context) (*tenant.Tenant, Caller, error) {
 // Update applies p to conversation id. An assignee is "me" (the caller) or the id of an admin
 // of the tenant the service has seen (see NoteAdmin). Admins only: customers get Forbidden;
 // NotFound for an unknown id, Invalid for a bad patch.
-func (s *Service) Update(ctx context.Context, id string, p Patch) (*View, error) {
+func (s *Service) Update(ctx context.Context, id string, p Patch) (*Summary, error) {
 	t, caller, err := requireAdmin(ctx)
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (*View, error)
 	if err != nil {
 		return nil, err
 	}
-	v := viewOf(c, caller, DefaultListMessages)
+	v := summaryOf(c, caller, DefaultListMessages)
 	return &v, nil
 }
 
@@ -223,7 +223,7 @@ func (s *Service) unassign(ctx context.Context, t *tenant.Tenant, adminID string
 }
 
 // Settings returns the tenant's effective chat settings. Admins only.
-func (s *Service) Settings(ctx context.Context) (*SettingsView, error) {
+func (s *Service) Settings(ctx context.Context) (*SettingsReport, error) {
 	t, _, err := requireAdmin(ctx)
 	if err != nil {
 		return nil, err
@@ -232,12 +232,12 @@ func (s *Service) Settings(ctx context.Context) (*SettingsView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return settingsView(t, o), nil
+	return settingsReport(t, o), nil
 }
 
 // PutSettings replaces the tenant's overrides with o; a field left nil falls back to the tenant
 // file. Admins only; Invalid for a bad away prompt.
-func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsView, error) {
+func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsReport, error) {
 	t, caller, err := requireAdmin(ctx)
 	if err != nil {
 		return nil, err
@@ -261,12 +261,12 @@ func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsView, 
 	if _, err := s.announceSupport(ctx, t, false); err != nil {
 		s.logger.WarnContext(ctx, "support block after a settings change", "tenant", t.ID, "error", err)
 	}
-	return settingsView(t, o), nil
+	return settingsReport(t, o), nil
 }
 
-// settingsView returns the effective settings of t with overrides o.
-func settingsView(t *tenant.Tenant, o Overrides) *SettingsView {
-	v := &SettingsView{Settings: o.Apply(t.Chat), Overridden: []string{}, UpdatedBy: o.UpdatedBy}
+// settingsReport returns the effective settings of t with overrides o.
+func settingsReport(t *tenant.Tenant, o Overrides) *SettingsReport {
+	v := &SettingsReport{Settings: o.Apply(t.Chat), Overridden: []string{}, UpdatedBy: o.UpdatedBy}
 	if o.AwayPrompt != nil {
 		v.Overridden = append(v.Overridden, "away_prompt")
 	}

@@ -174,7 +174,7 @@ func TestLatestKeepsTheNewest(t *testing.T) {
 	if len(c.Latest) != MaxLatest || c.Latest[MaxLatest-1].Seq != MaxLatest+5 || c.Latest[0].Seq != 6 {
 		t.Errorf("latest holds %d, seq %d..%d", len(c.Latest), c.Latest[0].Seq, c.Latest[len(c.Latest)-1].Seq)
 	}
-	v := viewOf(c, adaCall, 3)
+	v := summaryOf(c, adaCall, 3)
 	if len(v.Messages) != 3 || v.Messages[2].Seq != MaxLatest+5 {
 		t.Errorf("view of 3 = %+v", v.Messages)
 	}

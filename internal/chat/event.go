@@ -38,9 +38,9 @@ type Event struct {
 	Support *Support
 }
 
-// View returns the event's conversation as the tenant's admins (admin true) or its customer see
-// it in the list, with its newest message. It returns nil for events without a conversation.
-func (e Event) View(admin bool) *View {
+// Summary returns the event's conversation as the tenant's admins (admin true) or its customer
+// see it in the list, with its newest message. It returns nil for events without a conversation.
+func (e Event) Summary(admin bool) *Summary {
 	if e.Conversation == nil {
 		return nil
 	}
@@ -48,7 +48,7 @@ func (e Event) View(admin bool) *View {
 	if admin {
 		caller = Caller{Role: RoleAdmin}
 	}
-	v := viewOf(e.Conversation, caller, 1)
+	v := summaryOf(e.Conversation, caller, 1)
 	return &v
 }
 

@@ -63,8 +63,10 @@ type Position struct {
 	ID        string
 }
 
-// View is a conversation as one caller sees it.
-type View struct {
+// Summary is a conversation as one caller sees it: its header and state, its newest messages
+// and the caller's unread count (docs/CONSISTENCY.md calls what reads return summaries). Not to
+// be confused with a view, the stored projection of a conversation's log that lists query.
+type Summary struct {
 	*Conversation
 	// Messages are the newest messages the caller asked for, oldest first.
 	Messages    []Message
@@ -75,7 +77,7 @@ type View struct {
 
 // ListPage is one page of a list.
 type ListPage struct {
-	Conversations []View
+	Conversations []Summary
 	// NextCursor continues the list; empty on the last page.
 	NextCursor string
 	Support    Support
@@ -120,9 +122,9 @@ func (s *Service) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 	// should not: the page shows what the log says.
 	convs = slices.DeleteFunc(convs, func(c *Conversation) bool { return !f.Matches(c) })
 	slices.SortStableFunc(convs, newestFirst)
-	page.Conversations = make([]View, len(convs))
+	page.Conversations = make([]Summary, len(convs))
 	for i, c := range convs {
-		page.Conversations[i] = viewOf(c, caller, messages)
+		page.Conversations[i] = summaryOf(c, caller, messages)
 	}
 	if !q.WithoutSupport {
 		if page.Support, err = s.support(ctx, t); err != nil {
@@ -154,9 +156,9 @@ func newestFirst(a, b *Conversation) int {
 	return strings.Compare(b.ID, a.ID)
 }
 
-// viewOf returns c as caller sees it, with its newest n messages.
-func viewOf(c *Conversation, caller Caller, n int) View {
-	v := View{Conversation: c, UnreadCount: c.UnreadFor(caller), ShowAssignee: caller.IsAdmin()}
+// summaryOf returns c as caller sees it, with its newest n messages.
+func summaryOf(c *Conversation, caller Caller, n int) Summary {
+	v := Summary{Conversation: c, UnreadCount: c.UnreadFor(caller), ShowAssignee: caller.IsAdmin()}
 	if n > len(c.Latest) {
 		n = len(c.Latest)
 	}

@@ -33,7 +33,7 @@ type ReadState struct {
 
 // Conversation returns conversation id as the caller sees it, with its newest messages (0..20),
 // as its log stands. Returns NotFound when the caller may not see it.
-func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*View, error) {
+func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*Summary, error) {
 	t, caller, err := scope(ctx)
 	if err != nil {
 		return nil, err
@@ -49,7 +49,7 @@ func (s *Service) Conversation(ctx context.Context, id string, messages *int) (*
 	if err != nil {
 		return nil, err
 	}
-	v := viewOf(c, caller, n)
+	v := summaryOf(c, caller, n)
 	return &v, nil
 }
 

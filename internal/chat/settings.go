@@ -18,8 +18,9 @@ const (
 	replyStatsWait = time.Second
 )
 
-// SettingsView is a tenant's effective chat settings and the fields its admins override.
-type SettingsView struct {
+// SettingsReport is what admins are shown of a tenant's chat settings: the effective settings,
+// the fields its admins override, and when and by whom they last did.
+type SettingsReport struct {
 	Settings
 	Overridden []string
 	UpdatedAt  *time.Time

@@ -46,7 +46,7 @@ func (s *Service) idFor(seed string, n int) string {
 // Start creates a conversation of the calling customer with its first message, and the away
 // prompt as a system message when support is not online. Returns Forbidden for admins and
 // Invalid for bad input.
-func (s *Service) Start(ctx context.Context, in StartInput) (*View, error) {
+func (s *Service) Start(ctx context.Context, in StartInput) (*Summary, error) {
 	t, caller, err := scope(ctx)
 	if err != nil {
 		return nil, err
@@ -76,7 +76,7 @@ func (s *Service) Start(ctx context.Context, in StartInput) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := viewOf(res.Conversation, caller, 0)
+	v := summaryOf(res.Conversation, caller, 0)
 	for _, e := range res.Entries {
 		if e.Message != nil {
 			v.Messages = append(v.Messages, *e.Message)

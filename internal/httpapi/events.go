@@ -360,10 +360,10 @@ func RenderEvent(e chat.Event) (events.Payload, error) {
 		if e.Conversation == nil {
 			return p, fmt.Errorf("%s without a conversation", e.Type)
 		}
-		if p.Admin, err = json.Marshal(conversationOf(*e.View(true))); err != nil {
+		if p.Admin, err = json.Marshal(conversationOf(*e.Summary(true))); err != nil {
 			return p, err
 		}
-		p.Customer, err = json.Marshal(conversationOf(*e.View(false)))
+		p.Customer, err = json.Marshal(conversationOf(*e.Summary(false)))
 	case chat.EventMessageCreated:
 		if e.Message == nil {
 			return p, errors.New("message.created without a message")

@@ -139,7 +139,7 @@ func messagesOf(ms []chat.Message) []messageJSON {
 	return out
 }
 
-func conversationOf(v chat.View) conversationJSON {
+func conversationOf(v chat.Summary) conversationJSON {
 	c := v.Conversation
 	participants := c.Participants()
 	out := conversationJSON{
@@ -184,7 +184,7 @@ func businessHoursOf(h *tenant.BusinessHours) *businessHoursJSON {
 	return &businessHoursJSON{Timezone: tz, Weekly: weekly}
 }
 
-func settingsOf(v *chat.SettingsView) settingsJSON {
+func settingsOf(v *chat.SettingsReport) settingsJSON {
 	return settingsJSON{
 		AwayPrompt:     v.AwayPrompt,
 		BusinessHours:  businessHoursOf(v.BusinessHours),

@@ -19,15 +19,15 @@ import (
 // ChatService is what the handlers need of the chat domain (*chat.Service).
 type ChatService interface {
 	List(ctx context.Context, q chat.ListQuery) (*chat.ListPage, error)
-	Start(ctx context.Context, in chat.StartInput) (*chat.View, error)
-	Conversation(ctx context.Context, id string, messages *int) (*chat.View, error)
+	Start(ctx context.Context, in chat.StartInput) (*chat.Summary, error)
+	Conversation(ctx context.Context, id string, messages *int) (*chat.Summary, error)
 	History(ctx context.Context, id string, q chat.HistoryQuery) (*chat.HistoryPage, error)
 	Send(ctx context.Context, id string, in chat.SendInput) (*chat.Message, error)
 	MarkRead(ctx context.Context, id, messageID string) (*chat.ReadState, error)
-	Update(ctx context.Context, id string, p chat.Patch) (*chat.View, error)
+	Update(ctx context.Context, id string, p chat.Patch) (*chat.Summary, error)
 	SetPresence(ctx context.Context, status chat.AdminStatus) (*chat.PresenceState, error)
-	Settings(ctx context.Context) (*chat.SettingsView, error)
-	PutSettings(ctx context.Context, o chat.Overrides) (*chat.SettingsView, error)
+	Settings(ctx context.Context) (*chat.SettingsReport, error)
+	PutSettings(ctx context.Context, o chat.Overrides) (*chat.SettingsReport, error)
 	// FreshSupport returns the tenant's support block from fresh settings (for the cache).
 	FreshSupport(ctx context.Context) (chat.Support, error)
 	// NoteAdmin records the authenticated admin of ctx, so conversations can be assigned to them.
