@@ -1,12 +1,13 @@
 // Package cache keeps rendered list pages and support blocks in Redis, cache-aside, with an
 // in-process layer in front that is bounded in bytes. No value is served past the ttl it was
-// stored with, from either layer. Every cached value is tagged with the generation of its view
-// read before the value was built; every write replaces the generations of the views it
-// changes with new random ones (chat.Invalidator), so a value built before a write never
-// matches again: invalidation needs no key scans and no deletes, and a list read after a write
-// returns shows it on every replica. Generations are random rather than counted so that a
-// Redis that restarts empty, or fails over to a replica that missed a bump, can never bring an
-// old generation back (docs/CACHING.md).
+// stored with, from either layer. Every cached value is tagged with the generation of its
+// audience (whom the list is for: the tenant's admins, or one customer) read before the value
+// was built; every write replaces the generations of the audiences whose lists it changes with
+// new random ones (chat.Invalidator), so a value built before a write never matches again:
+// invalidation needs no key scans and no deletes, and a list read after a write returns shows
+// it on every replica. Generations are random rather than counted so that a Redis that restarts
+// empty, or fails over to a replica that missed a bump, can never bring an old generation back
+// (docs/CACHING.md).
 package cache
 
 import (
@@ -28,27 +29,28 @@ import (
 // Keys. The tenant id is a hash tag, so one tenant's keys share a Redis Cluster slot and one
 // MGET reads them.
 //
-//	chat:{<tenant>}:gen:a             generation of the admins' view of the tenant
-//	chat:{<tenant>}:gen:c:<customer>  generation of a customer's view
-//	chat:{<tenant>}:gen:s             generation of the support block
-//	chat:{<tenant>}:list:<view>:<q>   "<generation> <expiry>\n<rendered page>"
-//	chat:{<tenant>}:support           "<generation> <expiry>\n<rendered support block>"
+//	chat:{<tenant>}:gen:a                generation of the lists of the tenant's admins
+//	chat:{<tenant>}:gen:c:<customer>     generation of the lists of one customer
+//	chat:{<tenant>}:gen:s                generation of the support block
+//	chat:{<tenant>}:list:<audience>:<q>  "<generation> <expiry>\n<rendered page>"
+//	chat:{<tenant>}:support              "<generation> <expiry>\n<rendered support block>"
 //
 // The expiry is in Unix milliseconds: a replica that reads a value from Redis keeps it in
 // process no longer than the replica that stored it meant.
-func genKey(tenantID, view string) string  { return "chat:{" + tenantID + "}:gen:" + view }
-func supportGenKey(tenantID string) string { return "chat:{" + tenantID + "}:gen:s" }
-func supportKey(tenantID string) string    { return "chat:{" + tenantID + "}:support" }
-func pageKey(tenantID, view, q string) string {
-	return "chat:{" + tenantID + "}:list:" + view + ":" + q
+func genKey(tenantID, audience string) string { return "chat:{" + tenantID + "}:gen:" + audience }
+func supportGenKey(tenantID string) string    { return "chat:{" + tenantID + "}:gen:s" }
+func supportKey(tenantID string) string       { return "chat:{" + tenantID + "}:support" }
+func pageKey(tenantID, audience, q string) string {
+	return "chat:{" + tenantID + "}:list:" + audience + ":" + q
 }
 
-// AdminView and CustomerView name the views of a tenant's lists: all admins see the same
-// conversations with the same unread counts; each customer sees their own.
-const AdminView = "a"
+// AdminAudience and CustomerAudience name the audiences of a tenant's lists, whom a cached page
+// is for: all admins see the same conversations with the same unread counts; each customer sees
+// their own.
+const AdminAudience = "a"
 
-// CustomerView returns the view of customer id.
-func CustomerView(id string) string { return "c:" + id }
+// CustomerAudience returns the audience of customer id.
+func CustomerAudience(id string) string { return "c:" + id }
 
 // QueryKey returns the key part of a list query (its canonical form).
 func QueryKey(canonical string) string {
@@ -100,7 +102,7 @@ type Cache struct {
 
 var _ chat.Invalidator = (*Cache)(nil)
 
-// generationLife is how long generation counters live after their last bump; a view idle
+// generationLife is how long generation counters live after their last bump; an audience idle
 // longer starts again from no generation, which matches no cached value of the old ones.
 const generationLife = 7 * 24 * time.Hour
 
@@ -140,26 +142,26 @@ func (t Token) Generations() string {
 	return t.listGen + "/" + t.supportGen
 }
 
-// Lookup returns the cached page of view's list query q and the tenant's support block, each
-// nil when not cached, and the token to store fresh values with. An empty q looks up the
-// support block only (for a list whose page is not cached). It costs one Redis round trip
-// when the in-process layer holds current values (shared with the lists that arrive while the
-// previous one is in flight: see redisconn.Batch), two otherwise. With Redis unreachable it
+// Lookup returns the cached page of the list query q of audience and the tenant's support
+// block, each nil when not cached, and the token to store fresh values with. An empty q looks
+// up the support block only (for a list whose page is not cached). It costs one Redis round
+// trip when the in-process layer holds current values (shared with the lists that arrive while
+// the previous one is in flight: see redisconn.Batch), two otherwise. With Redis unreachable it
 // answers from the in-process layer only with values checked within LocalMaxAge.
-func (c *Cache) Lookup(ctx context.Context, tenantID, view, q string) (page, support []byte, tok Token) {
+func (c *Cache) Lookup(ctx context.Context, tenantID, audience, q string) (page, support []byte, tok Token) {
 	pk, sk := "", supportKey(tenantID)
 	if q != "" {
-		pk = pageKey(tenantID, view, q)
+		pk = pageKey(tenantID, audience, q)
 	}
 	now := c.o.Now()
 	defer func() { c.count(pk != "", page, support) }()
-	gens, err := mget(ctx, c.batch, genKey(tenantID, view), supportGenKey(tenantID))
+	gens, err := mget(ctx, c.batch, genKey(tenantID, audience), supportGenKey(tenantID))
 	if err == nil {
 		tok = Token{listGen: str(gens[0]), supportGen: str(gens[1]), ok: true}
 		if tok.listGen == "" || tok.supportGen == "" {
-			// A view without a generation (never written, expired, or Redis lost it) gets one
-			// now, so values cached from here on cannot match whatever was cached before.
-			if tok.listGen, err = c.initGeneration(ctx, genKey(tenantID, view), tok.listGen); err == nil {
+			// An audience without a generation (never written, expired, or Redis lost it) gets
+			// one now, so values cached from here on cannot match whatever was cached before.
+			if tok.listGen, err = c.initGeneration(ctx, genKey(tenantID, audience), tok.listGen); err == nil {
 				tok.supportGen, err = c.initGeneration(ctx, supportGenKey(tenantID), tok.supportGen)
 			}
 		}
@@ -210,10 +212,10 @@ func (c *Cache) count(pageLooked bool, page, support []byte) {
 	}
 }
 
-// StorePage caches the page of view's list query q under the generation tok saw, for
+// StorePage caches the page of the list query q of audience under the generation tok saw, for
 // PageTTL, unless it is larger than MaxValueBytes.
-func (c *Cache) StorePage(ctx context.Context, tenantID, view, q string, tok Token, body []byte) {
-	c.store(ctx, pageKey(tenantID, view, q), tok.listGen, tok.ok, body, c.o.PageTTL)
+func (c *Cache) StorePage(ctx context.Context, tenantID, audience, q string, tok Token, body []byte) {
+	c.store(ctx, pageKey(tenantID, audience, q), tok.listGen, tok.ok, body, c.o.PageTTL)
 }
 
 // StoreSupport caches the tenant's support block under the generation tok saw, for at most
@@ -240,11 +242,12 @@ func (c *Cache) store(ctx context.Context, key, gen string, ok bool, body []byte
 	_ = c.rdb.Set(ctx, key, v, ttl).Err() // a cache that cannot store is only slower
 }
 
-// ConversationChanged bumps the generations of the customer's and the admins' views.
+// ConversationChanged bumps the generations of the lists of the conversation's customer and of
+// the tenant's admins.
 func (c *Cache) ConversationChanged(ctx context.Context, tenantID, customerID string) error {
-	keys := []string{genKey(tenantID, AdminView)}
+	keys := []string{genKey(tenantID, AdminAudience)}
 	if customerID != "" {
-		keys = append(keys, genKey(tenantID, CustomerView(customerID)))
+		keys = append(keys, genKey(tenantID, CustomerAudience(customerID)))
 	}
 	return c.bump(ctx, keys...)
 }

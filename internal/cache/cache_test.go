@@ -42,7 +42,7 @@ func TestGenerationsInvalidateAcrossReplicas(t *testing.T) {
 	obs := &counts{hits: map[string]int{}, misses: map[string]int{}}
 	a := cache.New(client(t, r), cache.Options{Observer: obs})
 	b := cache.New(client(t, r), cache.Options{})
-	ada, q := cache.CustomerView("ada"), cache.QueryKey("limit=20")
+	ada, q := cache.CustomerAudience("ada"), cache.QueryKey("limit=20")
 
 	page, sup, tok := a.Lookup(ctx, "shop", ada, q)
 	if page != nil || sup != nil {
@@ -62,26 +62,26 @@ func TestGenerationsInvalidateAcrossReplicas(t *testing.T) {
 
 	// A value built from a lookup that preceded a write is stale: a write between the lookup
 	// and the store must make it unusable.
-	_, _, before := b.Lookup(ctx, "shop", cache.AdminView, q)
+	_, _, before := b.Lookup(ctx, "shop", cache.AdminAudience, q)
 	if err := b.ConversationChanged(ctx, "shop", "ada"); err != nil {
 		t.Fatal(err)
 	}
-	b.StorePage(ctx, "shop", cache.AdminView, q, before, []byte(`{"stale":true}`))
+	b.StorePage(ctx, "shop", cache.AdminAudience, q, before, []byte(`{"stale":true}`))
 	for _, c := range []*cache.Cache{a, b} {
 		if page, sup, _ := c.Lookup(ctx, "shop", ada, q); page != nil || string(sup) != `{"s":1}` {
 			t.Errorf("after a write, the customer's page %q support %q", page, sup)
 		}
-		if page, _, _ := c.Lookup(ctx, "shop", cache.AdminView, q); page != nil {
+		if page, _, _ := c.Lookup(ctx, "shop", cache.AdminAudience, q); page != nil {
 			t.Errorf("after a write, the admins' page %q", page)
 		}
 	}
-	// Another customer's view is untouched.
-	_, _, tok = a.Lookup(ctx, "shop", cache.CustomerView("bob"), q)
-	a.StorePage(ctx, "shop", cache.CustomerView("bob"), q, tok, []byte(`bob`))
+	// Another customer's pages are untouched.
+	_, _, tok = a.Lookup(ctx, "shop", cache.CustomerAudience("bob"), q)
+	a.StorePage(ctx, "shop", cache.CustomerAudience("bob"), q, tok, []byte(`bob`))
 	if err := a.ConversationChanged(ctx, "shop", "ada"); err != nil {
 		t.Fatal(err)
 	}
-	if page, _, _ := b.Lookup(ctx, "shop", cache.CustomerView("bob"), q); string(page) != "bob" {
+	if page, _, _ := b.Lookup(ctx, "shop", cache.CustomerAudience("bob"), q); string(page) != "bob" {
 		t.Errorf("bob's page after ada's write: %q", page)
 	}
 	if err := a.SupportChanged(ctx, "shop"); err != nil {
@@ -91,7 +91,7 @@ func TestGenerationsInvalidateAcrossReplicas(t *testing.T) {
 		t.Errorf("support after a change: %q", sup)
 	}
 	// Another tenant shares nothing.
-	if page, sup, _ := b.Lookup(ctx, "other", cache.CustomerView("bob"), q); page != nil || sup != nil {
+	if page, sup, _ := b.Lookup(ctx, "other", cache.CustomerAudience("bob"), q); page != nil || sup != nil {
 		t.Errorf("another tenant: %q %q", page, sup)
 	}
 }
@@ -101,23 +101,23 @@ func TestRedisDownServesOnlyRecentLocalValues(t *testing.T) {
 	r := testenv.StartRedis(t)
 	clk := testenv.NewClock(time.Now())
 	c := cache.New(client(t, r), cache.Options{Now: clk.Now, LocalMaxAge: time.Second})
-	view, q := cache.AdminView, cache.QueryKey("")
-	_, _, tok := c.Lookup(ctx, "shop", view, q)
-	c.StorePage(ctx, "shop", view, q, tok, []byte("p"))
+	audience, q := cache.AdminAudience, cache.QueryKey("")
+	_, _, tok := c.Lookup(ctx, "shop", audience, q)
+	c.StorePage(ctx, "shop", audience, q, tok, []byte("p"))
 
 	r.Stop(t)
 	clk.Advance(900 * time.Millisecond)
-	if page, _, _ := c.Lookup(ctx, "shop", view, q); string(page) != "p" {
+	if page, _, _ := c.Lookup(ctx, "shop", audience, q); string(page) != "p" {
 		t.Errorf("within the bound: %q", page)
 	}
 	clk.Advance(200 * time.Millisecond)
-	if page, _, _ := c.Lookup(ctx, "shop", view, q); page != nil {
+	if page, _, _ := c.Lookup(ctx, "shop", audience, q); page != nil {
 		t.Errorf("past the bound: %q", page)
 	}
 	// Built while Redis is down: kept only for the bound, never matched once Redis is back.
-	_, _, down := c.Lookup(ctx, "shop", view, q)
-	c.StorePage(ctx, "shop", view, q, down, []byte("built while down"))
-	if page, _, _ := c.Lookup(ctx, "shop", view, q); string(page) != "built while down" {
+	_, _, down := c.Lookup(ctx, "shop", audience, q)
+	c.StorePage(ctx, "shop", audience, q, down, []byte("built while down"))
+	if page, _, _ := c.Lookup(ctx, "shop", audience, q); string(page) != "built while down" {
 		t.Errorf("just built: %q", page)
 	}
 
@@ -127,7 +127,7 @@ func TestRedisDownServesOnlyRecentLocalValues(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var tok cache.Token
-		page, _, tok = c.Lookup(ctx, "shop", view, q)
+		page, _, tok = c.Lookup(ctx, "shop", audience, q)
 		if tok != (cache.Token{}) || time.Now().After(deadline) {
 			break
 		}
@@ -147,33 +147,33 @@ func TestSupportBlockIsNotServedPastItsTTL(t *testing.T) {
 	clk := testenv.NewClock(time.Now())
 	a := cache.New(client(t, r), cache.Options{Now: clk.Now})
 	b := cache.New(client(t, r), cache.Options{Now: clk.Now})
-	view, q := cache.AdminView, cache.QueryKey("")
-	_, _, tok := a.Lookup(ctx, "shop", view, q)
+	audience, q := cache.AdminAudience, cache.QueryKey("")
+	_, _, tok := a.Lookup(ctx, "shop", audience, q)
 	a.StoreSupport(ctx, "shop", tok, []byte(`{"status":"online"}`), 3*time.Second)
 
 	clk.Advance(2999 * time.Millisecond)
 	for name, c := range map[string]*cache.Cache{"the replica that stored it": a, "another replica": b} {
-		if _, sup, _ := c.Lookup(ctx, "shop", view, q); string(sup) != `{"status":"online"}` {
+		if _, sup, _ := c.Lookup(ctx, "shop", audience, q); string(sup) != `{"status":"online"}` {
 			t.Errorf("%s, 2.999 s after storing with ttl 3s: support %q, want the block", name, sup)
 		}
 	}
 	clk.Advance(time.Millisecond)
 	for name, c := range map[string]*cache.Cache{"the replica that stored it": a, "another replica": b} {
-		if _, sup, _ := c.Lookup(ctx, "shop", view, q); sup != nil {
+		if _, sup, _ := c.Lookup(ctx, "shop", audience, q); sup != nil {
 			t.Errorf("%s, 3 s after storing with ttl 3s: support %q, want none", name, sup)
 		}
 	}
 
 	// With Redis down, the in-process layer honours the ttl too, within LocalMaxAge.
-	_, _, tok = a.Lookup(ctx, "shop", view, q)
+	_, _, tok = a.Lookup(ctx, "shop", audience, q)
 	a.StoreSupport(ctx, "shop", tok, []byte(`{"status":"away"}`), 500*time.Millisecond)
 	r.Stop(t)
 	clk.Advance(499 * time.Millisecond)
-	if _, sup, _ := a.Lookup(ctx, "shop", view, q); string(sup) != `{"status":"away"}` {
+	if _, sup, _ := a.Lookup(ctx, "shop", audience, q); string(sup) != `{"status":"away"}` {
 		t.Errorf("Redis down, within the ttl: support %q, want the block", sup)
 	}
 	clk.Advance(time.Millisecond)
-	if _, sup, _ := a.Lookup(ctx, "shop", view, q); sup != nil {
+	if _, sup, _ := a.Lookup(ctx, "shop", audience, q); sup != nil {
 		t.Errorf("Redis down, at the ttl (within LocalMaxAge): support %q, want none", sup)
 	}
 }
@@ -184,7 +184,7 @@ func TestValuesAboveTheSizeBoundAreNotCached(t *testing.T) {
 	r := testenv.StartRedis(t)
 	a := cache.New(client(t, r), cache.Options{})
 	b := cache.New(client(t, r), cache.Options{})
-	view := cache.CustomerView("ada")
+	audience := cache.CustomerAudience("ada")
 	for _, tt := range []struct {
 		name   string
 		size   int
@@ -195,10 +195,10 @@ func TestValuesAboveTheSizeBoundAreNotCached(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			q := cache.QueryKey(fmt.Sprint("size=", tt.size))
-			_, _, tok := a.Lookup(ctx, "shop", view, q)
-			a.StorePage(ctx, "shop", view, q, tok, bytes.Repeat([]byte{'<'}, tt.size))
+			_, _, tok := a.Lookup(ctx, "shop", audience, q)
+			a.StorePage(ctx, "shop", audience, q, tok, bytes.Repeat([]byte{'<'}, tt.size))
 			for name, c := range map[string]*cache.Cache{"in process": a, "in Redis": b} {
-				if page, _, _ := c.Lookup(ctx, "shop", view, q); (page != nil) != tt.cached {
+				if page, _, _ := c.Lookup(ctx, "shop", audience, q); (page != nil) != tt.cached {
 					t.Errorf("%s: cached = %t, want %t", name, page != nil, tt.cached)
 				}
 			}

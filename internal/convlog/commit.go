@@ -44,7 +44,7 @@ func (l *Log) Commit(ctx context.Context, base *chat.Conversation, changes []cha
 		// Idempotency-Key finds the write committed.
 		return nil, &chat.Error{Code: chat.Unavailable, Message: "the change is stored but could not be made visible yet; retry the request with its Idempotency-Key", Err: err}
 	}
-	invalidated := l.viewsChanged(ctx, base.TenantID, base.Customer.ID)
+	invalidated := l.listsChanged(ctx, base.TenantID, base.Customer.ID)
 	published := l.publish(ctx, w.cur, w.mine)
 	if _, current, err := l.confirm(ctx, w.cur); err != nil {
 		l.log.WarnContext(ctx, "view not confirmed after a write; the relay finishes it",
@@ -147,7 +147,7 @@ func (l *Log) appendChanges(ctx context.Context, base *chat.Conversation, change
 			// before are dropped now, so a writer that dies after its commit leaves none
 			// behind that hides it. Commit drops them again once the view shows the write
 			// (docs/CACHING.md).
-			l.viewsChanged(ctx, base.TenantID, base.Customer.ID)
+			l.listsChanged(ctx, base.TenantID, base.Customer.ID)
 		}
 		for i := range entries {
 			entries[i].Pending = true // until their events are out
@@ -311,15 +311,15 @@ func (l *Log) confirm(ctx context.Context, c *chat.Conversation) (*chat.Conversa
 		if err := l.store.Project(ctx, c); err != nil {
 			return c, false, err
 		}
-		l.viewsChanged(ctx, c.TenantID, c.Customer.ID)
+		l.listsChanged(ctx, c.TenantID, c.Customer.ID)
 	}
 	return c, false, nil
 }
 
-// viewsChanged tells the caches that the lists of a customer and of the tenant's admins
+// listsChanged tells the caches that the lists of a customer and of the tenant's admins
 // changed, and reports whether they heard. A failure (Redis is down) is logged: the write's
 // entries then stay pending, and the relay tells the caches once Redis answers again.
-func (l *Log) viewsChanged(ctx context.Context, tenantID, customerID string) bool {
+func (l *Log) listsChanged(ctx context.Context, tenantID, customerID string) bool {
 	if l.caches == nil {
 		return true
 	}

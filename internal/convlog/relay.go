@@ -130,7 +130,7 @@ func (l *Log) relayConversation(ctx context.Context, entries []chat.Entry) (int,
 	// The caches hear of the entries even when their view was current: their writer may have
 	// left them pending because it could not tell the caches (Redis was down), and lists
 	// cached before the write, in Redis or in any replica's memory, would match still.
-	invalidated := l.viewsChanged(ctx, e.TenantID, e.CustomerID)
+	invalidated := l.listsChanged(ctx, e.TenantID, e.CustomerID)
 	published := l.publish(ctx, c, entries)
 	if current && invalidated {
 		l.clear(ctx, published)

@@ -17,8 +17,8 @@ import (
 
 // ListCache keeps rendered list pages and support blocks (*cache.Cache).
 type ListCache interface {
-	Lookup(ctx context.Context, tenantID, view, q string) (page, support []byte, tok cache.Token)
-	StorePage(ctx context.Context, tenantID, view, q string, tok cache.Token, body []byte)
+	Lookup(ctx context.Context, tenantID, audience, q string) (page, support []byte, tok cache.Token)
+	StorePage(ctx context.Context, tenantID, audience, q string, tok cache.Token, body []byte)
 	StoreSupport(ctx context.Context, tenantID string, tok cache.Token, body []byte, ttl time.Duration)
 }
 
@@ -40,22 +40,22 @@ type listPageJSON struct {
 }
 
 // serveList answers a list query from the cache where it can, else from the chat service,
-// caching what it builds. The page and the support block are cached apart: the page per view
-// of the caller (the admins' view, or one customer's) and query, the block per tenant. Pages
-// of queries with updated_since are never cached (see listCacheKey), nor pages larger than the
-// cache's size bound (cache.Options.MaxValueBytes). Both are rendered without HTML escaping,
-// so a body of 4,000 '<' takes 4,000 bytes, not 24,000.
+// caching what it builds. The page and the support block are cached apart: the page per
+// audience of the caller (the tenant's admins, or the one customer) and query, the block per
+// tenant. Pages of queries with updated_since are never cached (see listCacheKey), nor pages
+// larger than the cache's size bound (cache.Options.MaxValueBytes). Both are rendered without
+// HTML escaping, so a body of 4,000 '<' takes 4,000 bytes, not 24,000.
 func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 	ctx := c.Request.Context()
 	t, caller, ok := requestScope(c)
 	if !ok {
 		return
 	}
-	view, key := listCacheKey(caller, q)
+	audience, key := listCacheKey(caller, q)
 	var page, support []byte
 	var tok cache.Token
 	if h.cache != nil {
-		page, support, tok = h.cache.Lookup(ctx, t.ID, view, key)
+		page, support, tok = h.cache.Lookup(ctx, t.ID, audience, key)
 	}
 	if page == nil {
 		build := func(ctx context.Context) ([]byte, error) {
@@ -75,7 +75,7 @@ func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 				return nil, err
 			}
 			if h.cache != nil && key != "" {
-				h.cache.StorePage(ctx, t.ID, view, key, tok, page)
+				h.cache.StorePage(ctx, t.ID, audience, key, tok, page)
 			}
 			if h.cache == nil {
 				support, _ = marshalJSON(supportOf(p.Support))
@@ -86,7 +86,7 @@ func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 		if h.cache == nil || key == "" {
 			page, err = build(ctx)
 		} else {
-			page, err = h.builds.share(ctx, "page\x00"+t.ID+"\x00"+view+"\x00"+key+"\x00"+tok.Generations(), build)
+			page, err = h.builds.share(ctx, "page\x00"+t.ID+"\x00"+audience+"\x00"+key+"\x00"+tok.Generations(), build)
 		}
 		if err != nil {
 			abortWithError(c, err)
@@ -124,24 +124,25 @@ func (h *handlers) serveList(c *gin.Context, q url.Values, lq chat.ListQuery) {
 	c.Data(http.StatusOK, listJSONContentType, body)
 }
 
-// listCacheKey returns the cache view of caller and the key of the query q in it. Admins
-// share one view (the same conversations and unread counts), except that assignee=me names
-// the caller. The key is "" for a query with updated_since, whose page is not cached: every
-// client asks with its own time, so such a page would be built for one client and shared with
-// none, and distinct times would fill the cache (issue 18).
-func listCacheKey(caller chat.Caller, q url.Values) (view, key string) {
-	view = cache.AdminView
+// listCacheKey returns the cache audience of caller (cache.AdminAudience or CustomerAudience)
+// and the key of the query q in it. Admins share one audience (the same conversations and
+// unread counts), except that assignee=me names the caller. The key is "" for a query with
+// updated_since, whose page is not cached: every client asks with its own time, so such a page
+// would be built for one client and shared with none, and distinct times would fill the cache
+// (issue 18).
+func listCacheKey(caller chat.Caller, q url.Values) (audience, key string) {
+	audience = cache.AdminAudience
 	if !caller.IsAdmin() {
-		view = cache.CustomerView(caller.ID)
+		audience = cache.CustomerAudience(caller.ID)
 	}
 	if q.Has("updated_since") {
-		return view, ""
+		return audience, ""
 	}
 	canonical := q.Encode() // sorted by name
 	if caller.IsAdmin() && q.Get("assignee") == "me" {
 		canonical += "&me=" + url.QueryEscape(caller.ID)
 	}
-	return view, cache.QueryKey(canonical)
+	return audience, cache.QueryKey(canonical)
 }
 
 // supportTTL is how long the support block s may be cached at now: at most limit, and not past
