@@ -62,7 +62,7 @@ func (s *Service) Update(ctx context.Context, id string, p Patch) (*Summary, err
 			return nil, err
 		}
 	}
-	c, err := s.edit(ctx, t, caller, id, func(c *Conversation) bool {
+	c, err := s.recordUpdate(ctx, t, caller, id, func(c *Conversation) bool {
 		changed := false
 		if p.Status != nil && c.Status != *p.Status {
 			c.Status, changed = *p.Status, true
@@ -101,11 +101,11 @@ func (s *Service) assignee(ctx context.Context, t *tenant.Tenant, caller Caller,
 	return a, nil
 }
 
-// edit applies edit to conversation id as one update entry, touching UpdatedAt when edit
-// reports a change, and returns the conversation after it.
-func (s *Service) edit(ctx context.Context, t *tenant.Tenant, caller Caller, id string, edit func(*Conversation) bool) (*Conversation, error) {
+// recordUpdate applies mutate to conversation id as one update entry, touching UpdatedAt when
+// mutate reports that it changed the conversation, and returns the conversation after it.
+func (s *Service) recordUpdate(ctx context.Context, t *tenant.Tenant, caller Caller, id string, mutate func(*Conversation) bool) (*Conversation, error) {
 	_, res, err := s.writeTo(ctx, t, caller, id, func(*Conversation) ([]Change, error) {
-		return []Change{updateChange(s.newID(), caller.participant(), edit)}, nil
+		return []Change{updateChange(s.newID(), caller.participant(), mutate)}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -205,7 +205,7 @@ func (s *Service) unassign(ctx context.Context, t *tenant.Tenant, adminID string
 			return err
 		}
 		for _, c := range convs {
-			_, err := s.edit(ctx, t, system, c.ID, func(c *Conversation) bool {
+			_, err := s.recordUpdate(ctx, t, system, c.ID, func(c *Conversation) bool {
 				if c.Assignee != adminID || c.Status != StatusOpen {
 					return false
 				}

@@ -171,11 +171,12 @@ func readChange(id string, reader Caller, m *Message) Change {
 		}}
 }
 
-// updateChange applies edit, touching UpdatedAt when it changes something.
-func updateChange(id string, by Participant, edit func(c *Conversation) bool) Change {
+// updateChange applies mutate, touching UpdatedAt when mutate reports that it changed the
+// conversation.
+func updateChange(id string, by Participant, mutate func(c *Conversation) bool) Change {
 	return Change{id: id, kind: EntryUpdate, by: by,
 		apply: func(c *Conversation, _ int64, now time.Time) (*Message, bool) {
-			if !edit(c) {
+			if !mutate(c) {
 				return nil, false
 			}
 			c.touch(now)
