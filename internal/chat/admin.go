@@ -263,22 +263,3 @@ func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsReport
 	}
 	return settingsReport(t, o), nil
 }
-
-// settingsReport returns the effective settings of t with overrides o.
-func settingsReport(t *tenant.Tenant, o Overrides) *SettingsReport {
-	v := &SettingsReport{Settings: o.Apply(t.Chat), Overridden: []string{}, UpdatedBy: o.UpdatedBy}
-	if o.AwayPrompt != nil {
-		v.Overridden = append(v.Overridden, "away_prompt")
-	}
-	if o.BusinessHoursSet {
-		v.Overridden = append(v.Overridden, "business_hours")
-	}
-	if o.UnassignOnAway != nil {
-		v.Overridden = append(v.Overridden, "unassign_on_away")
-	}
-	if !o.UpdatedAt.IsZero() {
-		at := o.UpdatedAt
-		v.UpdatedAt = &at
-	}
-	return v
-}

@@ -2,21 +2,47 @@ package chat
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/supportchat/supportchat/internal/tenant"
 )
 
-// Reply statistics: the window of PRODUCT.md and how many samples one computation reads at most.
-const (
-	replyStatsWindow     = 7 * 24 * time.Hour
-	replyStatsMaxSamples = 10000
-	// replyStatsWait bounds how long a support block waits for the expected reply time: on a
-	// server that scans (FerretDB) a large tenant's query may take seconds, and the block then
-	// shows the last value (null at first) until the query finishes in the background.
-	replyStatsWait = time.Second
-)
+// Settings are a tenant's effective chat settings: the tenant file's defaults with the
+// overrides its admins stored through the API.
+type Settings struct {
+	AwayPrompt     string
+	BusinessHours  *tenant.BusinessHours
+	UnassignOnAway bool
+}
+
+// Overrides are the chat settings a tenant's admins set through the API. A nil field falls back
+// to the tenant file; BusinessHoursSet with a nil BusinessHours means "no business hours".
+type Overrides struct {
+	AwayPrompt       *string
+	BusinessHoursSet bool
+	BusinessHours    *tenant.BusinessHours
+	UnassignOnAway   *bool
+	UpdatedAt        time.Time
+	UpdatedBy        string
+}
+
+// Apply returns the settings of file overlaid with o.
+func (o Overrides) Apply(file tenant.Chat) Settings {
+	s := Settings{AwayPrompt: file.AwayPrompt, BusinessHours: file.BusinessHours, UnassignOnAway: file.UnassignOnAway}
+	if s.AwayPrompt == "" {
+		s.AwayPrompt = tenant.DefaultAwayPrompt
+	}
+	if o.AwayPrompt != nil {
+		s.AwayPrompt = *o.AwayPrompt
+	}
+	if o.BusinessHoursSet {
+		s.BusinessHours = o.BusinessHours
+	}
+	if o.UnassignOnAway != nil {
+		s.UnassignOnAway = *o.UnassignOnAway
+	}
+	return s
+}
 
 // SettingsReport is what admins are shown of a tenant's chat settings: the effective settings,
 // the fields its admins override, and when and by whom they last did.
@@ -25,6 +51,25 @@ type SettingsReport struct {
 	Overridden []string
 	UpdatedAt  *time.Time
 	UpdatedBy  string
+}
+
+// settingsReport returns the effective settings of t with overrides o.
+func settingsReport(t *tenant.Tenant, o Overrides) *SettingsReport {
+	v := &SettingsReport{Settings: o.Apply(t.Chat), Overridden: []string{}, UpdatedBy: o.UpdatedBy}
+	if o.AwayPrompt != nil {
+		v.Overridden = append(v.Overridden, "away_prompt")
+	}
+	if o.BusinessHoursSet {
+		v.Overridden = append(v.Overridden, "business_hours")
+	}
+	if o.UnassignOnAway != nil {
+		v.Overridden = append(v.Overridden, "unassign_on_away")
+	}
+	if !o.UpdatedAt.IsZero() {
+		at := o.UpdatedAt
+		v.UpdatedAt = &at
+	}
+	return v
 }
 
 // effectiveSettings returns the settings of t with its stored overrides, cached for a few seconds.
@@ -38,24 +83,6 @@ func (s *Service) effectiveSettings(ctx context.Context, t *tenant.Tenant) (Sett
 	return o.Apply(t.Chat), o, nil
 }
 
-// support returns the support block of tenant t: presence combined with business hours, the
-// away prompt and the expected reply time. Presence that cannot be read counts as nobody
-// online; it never fails the request.
-func (s *Service) support(ctx context.Context, t *tenant.Tenant) (Support, error) {
-	settings, _, err := s.effectiveSettings(ctx, t)
-	if err != nil {
-		return Support{}, err
-	}
-	return s.supportWith(ctx, t, settings, s.teamPresence(ctx, t.ID)), nil
-}
-
-// supportWith returns the support block of tenant t now, with settings and presence p.
-func (s *Service) supportWith(ctx context.Context, t *tenant.Tenant, settings Settings, p TeamPresence) Support {
-	sup := supportAt(s.clock(), settings, p)
-	sup.ExpectedReplySeconds = s.expectedReply(ctx, t.ID)
-	return sup
-}
-
 // freshSettings returns t's effective settings read from the database, not from this
 // replica's cache of them (which it primes): a settings write that returned is in them.
 func (s *Service) freshSettings(ctx context.Context, t *tenant.Tenant) (Settings, error) {
@@ -65,62 +92,4 @@ func (s *Service) freshSettings(ctx context.Context, t *tenant.Tenant) (Settings
 	}
 	s.overrides.put(t.ID, o)
 	return o.Apply(t.Chat), nil
-}
-
-// FreshSupport returns the support block of the request's tenant (see support), with the
-// tenant's settings read from the database, not from this replica's cache of them: what it
-// returns is cached for every replica.
-func (s *Service) FreshSupport(ctx context.Context) (Support, error) {
-	t, err := tenant.FromContext(ctx)
-	if err != nil {
-		return Support{}, Errorf(NotFound, "unknown tenant")
-	}
-	settings, err := s.freshSettings(ctx, t)
-	if err != nil {
-		return Support{}, err
-	}
-	return s.supportWith(ctx, t, settings, s.teamPresence(ctx, t.ID)), nil
-}
-
-// teamPresence reads the tenant's presence, treating an unreachable Redis as nobody online.
-func (s *Service) teamPresence(ctx context.Context, tenantID string) TeamPresence {
-	p, err := s.presence.TeamPresence(ctx, tenantID)
-	if err != nil {
-		s.logger.DebugContext(ctx, "presence unavailable; support reads as offline", "tenant", tenantID, "error", err)
-		return TeamPresence{}
-	}
-	return p
-}
-
-// expectedReply returns the tenant's median time to first reply over the last seven days, or nil
-// without data. It is computed at most once per StatsTTL per replica, from an indexed range of
-// first replies, never from all conversations; a failure reads as no data.
-func (s *Service) expectedReply(ctx context.Context, tenantID string) *int64 {
-	v, err := s.replyStats.get(ctx, tenantID, func(ctx context.Context) (*int64, error) {
-		samples, err := s.store.FirstReplySeconds(ctx, tenantID, s.clock().Add(-replyStatsWindow), replyStatsMaxSamples)
-		if err != nil {
-			return nil, err
-		}
-		return median(samples), nil
-	})
-	if err != nil {
-		s.logger.WarnContext(ctx, "expected reply time unavailable", "tenant", tenantID, "error", err)
-		return nil
-	}
-	return v
-}
-
-// median returns the median of samples (the mean of the middle two for an even count), or nil.
-func median(samples []int64) *int64 {
-	if len(samples) == 0 {
-		return nil
-	}
-	sorted := slices.Clone(samples)
-	slices.Sort(sorted)
-	n := len(sorted)
-	m := sorted[n/2]
-	if n%2 == 0 {
-		m = (sorted[n/2-1] + sorted[n/2]) / 2
-	}
-	return &m
 }
