@@ -35,8 +35,8 @@ func (c Caller) participant() Participant { return Participant{ID: c.ID, Role: c
 
 type callerKey struct{}
 
-// NewContext returns a context carrying the caller c.
-func NewContext(ctx context.Context, c Caller) context.Context {
+// WithCaller returns a context carrying the caller c (see CallerFromContext).
+func WithCaller(ctx context.Context, c Caller) context.Context {
 	return context.WithValue(ctx, callerKey{}, c)
 }
 

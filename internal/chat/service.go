@@ -197,7 +197,7 @@ type Deps struct {
 }
 
 // Service implements the use cases of Support Chat. It takes the tenant and the caller of each
-// call from its context (tenant.NewContext, NewContext).
+// call from its context (tenant.NewContext, WithCaller).
 type Service struct {
 	log         Log
 	store       Store

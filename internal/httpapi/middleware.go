@@ -245,7 +245,7 @@ func authenticate(a Authenticator, seen func(context.Context)) gin.HandlerFunc {
 			abortWithError(c, err)
 			return
 		}
-		c.Request = c.Request.WithContext(chat.NewContext(ctx, callerOf(p)))
+		c.Request = c.Request.WithContext(chat.WithCaller(ctx, callerOf(p)))
 		seen(c.Request.Context())
 		c.Next()
 	}
