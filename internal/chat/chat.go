@@ -215,9 +215,9 @@ func (s Support) announced() string {
 // AdminStatus is what an admin sets through the presence endpoint.
 type AdminStatus string
 
-// The admin statuses. Offline is never set: it is what an expired heartbeat reads as.
+// The admin statuses an admin can set. There is no offline status to set: an admin whose
+// heartbeat expired is offline.
 const (
-	AdminOnline  AdminStatus = "online"
-	AdminAway    AdminStatus = "away"
-	AdminOffline AdminStatus = "offline"
+	AdminOnline AdminStatus = "online"
+	AdminAway   AdminStatus = "away"
 )

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -248,11 +249,11 @@ func TestCursors(t *testing.T) {
 	if err != nil || !got.UpdatedAt.Equal(p.UpdatedAt) || got.ID != p.ID {
 		t.Fatalf("round trip = %+v, %v", got, err)
 	}
-	if _, err := decodeCursor(encodeCursor(p, open), ListFilter{}); ErrorCode(err) != Invalid {
+	if _, err := decodeCursor(encodeCursor(p, open), ListFilter{}); code(err) != Invalid {
 		t.Errorf("a cursor of another filter = %v, want Invalid", err)
 	}
 	for _, bad := range []string{"", "abc", "AAAA", strings.Repeat("A", 40)} {
-		if _, err := decodeCursor(bad, open); ErrorCode(err) != Invalid {
+		if _, err := decodeCursor(bad, open); code(err) != Invalid {
 			t.Errorf("decodeCursor(%q) = %v, want Invalid", bad, err)
 		}
 	}
@@ -290,16 +291,21 @@ func TestTextValidation(t *testing.T) {
 	if s, _ := startSubject("", strings.Repeat("a", 100)); len([]rune(s)) != derivedSubjectChars {
 		t.Errorf("long derived subject has %d characters", len([]rune(s)))
 	}
-	if _, err := cleanContext(&ShopContext{PageURL: "javascript:alert(1)"}); ErrorCode(err) != Invalid {
+	if _, err := cleanContext(&ShopContext{PageURL: "javascript:alert(1)"}); code(err) != Invalid {
 		t.Errorf("javascript page_url = %v", err)
 	}
 }
 
+// code returns the code of err: "" for nil, Internal for an error that is not an *Error.
 func code(err error) Code {
-	if err == nil {
+	var e *Error
+	switch {
+	case err == nil:
 		return ""
+	case errors.As(err, &e):
+		return e.Code
 	}
-	return ErrorCode(err)
+	return Internal
 }
 
 func TestMedian(t *testing.T) {

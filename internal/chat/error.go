@@ -1,9 +1,6 @@
 package chat
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Code is the category of a domain error; the HTTP layer turns each into one status.
 type Code string
@@ -64,13 +61,4 @@ func Errorf(code Code, format string, args ...any) *Error {
 // FieldError returns an Invalid error about one request field.
 func FieldError(field, format string, args ...any) *Error {
 	return &Error{Code: Invalid, Field: field, Message: fmt.Sprintf(format, args...)}
-}
-
-// ErrorCode returns the code of err, Internal for anything that is not an *Error.
-func ErrorCode(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return Internal
 }

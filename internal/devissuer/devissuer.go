@@ -119,11 +119,6 @@ func (iss *Issuer) URL() string {
 	return iss.url
 }
 
-// Audience returns the audience of minted tokens.
-func (iss *Issuer) Audience() string {
-	return iss.opts.Audience
-}
-
 // JWKSFetches returns how many times the JWKS was served.
 func (iss *Issuer) JWKSFetches() int {
 	return int(iss.fetches.Load())

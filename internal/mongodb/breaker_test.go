@@ -41,7 +41,7 @@ func TestBreakerOpensOnlyWhenNoServerIsFound(t *testing.T) {
 			if !tc.open {
 				return
 			}
-			if !errors.Is(err, ErrOpen) || chat.ErrorCode(err) != chat.Unavailable {
+			if !errors.Is(err, ErrOpen) || errorCode(err) != chat.Unavailable {
 				t.Errorf("allow while open = %v, want Unavailable caused by ErrOpen", err)
 			}
 			now = now.Add(999 * time.Millisecond)

@@ -925,8 +925,8 @@ func TestUnavailableDatabase(t *testing.T) {
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("%s took %v, want about the 300ms timeout", tc.name, took)
 			}
-			if msg := chat.ErrorCode(err); msg != chat.Unavailable {
-				t.Errorf("ErrorCode(%v) = %s, want %s", err, msg, chat.Unavailable)
+			if e := (*chat.Error)(nil); !errors.As(err, &e) || e.Code != chat.Unavailable {
+				t.Errorf("%s = %v, want a *chat.Error of code %s", tc.name, err, chat.Unavailable)
 			}
 		})
 	}
@@ -941,7 +941,7 @@ func TestBreakerFailsFastOnceNoServerIsFound(t *testing.T) {
 	s := mustOpenUnreachable(t, mongodb.Options{Timeout: 300 * time.Millisecond, OpenFor: time.Hour}).Store()
 
 	_, err := s.View(ctx, shop, id(1))
-	if chat.ErrorCode(err) != chat.Unavailable || errors.Is(err, mongodb.ErrOpen) {
+	if e := (*chat.Error)(nil); !errors.As(err, &e) || e.Code != chat.Unavailable || errors.Is(err, mongodb.ErrOpen) {
 		t.Fatalf("the first View = %v, want Unavailable after server selection, not ErrOpen", err)
 	}
 	for _, tc := range []struct {
@@ -977,7 +977,7 @@ func TestBreakerFailsFastOnceNoServerIsFound(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.op()
-			if !errors.Is(err, mongodb.ErrOpen) || chat.ErrorCode(err) != chat.Unavailable {
+			if e := (*chat.Error)(nil); !errors.Is(err, mongodb.ErrOpen) || !errors.As(err, &e) || e.Code != chat.Unavailable {
 				t.Errorf("%s with the breaker open = %v, want Unavailable caused by ErrOpen", tc.name, err)
 			}
 		})

@@ -46,15 +46,6 @@ func (e *FileError) Error() string {
 	return e.File + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
 }
 
-// LoadFile reads and parses the tenant file at path. See Parse for the errors.
-func LoadFile(path string) (*Tenant, error) {
-	data, err := os.ReadFile(path) //nolint:gosec // reading the operator's tenant file is the point
-	if err != nil {
-		return nil, &FileError{File: path, Msg: readProblem(err)}
-	}
-	return Parse(path, data)
-}
-
 // readProblem describes why a file could not be read, without repeating its path.
 func readProblem(err error) string {
 	var pe *os.PathError

@@ -258,22 +258,26 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	}
 }
 
-func TestLoadFile(t *testing.T) {
+// TestValidateDirReadsFiles checks what reading a tenant file gives: the tenant, with the file
+// as its Source, or for a file that cannot be read (a dangling symlink) a *FileError that says
+// so.
+func TestValidateDirReadsFiles(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "demo-shop.yaml")
 	if err := os.WriteFile(path, []byte(shopFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := tenant.LoadFile(path)
-	if err != nil || got.ID != "demo-shop" || got.Source != path {
-		t.Errorf("LoadFile(%s) = %+v, %v; want demo-shop from that file", path, got, err)
-	}
-
 	missing := filepath.Join(dir, "gone.yaml")
-	_, err = tenant.LoadFile(missing)
+	if err := os.Symlink(filepath.Join(dir, "nowhere.yaml"), missing); err != nil {
+		t.Fatal(err)
+	}
+	got, errs := tenant.ValidateDir(dir)
+	if len(got) != 1 || got[0].ID != "demo-shop" || got[0].Source != path {
+		t.Errorf("ValidateDir(%s) tenants = %+v; want demo-shop from %s", dir, got, path)
+	}
 	var fe *tenant.FileError
-	if !errors.As(err, &fe) || fe.File != missing || !strings.HasPrefix(err.Error(), missing+": read: ") {
-		t.Errorf("LoadFile(missing file) = %v, want a *FileError %q", err, missing+": read: ...")
+	if len(errs) != 1 || !errors.As(errs[0], &fe) || fe.File != missing || !strings.HasPrefix(errs[0].Error(), missing+": read: ") {
+		t.Errorf("ValidateDir(%s) errors = %v, want one *FileError %q", dir, errs, missing+": read: ...")
 	}
 }
 
