@@ -270,16 +270,16 @@ func listenAddrs(api, metrics string) []error {
 // String returns the configuration for a start-up log line, with credentials masked.
 func (c Config) String() string {
 	return fmt.Sprintf("addr=%s metrics_addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v webhook_allowed_networks=%v webhook_timeout=%s mongodb_timeout=%s max_body_bytes=%d cache_local_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t max_event_streams=%d limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d limits_tenant_event_streams=%d",
-		c.Addr, c.MetricsAddr, LogURL(c.MongoURI), c.MongoDatabase, LogURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
+		c.Addr, c.MetricsAddr, logURL(c.MongoURI), c.MongoDatabase, logURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
 		c.IdempotencyTTL, c.OIDCTimeout, c.IssuerAllowedNetworks, c.WebhookAllowedNetworks, c.WebhookTimeout, c.MongoTimeout, c.MaxBodyBytes, c.CacheLocalBytes, c.ShutdownTimeout, c.MetricsTenantLabel, c.MaxEventStreams,
 		c.Limits.RequestsPerMinute, c.Limits.WritesPerMinute, c.Limits.EventStreams, c.Limits.TenantRequestsPerSecond, c.Limits.TenantEventStreams)
 }
 
-// LogURL returns what a log may say of a connection URL: its scheme, hosts and path (the
+// logURL returns what a log may say of a connection URL: its scheme, hosts and path (the
 // database), never its user info or its query, which may hold credentials (a password,
 // authMechanismProperties such as AWS session tokens, TLS key passwords). The addr=host:port
 // nodes of a Redis Cluster URL are kept as hosts; an unparsable value is hidden whole.
-func LogURL(raw string) string {
+func logURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
 		return "(unparsable)"

@@ -49,8 +49,8 @@ func TestLogURLKeepsOnlySchemeHostsAndDatabase(t *testing.T) {
 		"rediss://default:pw@cache:6380/2":                                                                               "rediss://cache:6380/2",
 		"::not a url":                                                                                                    "(unparsable)",
 	} {
-		if got := LogURL(raw); got != want {
-			t.Errorf("LogURL(%q) = %q, want %q", raw, got, want)
+		if got := logURL(raw); got != want {
+			t.Errorf("logURL(%q) = %q, want %q", raw, got, want)
 		}
 	}
 }

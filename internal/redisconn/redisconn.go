@@ -91,26 +91,26 @@ func Open(url string, o Options) (redis.UniversalClient, error) {
 	// serve it and however often it is redirected or retried, so one breaker covers every node
 	// without OnNewNode (and one unreachable node opens it for all). Its DialHook is not called
 	// there (the node clients dial); a failed dial reaches ProcessHook as the command's error.
-	client.AddHook(NewBreaker(o.OpenFor, o.Now))
+	client.AddHook(newBreaker(o.OpenFor, o.Now))
 	return client, nil
 }
 
-// Breaker is a go-redis hook that fails calls fast for a while after a connection failure.
-type Breaker struct {
+// breaker is a go-redis hook that fails calls fast for a while after a connection failure.
+type breaker struct {
 	openFor   time.Duration
 	now       func() time.Time
 	openUntil atomic.Int64 // unix nanoseconds
 }
 
-// NewBreaker returns a Breaker that stays open for openFor after a failure.
-func NewBreaker(openFor time.Duration, now func() time.Time) *Breaker {
-	return &Breaker{openFor: openFor, now: now}
+// newBreaker returns a breaker that stays open for openFor after a failure.
+func newBreaker(openFor time.Duration, now func() time.Time) *breaker {
+	return &breaker{openFor: openFor, now: now}
 }
 
-var _ redis.Hook = (*Breaker)(nil)
+var _ redis.Hook = (*breaker)(nil)
 
 // DialHook passes dials through.
-func (b *Breaker) DialHook(next redis.DialHook) redis.DialHook {
+func (b *breaker) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := next(ctx, network, addr)
 		if err != nil {
@@ -121,7 +121,7 @@ func (b *Breaker) DialHook(next redis.DialHook) redis.DialHook {
 }
 
 // ProcessHook fails fast while the breaker is open and opens it on connection failures.
-func (b *Breaker) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (b *breaker) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if b.isOpen() {
 			cmd.SetErr(ErrOpen)
@@ -134,7 +134,7 @@ func (b *Breaker) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 // ProcessPipelineHook does for pipelines what ProcessHook does for single commands.
-func (b *Breaker) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (b *breaker) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		if b.isOpen() {
 			for _, cmd := range cmds {
@@ -148,13 +148,13 @@ func (b *Breaker) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 	}
 }
 
-func (b *Breaker) isOpen() bool { return b.now().UnixNano() < b.openUntil.Load() }
+func (b *breaker) isOpen() bool { return b.now().UnixNano() < b.openUntil.Load() }
 
-func (b *Breaker) trip() { b.openUntil.Store(b.now().Add(b.openFor).UnixNano()) }
+func (b *breaker) trip() { b.openUntil.Store(b.now().Add(b.openFor).UnixNano()) }
 
 // observe opens the breaker when err says Redis could not be reached; answers such as redis.Nil
 // or a script error mean Redis is fine.
-func (b *Breaker) observe(err error) {
+func (b *breaker) observe(err error) {
 	if err == nil || errors.Is(err, redis.Nil) {
 		return
 	}
