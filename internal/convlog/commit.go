@@ -35,7 +35,7 @@ func (l *Log) Commit(ctx context.Context, base *chat.Conversation, changes []cha
 	if err != nil {
 		// The first change is committed: answering an error would invite the client to send
 		// it again. The changes after it (the away notice) are left out.
-		l.log.WarnContext(ctx, "a write is committed without its later changes",
+		l.logger.WarnContext(ctx, "a write is committed without its later changes",
 			"tenant", base.TenantID, "conversation", base.ID, "error", err)
 	}
 	if err := l.store.Project(ctx, w.cur); err != nil {
@@ -47,7 +47,7 @@ func (l *Log) Commit(ctx context.Context, base *chat.Conversation, changes []cha
 	invalidated := l.listsChanged(ctx, base.TenantID, base.Customer.ID)
 	published := l.publish(ctx, w.cur, w.mine)
 	if _, current, err := l.confirm(ctx, w.cur); err != nil {
-		l.log.WarnContext(ctx, "view not confirmed after a write; the relay finishes it",
+		l.logger.WarnContext(ctx, "view not confirmed after a write; the relay finishes it",
 			"tenant", base.TenantID, "conversation", base.ID, "error", err)
 	} else if current && invalidated {
 		// Lists cached before the write were not dropped (Redis failed just then): the
@@ -324,7 +324,7 @@ func (l *Log) listsChanged(ctx context.Context, tenantID, customerID string) boo
 		return true
 	}
 	if err := l.caches.ConversationChanged(context.WithoutCancel(ctx), tenantID, customerID); err != nil {
-		l.log.WarnContext(ctx, "cached lists not invalidated; the relay invalidates them once Redis answers", "tenant", tenantID, "error", err)
+		l.logger.WarnContext(ctx, "cached lists not invalidated; the relay invalidates them once Redis answers", "tenant", tenantID, "error", err)
 		return false
 	}
 	return true
@@ -357,7 +357,7 @@ func (l *Log) clear(ctx context.Context, entries []chat.Entry) {
 		return
 	}
 	if err := l.store.Published(ctx, entries); err != nil {
-		l.log.WarnContext(ctx, "published entries not marked; the relay publishes them again",
+		l.logger.WarnContext(ctx, "published entries not marked; the relay publishes them again",
 			"tenant", entries[0].TenantID, "conversation", entries[0].ConversationID, "error", err)
 	}
 }

@@ -117,7 +117,7 @@ const (
 type Deps struct {
 	Store  Store
 	Events Publisher
-	// Caches is told of changed views; it may be nil.
+	// Caches is told of changed lists; it may be nil.
 	Caches Invalidator
 	// Now is the clock.
 	Now    func() time.Time
@@ -141,7 +141,7 @@ type Log struct {
 	events   Publisher
 	caches   Invalidator
 	now      func() time.Time
-	log      *slog.Logger
+	logger   *slog.Logger
 	obs      Observer
 	lease    Lease
 	grace    time.Duration
@@ -164,7 +164,7 @@ func New(d Deps) *Log {
 	if d.RelayInterval <= 0 {
 		d.RelayInterval = DefaultRelayInterval
 	}
-	return &Log{seen: make(map[string]time.Time), locks: newKeyedLocks(), store: d.Store, events: d.Events, caches: d.Caches, now: d.Now, log: d.Logger, obs: d.Observer, lease: d.Lease,
+	return &Log{seen: make(map[string]time.Time), locks: newKeyedLocks(), store: d.Store, events: d.Events, caches: d.Caches, now: d.Now, logger: d.Logger, obs: d.Observer, lease: d.Lease,
 		grace: d.RelayGrace, interval: d.RelayInterval}
 }
 

@@ -40,7 +40,7 @@ func (l *Log) Hooked(ctx context.Context, limit int) ([]chat.Recorded, error) {
 		}
 		c, err := l.conversationAfter(ctx, first)
 		if err != nil {
-			l.log.WarnContext(ctx, "entries not taken up by webhooks; next pass", "tenant", first.TenantID, "conversation", first.ConversationID, "error", err)
+			l.logger.WarnContext(ctx, "entries not taken up by webhooks; next pass", "tenant", first.TenantID, "conversation", first.ConversationID, "error", err)
 			start = end
 			continue
 		}

@@ -33,7 +33,7 @@ func (l *Log) Run(ctx context.Context) {
 			continue // another replica makes this pass
 		}
 		if _, err := l.Relay(ctx); err != nil && ctx.Err() == nil {
-			l.log.WarnContext(ctx, "relay of pending log entries", "error", err)
+			l.logger.WarnContext(ctx, "relay of pending log entries", "error", err)
 		}
 	}
 }
@@ -64,7 +64,7 @@ func (l *Log) Relay(ctx context.Context) (int, error) {
 		}
 		p, err := l.relayConversation(ctx, pending[:n])
 		if err != nil {
-			l.log.WarnContext(ctx, "pending log entries not relayed; next pass",
+			l.logger.WarnContext(ctx, "pending log entries not relayed; next pass",
 				"tenant", pending[0].TenantID, "conversation", pending[0].ConversationID, "error", err)
 		}
 		published += p
