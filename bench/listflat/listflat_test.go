@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	neturl "net/url"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/supportchat/supportchat/bench/internal/stack"
 	"github.com/supportchat/supportchat/internal/localdeps"
+	"github.com/supportchat/supportchat/internal/server"
 )
 
 // ConversationsEnv names the variable listing the tenant sizes to measure, comma-separated.
@@ -61,6 +63,8 @@ const conversationsPerCustomer = 5
 
 func TestMain(m *testing.M) {
 	localdeps.ServeFerretDBChildIfAsked()
+	// As chatd's main: the service runs in this process (server.Run).
+	server.SetProcessGlobals(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	os.Exit(m.Run())
 }
 
@@ -246,7 +250,6 @@ func benchGET(b *testing.B, url, token string, uncached bool, check func([]byte)
 // serveBytes serves body as JSON on every GET of /api/v1/chat/list from a bare Gin engine
 // (gin.New, no middleware) on 127.0.0.1, and returns its URL.
 func serveBytes(b *testing.B, body []byte) (url string, stop func()) {
-	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.GET("/api/v1/chat/list", func(c *gin.Context) { c.Data(http.StatusOK, "application/json; charset=utf-8", body) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -29,10 +30,13 @@ import (
 	"time"
 
 	"github.com/supportchat/supportchat/internal/localdeps"
+	"github.com/supportchat/supportchat/internal/server"
 )
 
 func main() {
 	localdeps.ServeFerretDBChildIfAsked()
+	// As chatd's main: the service runs in this process (server.Run).
+	server.SetProcessGlobals(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -152,7 +152,6 @@ func get(ctx context.Context, url, token string) ([]byte, error) {
 // (gin.New, no middleware, no authentication, no storage) on 127.0.0.1, with the service's
 // server timeouts. wrk sends it the same requests, tokens included, as the services.
 func startCeiling(body []byte, tokens []string) (*target, error) {
-	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.GET(listPath, func(c *gin.Context) { c.Data(http.StatusOK, "application/json; charset=utf-8", body) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

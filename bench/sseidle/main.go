@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -27,10 +28,13 @@ import (
 
 	"github.com/supportchat/supportchat/bench/internal/stack"
 	"github.com/supportchat/supportchat/internal/localdeps"
+	"github.com/supportchat/supportchat/internal/server"
 )
 
 func main() {
 	localdeps.ServeFerretDBChildIfAsked()
+	// As chatd's main: the service runs in this process (server.Run).
+	server.SetProcessGlobals(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

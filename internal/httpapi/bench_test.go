@@ -45,7 +45,6 @@ func BenchmarkList(b *testing.B) {
 // BenchmarkBareGin is the floor the list is compared with: a Gin handler that encodes a
 // constant body of the same size.
 func BenchmarkBareGin(b *testing.B) {
-	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	body := map[string]any{"conversations": make([]map[string]any, 20), "next_cursor": nil}
 	r.GET("/list", func(c *gin.Context) { c.JSON(http.StatusOK, body) })

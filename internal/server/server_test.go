@@ -15,6 +15,7 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/gin-gonic/gin"
 	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/server"
 	"github.com/supportchat/supportchat/internal/server/servertest"
@@ -294,4 +295,9 @@ func TestUntracedRequestsKeepTheCallersTraceID(t *testing.T) {
 func runServer(t *testing.T, env map[string]string, o server.Options) net.Addr {
 	t.Helper()
 	return servertest.Run(t, env, o, 30*time.Second)
+}
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.ReleaseMode) // as the binaries' main sets it (server.SetProcessGlobals)
+	os.Exit(m.Run())
 }
