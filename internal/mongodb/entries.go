@@ -176,15 +176,11 @@ func (s *Store) EntriesAfter(ctx context.Context, tenantID, convID string, seq i
 		}
 		entries = append(entries, d.entry())
 	}
-	cur, err := s.entries.Find(ctx,
+	docs, err := findAll[entryDoc](ctx, s, "entries after", s.entries,
 		bson.M{"tenant_id": tenantID, "conversation_id": convID, "seq": bson.M{"$gt": seq + probedEntries}},
 		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
 	if err != nil {
-		return nil, s.wrap("entries after", err)
-	}
-	var docs []entryDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, s.wrap("entries after", err)
+		return nil, err
 	}
 	for i := range docs {
 		entries = append(entries, docs[i].entry())
@@ -224,20 +220,15 @@ func (s *Store) Followed(ctx context.Context, views []*chat.Conversation) ([]boo
 				tenants = append(tenants, v.TenantID)
 			}
 		}
-		cur, err := s.entries.Find(ctx, bson.M{"_id": bson.M{"$in": keys}, "tenant_id": bson.M{"$in": tenants}},
+		docs, err := findAll[idDoc](ctx, s, "followed views", s.entries,
+			bson.M{"_id": bson.M{"$in": keys}, "tenant_id": bson.M{"$in": tenants}},
 			options.Find().SetProjection(bson.M{"_id": 1}))
 		if err != nil {
-			return nil, s.wrap("followed views", err)
-		}
-		var docs []struct {
-			Key string `bson:"_id"`
-		}
-		if err := cur.All(ctx, &docs); err != nil {
-			return nil, s.wrap("followed views", err)
+			return nil, err
 		}
 		for _, d := range docs {
 			for i, k := range keys {
-				found[i] = found[i] || k == d.Key
+				found[i] = found[i] || k == d.ID
 			}
 		}
 		return found, nil
@@ -280,15 +271,11 @@ func (s *Store) Messages(ctx context.Context, tenantID, convID string, before in
 	if before > 0 {
 		filter["seq"] = bson.M{"$lt": before}
 	}
-	cur, err := s.entries.Find(ctx, filter,
+	docs, err := findAll[entryDoc](ctx, s, "list messages", s.entries, filter,
 		options.Find().SetSort(bson.D{{Key: "seq", Value: -1}}).SetLimit(int64(limit)).
 			SetProjection(bson.M{"conversation_id": 1, "message": 1}))
 	if err != nil {
-		return nil, s.wrap("list messages", err)
-	}
-	var docs []entryDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, s.wrap("list messages", err)
+		return nil, err
 	}
 	msgs := make([]chat.Message, 0, len(docs))
 	for _, d := range docs {
@@ -318,14 +305,10 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]chat.Entry, error) {
 	if outbox {
 		return s.pendingInOutbox(ctx, limit)
 	}
-	cur, err := s.entries.Find(ctx, bson.M{"pending": true},
+	docs, err := findAll[entryDoc](ctx, s, "pending entries", s.entries, bson.M{"pending": true},
 		options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, s.wrap("pending entries", err)
-	}
-	var docs []entryDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, s.wrap("pending entries", err)
+		return nil, err
 	}
 	entries := make([]chat.Entry, len(docs))
 	for i := range docs {
@@ -352,13 +335,10 @@ func (s *Store) marked(ctx context.Context, hook bool, limit int) ([]chat.Entry,
 	if hook {
 		filter = bson.M{"hook": true}
 	}
-	cur, err := s.outbox.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
+	marks, err := findAll[outboxDoc](ctx, s, "pending marks", s.outbox, filter,
+		options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, nil, s.wrap("pending marks", err)
-	}
-	var marks []outboxDoc
-	if err := cur.All(ctx, &marks); err != nil {
-		return nil, nil, s.wrap("pending marks", err)
+		return nil, nil, err
 	}
 	var entries []chat.Entry
 	var ids, stale []string
@@ -449,14 +429,10 @@ func (s *Store) Hooked(ctx context.Context, limit int) ([]chat.Entry, []string, 
 	if outbox {
 		return s.marked(ctx, true, limit)
 	}
-	cur, err := s.entries.Find(ctx, bson.M{"hook": true},
+	docs, err := findAll[entryDoc](ctx, s, "hooked entries", s.entries, bson.M{"hook": true},
 		options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, nil, s.wrap("hooked entries", err)
-	}
-	var docs []entryDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, nil, s.wrap("hooked entries", err)
+		return nil, nil, err
 	}
 	entries := make([]chat.Entry, len(docs))
 	marks := make([]string, len(docs))

@@ -209,16 +209,11 @@ func (s *Store) SweepIdempotency(ctx context.Context, now time.Time, limit int) 
 	if err := s.breaker.allow("find expired idempotency records"); err != nil {
 		return 0, err
 	}
-	cur, err := s.idempotency.Find(ctx, bson.M{"expires_at": bson.M{"$lt": now}},
+	docs, err := findAll[idDoc](ctx, s, "find expired idempotency records", s.idempotency,
+		bson.M{"expires_at": bson.M{"$lt": now}},
 		options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(int64(limit)))
 	if err != nil {
-		return 0, s.wrap("find expired idempotency records", err)
-	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return 0, s.wrap("find expired idempotency records", err)
+		return 0, err
 	}
 	if len(docs) == 0 {
 		return 0, nil

@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/convlog"
@@ -133,6 +134,25 @@ func findByID[T interface{ tenant() string }](ctx context.Context, s *Store, col
 		return nil, notFound
 	}
 	return &d, nil
+}
+
+// findAll returns the documents of coll matching filter, decoded as T, and wraps a failure of
+// the query or of the decoding as operation op (s.wrap). The caller checks the breaker.
+func findAll[T any](ctx context.Context, s *Store, op string, coll *mongo.Collection, filter any, opts ...options.Lister[options.FindOptions]) ([]T, error) {
+	cur, err := coll.Find(ctx, filter, opts...)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	var docs []T
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return docs, nil
+}
+
+// idDoc is a document read for its _id alone.
+type idDoc struct {
+	ID string `bson:"_id"`
 }
 
 // wrap is the package's wrap for the store's operations: a failure to find a server opens the

@@ -60,13 +60,10 @@ func (c supportChanges) Hooked(ctx context.Context, limit int) ([]chat.Recorded,
 	if err := s.breaker.allow("support changes"); err != nil {
 		return nil, err
 	}
-	cur, err := s.supportChanges.Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
+	docs, err := findAll[supportChangeDoc](ctx, s, "support changes", s.supportChanges, bson.M{},
+		options.Find().SetSort(bson.D{{Key: "at", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, s.wrap("support changes", err)
-	}
-	var docs []supportChangeDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, s.wrap("support changes", err)
+		return nil, err
 	}
 	out := make([]chat.Recorded, len(docs))
 	for i, d := range docs {

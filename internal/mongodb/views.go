@@ -131,13 +131,10 @@ func (s *Store) findConversations(ctx context.Context, op string, filter bson.M,
 	if limit <= 0 {
 		return nil, nil
 	}
-	cur, err := s.conversations.Find(ctx, filter, options.Find().SetSort(newestFirst()).SetLimit(int64(limit)))
+	docs, err := findAll[conversationDoc](ctx, s, op, s.conversations, filter,
+		options.Find().SetSort(newestFirst()).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, s.wrap(op, err)
-	}
-	var docs []conversationDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, s.wrap(op, err)
+		return nil, err
 	}
 	convs := make([]*chat.Conversation, len(docs))
 	for i := range docs {
@@ -155,20 +152,16 @@ func (s *Store) FirstReplySeconds(ctx context.Context, tenantID string, since ti
 	if err := s.breaker.allow("first reply times"); err != nil {
 		return nil, err
 	}
-	cur, err := s.conversations.Find(ctx,
+	docs, err := findAll[struct {
+		Seconds int64 `bson:"first_reply_seconds"`
+	}](ctx, s, "first reply times", s.conversations,
 		bson.M{"tenant_id": tenantID, "first_reply_at": bson.M{"$gte": since}},
 		options.Find().
 			SetSort(bson.D{{Key: "first_reply_at", Value: -1}}).
 			SetProjection(bson.M{"_id": 0, "first_reply_seconds": 1}).
 			SetLimit(int64(limit)))
 	if err != nil {
-		return nil, s.wrap("first reply times", err)
-	}
-	var docs []struct {
-		Seconds int64 `bson:"first_reply_seconds"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, s.wrap("first reply times", err)
+		return nil, err
 	}
 	secs := make([]int64, len(docs))
 	for i, d := range docs {

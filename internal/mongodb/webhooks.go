@@ -172,13 +172,10 @@ func (s *Store) Endpoints(ctx context.Context, tenantID string) ([]webhook.Endpo
 	if err := s.breaker.allow("list webhook endpoints"); err != nil {
 		return nil, err
 	}
-	cur, err := s.webhookEndpoints.Find(ctx, bson.M{"tenant_id": tenantID}, options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
+	docs, err := findAll[endpointDoc](ctx, s, "list webhook endpoints", s.webhookEndpoints, bson.M{"tenant_id": tenantID},
+		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
-		return nil, s.wrap("list webhook endpoints", err)
-	}
-	var docs []endpointDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, s.wrap("list webhook endpoints", err)
+		return nil, err
 	}
 	out := make([]webhook.Endpoint, len(docs))
 	for i, d := range docs {
@@ -327,13 +324,9 @@ func (s *Store) queued(ctx context.Context, filter bson.M, sort bson.D, limit in
 	if limit > 0 {
 		opts.SetLimit(int64(limit))
 	}
-	cur, err := s.webhookQueue.Find(ctx, filter, opts)
+	docs, err := findAll[queuedDoc](ctx, s, "webhook queue", s.webhookQueue, filter, opts)
 	if err != nil {
-		return nil, s.wrap("webhook queue", err)
-	}
-	var docs []queuedDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, s.wrap("webhook queue", err)
+		return nil, err
 	}
 	out := make([]webhook.Queued, len(docs))
 	for i, d := range docs {
@@ -389,15 +382,11 @@ func (s *Store) Deliveries(ctx context.Context, tenantID, endpointID string, bef
 			bson.M{"created_at": before, "_id": bson.M{"$lt": beforeID}},
 		}
 	}
-	cur, err := s.webhookDeliveries.Find(ctx, filter, options.Find().
+	docs, err := findAll[deliveryDoc](ctx, s, "list webhook deliveries", s.webhookDeliveries, filter, options.Find().
 		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(int64(limit)).
 		SetProjection(bson.M{"body": 0}))
 	if err != nil {
-		return nil, s.wrap("list webhook deliveries", err)
-	}
-	var docs []deliveryDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, s.wrap("list webhook deliveries", err)
+		return nil, err
 	}
 	out := make([]webhook.Delivery, len(docs))
 	for i, d := range docs {
@@ -412,15 +401,10 @@ func (s *Store) SweepDeliveries(ctx context.Context, before time.Time, limit int
 		return 0, err
 	}
 	filter := bson.M{"created_at": bson.M{"$lt": before}, "state": bson.M{"$in": bson.A{string(webhook.Delivered), string(webhook.Dead)}}}
-	cur, err := s.webhookDeliveries.Find(ctx, filter, options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(int64(limit)))
-	if err != nil {
-		return 0, s.wrap("find old webhook deliveries", err)
-	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil || len(docs) == 0 {
-		return 0, s.wrap("find old webhook deliveries", err)
+	docs, err := findAll[idDoc](ctx, s, "find old webhook deliveries", s.webhookDeliveries, filter,
+		options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(int64(limit)))
+	if err != nil || len(docs) == 0 {
+		return 0, err
 	}
 	ids := make([]string, len(docs))
 	for i, d := range docs {
