@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/supportchat/supportchat/internal/localdeps"
 	"github.com/supportchat/supportchat/internal/server"
 )
 
@@ -58,7 +59,7 @@ func startChatd(t *testing.T, env map[string]string) *chatd {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.SysProcAttr = childAttr()
+	p.cmd.SysProcAttr = localdeps.ChildAttr()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting chatd: %v", err)
 	}

@@ -70,7 +70,7 @@ func StartFerretDBChild(o FerretDBOptions) (*FerretDB, error) {
 		cmd.Env = append(cmd.Env, childSQLiteEnv+"="+o.SQLiteDir)
 	}
 	cmd.Stderr = o.Log
-	cmd.SysProcAttr = childAttr()
+	cmd.SysProcAttr = ChildAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

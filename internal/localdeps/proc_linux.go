@@ -4,9 +4,9 @@ package localdeps
 
 import "syscall"
 
-// childAttr makes a child process (a redis-server, a FerretDB child) get SIGKILL when this
-// process ends, however it ends: a test binary killed by -timeout or by a signal runs no
-// cleanup, and its children would otherwise live on.
-func childAttr() *syscall.SysProcAttr {
+// ChildAttr makes a child process (a redis-server, a FerretDB child, a test's chatd) get
+// SIGKILL when this process ends, however it ends: a test binary killed by -timeout or by a
+// signal runs no cleanup, and its children would otherwise live on.
+func ChildAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

@@ -4,5 +4,5 @@ package localdeps
 
 import "syscall"
 
-// childAttr returns nil: only Linux can tie a child's life to its parent's.
-func childAttr() *syscall.SysProcAttr { return nil }
+// ChildAttr returns nil: only Linux can tie a child's life to its parent's.
+func ChildAttr() *syscall.SysProcAttr { return nil }

@@ -99,7 +99,7 @@ func startRedisServer(bin string, port int, args ...string) (*redisProcess, erro
 		"--save", "", "--appendonly", "no", "--loglevel", "warning"}, args...)...)
 	p.cmd.Stdout = p.output
 	p.cmd.Stderr = p.output
-	p.cmd.SysProcAttr = childAttr()
+	p.cmd.SysProcAttr = ChildAttr()
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
