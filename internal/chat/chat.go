@@ -143,6 +143,9 @@ type Conversation struct {
 	State
 	// Latest holds up to MaxLatest newest messages up to State.Seq, oldest first.
 	Latest []Message
+	// Erased is set on a conversation whose log ends with its seal (EntryErased): it is being
+	// erased, and reads and writes treat it as not found.
+	Erased bool
 }
 
 // Participants returns who took part in the conversation: the customer first, then every admin

@@ -24,7 +24,22 @@ const (
 	EntryRead EntryKind = "read"
 	// EntryUpdate changes the status or the assignee.
 	EntryUpdate EntryKind = "update"
+	// EntryErased seals a conversation that is being erased (internal/datarights): it is the
+	// last entry its log will ever have, so a write racing the erasure loses its race for the
+	// Seq, reads the seal and answers not found instead of adding to a log being deleted. It
+	// carries no customer data.
+	EntryErased EntryKind = "erased"
 )
+
+// SealID is the id of a seal entry: one per conversation.
+const SealID = "erased"
+
+// Seal returns the entry that seals conversation c, at the log's end c.Seq (see EntryErased).
+func Seal(c *Conversation, at time.Time) Entry {
+	seq := c.Seq + 1
+	return Entry{ID: SealID, TenantID: c.TenantID, ConversationID: c.ID, Seq: seq, Kind: EntryErased, At: at,
+		By: Participant{ID: "system", Role: RoleSystem}, State: State{Seq: seq, UpdatedAt: at}}
+}
 
 // Entry is one committed change of a conversation: the unit of its log. Entries are never
 // changed once stored, except that Pending is cleared once their events are published.
@@ -213,7 +228,9 @@ func (c *Conversation) FollowedBy(entries []Entry) *Conversation {
 	if len(entries) == 0 {
 		return c
 	}
-	n := conversationAt(c.Header, entries[len(entries)-1].State)
+	last := entries[len(entries)-1]
+	n := conversationAt(c.Header, last.State)
+	n.Erased = c.Erased || last.Kind == EntryErased
 	n.Latest = slices.Clone(c.Latest)
 	for _, e := range entries {
 		if e.Message != nil {

@@ -120,7 +120,7 @@ func (s *Service) List(ctx context.Context, q ListQuery) (*ListPage, error) {
 	}
 	// A view behind its log may have matched the filters or sorted where the log says it
 	// should not: the page shows what the log says.
-	convs = slices.DeleteFunc(convs, func(c *Conversation) bool { return !f.Matches(c) })
+	convs = slices.DeleteFunc(convs, func(c *Conversation) bool { return c.Erased || !f.Matches(c) })
 	slices.SortStableFunc(convs, newestFirst)
 	page.Conversations = make([]Summary, len(convs))
 	for i, c := range convs {

@@ -109,6 +109,11 @@ func (l *Log) appendChanges(ctx context.Context, base *chat.Conversation, change
 	pending := slices.Clone(changes)
 	var known []chat.Entry // entries of the log this write read after base
 	for attempt := 0; ; attempt++ {
+		if w.cur.Erased {
+			// The log ends with its seal: the conversation is being erased, and nothing
+			// may follow the seal (chat.EntryErased).
+			return w, errNotFound
+		}
 		var err error
 		if pending, err = w.claim(pending, known); err != nil {
 			return w, err

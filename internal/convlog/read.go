@@ -28,7 +28,7 @@ func (l *Log) View(ctx context.Context, tenantID, id string) (*chat.Conversation
 		return nil, err
 	}
 	c, ok := chat.FromLog(entries)
-	if !ok {
+	if !ok || c.Erased {
 		return nil, errNotFound
 	}
 	return c, nil
@@ -47,10 +47,15 @@ func (l *Log) Conversation(ctx context.Context, tenantID, id string) (*chat.Conv
 	if err != nil {
 		return nil, err
 	}
-	return v.FollowedBy(newer), nil
+	c := v.FollowedBy(newer)
+	if c.Erased {
+		return nil, errNotFound
+	}
+	return c, nil
 }
 
-// Refresh brings views up to their logs. See chat.Log.
+// Refresh brings views up to their logs; a conversation being erased comes back Erased. See
+// chat.Log.
 func (l *Log) Refresh(ctx context.Context, views []*chat.Conversation) ([]*chat.Conversation, error) {
 	out := make([]*chat.Conversation, len(views))
 	copy(out, views)

@@ -121,6 +121,9 @@ func (l *Log) relayConversation(ctx context.Context, entries []chat.Entry) (int,
 	} else {
 		c = v.FollowedBy(newer)
 	}
+	if c.Erased {
+		return 0, nil // being erased: nothing of it is shown again (internal/datarights)
+	}
 	current := true
 	if v == nil || len(newer) > 0 {
 		if c, current, err = l.project(ctx, c); err != nil {

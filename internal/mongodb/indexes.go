@@ -46,6 +46,9 @@ func indexes() []index {
 			keys: keys("tenant_id", 1, "conversation_id", 1, "seq", -1)},
 		{collection: entriesCollection, name: "tenant_conversation_eid", unique: true,
 			keys: keys("tenant_id", 1, "conversation_id", 1, "eid", 1)},
+		// A customer's logs, for export and erasure (Store.CustomerLogs).
+		{collection: entriesCollection, name: "tenant_customer_seq",
+			keys: keys("tenant_id", 1, "customer_id", 1, "seq", 1, "conversation_id", 1)},
 		// The relay's query, oldest first: a partial index holds only the pending entries on
 		// MongoDB; FerretDB has no partial indexes and indexes every entry.
 		{collection: entriesCollection, name: "pending_at", partial: "pending",
