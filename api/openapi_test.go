@@ -373,13 +373,13 @@ func (f *fakeIdem) Begin(_ context.Context, r idempotency.Request) (*idempotency
 	return &idempotency.Attempt{Seed: r.Route + " " + r.Key}, nil
 }
 
-func (f *fakeIdem) Finish(_ context.Context, a *idempotency.Attempt, status int, body []byte, location string) (*idempotency.Response, error) {
+func (f *fakeIdem) Finish(_ context.Context, a *idempotency.Attempt, resp idempotency.Response) (*idempotency.Response, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.answers == nil {
 		f.answers = map[string]*idempotency.Response{}
 	}
-	r := &idempotency.Response{Status: status, Body: body, Location: location}
+	r := &resp
 	f.answers[a.Seed] = r
 	return r, nil
 }

@@ -330,3 +330,42 @@ func split(v string) (gen string, expires time.Time, body []byte, ok bool) {
 	}
 	return gen, time.UnixMilli(n), []byte(rest), true
 }
+
+// Forget drops what the cache holds of customers of the tenant whose conversations were erased:
+// it makes every list the admins or the customers saw stale on every replica, then deletes the
+// pages Redis holds of those lists, and returns how many keys it deleted. With erased, the
+// customers' generations are deleted rather than replaced, so no key names them any more.
+func (c *Cache) Forget(ctx context.Context, tenantID string, customerIDs []string, erased bool) (int64, error) {
+	bump := []string{genKey(tenantID, AdminAudience)}
+	var gone []string
+	for _, id := range customerIDs {
+		if erased {
+			gone = append(gone, genKey(tenantID, CustomerAudience(id)))
+		} else {
+			bump = append(bump, genKey(tenantID, CustomerAudience(id)))
+		}
+	}
+	if err := c.bump(ctx, bump...); err != nil {
+		return 0, err
+	}
+	var total int64
+	if len(gone) > 0 {
+		n, err := c.rdb.Del(ctx, gone...).Result()
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	patterns := []string{pageKey(redisconn.GlobQuote(tenantID), AdminAudience, "*")}
+	for _, id := range customerIDs {
+		patterns = append(patterns, pageKey(redisconn.GlobQuote(tenantID), redisconn.GlobQuote(CustomerAudience(id)), "*"))
+	}
+	for _, p := range patterns {
+		n, err := redisconn.UnlinkMatching(ctx, c.rdb, p)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}

@@ -313,6 +313,11 @@ func (l *Log) confirm(ctx context.Context, c *chat.Conversation) (*chat.Conversa
 			return c, true, nil
 		}
 		c = c.FollowedBy(newer)
+		if c.Erased {
+			// The log ends with its seal: it is being erased, and its view must not come
+			// back (the erasure deletes it).
+			return c, false, errNotFound
+		}
 		if err := l.store.Project(ctx, c); err != nil {
 			return c, false, err
 		}

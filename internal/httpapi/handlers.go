@@ -90,13 +90,13 @@ func (h *handlers) start(c *gin.Context) {
 	if req.Context != nil {
 		in.Context = &chat.ShopContext{OrderID: req.Context.OrderID, ProductID: req.Context.ProductID, PageURL: req.Context.PageURL}
 	}
-	h.idempotent(c, "POST /api/v1/chat/start", body, func(seed string) (any, string, error) {
+	h.idempotent(c, "POST /api/v1/chat/start", body, func(seed string) (*written, error) {
 		in.Seed = seed
 		v, err := h.chat.Start(c.Request.Context(), in)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
-		return conversationOf(*v), "/api/v1/chat/" + v.ID, nil
+		return &written{resp: conversationOf(*v), location: "/api/v1/chat/" + v.ID, conversation: v.ID}, nil
 	})
 }
 
@@ -113,28 +113,28 @@ func (h *handlers) send(c *gin.Context) {
 		return
 	}
 	id := c.Param("id")
-	h.idempotent(c, "POST /api/v1/chat/{id}/messages "+id, body, func(seed string) (any, string, error) {
+	h.idempotent(c, "POST /api/v1/chat/{id}/messages "+id, body, func(seed string) (*written, error) {
 		m, err := h.chat.Send(c.Request.Context(), id, chat.SendInput{Body: req.Body, Seed: seed})
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
-		return messageOf(*m), "", nil
+		return &written{resp: messageOf(*m), conversation: id}, nil
 	})
 }
 
 // idempotent runs a creating request under its Idempotency-Key header, if it has one: a retry
 // with the same key and body gets the stored first answer (marked Idempotent-Replayed), and a
 // racing twin runs with the same seed, so it finds what the first stored.
-func (h *handlers) idempotent(c *gin.Context, route string, body []byte, run func(seed string) (any, string, error)) {
+func (h *handlers) idempotent(c *gin.Context, route string, body []byte, run func(seed string) (*written, error)) {
 	ctx := c.Request.Context()
 	key, hasKey := c.Request.Header["Idempotency-Key"]
 	if !hasKey || h.idem == nil {
-		resp, location, err := run("")
+		w, err := run("")
 		if err != nil {
 			abortWithError(c, err)
 			return
 		}
-		created(c, resp, location)
+		created(c, w.resp, w.location)
 		return
 	}
 	t, caller, ok := requestScope(c)
@@ -154,21 +154,22 @@ func (h *handlers) idempotent(c *gin.Context, route string, body []byte, run fun
 		replay(c, r)
 		return
 	}
-	resp, location, err := run(a.Seed)
+	w, err := run(a.Seed)
 	if err != nil {
 		kind, _, _ := problemFor(err)
-		if _, ferr := h.idem.Finish(ctx, a, kind.status, nil, ""); ferr != nil {
+		if _, ferr := h.idem.Finish(ctx, a, idempotency.Response{Status: kind.status}); ferr != nil {
 			loggerFrom(c).WarnContext(ctx, "idempotency key not released", "error", ferr)
 		}
 		abortWithError(c, err)
 		return
 	}
-	b, err := json.Marshal(resp)
+	b, err := json.Marshal(w.resp)
 	if err != nil {
 		abortWithError(c, err)
 		return
 	}
-	stored, err := h.idem.Finish(ctx, a, http.StatusCreated, b, location)
+	location := w.location
+	stored, err := h.idem.Finish(ctx, a, idempotency.Response{Status: http.StatusCreated, Body: b, Location: location, Conversation: w.conversation})
 	if err != nil {
 		// The write is committed, but its answer is not the key's yet: a twin may store
 		// another. Not acknowledged; a retry with the key finds the write and answers.
@@ -183,6 +184,14 @@ func (h *handlers) idempotent(c *gin.Context, route string, body []byte, run fun
 		c.Header("Location", location)
 	}
 	c.Data(http.StatusCreated, "application/json; charset=utf-8", b)
+}
+
+// written is what a creating request wrote: its answer, the answer's Location ("" for none) and
+// the conversation it wrote to.
+type written struct {
+	resp         any
+	location     string
+	conversation string
 }
 
 // replay answers with the stored response of an idempotent request.

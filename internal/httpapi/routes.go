@@ -39,7 +39,7 @@ var _ ChatService = (*chat.Service)(nil)
 // Idempotency runs the Idempotency-Key protocol (*idempotency.Keeper).
 type Idempotency interface {
 	Begin(ctx context.Context, r idempotency.Request) (*idempotency.Attempt, error)
-	Finish(ctx context.Context, a *idempotency.Attempt, status int, body []byte, location string) (*idempotency.Response, error)
+	Finish(ctx context.Context, a *idempotency.Attempt, resp idempotency.Response) (*idempotency.Response, error)
 }
 
 var _ Idempotency = (*idempotency.Keeper)(nil)
@@ -78,6 +78,8 @@ type Deps struct {
 	Now func() time.Time
 	// MaxBodyBytes is the largest request body accepted (default 64 KiB).
 	MaxBodyBytes int64
+	// Erasures erase customers' data; nil serves no erasure endpoints.
+	Erasures Erasures
 	// RequestTimeout bounds one API request (default 15s).
 	RequestTimeout time.Duration
 	// Limits bounds the requests and event streams of callers and tenants; nil limits nothing.
@@ -157,6 +159,11 @@ func New(d Deps) http.Handler {
 	api.POST("/chat/:id/read", h.read)
 	api.GET("/admin/settings", h.settings)
 	api.PUT("/admin/settings", h.putSettings)
+	if d.Erasures != nil {
+		er := &erasureHandlers{svc: d.Erasures}
+		api.DELETE("/admin/customers/:customer_id", er.erase)
+		api.GET("/admin/erasures/:id", er.erasure)
+	}
 	if d.Webhooks != nil {
 		wh := &webhookHandlers{svc: d.Webhooks, handlers: h}
 		api.GET("/admin/webhooks", wh.list)

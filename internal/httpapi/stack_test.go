@@ -28,6 +28,7 @@ import (
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/convlog"
+	"github.com/supportchat/supportchat/internal/datarights"
 	"github.com/supportchat/supportchat/internal/events"
 	"github.com/supportchat/supportchat/internal/idempotency"
 	"github.com/supportchat/supportchat/internal/limits"
@@ -69,6 +70,7 @@ type stack struct {
 	api     *testenv.OpenAPI
 	metrics *telemetry.Metrics
 	limiter *limits.Limiter
+	eraser  *datarights.Eraser
 	// group, tenantsDir, mongoURI, database and redisMode are what a replica of the stack shares
 	// with it; tenants are its own replica's.
 	group     *stackGroup
@@ -87,6 +89,8 @@ type stackOptions struct {
 	store       func(convlog.Store) convlog.Store
 	listStore   func(chat.Store) chat.Store
 	idempotency func(idempotency.Store) idempotency.Store
+	// erasure wraps the records the eraser deletes from.
+	erasure func(datarights.Records) datarights.Records
 	// proxied puts a testenv.Proxy between the stack and MongoDB (stack.proxy), which a test
 	// can cut and restore.
 	proxied bool
@@ -222,7 +226,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 		Now:          s.clock.Now,
 		NewID:        randomID,
 		MongoMonitor: o.monitor,
-		Wrap:         server.StoreWrappers{Log: o.store, Lists: o.listStore, Idempotency: o.idempotency},
+		Wrap:         server.StoreWrappers{Log: o.store, Lists: o.listStore, Idempotency: o.idempotency, Erasure: o.erasure},
 		Webhooks:     server.WebhookTuning{Off: true},
 		Tuning: server.Tuning{
 			CacheTTL:      cacheTTL,
@@ -237,6 +241,9 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 			// Tests that stop Redis see refused connections at once, and poll for its return.
 			RedisTimeout:   10 * time.Second,
 			RequestTimeout: time.Minute,
+			// Tests make an erasure's steps with eraser.Tick, moving the clock past its
+			// settling; a job's lease, in Redis, lapses in real time.
+			ErasureLease: 2 * time.Second,
 		},
 	})
 	if err != nil {
@@ -251,7 +258,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	}
 	s.group.tenants = append(s.group.tenants, app.Tenants)
 	s.tenants, s.store, s.rdb, s.hub, s.log, s.svc = app.Tenants, app.Store, app.Redis, app.Hub, app.Log, app.Chat
-	s.metrics, s.limiter, s.handler = app.Metrics, app.Limiter, app.Handler
+	s.metrics, s.limiter, s.handler, s.eraser = app.Metrics, app.Limiter, app.Handler, app.Eraser
 	relayCtx, stopRelay := context.WithCancel(context.WithValue(context.Background(), relayKey{}, true))
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); s.log.Run(relayCtx) }()

@@ -36,6 +36,9 @@ type Response struct {
 	Status      int
 	Body        []byte
 	Location    string
+	// Conversation is the id of the conversation the request wrote to, so that the erasure of
+	// the conversation finds the stored answer, which shows it (internal/datarights).
+	Conversation string
 }
 
 // Store keeps records. Records are single documents, made unique by Key within a tenant, so

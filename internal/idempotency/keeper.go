@@ -96,14 +96,15 @@ func (k *Keeper) Begin(ctx context.Context, r Request) (*Attempt, error) {
 // retry it, with another body if it likes, and returns nil; only the attempt that reserved
 // the key releases it: a racing twin that fails must not open the key to another body while
 // its sibling may still succeed.
-func (k *Keeper) Finish(ctx context.Context, a *Attempt, status int, body []byte, location string) (*Response, error) {
-	if status < 200 || status > 299 {
+func (k *Keeper) Finish(ctx context.Context, a *Attempt, resp Response) (*Response, error) {
+	if resp.Status < 200 || resp.Status > 299 {
 		if !a.reserved {
 			return nil, nil
 		}
 		return nil, k.store.Release(ctx, a.rec.TenantID, a.rec.Key)
 	}
-	stored, err := k.store.SaveResponse(ctx, a.rec, Response{Fingerprint: a.fingerprint, Status: status, Body: body, Location: location})
+	resp.Fingerprint = a.fingerprint
+	stored, err := k.store.SaveResponse(ctx, a.rec, resp)
 	if err != nil {
 		return nil, err
 	}

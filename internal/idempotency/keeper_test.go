@@ -79,10 +79,10 @@ func TestKeeper(t *testing.T) {
 		t.Fatalf("twin = %+v, %v; want the first seed %q", twin, err, first.Seed)
 	}
 	// The twin failing does not release the key its sibling is using.
-	if _, err := k.Finish(ctx, twin, 409, nil, ""); err != nil {
+	if _, err := k.Finish(ctx, twin, Response{Status: 409}); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := k.Finish(ctx, first, 201, []byte(`{"id":"c1"}`), "/api/v1/chat/c1"); err != nil || string(r.Body) != `{"id":"c1"}` {
+	if r, err := k.Finish(ctx, first, Response{Status: 201, Body: []byte(`{"id":"c1"}`), Location: "/api/v1/chat/c1"}); err != nil || string(r.Body) != `{"id":"c1"}` {
 		t.Fatalf("Finish = %+v, %v; want its own response stored", r, err)
 	}
 	// The same body with other white space replays.
@@ -115,7 +115,7 @@ func TestFailureReleasesTheKeyButKeepsTheSeed(t *testing.T) {
 	k, _ := newKeeper()
 	req := Request{TenantID: "shop", CallerID: "ada", Route: "r", Key: "k", Body: []byte(`{}`)}
 	a, _ := k.Begin(ctx, req)
-	if _, err := k.Finish(ctx, a, 400, nil, ""); err != nil {
+	if _, err := k.Finish(ctx, a, Response{Status: 400}); err != nil {
 		t.Fatal(err)
 	}
 	// The corrected request runs, with the seed of the failed one: if a twin of the failed
@@ -129,7 +129,7 @@ func TestFailureReleasesTheKeyButKeepsTheSeed(t *testing.T) {
 	if again.Seed != a.Seed || again.Replay != nil {
 		t.Errorf("corrected attempt = %+v; want a fresh run with the seed %q", again, a.Seed)
 	}
-	if _, err := k.Finish(ctx, again, 201, []byte(`{"id":"m1"}`), ""); err != nil {
+	if _, err := k.Finish(ctx, again, Response{Status: 201, Body: []byte(`{"id":"m1"}`), Location: ""}); err != nil {
 		t.Fatal(err)
 	}
 	// Its response is now the key's: a retry of it replays, the first body is refused.
@@ -150,11 +150,11 @@ func TestTwinsAnswerTheFirstStoredResponse(t *testing.T) {
 	req := Request{TenantID: "shop", CallerID: "ada", Route: "POST /chat/start", Key: "twin", Body: []byte(`{"message":"hi"}`)}
 	a, _ := k.Begin(ctx, req)
 	b, _ := k.Begin(ctx, req)
-	first, err := k.Finish(ctx, b, 201, []byte(`{"id":"c1","messages":["hi","away"]}`), "/api/v1/chat/c1")
+	first, err := k.Finish(ctx, b, Response{Status: 201, Body: []byte(`{"id":"c1","messages":["hi","away"]}`), Location: "/api/v1/chat/c1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := k.Finish(ctx, a, 201, []byte(`{"id":"c1","messages":["hi"]}`), "/api/v1/chat/c1")
+	second, err := k.Finish(ctx, a, Response{Status: 201, Body: []byte(`{"id":"c1","messages":["hi"]}`), Location: "/api/v1/chat/c1"})
 	if err != nil {
 		t.Fatal(err)
 	}

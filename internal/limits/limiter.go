@@ -341,3 +341,9 @@ func callerKey(tenantID, subject string) string {
 func tenantKey(tenantID string) string {
 	return "chat:{" + tenantID + "}:limit:"
 }
+
+// Forget deletes the counters of a caller of the tenant (an erased customer's), and returns
+// how many keys it deleted.
+func (l *Limiter) Forget(ctx context.Context, tenantID, subject string) (int64, error) {
+	return redisconn.UnlinkMatching(ctx, l.rdb, redisconn.GlobQuote(callerKey(tenantID, subject))+"*")
+}

@@ -36,30 +36,32 @@ func (s *Store) CustomerViews(ctx context.Context, tenantID, customerID, after s
 	return convs, nil
 }
 
-// CustomerLogs returns the ids of up to limit conversations of a customer of the tenant whose
-// log starts (a first entry is stored), by id after the id after: with CustomerViews, it finds
-// a conversation whose first write died before it made the view.
+// CustomerLogs returns the ids of up to limit conversations of a customer of the tenant that
+// have log entries, by id after the id after: with CustomerViews, it finds a conversation
+// whose first write died before it made the view, and what a write that raced an erasure left.
 func (s *Store) CustomerLogs(ctx context.Context, tenantID, customerID, after string, limit int) ([]string, error) {
 	const op = "customer logs"
 	if err := s.breaker.allow(op); err != nil {
 		return nil, err
 	}
-	filter := bson.M{"tenant_id": tenantID, "customer_id": customerID, "seq": 1}
-	if after != "" {
-		filter["conversation_id"] = bson.M{"$gt": after}
-	}
-	docs, err := findAll[struct {
-		ConversationID string `bson:"conversation_id"`
-	}](ctx, s, op, s.entries, filter, options.Find().
-		SetSort(bson.D{{Key: "conversation_id", Value: 1}}).
-		SetProjection(bson.M{"_id": 0, "conversation_id": 1}).
-		SetLimit(int64(limit)))
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, len(docs))
-	for i, d := range docs {
-		ids[i] = d.ConversationID
+	var ids []string
+	for len(ids) < limit {
+		filter := bson.M{"tenant_id": tenantID, "customer_id": customerID}
+		if after != "" {
+			filter["conversation_id"] = bson.M{"$gt": after}
+		}
+		// One entry per conversation: the next page starts after the conversation found.
+		docs, err := findAll[struct {
+			ConversationID string `bson:"conversation_id"`
+		}](ctx, s, op, s.entries, filter, options.Find().
+			SetSort(bson.D{{Key: "conversation_id", Value: 1}}).
+			SetProjection(bson.M{"_id": 0, "conversation_id": 1}).
+			SetLimit(1))
+		if err != nil || len(docs) == 0 {
+			return ids, err
+		}
+		after = docs[0].ConversationID
+		ids = append(ids, after)
 	}
 	return ids, nil
 }

@@ -41,6 +41,8 @@ const (
 	supportChangesCollection    = "support_changes"
 	// The records of the changes made to documents older versions wrote (migrations.go).
 	migrationsCollection = "migrations"
+	// The erasure jobs of customers (erasure.go).
+	erasuresCollection = "erasures"
 )
 
 // Options configure Open. Zero values take the defaults.
@@ -136,6 +138,7 @@ func Open(_ context.Context, uri, database string, o Options) (*DB, error) {
 			webhookDeliveries: db.Collection(webhookDeliveriesCollection),
 			webhookQueue:      db.Collection(webhookQueueCollection),
 			supportChanges:    db.Collection(supportChangesCollection),
+			erasures:          db.Collection(erasuresCollection),
 			marks:             o.PendingMarks,
 			now:               o.Now,
 			log:               o.Logger,

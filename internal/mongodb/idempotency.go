@@ -36,14 +36,16 @@ type idempotencyDoc struct {
 // record's with responseSuffix, so of racing attempts exactly one stores it. Seed ties it to
 // the record it answers (a record that expired and was taken over has another seed).
 type responseDoc struct {
-	ID          string    `bson:"_id"`
-	TenantID    string    `bson:"tenant_id"`
-	Seed        string    `bson:"seed"`
-	Fingerprint string    `bson:"fingerprint"`
-	Status      int       `bson:"status"`
-	Body        []byte    `bson:"body"`
-	Location    string    `bson:"location"`
-	ExpiresAt   time.Time `bson:"expires_at"`
+	ID          string `bson:"_id"`
+	TenantID    string `bson:"tenant_id"`
+	Seed        string `bson:"seed"`
+	Fingerprint string `bson:"fingerprint"`
+	Status      int    `bson:"status"`
+	Body        []byte `bson:"body"`
+	Location    string `bson:"location"`
+	// ConversationID is the conversation the request wrote to, for its erasure.
+	ConversationID string    `bson:"conversation_id,omitempty"`
+	ExpiresAt      time.Time `bson:"expires_at"`
 }
 
 // responseSuffix ends the id of a record's response.
@@ -81,7 +83,7 @@ func (d *idempotencyDoc) record() idempotency.Record {
 
 // response returns the idempotency.Response of d.
 func (d *responseDoc) response() idempotency.Response {
-	return idempotency.Response{Fingerprint: d.Fingerprint, Status: d.Status, Body: d.Body, Location: d.Location}
+	return idempotency.Response{Fingerprint: d.Fingerprint, Status: d.Status, Body: d.Body, Location: d.Location, Conversation: d.ConversationID}
 }
 
 // Reserve stores rec unless an unexpired record with the same tenant and key exists. It
@@ -165,14 +167,15 @@ func (s *Store) SaveResponse(ctx context.Context, rec idempotency.Record, resp i
 		return idempotency.Response{}, err
 	}
 	doc := responseDoc{
-		ID:          idempotencyID(rec.TenantID, rec.Key) + responseSuffix,
-		TenantID:    rec.TenantID,
-		Seed:        rec.Seed,
-		Fingerprint: resp.Fingerprint,
-		Status:      resp.Status,
-		Body:        resp.Body,
-		Location:    resp.Location,
-		ExpiresAt:   rec.ExpiresAt,
+		ID:             idempotencyID(rec.TenantID, rec.Key) + responseSuffix,
+		TenantID:       rec.TenantID,
+		Seed:           rec.Seed,
+		Fingerprint:    resp.Fingerprint,
+		Status:         resp.Status,
+		Body:           resp.Body,
+		Location:       resp.Location,
+		ConversationID: resp.Conversation,
+		ExpiresAt:      rec.ExpiresAt,
 	}
 	_, err := s.idempotency.InsertOne(ctx, doc)
 	if err == nil {

@@ -47,8 +47,8 @@ func indexes() []index {
 		{collection: entriesCollection, name: "tenant_conversation_eid", unique: true,
 			keys: keys("tenant_id", 1, "conversation_id", 1, "eid", 1)},
 		// A customer's logs, for export and erasure (Store.CustomerLogs).
-		{collection: entriesCollection, name: "tenant_customer_seq",
-			keys: keys("tenant_id", 1, "customer_id", 1, "seq", 1, "conversation_id", 1)},
+		{collection: entriesCollection, name: "tenant_customer_conversation",
+			keys: keys("tenant_id", 1, "customer_id", 1, "conversation_id", 1)},
 		// The relay's query, oldest first: a partial index holds only the pending entries on
 		// MongoDB; FerretDB has no partial indexes and indexes every entry.
 		{collection: entriesCollection, name: "pending_at", partial: "pending",
@@ -68,6 +68,12 @@ func indexes() []index {
 		{collection: webhookQueueCollection, name: "tenant_endpoint_order",
 			keys: keys("tenant_id", 1, "endpoint_id", 1, "order", 1, "_id", 1)},
 		{collection: supportChangesCollection, name: "at", keys: keys("at", 1)},
+		// Erasure: the idempotency answers of a conversation, and the jobs.
+		{collection: idempotencyCollection, name: "tenant_conversation",
+			keys: keys("tenant_id", 1, "conversation_id", 1)},
+		{collection: erasuresCollection, name: "state_requested", keys: keys("state", 1, "requested_at", 1)},
+		{collection: erasuresCollection, name: "tenant_customer_state",
+			keys: keys("tenant_id", 1, "customer_id", 1, "state", 1)},
 		{collection: idempotencyCollection, name: "expires", ttl: true,
 			keys: keys("expires_at", 1)},
 	}

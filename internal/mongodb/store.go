@@ -32,6 +32,7 @@ type Store struct {
 	webhookDeliveries *mongo.Collection
 	webhookQueue      *mongo.Collection
 	supportChanges    *mongo.Collection
+	erasures          *mongo.Collection
 	marks             PendingMarks
 	now               func() time.Time
 	log               *slog.Logger

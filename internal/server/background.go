@@ -51,6 +51,7 @@ type Loop struct {
 //   - "lost events" tells event streams to resync after events that could not be published;
 //   - "presence sweep" marks admins offline whose heartbeats stopped;
 //   - "support clock" announces support blocks that change with the clock or a tenant file;
+//   - "erasures" takes up the erasures of customers, a job at a time on one replica;
 //   - "webhooks" delivers webhook events (unless Options.Webhooks.Off).
 func (s *Service) Loops() []Loop {
 	loops := []Loop{
@@ -62,6 +63,7 @@ func (s *Service) Loops() []Loop {
 		{"lost events", s.resyncLostEvents},
 		{"presence sweep", s.sweepPresence},
 		{"support clock", s.runSupportClock},
+		{"erasures", s.Eraser.Run},
 	}
 	if s.hooks != nil {
 		loops = append(loops, Loop{"webhooks", s.hooks.Run})

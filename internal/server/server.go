@@ -22,6 +22,7 @@ import (
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/convlog"
+	"github.com/supportchat/supportchat/internal/datarights"
 	"github.com/supportchat/supportchat/internal/idempotency"
 	"github.com/supportchat/supportchat/internal/redisconn"
 	"github.com/supportchat/supportchat/internal/telemetry"
@@ -91,6 +92,8 @@ type StoreWrappers struct {
 	Lists func(chat.Store) chat.Store
 	// Idempotency wraps the store of Idempotency-Key records.
 	Idempotency func(idempotency.Store) idempotency.Store
+	// Erasure wraps the records erasure deletes from.
+	Erasure func(datarights.Records) datarights.Records
 }
 
 // wrapped returns wrap(s), or s when wrap is nil.
@@ -119,6 +122,11 @@ type Tuning struct {
 	RequestTimeout time.Duration
 	// RedisTimeout bounds dialling Redis and each read and write (redisconn.Options).
 	RedisTimeout time.Duration
+	// ErasureSettle is the pause between an erasure's two passes (datarights.DefaultSettle);
+	// DataRightsInterval how often erasures and retention look for work (a second).
+	ErasureSettle, DataRightsInterval time.Duration
+	// ErasureLease is how long a replica holds an erasure job without renewing it.
+	ErasureLease time.Duration
 }
 
 // WebhookTuning is what tests change of the webhook workers.

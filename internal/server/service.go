@@ -23,6 +23,7 @@ import (
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/config"
 	"github.com/supportchat/supportchat/internal/convlog"
+	"github.com/supportchat/supportchat/internal/datarights"
 	"github.com/supportchat/supportchat/internal/events"
 	"github.com/supportchat/supportchat/internal/httpapi"
 	"github.com/supportchat/supportchat/internal/idempotency"
@@ -60,6 +61,8 @@ type Service struct {
 	Hub *events.Hub
 	// Limiter applies the limits.
 	Limiter *limits.Limiter
+	// Eraser erases customers.
+	Eraser *datarights.Eraser
 
 	cfg     config.Config
 	signals <-chan os.Signal
@@ -93,7 +96,9 @@ func New(ctx context.Context, cfg config.Config, o Options) (_ *Service, err err
 	lists := cache.New(s.Redis, cache.Options{Observer: s.Metrics, LocalBytes: localBytes(cfg.CacheLocalBytes), Now: o.Now})
 	lease := redisconn.NewLease(s.Redis)
 	s.assembleChat(o, lists, lease)
-	s.assembleAPI(o, lists) //nolint:contextcheck // handlers run under their requests' contexts, the limiter until Close
+	s.newLimiter() //nolint:contextcheck // the limiter's lease refresher lives until Close
+	s.assembleDataRights(o, lists, lease)
+	s.assembleAPI(o, lists) //nolint:contextcheck // handlers run under their requests' contexts
 	if !o.Webhooks.Off {
 		s.hooks = s.newWebhookWorkers(o, lease)
 	}
@@ -215,6 +220,41 @@ func (s *Service) assembleChat(o Options, lists *cache.Cache, lease *redisconn.L
 	})
 }
 
+// newLimiter makes the limiter. Limits count in Redis across replicas; each replica limits on
+// its own while Redis is down. The limiter's lease refresher lives until Close.
+func (s *Service) newLimiter() {
+	cfg := s.cfg
+	s.Limiter = limits.New(s.Redis, limits.Config{
+		RequestsPerMinute:       cfg.Limits.RequestsPerMinute,
+		WritesPerMinute:         cfg.Limits.WritesPerMinute,
+		EventStreams:            cfg.Limits.EventStreams,
+		TenantRequestsPerSecond: cfg.Limits.TenantRequestsPerSecond,
+		TenantEventStreams:      cfg.Limits.TenantEventStreams,
+		ReplicaEventStreams:     cfg.MaxEventStreams,
+	}, limits.Options{Logger: s.Logger, Observer: s.Metrics}) // real time: limits count real requests
+	s.onClose(s.Limiter.Close)
+}
+
+// assembleDataRights makes the eraser of customers, which erases from MongoDB, the event
+// streams, the cached lists and the limits.
+func (s *Service) assembleDataRights(o Options, lists *cache.Cache, lease *redisconn.Lease) {
+	s.Eraser = datarights.NewEraser(datarights.EraserDeps{
+		Jobs:     s.Store,
+		Records:  wrapped[datarights.Records](o.Wrap.Erasure, s.Store),
+		Events:   s.bus,
+		Caches:   lists,
+		Limits:   s.Limiter,
+		Lease:    lease,
+		Observer: s.Metrics,
+		Now:      o.Now,
+		NewID:    o.NewID,
+		Logger:   s.Logger,
+		Settle:   o.Tuning.ErasureSettle,
+		Interval: o.Tuning.DataRightsInterval,
+		LeaseTTL: o.Tuning.ErasureLease,
+	})
+}
+
 // assembleAPI makes the token verifier, the Idempotency-Key keeper, the limiter and the HTTP
 // API over the chat service.
 func (s *Service) assembleAPI(o Options, lists *cache.Cache) {
@@ -228,18 +268,6 @@ func (s *Service) assembleAPI(o Options, lists *cache.Cache) {
 		Observer:   metrics,
 	})
 	keeper := idempotency.NewKeeper(wrapped[idempotency.Store](o.Wrap.Idempotency, s.Store), cfg.IdempotencyTTL, o.Now, func() string { return o.NewID() + o.NewID() })
-	// Limits count in Redis across replicas; each replica limits on its own while Redis is down.
-	// The limiter's lease refresher lives until Close.
-	s.Limiter = limits.New(s.Redis, limits.Config{
-		RequestsPerMinute:       cfg.Limits.RequestsPerMinute,
-		WritesPerMinute:         cfg.Limits.WritesPerMinute,
-		EventStreams:            cfg.Limits.EventStreams,
-		TenantRequestsPerSecond: cfg.Limits.TenantRequestsPerSecond,
-		TenantEventStreams:      cfg.Limits.TenantEventStreams,
-		ReplicaEventStreams:     cfg.MaxEventStreams,
-	}, limits.Options{Logger: log, Observer: metrics}) // real time: limits count real requests
-	s.onClose(s.Limiter.Close)
-
 	streamMaxAge := o.Tuning.StreamMaxAge
 	if streamMaxAge <= 0 {
 		streamMaxAge = verifier.KeysMaxAge()
@@ -266,6 +294,7 @@ func (s *Service) assembleAPI(o Options, lists *cache.Cache) {
 		Limits:         s.Limiter,
 		Now:            o.Now,
 		Webhooks:       webhook.NewService(s.Store, webhook.Targets{Allowed: cfg.WebhookAllowedNetworks}, o.Now),
+		Erasures:       s.Eraser,
 	})
 	if o.Handler != nil {
 		s.Handler = o.Handler(s.Handler)

@@ -80,6 +80,9 @@ type Metrics struct {
 	webhookDue     prometheus.Gauge
 	webhookLate    prometheus.Gauge
 	webhookFanned  prometheus.Counter
+	erasedConvs    *prometheus.CounterVec
+	erasedMsgs     *prometheus.CounterVec
+	overdue        prometheus.Gauge
 }
 
 // Buckets of the latency histograms, in seconds.
@@ -209,6 +212,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		m.tenantsLoaded, m.tenantsInvalid, m.rateLimited, m.readyChecks,
 		m.webhookTries, m.webhookTime, m.webhookDue, m.webhookLate, m.webhookFanned,
 	)
+	m.registerDataRights(reg)
 	if o.TenantLabel {
 		m.tenantRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chat_tenant_http_requests_total",
@@ -235,6 +239,37 @@ func NewMetrics(o MetricsOptions) *Metrics {
 	}))
 	return m
 }
+
+// registerDataRights makes and registers the metrics of erasures and retention.
+func (m *Metrics) registerDataRights(reg *prometheus.Registry) {
+	m.erasedConvs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chat_erased_conversations_total",
+		Help: "Conversations erased, by reason: erasure (of a customer, on request) or retention (resolved longer ago than the tenant keeps them).",
+	}, []string{"reason"})
+	m.erasedMsgs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chat_erased_messages_total",
+		Help: "Messages erased with their conversations, by reason (erasure or retention).",
+	}, []string{"reason"})
+	m.overdue = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "chat_retention_overdue_seconds",
+		Help: "How long past its tenant's retention the oldest resolved conversation not yet erased is, as this replica's retention sweeper last saw it (0: none is overdue).",
+	})
+	reg.MustRegister(m.erasedConvs, m.erasedMsgs, m.overdue)
+	for _, r := range []string{"erasure", "retention"} {
+		m.erasedConvs.WithLabelValues(r)
+		m.erasedMsgs.WithLabelValues(r)
+	}
+}
+
+// Erased counts conversations and their messages erased, by reason (datarights.Observer).
+func (m *Metrics) Erased(reason string, conversations, messages int64) {
+	m.erasedConvs.WithLabelValues(reason).Add(float64(conversations))
+	m.erasedMsgs.WithLabelValues(reason).Add(float64(messages))
+}
+
+// RetentionOverdue sets how long past retention the oldest conversation left to erase is
+// (datarights.Observer).
+func (m *Metrics) RetentionOverdue(d time.Duration) { m.overdue.Set(d.Seconds()) }
 
 // Handler serves the registry in the Prometheus text (or OpenMetrics) format, for GET /metrics.
 func (m *Metrics) Handler() http.Handler { return m.handler }
