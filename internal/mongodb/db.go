@@ -43,6 +43,8 @@ const (
 	migrationsCollection = "migrations"
 	// The erasure jobs of customers (erasure.go).
 	erasuresCollection = "erasures"
+	// The tenants' audit trail (internal/audit).
+	auditCollection = "audit"
 )
 
 // Options configure Open. Zero values take the defaults.
@@ -139,6 +141,7 @@ func Open(_ context.Context, uri, database string, o Options) (*DB, error) {
 			webhookQueue:      db.Collection(webhookQueueCollection),
 			supportChanges:    db.Collection(supportChangesCollection),
 			erasures:          db.Collection(erasuresCollection),
+			audit:             db.Collection(auditCollection),
 			marks:             o.PendingMarks,
 			now:               o.Now,
 			log:               o.Logger,

@@ -76,6 +76,11 @@ func indexes() []index {
 			keys: keys("tenant_id", 1, "customer_id", 1, "state", 1)},
 		{collection: idempotencyCollection, name: "expires", ttl: true,
 			keys: keys("expires_at", 1)},
+		// The audit trail, newest first per tenant, and its expiry.
+		{collection: auditCollection, name: "tenant_id_desc",
+			keys: keys("tenant_id", 1, "_id", -1)},
+		{collection: auditCollection, name: "expires", ttl: true,
+			keys: keys("expires_at", 1)},
 	}
 }
 
@@ -105,9 +110,9 @@ func keys(pairs ...any) bson.D {
 
 // EnsureIndexes creates the indexes the store's queries use; those that exist are left as they
 // are, so it is safe at every start. A server without TTL indexes (FerretDB) is logged and
-// tolerated: NeedsSweep then reports true, and expired idempotency records must be deleted by
-// Store.SweepIdempotency. On FerretDB it also gives older conversation views the fields later
-// versions added (backfillCustomerID).
+// tolerated: NeedsSweep then reports true, and expired idempotency records and audit entries
+// must be deleted by Store.SweepIdempotency and Store.SweepAudit. On FerretDB it also gives
+// older conversation views the fields later versions added (backfillCustomerID).
 func (db *DB) EnsureIndexes(ctx context.Context) error {
 	for _, ix := range indexes() {
 		_, err := db.db.Collection(ix.collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: ix.options(true)})

@@ -33,6 +33,7 @@ type Store struct {
 	webhookQueue      *mongo.Collection
 	supportChanges    *mongo.Collection
 	erasures          *mongo.Collection
+	audit             *mongo.Collection
 	marks             PendingMarks
 	now               func() time.Time
 	log               *slog.Logger
