@@ -39,6 +39,8 @@ type Config struct {
 	PresenceTTL time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (CHAT_IDEMPOTENCY_TTL).
 	IdempotencyTTL time.Duration
+	// AuditRetention is how long entries of the audit trail are kept (CHAT_AUDIT_RETENTION).
+	AuditRetention time.Duration
 	// OIDCTimeout bounds one discovery or JWKS fetch of a tenant's issuer (CHAT_OIDC_TIMEOUT).
 	OIDCTimeout time.Duration
 	// IssuerAllowedNetworks are the networks beyond the public internet that fetches from the
@@ -115,6 +117,7 @@ func Vars() []Var {
 		{"CHAT_LOG_LEVEL", "info", "debug, info, warn or error", false},
 		{"CHAT_PRESENCE_TTL", "60s", "how long an admin stays online or away without a heartbeat", false},
 		{"CHAT_IDEMPOTENCY_TTL", "24h", "how long an Idempotency-Key is remembered", false},
+		{"CHAT_AUDIT_RETENTION", "9600h", "how long entries of the audit trail (exports, erasures, retention runs, settings changes) are kept, then deleted: 400 days", false},
 		{"CHAT_OIDC_TIMEOUT", "5s", "bound for one discovery or JWKS fetch of a tenant's issuer", false},
 		{"CHAT_ISSUER_ALLOWED_NETWORKS", "", "comma-separated CIDRs of private networks the issuers' fetches may reach (an in-cluster IdP); only public addresses otherwise", false},
 		{"CHAT_WEBHOOK_ALLOWED_NETWORKS", "", "comma-separated CIDRs of private networks webhook deliveries may reach (a receiver in the cluster), where an endpoint may also be http; only public addresses otherwise", false},
@@ -165,6 +168,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TenantsDir:      get("CHAT_TENANTS_DIR"),
 		PresenceTTL:     duration("CHAT_PRESENCE_TTL"),
 		IdempotencyTTL:  duration("CHAT_IDEMPOTENCY_TTL"),
+		AuditRetention:  duration("CHAT_AUDIT_RETENTION"),
 		OIDCTimeout:     duration("CHAT_OIDC_TIMEOUT"),
 		MongoTimeout:    duration("CHAT_MONGODB_TIMEOUT"),
 		ShutdownTimeout: duration("CHAT_SHUTDOWN_TIMEOUT"),
@@ -269,9 +273,9 @@ func listenAddrs(api, metrics string) []error {
 
 // String returns the configuration for a start-up log line, with credentials masked.
 func (c Config) String() string {
-	return fmt.Sprintf("addr=%s metrics_addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s oidc_timeout=%s issuer_allowed_networks=%v webhook_allowed_networks=%v webhook_timeout=%s mongodb_timeout=%s max_body_bytes=%d cache_local_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t max_event_streams=%d limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d limits_tenant_event_streams=%d",
+	return fmt.Sprintf("addr=%s metrics_addr=%s mongodb=%s database=%s redis=%s redis_mode=%s tenants=%s log_level=%s presence_ttl=%s idempotency_ttl=%s audit_retention=%s oidc_timeout=%s issuer_allowed_networks=%v webhook_allowed_networks=%v webhook_timeout=%s mongodb_timeout=%s max_body_bytes=%d cache_local_bytes=%d shutdown_timeout=%s metrics_tenant_label=%t max_event_streams=%d limits_requests_per_minute=%d limits_writes_per_minute=%d limits_event_streams=%d limits_tenant_requests_per_second=%d limits_tenant_event_streams=%d",
 		c.Addr, c.MetricsAddr, logURL(c.MongoURI), c.MongoDatabase, logURL(c.RedisURL), c.RedisMode, c.TenantsDir, c.LogLevel, c.PresenceTTL,
-		c.IdempotencyTTL, c.OIDCTimeout, c.IssuerAllowedNetworks, c.WebhookAllowedNetworks, c.WebhookTimeout, c.MongoTimeout, c.MaxBodyBytes, c.CacheLocalBytes, c.ShutdownTimeout, c.MetricsTenantLabel, c.MaxEventStreams,
+		c.IdempotencyTTL, c.AuditRetention, c.OIDCTimeout, c.IssuerAllowedNetworks, c.WebhookAllowedNetworks, c.WebhookTimeout, c.MongoTimeout, c.MaxBodyBytes, c.CacheLocalBytes, c.ShutdownTimeout, c.MetricsTenantLabel, c.MaxEventStreams,
 		c.Limits.RequestsPerMinute, c.Limits.WritesPerMinute, c.Limits.EventStreams, c.Limits.TenantRequestsPerSecond, c.Limits.TenantEventStreams)
 }
 

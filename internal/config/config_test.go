@@ -301,3 +301,20 @@ func TestLoadCacheLocalBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadAuditRetention(t *testing.T) {
+	c, err := Load(func(string) string { return "" })
+	if err != nil || c.AuditRetention != 400*24*time.Hour {
+		t.Errorf("default CHAT_AUDIT_RETENTION = %v (%v), want 400 days", c.AuditRetention, err)
+	}
+	c, err = Load(func(k string) string { return map[string]string{"CHAT_AUDIT_RETENTION": "720h"}[k] })
+	if err != nil || c.AuditRetention != 30*24*time.Hour {
+		t.Errorf("CHAT_AUDIT_RETENTION=720h: %v (%v)", c.AuditRetention, err)
+	}
+	for _, bad := range []string{"400d", "0s", "-1h", "forever"} {
+		_, err := Load(func(k string) string { return map[string]string{"CHAT_AUDIT_RETENTION": bad}[k] })
+		if err == nil || !strings.Contains(err.Error(), "CHAT_AUDIT_RETENTION") {
+			t.Errorf("CHAT_AUDIT_RETENTION=%s: error %v, want one naming it", bad, err)
+		}
+	}
+}

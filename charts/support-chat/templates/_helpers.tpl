@@ -97,6 +97,7 @@ CHAT_REDIS_MODE: {{ .Values.redis.mode | quote }}
 CHAT_LOG_LEVEL: {{ .Values.config.logLevel | quote }}
 CHAT_PRESENCE_TTL: {{ .Values.config.presenceTTL | quote }}
 CHAT_IDEMPOTENCY_TTL: {{ .Values.config.idempotencyTTL | quote }}
+CHAT_AUDIT_RETENTION: {{ .Values.config.auditRetention | quote }}
 CHAT_OIDC_TIMEOUT: {{ .Values.config.oidcTimeout | quote }}
 CHAT_ISSUER_ALLOWED_NETWORKS: {{ join "," .Values.config.issuerAllowedNetworks | quote }}
 CHAT_WEBHOOK_ALLOWED_NETWORKS: {{ join "," .Values.webhooks.allowedNetworks | quote }}
