@@ -28,6 +28,8 @@ type handlers struct {
 	now        func() time.Time
 	// builds shares the building of values that are missing from the cache.
 	builds builds
+	// audit records settings changes; nil records nothing.
+	audit AuditTrail
 }
 
 // list answers GET /chat/list.
@@ -354,7 +356,7 @@ type settingsRequest struct {
 // putSettings answers PUT /admin/settings: the body replaces the tenant's overrides.
 func (h *handlers) putSettings(c *gin.Context) {
 	var req settingsRequest
-	_, ok := h.bind(c, &req)
+	body, ok := h.bind(c, &req)
 	if !ok {
 		return
 	}
@@ -385,6 +387,7 @@ func (h *handlers) putSettings(c *gin.Context) {
 		abortWithError(c, err)
 		return
 	}
+	recordSettings(c, h.audit, body)
 	c.JSON(http.StatusOK, settingsOf(v))
 }
 

@@ -156,14 +156,19 @@ func recovery() gin.HandlerFunc {
 	}
 }
 
-// withTimeout bounds the work of one API request; the event stream lasts as long as its token.
+// withTimeout bounds the work of one API request; the event stream lasts as long as its token,
+// and an export, streamed, has exportTimeout at least.
 func withTimeout(d time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.FullPath() == eventsRoute {
 			c.Next()
 			return
 		}
-		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+		bound := d
+		if c.FullPath() == exportRoute {
+			bound = max(d, exportTimeout)
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), bound)
 		defer cancel()
 		c.Request = c.Request.WithContext(ctx)
 		c.Next()

@@ -84,6 +84,11 @@ type Deps struct {
 	RequestTimeout time.Duration
 	// Limits bounds the requests and event streams of callers and tenants; nil limits nothing.
 	Limits Limiter
+	// Audit is the tenants' audit trail, read at /admin/audit, where settings changes are
+	// recorded; Exporter exports customers' data. Without them their routes are not
+	// registered (answer 404 not-found) and settings changes are not recorded.
+	Audit    AuditTrail
+	Exporter Exporter
 	// Webhooks manages the tenants' webhook endpoints. Without it the /admin/webhooks routes
 	// are not registered and answer 404 not-found like any unknown endpoint: a server without
 	// webhooks has no such API, which a 503 (retry later) would misstate.
@@ -140,7 +145,7 @@ func New(d Deps) http.Handler {
 	// imports), open to every origin.
 	r.GET("/widget/v1/:module", serveWidget(widget.New()))
 
-	h := &handlers{chat: d.Chat, idem: d.Idempotency, maxBody: d.MaxBodyBytes, cache: d.Cache, supportTTL: d.SupportTTL, now: d.Now}
+	h := &handlers{chat: d.Chat, idem: d.Idempotency, maxBody: d.MaxBodyBytes, cache: d.Cache, supportTTL: d.SupportTTL, now: d.Now, audit: d.Audit}
 	r.OPTIONS("/api/v1/*path", preflight(d.Tenants))
 	api := r.Group("/api/v1", withTimeout(d.RequestTimeout), resolveTenant(d.Tenants), cors, authenticate(d.Authenticator, d.Chat.NoteAdmin), limit(d.Limits))
 	// Streams end at their token's exp, which the verifier checks against the wall clock.
@@ -174,6 +179,13 @@ func New(d Deps) http.Handler {
 		api.POST("/admin/webhooks/:id/rotate-secret", wh.rotate)
 		api.GET("/admin/webhooks/:id/deliveries", wh.deliveries)
 		api.POST("/admin/webhooks/:id/deliveries/:delivery_id/redeliver", wh.redeliver)
+	}
+	dr := &dataRightsHandlers{trail: d.Audit, exporter: d.Exporter}
+	if d.Audit != nil {
+		api.GET("/admin/audit", dr.audit)
+	}
+	if d.Exporter != nil {
+		api.GET("/admin/customers/:customer_id/export", dr.export) // exportRoute
 	}
 	return r
 }

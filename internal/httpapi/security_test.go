@@ -90,6 +90,8 @@ var tenantEndpoints = []endpoint{
 	{"POST", "/api/v1/admin/webhooks/{id}/rotate-secret", nil},
 	{"GET", "/api/v1/admin/webhooks/{id}/deliveries", nil},
 	{"POST", "/api/v1/admin/webhooks/{id}/deliveries/:delivery_id/redeliver", nil},
+	{"GET", "/api/v1/admin/audit", nil},
+	{"GET", "/api/v1/admin/customers/:customer_id/export", nil},
 }
 
 var (

@@ -46,8 +46,8 @@ type Loop struct {
 //   - "tenant reload on SIGHUP" reloads them when the process is told to;
 //   - "log relay" finishes the log's pending entries (convlog.Log.Run);
 //   - "indexes" builds the MongoDB indexes, again until it succeeds;
-//   - "idempotency expiry" deletes expired Idempotency-Key records where MongoDB has no TTL
-//     indexes (FerretDB);
+//   - "idempotency expiry" deletes expired Idempotency-Key records and audit entries where
+//     MongoDB has no TTL indexes (FerretDB);
 //   - "lost events" tells event streams to resync after events that could not be published;
 //   - "presence sweep" marks admins offline whose heartbeats stopped;
 //   - "support clock" announces support blocks that change with the clock or a tenant file;
@@ -143,6 +143,11 @@ func (s *Service) expireIdempotency(ctx context.Context) {
 			s.Logger.Warn("sweeping expired idempotency records", "error", err)
 		} else if n > 0 {
 			s.Logger.Debug("expired idempotency records deleted", "count", n)
+		}
+		if n, err := s.Store.SweepAudit(ctx, time.Now()); err != nil {
+			s.Logger.Warn("sweeping expired audit entries", "error", err)
+		} else if n > 0 {
+			s.Logger.Debug("expired audit entries deleted", "count", n)
 		}
 	})
 }

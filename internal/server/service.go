@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/supportchat/supportchat/internal/audit"
 	"github.com/supportchat/supportchat/internal/auth"
 	"github.com/supportchat/supportchat/internal/cache"
 	"github.com/supportchat/supportchat/internal/chat"
@@ -63,6 +64,8 @@ type Service struct {
 	Limiter *limits.Limiter
 	// Eraser erases customers.
 	Eraser *datarights.Eraser
+	// Audit is the tenants' audit trail of data rights work.
+	Audit *audit.Trail
 
 	cfg     config.Config
 	signals <-chan os.Signal
@@ -199,6 +202,7 @@ func (s *Service) assembleChat(o Options, lists *cache.Cache, lease *redisconn.L
 		RelayGrace: o.Tuning.RelayGrace,
 	})
 	team := presence.New(s.Redis, o.Now)
+	s.Audit = audit.New(s.Store, s.cfg.AuditRetention, o.Now)
 	s.Chat = chat.NewService(chat.Deps{
 		Log:          s.Log,
 		Store:        wrapped[chat.Store](o.Wrap.Lists, s.Store),
@@ -295,6 +299,8 @@ func (s *Service) assembleAPI(o Options, lists *cache.Cache) {
 		Now:            o.Now,
 		Webhooks:       webhook.NewService(s.Store, webhook.Targets{Allowed: cfg.WebhookAllowedNetworks}, o.Now),
 		Erasures:       s.Eraser,
+		Audit:          s.Audit,
+		Exporter:       datarights.NewExporter(s.Store, s.Audit, o.Now),
 	})
 	if o.Handler != nil {
 		s.Handler = o.Handler(s.Handler)
