@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/supportchat/supportchat/internal/audit"
 	"github.com/supportchat/supportchat/internal/chat"
 )
 
@@ -60,7 +61,7 @@ type EraserDeps struct {
 	Limits  Limits
 	Lease   Lease
 	// Audit records requests and finished erasures; it may be nil.
-	Audit    Auditor
+	Audit    Trail
 	Observer Observer
 	Now      func() time.Time
 	NewID    func() string
@@ -113,7 +114,8 @@ func (e *Eraser) Request(ctx context.Context, tenantID, customerID string, by ch
 	if err := e.d.Jobs.AddErasure(ctx, job); err != nil {
 		return nil, err
 	}
-	e.record(ctx, Record{TenantID: tenantID, Actor: by, Action: ErasureRequested, Customer: customerID, Target: job.ID})
+	e.record(ctx, audit.Entry{TenantID: tenantID, Actor: audit.Actor{ID: by.ID, Role: string(by.Role)}, Action: audit.ErasureRequested,
+		Subject: audit.Subject(tenantID, customerID), Target: job.ID})
 	select {
 	case e.wake <- struct{}{}:
 	default:
@@ -178,6 +180,7 @@ func (e *Eraser) step(ctx context.Context, job *Erasure) error {
 		job.SettleAt = now.Add(e.d.Settle)
 		return e.d.Jobs.SaveErasure(ctx, job)
 	}
+	subject := audit.Subject(job.TenantID, job.CustomerID)
 	job.State, job.CustomerID, job.DoneAt = Done, "", now
 	if err := e.d.Jobs.SaveErasure(ctx, job); err != nil {
 		return err
@@ -185,8 +188,8 @@ func (e *Eraser) step(ctx context.Context, job *Erasure) error {
 	if e.d.Observer != nil {
 		e.d.Observer.Erased("erasure", job.Counts.Conversations, job.Counts.Messages)
 	}
-	e.record(ctx, Record{TenantID: job.TenantID, Actor: chat.Caller{ID: "erasure", Role: chat.RoleSystem},
-		Action: CustomerErased, Target: job.ID, Counts: job.Counts})
+	e.record(ctx, audit.Entry{TenantID: job.TenantID, Actor: audit.Actor{ID: "erasure", Role: string(chat.RoleSystem)},
+		Action: audit.CustomerErased, Subject: subject, Target: job.ID, Counts: job.Counts.Map()})
 	return nil
 }
 
@@ -258,7 +261,7 @@ func (e *Eraser) conversations(ctx context.Context, tenantID, customerID string)
 }
 
 // record adds r to the audit trail; a failure is logged, as the erasure itself is done.
-func (e *Eraser) record(ctx context.Context, r Record) {
+func (e *Eraser) record(ctx context.Context, r audit.Entry) {
 	if e.d.Audit == nil {
 		return
 	}

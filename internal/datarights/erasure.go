@@ -1,6 +1,7 @@
-// Package datarights answers customers' data rights and keeps chats no longer than their
-// tenant's policy: the export of everything held about a customer, the erasure of a customer
-// (a job any replica finishes), and the retention sweeper (docs/DATA-RIGHTS.md).
+// Package datarights answers customers' data rights (GDPR Art. 15, 17 and 20) and keeps chats
+// no longer than their tenant's policy: the export of everything held about a customer, the
+// erasure of a customer (a job any replica finishes), and the retention sweeper
+// (docs/DATA-RIGHTS.md). Each is recorded in the audit trail.
 package datarights
 
 import (

@@ -1,5 +1,3 @@
-// Package datarights answers the tenants' customers' data rights (PRODUCT.md, "Data rights
-// and retention"): the export of everything held about a customer.
 package datarights
 
 import (
@@ -33,8 +31,8 @@ type ExportStore interface {
 	EntriesPage(ctx context.Context, tenantID, convID string, after int64, limit int) ([]chat.Entry, error)
 }
 
-// ExportTrail records the exports (*audit.Trail).
-type ExportTrail interface {
+// Trail records exports, erasures and retention runs (*audit.Trail).
+type Trail interface {
 	Record(ctx context.Context, e audit.Entry) error
 }
 
@@ -76,13 +74,13 @@ type ExportCounts struct {
 // Exporter exports customers' data.
 type Exporter struct {
 	store ExportStore
-	trail ExportTrail
+	trail Trail
 	now   func() time.Time
 }
 
 // NewExporter returns an Exporter reading store and recording its exports in trail, with the
 // clock now (nil: time.Now).
-func NewExporter(store ExportStore, trail ExportTrail, now func() time.Time) *Exporter {
+func NewExporter(store ExportStore, trail Trail, now func() time.Time) *Exporter {
 	if now == nil {
 		now = time.Now
 	}

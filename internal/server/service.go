@@ -249,6 +249,7 @@ func (s *Service) assembleDataRights(o Options, lists *cache.Cache, lease *redis
 		Caches:   lists,
 		Limits:   s.Limiter,
 		Lease:    lease,
+		Audit:    s.Audit,
 		Observer: s.Metrics,
 		Now:      o.Now,
 		NewID:    o.NewID,
