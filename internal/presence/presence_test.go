@@ -2,6 +2,7 @@ package presence_test
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -293,4 +294,50 @@ func TestTeamPresenceNamesTheFirstExpiry(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestForgetTenantLeavesOtherTenantsInTheSharedSets(t *testing.T) {
+	onEachRedis(t, func(t *testing.T, s *presence.Store, clk *testenv.Clock) {
+		ctx := context.Background()
+		for _, tenant := range []string{"shop", "shop-2", "sho"} {
+			for _, a := range []string{"a1", "a2"} {
+				if _, err := s.SetAdminStatus(ctx, tenant, a, chat.AdminOnline, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.ScheduleSupport(ctx, tenant, float64(clk.Now().Add(time.Minute).UnixMilli())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := s.ForgetTenant(ctx, "shop")
+		if err != nil || n != 3 {
+			t.Errorf("ForgetTenant = %d, %v; want 3 members removed (2 lapses, 1 schedule)", n, err)
+		}
+		clk.Advance(2 * time.Minute)
+		var lapsed []string
+		for _, l := range mustClaimLapsed(t, s, clk.Now()) {
+			lapsed = append(lapsed, l.TenantID+"/"+l.AdminID)
+		}
+		sort.Strings(lapsed)
+		if want := []string{"sho/a1", "sho/a2", "shop-2/a1", "shop-2/a2"}; !slices.Equal(lapsed, want) {
+			t.Errorf("lapses after forgetting shop = %v, want %v", lapsed, want)
+		}
+		due, err := s.ClaimDueSupport(ctx, clk.Now(), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(due)
+		if want := []string{"sho", "shop-2"}; !slices.Equal(due, want) {
+			t.Errorf("support due after forgetting shop = %v, want %v", due, want)
+		}
+	})
+}
+
+func mustClaimLapsed(t *testing.T, s *presence.Store, now time.Time) []chat.Lapse {
+	t.Helper()
+	got, err := s.ClaimLapsed(context.Background(), now, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
