@@ -2,6 +2,7 @@
 //
 //	chatd serve                   run the API (configured by CHAT_* and OTEL_* variables)
 //	chatd tenants validate DIR    check a folder of tenant files
+//	chatd tenants purge ID        erase all data of a tenant no longer in CHAT_TENANTS_DIR
 //	chatd version                 print the version
 package main
 
@@ -34,7 +35,7 @@ func main() {
 }
 
 // errUsage reports a command line chatd does not understand.
-var errUsage = errors.New(`usage: chatd serve | chatd tenants validate DIR | chatd version`)
+var errUsage = errors.New(`usage: chatd serve | chatd tenants validate DIR | chatd tenants purge ID | chatd version`)
 
 // errInvalid reports that validation found problems, already printed.
 var errInvalid = errors.New("invalid tenant files")
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logs *s
 		return server.Run(ctx, cfg, server.Options{Version: version, Getenv: getenv, Logger: logs.Logger})
 	case len(args) == 3 && args[0] == "tenants" && args[1] == "validate":
 		return validateTenants(args[2], stdout, stderr) //nolint:gosec // len(args) == 3 above
+	case len(args) == 3 && args[0] == "tenants" && args[1] == "purge":
+		return purgeTenant(ctx, args[2], getenv, stdout) //nolint:gosec // len(args) == 3 above
 	case len(args) == 1 && args[0] == "version":
 		_, err := fmt.Fprintln(stdout, version)
 		return err
