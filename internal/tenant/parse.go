@@ -543,6 +543,26 @@ func (p *parser) chat(keyLine int, n *yaml.Node, c *Chat) {
 				p.errorf(v.Line, "chat.unassign_on_away must be true or false")
 			}
 		}},
+		{"retention", func(k, v *yaml.Node) { p.retention(k.Line, v, &c.Retention) }},
+	})
+}
+
+// retention decodes chat.retention; null, or a resolved_after_days left out, keeps resolved
+// conversations forever.
+func (p *parser) retention(keyLine int, n *yaml.Node, r *Retention) {
+	const path = "chat.retention.resolved_after_days"
+	p.mapping("chat.retention", keyLine, n, []field{
+		{"resolved_after_days", func(_, v *yaml.Node) {
+			if isNull(v) {
+				return
+			}
+			var days int
+			if v.Kind != yaml.ScalarNode || v.Tag != "!!int" || v.Decode(&days) != nil || days < 1 || days > MaxRetentionDays {
+				p.errorf(v.Line, "%s must be a whole number of days from 1 to %d (leave it out to keep resolved conversations forever)", path, MaxRetentionDays)
+				return
+			}
+			r.ResolvedAfterDays = days
+		}},
 	})
 }
 

@@ -31,6 +31,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(shopFile + "  required_claims: {org: demo-shop, tenancy.id: \"42\"}\n")
 	f.Add("id: demo-shop\nname: x\noidc: {issuer: 'http://[::1]:8080', audience: a, admin_claim: a.b, admin_values: [r]}\n" +
 		"chat: {business_hours: {timezone: UTC, weekly: {sat: ['22:00-02:00', '10:00-12:00'], sun: ['00:00-24:00']}}}\n")
+	f.Add(strings.Replace(shopFile, retentionAt, retentionAt+"  retention: {resolved_after_days: 30}\n", 1))
 	f.Add("")
 	f.Add("id: [")
 	f.Add("a: &x [*x]\n")
@@ -146,6 +147,9 @@ func render(t *testing.T, tn *tenant.Tenant) []byte {
 		put(chat, "business_hours", mapping(str("timezone"), str(tz), str("weekly"), days))
 	}
 	put(chat, "unassign_on_away", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(tn.Chat.UnassignOnAway)})
+	if days := tn.Chat.Retention.ResolvedAfterDays; days != 0 {
+		put(chat, "retention", mapping(str("resolved_after_days"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(days)}))
+	}
 	put(root, "chat", chat)
 	if len(tn.Web.AllowedOrigins) > 0 {
 		put(root, "web", mapping(str("allowed_origins"), strs(tn.Web.AllowedOrigins)))

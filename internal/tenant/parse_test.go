@@ -39,6 +39,10 @@ limits:
   tenant_event_streams: 300
 `
 
+// retentionAt is the last line of shopFile's chat section, after which the retention cases add
+// theirs (line 18).
+const retentionAt = "  unassign_on_away: true\n"
+
 // ptr returns a pointer to v.
 func ptr(v int) *int { return &v }
 
@@ -88,6 +92,30 @@ oidc: {issuer: "https://login.tiny.example", audience: chat, admin_claim: roles,
 	}
 	if got.Chat.AwayPrompt != "" || got.Chat.BusinessHours != nil || got.Chat.UnassignOnAway || got.Hosts != nil {
 		t.Errorf("Parse(minimal file).Chat = %+v, hosts %v; want no prompt, no hours, no unassigning, no hosts", got.Chat, got.Hosts)
+	}
+}
+
+func TestParseRetention(t *testing.T) {
+	for _, tt := range []struct {
+		chat string
+		want int
+	}{
+		{"", 0},
+		{"  retention:\n", 0},
+		{"  retention: {}\n", 0},
+		{"  retention: {resolved_after_days: null}\n", 0},
+		{"  retention: {resolved_after_days: 1}\n", 1},
+		{"  retention:\n    resolved_after_days: 90\n", 90},
+		{"  retention: {resolved_after_days: 3650}\n", 3650},
+	} {
+		got, err := tenant.Parse("demo-shop.yaml", []byte(strings.Replace(shopFile, retentionAt, retentionAt+tt.chat, 1)))
+		if err != nil {
+			t.Errorf("Parse(%q) = %v", tt.chat, err)
+			continue
+		}
+		if got.Chat.Retention.ResolvedAfterDays != tt.want {
+			t.Errorf("Parse(%q).Chat.Retention = %+v, want %d days", tt.chat, got.Chat.Retention, tt.want)
+		}
 	}
 }
 
@@ -197,6 +225,27 @@ func TestParseErrors(t *testing.T) {
 			want: `demo-shop.yaml:10: oidc.required_claims must be a mapping`},
 		{name: "a required claim path with an empty segment is refused", old: "  name_claim: name\n", new: "  name_claim: name\n  required_claims:\n    org..id: x\n",
 			want: `demo-shop.yaml:11: oidc.required_claims: claim "org..id" must be a claim name or dotted path`},
+		{name: "a retention of one day is accepted", old: retentionAt, new: retentionAt + "  retention: {resolved_after_days: 1}\n"},
+		{name: "a retention of ten years is accepted", old: retentionAt, new: retentionAt + "  retention:\n    resolved_after_days: 3650\n"},
+		{name: "a retention without days is accepted", old: retentionAt, new: retentionAt + "  retention: {}\n"},
+		{name: "a retention of 0 days is refused", old: retentionAt, new: retentionAt + "  retention: {resolved_after_days: 0}\n",
+			want: `demo-shop.yaml:18: chat.retention.resolved_after_days must be a whole number of days from 1 to 3650`},
+		{name: "a negative retention is refused", old: retentionAt, new: retentionAt + "  retention:\n    resolved_after_days: -30\n",
+			want: `demo-shop.yaml:19: chat.retention.resolved_after_days must be a whole number of days from 1 to 3650`},
+		{name: "a retention over ten years is refused", old: retentionAt, new: retentionAt + "  retention: {resolved_after_days: 3651}\n",
+			want: `demo-shop.yaml:18: chat.retention.resolved_after_days must be a whole number of days from 1 to 3650`},
+		{name: "a fractional retention is refused", old: retentionAt, new: retentionAt + "  retention: {resolved_after_days: 30.5}\n",
+			want: `demo-shop.yaml:18: chat.retention.resolved_after_days must be a whole number of days`},
+		{name: "a retention given as a string is refused", old: retentionAt, new: retentionAt + "  retention: {resolved_after_days: \"30\"}\n",
+			want: `demo-shop.yaml:18: chat.retention.resolved_after_days must be a whole number of days`},
+		{name: "a retention given as a list is refused", old: retentionAt, new: retentionAt + "  retention: {resolved_after_days: [30]}\n",
+			want: `demo-shop.yaml:18: chat.retention.resolved_after_days must be a whole number of days`},
+		{name: "a retention given as a number is refused", old: retentionAt, new: retentionAt + "  retention: 30\n",
+			want: `demo-shop.yaml:18: chat.retention must be a mapping`},
+		{name: "an unknown retention field is refused", old: retentionAt, new: retentionAt + "  retention: {open_after_days: 30}\n",
+			want: `demo-shop.yaml:18: unknown field "chat.retention.open_after_days"`},
+		{name: "a retention outside the chat section is refused", old: "limits:\n", new: "retention: {resolved_after_days: 30}\nlimits:\n",
+			want: `demo-shop.yaml:20: unknown field "retention"`},
 		{name: "a second YAML document is refused", old: "  unassign_on_away: true\n", new: "  unassign_on_away: true\n---\nid: other\n",
 			want: `demo-shop.yaml:18: a tenant file holds one YAML document`},
 		{name: "a document end marker alone is accepted", old: "  unassign_on_away: true\n", new: "  unassign_on_away: true\n...\n"},

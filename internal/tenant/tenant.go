@@ -92,6 +92,19 @@ type Chat struct {
 	BusinessHours *BusinessHours
 	// UnassignOnAway unassigns an admin's open conversations when they go away or offline.
 	UnassignOnAway bool
+	// Retention is how long resolved conversations are kept; the zero Retention keeps them
+	// forever.
+	Retention Retention
+}
+
+// MaxRetentionDays bounds Retention.ResolvedAfterDays: ten years.
+const MaxRetentionDays = 3650
+
+// Retention is how long a tenant keeps its resolved conversations.
+type Retention struct {
+	// ResolvedAfterDays is the number of days (1..MaxRetentionDays) after its resolution that a
+	// resolved conversation is erased; 0 keeps resolved conversations forever.
+	ResolvedAfterDays int
 }
 
 // DefaultAwayPrompt is the away prompt of a tenant whose file sets none.
