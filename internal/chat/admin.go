@@ -236,7 +236,7 @@ func (s *Service) Settings(ctx context.Context) (*SettingsReport, error) {
 }
 
 // PutSettings replaces the tenant's overrides with o; a field left nil falls back to the tenant
-// file. Admins only; Invalid for a bad away prompt.
+// file. Admins only; Invalid for a bad away prompt or retention.
 func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsReport, error) {
 	t, caller, err := requireAdmin(ctx)
 	if err != nil {
@@ -248,6 +248,11 @@ func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsReport
 			return nil, err
 		}
 		o.AwayPrompt = &p
+	}
+	if o.Retention != nil {
+		if err := checkRetention(*o.Retention); err != nil {
+			return nil, err
+		}
 	}
 	o.UpdatedAt = s.clock()
 	o.UpdatedBy = caller.ID

@@ -218,21 +218,23 @@ func TestSupportAt(t *testing.T) {
 
 func TestOverridesApply(t *testing.T) {
 	hours, _ := tenant.ParseBusinessHours("Europe/Oslo", map[string][]string{"mon": {"08:00-16:00"}})
-	file := tenant.Chat{AwayPrompt: "file prompt", BusinessHours: hours}
+	file := tenant.Chat{AwayPrompt: "file prompt", BusinessHours: hours, Retention: tenant.Retention{ResolvedAfterDays: 30}}
 	prompt, yes := "api prompt", true
 	tests := []struct {
 		name string
 		o    Overrides
 		want Settings
 	}{
-		{"nothing overridden", Overrides{}, Settings{AwayPrompt: "file prompt", BusinessHours: hours}},
-		{"prompt and unassign", Overrides{AwayPrompt: &prompt, UnassignOnAway: &yes}, Settings{AwayPrompt: "api prompt", BusinessHours: hours, UnassignOnAway: true}},
-		{"hours removed", Overrides{BusinessHoursSet: true}, Settings{AwayPrompt: "file prompt"}},
+		{"nothing overridden", Overrides{}, Settings{AwayPrompt: "file prompt", BusinessHours: hours, Retention: tenant.Retention{ResolvedAfterDays: 30}}},
+		{"prompt and unassign", Overrides{AwayPrompt: &prompt, UnassignOnAway: &yes}, Settings{AwayPrompt: "api prompt", BusinessHours: hours, UnassignOnAway: true, Retention: tenant.Retention{ResolvedAfterDays: 30}}},
+		{"hours removed", Overrides{BusinessHoursSet: true}, Settings{AwayPrompt: "file prompt", Retention: tenant.Retention{ResolvedAfterDays: 30}}},
+		{"retention set", Overrides{Retention: &tenant.Retention{ResolvedAfterDays: 7}}, Settings{AwayPrompt: "file prompt", BusinessHours: hours, Retention: tenant.Retention{ResolvedAfterDays: 7}}},
+		{"retention removed", Overrides{Retention: &tenant.Retention{}}, Settings{AwayPrompt: "file prompt", BusinessHours: hours}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tt.o.Apply(file)
-			if got.AwayPrompt != tt.want.AwayPrompt || got.BusinessHours != tt.want.BusinessHours || got.UnassignOnAway != tt.want.UnassignOnAway {
+			if got.AwayPrompt != tt.want.AwayPrompt || got.BusinessHours != tt.want.BusinessHours || got.UnassignOnAway != tt.want.UnassignOnAway || got.Retention != tt.want.Retention {
 				t.Errorf("Apply = %+v, want %+v", got, tt.want)
 			}
 		})

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/supportchat/supportchat/internal/tenant"
@@ -13,22 +14,26 @@ type Settings struct {
 	AwayPrompt     string
 	BusinessHours  *tenant.BusinessHours
 	UnassignOnAway bool
+	// Retention is how long resolved conversations are kept (the zero Retention: forever).
+	Retention tenant.Retention
 }
 
 // Overrides are the chat settings a tenant's admins set through the API. A nil field falls back
-// to the tenant file; BusinessHoursSet with a nil BusinessHours means "no business hours".
+// to the tenant file; BusinessHoursSet with a nil BusinessHours means "no business hours", a
+// Retention of 0 days "keep resolved conversations forever".
 type Overrides struct {
 	AwayPrompt       *string
 	BusinessHoursSet bool
 	BusinessHours    *tenant.BusinessHours
 	UnassignOnAway   *bool
+	Retention        *tenant.Retention
 	UpdatedAt        time.Time
 	UpdatedBy        string
 }
 
 // Apply returns the settings of file overlaid with o.
 func (o Overrides) Apply(file tenant.Chat) Settings {
-	s := Settings{AwayPrompt: file.AwayPrompt, BusinessHours: file.BusinessHours, UnassignOnAway: file.UnassignOnAway}
+	s := Settings{AwayPrompt: file.AwayPrompt, BusinessHours: file.BusinessHours, UnassignOnAway: file.UnassignOnAway, Retention: file.Retention}
 	if s.AwayPrompt == "" {
 		s.AwayPrompt = tenant.DefaultAwayPrompt
 	}
@@ -40,6 +45,9 @@ func (o Overrides) Apply(file tenant.Chat) Settings {
 	}
 	if o.UnassignOnAway != nil {
 		s.UnassignOnAway = *o.UnassignOnAway
+	}
+	if o.Retention != nil {
+		s.Retention = *o.Retention
 	}
 	return s
 }
@@ -64,6 +72,9 @@ func settingsReport(t *tenant.Tenant, o Overrides) *SettingsReport {
 	}
 	if o.UnassignOnAway != nil {
 		v.Overridden = append(v.Overridden, "unassign_on_away")
+	}
+	if o.Retention != nil {
+		v.Overridden = append(v.Overridden, "retention")
 	}
 	if !o.UpdatedAt.IsZero() {
 		at := o.UpdatedAt
@@ -92,4 +103,29 @@ func (s *Service) freshSettings(ctx context.Context, t *tenant.Tenant) (Settings
 	}
 	s.overrides.put(t.ID, o)
 	return o.Apply(t.Chat), nil
+}
+
+// Retention returns how many days after its resolution a resolved conversation of t is kept
+// (0: forever), from t's effective settings read from the database: the background erasure of
+// old conversations runs rarely, and must follow an override as soon as it is stored.
+func (s *Service) Retention(ctx context.Context, t *tenant.Tenant) (days int, err error) {
+	settings, err := s.freshSettings(ctx, t)
+	if err != nil {
+		return 0, fmt.Errorf("retention of tenant %s: %w", t.ID, err)
+	}
+	return settings.Retention.ResolvedAfterDays, nil
+}
+
+// checkRetention reports a retention admins may not set: more than tenant.MaxRetentionDays, or
+// fewer than 0 (0 keeps resolved conversations forever).
+func checkRetention(r tenant.Retention) error {
+	if r.ResolvedAfterDays < 0 || r.ResolvedAfterDays > tenant.MaxRetentionDays {
+		return RetentionError()
+	}
+	return nil
+}
+
+// RetentionError is the error of a retention.resolved_after_days admins may not set.
+func RetentionError() *Error {
+	return FieldError("retention.resolved_after_days", "must be a whole number of days from 1 to %d, or null to keep resolved conversations forever", tenant.MaxRetentionDays)
 }

@@ -23,8 +23,16 @@ type settingsDoc struct {
 	BusinessHoursSet bool      `bson:"business_hours_set"`
 	BusinessHours    *hoursDoc `bson:"business_hours"` // null with business_hours_set: no hours
 	UnassignOnAway   *bool     `bson:"unassign_on_away"`
-	UpdatedAt        time.Time `bson:"updated_at"`
-	UpdatedBy        string    `bson:"updated_by"`
+	// Retention is absent from documents written before it existed: not overridden either.
+	Retention *retentionDoc `bson:"retention"`
+	UpdatedAt time.Time     `bson:"updated_at"`
+	UpdatedBy string        `bson:"updated_by"`
+}
+
+// retentionDoc is a tenant.Retention.
+type retentionDoc struct {
+	// ResolvedAfterDays is 0 for "keep resolved conversations forever".
+	ResolvedAfterDays int `bson:"resolved_after_days"`
 }
 
 // hoursDoc is a tenant.BusinessHours: a time zone name and the ranges of each weekday. The week
@@ -76,6 +84,9 @@ func (s *Store) Overrides(ctx context.Context, tenantID string) (chat.Overrides,
 		UpdatedAt:        d.UpdatedAt.UTC(),
 		UpdatedBy:        d.UpdatedBy,
 	}
+	if d.Retention != nil {
+		o.Retention = &tenant.Retention{ResolvedAfterDays: d.Retention.ResolvedAfterDays}
+	}
 	if d.BusinessHoursSet && d.BusinessHours != nil {
 		if o.BusinessHours, err = d.BusinessHours.hours(); err != nil {
 			return chat.Overrides{}, fmt.Errorf("mongodb settings: %w", err)
@@ -100,6 +111,9 @@ func (s *Store) PutOverrides(ctx context.Context, tenantID string, o chat.Overri
 	}
 	if o.BusinessHoursSet && o.BusinessHours != nil {
 		d.BusinessHours = toHoursDoc(o.BusinessHours)
+	}
+	if o.Retention != nil {
+		d.Retention = &retentionDoc{ResolvedAfterDays: o.Retention.ResolvedAfterDays}
 	}
 	_, err := s.settings.ReplaceOne(ctx, bson.M{"_id": tenantID, "tenant_id": tenantID}, d, options.Replace().SetUpsert(true))
 	return s.wrap("put settings", err)

@@ -42,11 +42,13 @@ func TestOverridesRoundTrip(t *testing.T) {
 		{"nothing stored reads as no overrides", nil, chat.Overrides{}},
 		{"every setting", &chat.Overrides{
 			AwayPrompt: &prompt, BusinessHoursSet: true, BusinessHours: hours, UnassignOnAway: &unassign,
-			UpdatedAt: t0, UpdatedBy: "admin-1",
+			Retention: &tenant.Retention{ResolvedAfterDays: 365}, UpdatedAt: t0, UpdatedBy: "admin-1",
 		}, chat.Overrides{
 			AwayPrompt: &prompt, BusinessHoursSet: true, BusinessHours: hours, UnassignOnAway: &unassign,
-			UpdatedAt: t0, UpdatedBy: "admin-1",
+			Retention: &tenant.Retention{ResolvedAfterDays: 365}, UpdatedAt: t0, UpdatedBy: "admin-1",
 		}},
+		{"retention kept forever", &chat.Overrides{Retention: &tenant.Retention{}, UpdatedAt: t0},
+			chat.Overrides{Retention: &tenant.Retention{}, UpdatedAt: t0}},
 		{"no business hours", &chat.Overrides{BusinessHoursSet: true, UpdatedAt: t0, UpdatedBy: "admin-2"},
 			chat.Overrides{BusinessHoursSet: true, UpdatedAt: t0, UpdatedBy: "admin-2"}},
 		{"hours in UTC", &chat.Overrides{BusinessHoursSet: true, BusinessHours: &tenant.BusinessHours{Location: time.UTC}, UpdatedAt: t0},
@@ -59,7 +61,7 @@ func TestOverridesRoundTrip(t *testing.T) {
 			ctx := context.Background()
 			if tc.put != nil {
 				// Replacing earlier overrides leaves nothing of them.
-				if err := s.PutOverrides(ctx, shop, chat.Overrides{AwayPrompt: &prompt, UnassignOnAway: &unassign, BusinessHoursSet: true, BusinessHours: hours}); err != nil {
+				if err := s.PutOverrides(ctx, shop, chat.Overrides{AwayPrompt: &prompt, UnassignOnAway: &unassign, BusinessHoursSet: true, BusinessHours: hours, Retention: &tenant.Retention{ResolvedAfterDays: 30}}); err != nil {
 					t.Fatalf("PutOverrides(earlier): %v", err)
 				}
 				if err := s.PutOverrides(ctx, shop, *tc.put); err != nil {
