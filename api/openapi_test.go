@@ -523,6 +523,10 @@ func (f *fakeChat) PutSettings(_ context.Context, o chat.Overrides) (*chat.Setti
 	at := f.now
 	v := &chat.SettingsReport{Settings: chat.Settings{AwayPrompt: "We are away.", BusinessHours: o.BusinessHours, UnassignOnAway: true},
 		Overridden: []string{"away_prompt", "business_hours"}, UpdatedAt: &at, UpdatedBy: "admin-7"}
+	if o.Retention != nil {
+		v.Retention = *o.Retention
+		v.Overridden = append(v.Overridden, "retention")
+	}
 	return v, nil
 }
 
@@ -845,6 +849,9 @@ func TestHandlersMatchDocument(t *testing.T) {
 		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"away_prompt":"Back at 9.","business_hours":` + hours + `,"unassign_on_away":true}`, status: 200},
 		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"business_hours":null}`, status: 200},
 		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"business_hours":{"timezone":"Mars/Base","weekly":{}}}`, status: 400, slug: "invalid-request"},
+		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"retention":{"resolved_after_days":365}}`, status: 200},
+		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"retention":{"resolved_after_days":null}}`, status: 200},
+		{method: "PUT", path: "/api/v1/admin/settings", token: "admin", body: `{"retention":{"resolved_after_days":0}}`, status: 400, slug: "invalid-request"},
 		{method: "GET", path: "/api/v1/admin/webhooks", token: "admin", status: 200},
 		{method: "GET", path: "/api/v1/admin/webhooks", token: "customer", status: 403, slug: "forbidden"},
 		{method: "POST", path: "/api/v1/admin/webhooks", token: "admin", body: `{"url":"https://hooks.shop.example/chat","events":["message.created","support.changed"],"description":"CRM","enabled":true}`, status: 201},

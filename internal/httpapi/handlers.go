@@ -346,11 +346,44 @@ func (h *handlers) settings(c *gin.Context) {
 }
 
 // settingsRequest is the body of PUT /admin/settings. BusinessHours is raw to tell null (no
-// business hours) from absent (the tenant file's hours).
+// business hours) from absent (the tenant file's hours). Retention null or absent is the tenant
+// file's.
 type settingsRequest struct {
 	AwayPrompt     *string         `json:"away_prompt"`
 	BusinessHours  json.RawMessage `json:"business_hours"`
 	UnassignOnAway *bool           `json:"unassign_on_away"`
+	Retention      json.RawMessage `json:"retention"`
+}
+
+// retentionRequest is the retention of PUT /admin/settings. ResolvedAfterDays is raw to tell
+// null (keep resolved conversations forever) from absent (refused: a forgotten number would
+// silently keep them forever).
+type retentionRequest struct {
+	ResolvedAfterDays json.RawMessage `json:"resolved_after_days"`
+}
+
+// retentionOverride returns the retention override raw (the retention of a PUT
+// /admin/settings) asks for: nil (the tenant file's) when raw is absent or null,
+// 1..tenant.MaxRetentionDays days, or 0 (forever) for a null resolved_after_days.
+func retentionOverride(raw json.RawMessage) (*tenant.Retention, error) {
+	if raw == nil || string(raw) == "null" {
+		return nil, nil
+	}
+	var r retentionRequest
+	if err := decodeStrict(raw, &r); err != nil {
+		return nil, prefixField("retention", err, "must be an object with resolved_after_days")
+	}
+	switch {
+	case r.ResolvedAfterDays == nil:
+		return nil, chat.FieldError("retention.resolved_after_days", "is required; use null to keep resolved conversations forever")
+	case string(r.ResolvedAfterDays) == "null":
+		return &tenant.Retention{}, nil
+	}
+	var days int
+	if err := json.Unmarshal(r.ResolvedAfterDays, &days); err != nil || days < 1 {
+		return nil, chat.RetentionError()
+	}
+	return &tenant.Retention{ResolvedAfterDays: days}, nil
 }
 
 // putSettings answers PUT /admin/settings: the body replaces the tenant's overrides.
@@ -366,7 +399,7 @@ func (h *handlers) putSettings(c *gin.Context) {
 		if string(req.BusinessHours) != "null" {
 			var bh businessHoursJSON
 			if err := decodeStrict(req.BusinessHours, &bh); err != nil {
-				abortWithError(c, prefixField("business_hours", err))
+				abortWithError(c, prefixField("business_hours", err, "must be an object with timezone and weekly"))
 				return
 			}
 			if bh.Weekly == nil {
@@ -382,6 +415,12 @@ func (h *handlers) putSettings(c *gin.Context) {
 			o.BusinessHours = hours
 		}
 	}
+	retention, err := retentionOverride(req.Retention)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	o.Retention = retention
 	v, err := h.chat.PutSettings(c.Request.Context(), o)
 	if err != nil {
 		abortWithError(c, err)
@@ -391,12 +430,13 @@ func (h *handlers) putSettings(c *gin.Context) {
 	c.JSON(http.StatusOK, settingsOf(v))
 }
 
-// prefixField names a nested field of a decoding error (business_hours.weekly).
-func prefixField(parent string, err error) error {
+// prefixField names a nested field of a decoding error (business_hours.weekly); an error of
+// the whole value says it must be shape.
+func prefixField(parent string, err error, shape string) error {
 	if ce, ok := errors.AsType[*chat.Error](err); ok && ce.Field != "" && ce.Field != "body" {
 		return &chat.Error{Code: ce.Code, Field: parent + "." + ce.Field, Message: ce.Message}
 	}
-	return chat.FieldError(parent, "must be an object with timezone and weekly")
+	return chat.FieldError(parent, "%s", shape)
 }
 
 // bind reads the request body and decodes it strictly into v, answering the problem itself

@@ -113,10 +113,16 @@ type (
 		Timezone string              `json:"timezone"`
 		Weekly   map[string][]string `json:"weekly"`
 	}
+	// retentionJSON is a retention setting; ResolvedAfterDays is null to keep resolved
+	// conversations forever.
+	retentionJSON struct {
+		ResolvedAfterDays *int `json:"resolved_after_days"`
+	}
 	settingsJSON struct {
 		AwayPrompt     string             `json:"away_prompt"`
 		BusinessHours  *businessHoursJSON `json:"business_hours"`
 		UnassignOnAway bool               `json:"unassign_on_away"`
+		Retention      retentionJSON      `json:"retention"`
 		Overridden     []string           `json:"overridden"`
 		UpdatedAt      *Time              `json:"updated_at"`
 		UpdatedBy      *string            `json:"updated_by"`
@@ -184,11 +190,20 @@ func businessHoursOf(h *tenant.BusinessHours) *businessHoursJSON {
 	return &businessHoursJSON{Timezone: tz, Weekly: weekly}
 }
 
+func retentionOf(r tenant.Retention) retentionJSON {
+	if r.ResolvedAfterDays == 0 {
+		return retentionJSON{}
+	}
+	days := r.ResolvedAfterDays
+	return retentionJSON{ResolvedAfterDays: &days}
+}
+
 func settingsOf(v *chat.SettingsReport) settingsJSON {
 	return settingsJSON{
 		AwayPrompt:     v.AwayPrompt,
 		BusinessHours:  businessHoursOf(v.BusinessHours),
 		UnassignOnAway: v.UnassignOnAway,
+		Retention:      retentionOf(v.Retention),
 		Overridden:     v.Overridden,
 		UpdatedAt:      timePtr(v.UpdatedAt),
 		UpdatedBy:      nullable(v.UpdatedBy),

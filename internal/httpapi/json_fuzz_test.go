@@ -18,15 +18,16 @@ const fuzzBodyLimit = 512
 
 // requestBodies make an empty value of each request body the handlers decode.
 var requestBodies = map[string]func() any{
-	"POST /chat/start":              func() any { return new(startRequest) },
-	"POST /chat/{id}/messages":      func() any { return new(sendRequest) },
-	"POST /chat/{id}/read":          func() any { return new(readRequest) },
-	"PATCH /chat/{id}":              func() any { return new(patchRequest) },
-	"PUT /chat/presence":            func() any { return new(presenceRequest) },
-	"PUT /admin/settings":           func() any { return new(settingsRequest) },
-	"PUT /admin/settings (weekly)":  func() any { return new(businessHoursJSON) },
-	"PUT /admin/settings (nothing)": func() any { return new(struct{}) },
-	"POST, PATCH /admin/webhooks":   func() any { return new(webhookRequest) },
+	"POST /chat/start":                func() any { return new(startRequest) },
+	"POST /chat/{id}/messages":        func() any { return new(sendRequest) },
+	"POST /chat/{id}/read":            func() any { return new(readRequest) },
+	"PATCH /chat/{id}":                func() any { return new(patchRequest) },
+	"PUT /chat/presence":              func() any { return new(presenceRequest) },
+	"PUT /admin/settings":             func() any { return new(settingsRequest) },
+	"PUT /admin/settings (weekly)":    func() any { return new(businessHoursJSON) },
+	"PUT /admin/settings (retention)": func() any { return new(retentionRequest) },
+	"PUT /admin/settings (nothing)":   func() any { return new(struct{}) },
+	"POST, PATCH /admin/webhooks":     func() any { return new(webhookRequest) },
 }
 
 // FuzzDecodeBody checks how request bodies are read and decoded (readBody, decodeStrict) on
