@@ -40,6 +40,8 @@ func FuzzDecodeBody(f *testing.F) {
 	f.Add([]byte(`{"body":"Thanks"} `), "application/json; charset=utf-8", false)
 	f.Add([]byte(`{"status":"resolved","assignee":null}`), "application/merge-patch+json", true)
 	f.Add([]byte(`{"away_prompt":"Back at 9.","business_hours":{"timezone":"Europe/Berlin","weekly":{"mon":["09:00-18:00"]}},"unassign_on_away":true}`), "", true)
+	f.Add([]byte(`{"retention":{"resolved_after_days":null}}`), "application/json", true)
+	f.Add([]byte(`{"resolved_after_days":3650}`), "", true)
 	f.Add([]byte(`{"message_id":"6745c2aa0123456789abcdef"}{}`), "application/json", true)
 	f.Add([]byte(`{"body":"x"}]`), "application/json", true)
 	f.Add([]byte("{\"body\":\"\xff\"}"), "application/json", true)
