@@ -178,6 +178,10 @@ func (p *parser) mapping(path string, keyLine int, n *yaml.Node, fields []field)
 		}
 		seen[k.Value] = true
 		f, ok := findField(fields, k.Value)
+		if !ok && name == "retention" {
+			p.errorf(k.Line, "unknown field %q: retention is a chat setting, under chat: (chat.retention)", name)
+			continue
+		}
 		if !ok {
 			p.errorf(k.Line, "unknown field %q", name)
 			continue

@@ -245,7 +245,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "an unknown retention field is refused", old: retentionAt, new: retentionAt + "  retention: {open_after_days: 30}\n",
 			want: `demo-shop.yaml:18: unknown field "chat.retention.open_after_days"`},
 		{name: "a retention outside the chat section is refused", old: "limits:\n", new: "retention: {resolved_after_days: 30}\nlimits:\n",
-			want: `demo-shop.yaml:20: unknown field "retention"`},
+			want: `demo-shop.yaml:20: unknown field "retention": retention is a chat setting, under chat: (chat.retention)`},
 		{name: "a second YAML document is refused", old: "  unassign_on_away: true\n", new: "  unassign_on_away: true\n---\nid: other\n",
 			want: `demo-shop.yaml:18: a tenant file holds one YAML document`},
 		{name: "a document end marker alone is accepted", old: "  unassign_on_away: true\n", new: "  unassign_on_away: true\n...\n"},
