@@ -201,7 +201,7 @@ func (e *Eraser) pass(ctx context.Context, job *Erasure) error {
 		return err
 	}
 	for batch := range slices.Chunk(ids, eraseBatch) {
-		c, _, err := eraseConversations(ctx, e.d.Records, job.TenantID, batch, e.d.Now().UTC().Truncate(time.Millisecond), nil, e.d.Logger)
+		c, _, err := eraseConversations(ctx, e.d.Records, job.TenantID, batch, e.d.Now().UTC().Truncate(time.Millisecond), nil, nil)
 		job.Counts.Add(c)
 		if err != nil {
 			return errors.Join(err, e.d.Jobs.SaveErasure(ctx, job))

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/supportchat/supportchat/internal/chat"
@@ -213,17 +212,23 @@ func logEnd(ctx context.Context, r Records, tenantID, id string) (*chat.Entry, e
 }
 
 // eraseConversations seals and deletes conversations of one tenant, with what MongoDB keeps
-// of them: views, log entries, pending marks, idempotency records, webhook deliveries. keep,
+// of them: idempotency records, webhook deliveries, views, log entries and pending marks. keep,
 // when not nil, spares a conversation whose state at its log's end it approves (retention
-// erases only what is still resolved and old at its seal). It returns the counts and the ids
-// it erased.
-func eraseConversations(ctx context.Context, r Records, tenantID string, ids []string, now time.Time, keep func(chat.State) bool, log *slog.Logger) (Counts, []string, error) {
+// erases only what is still resolved and old at its seal). forget, when not nil, erases what
+// Redis holds of the conversations. It returns the counts and the ids it erased.
+//
+// What names the conversations elsewhere goes first, while their views and logs still find
+// them: an erasure that stops midway (a replica that dies) leaves every conversation it has
+// not finished to be found again by the next attempt; one it has finished has nothing left but
+// its seal.
+func eraseConversations(ctx context.Context, r Records, tenantID string, ids []string, now time.Time, keep func(chat.State) bool, forget func([]string) (Counts, error)) (Counts, []string, error) {
 	var c Counts
 	var erased []string
+	var logs []sealed
 	for _, id := range ids {
 		s, err := seal(ctx, r, tenantID, id, now, keep)
 		if err != nil {
-			return c, erased, fmt.Errorf("seal conversation: %w", err)
+			return c, nil, fmt.Errorf("seal conversation: %w", err)
 		}
 		if s.seq == 0 && keep != nil {
 			continue // spared
@@ -232,32 +237,43 @@ func eraseConversations(ctx context.Context, r Records, tenantID string, ids []s
 			c.Conversations++
 		}
 		erased = append(erased, id)
-		// The view goes first: from then on readers and writers rebuild the conversation
-		// from its log, which ends with the seal, and find it erased.
-		if _, err := r.DeleteViews(ctx, tenantID, []string{id}); err != nil {
-			return c, erased, err
-		}
-		if s.seq > 0 {
-			n, m, err := r.DeleteLog(ctx, tenantID, id, s.end)
-			if err != nil {
-				return c, erased, err
-			}
-			c.Entries += n
-			c.Messages += m
-		}
+		logs = append(logs, s)
 	}
 	if len(erased) == 0 {
 		return c, nil, nil
 	}
 	n, err := r.DeleteIdempotencyOf(ctx, tenantID, erased)
-	if err != nil {
-		return c, erased, err
-	}
 	c.Idempotency += n
-	if n, err = r.DeleteDeliveriesOf(ctx, tenantID, erased); err != nil {
-		return c, erased, err
+	if err != nil {
+		return c, nil, err
 	}
+	n, err = r.DeleteDeliveriesOf(ctx, tenantID, erased)
 	c.Deliveries += n
-	log.DebugContext(ctx, "conversations erased", "tenant", tenantID, "count", len(erased))
+	if err != nil {
+		return c, nil, err
+	}
+	if forget != nil {
+		f, err := forget(erased)
+		c.Add(f)
+		if err != nil {
+			return c, nil, err
+		}
+	}
+	// The views go before the logs: from then on readers and writers rebuild a conversation
+	// from its log, which ends with the seal, and find it erased.
+	if _, err := r.DeleteViews(ctx, tenantID, erased); err != nil {
+		return c, nil, err
+	}
+	for i, s := range logs {
+		if s.seq == 0 {
+			continue
+		}
+		n, m, err := r.DeleteLog(ctx, tenantID, erased[i], s.end)
+		c.Entries += n
+		c.Messages += m
+		if err != nil {
+			return c, nil, err
+		}
+	}
 	return c, erased, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/supportchat/supportchat/internal/audit"
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/datarights"
 	"github.com/supportchat/supportchat/internal/events"
@@ -316,6 +317,9 @@ func TestErasureLeavesNoTrace(t *testing.T) {
 						}
 					}
 				}
+				if x, _ := grace.on(r).export(gone); len(x.Conversations) != 0 {
+					t.Errorf("the export shows %d conversations", len(x.Conversations))
+				}
 				// A replay from before the erasure shows nothing of the customer.
 				for _, ev := range replayed(t, grace.on(r), before[0].ID) {
 					if strings.Contains(ev.Data, x.marker) || strings.Contains(ev.Data, gone) {
@@ -323,6 +327,20 @@ func TestErasureLeavesNoTrace(t *testing.T) {
 					}
 				}
 			}
+			// The audit trail has the request and the end, with counts, and no customer id.
+			var actions []string
+			for _, e := range grace.auditTrail("?limit=100").Entries {
+				if e.Target == id {
+					actions = append(actions, e.Action)
+					if e.Subject != audit.Subject(shop, gone) {
+						t.Errorf("audit entry %+v does not name the customer's subject", e)
+					}
+				}
+			}
+			if strings.Join(actions, ",") != "customer.erased,customer.erasure_requested" {
+				t.Errorf("audit trail of the erasure: %v", actions)
+			}
+
 			// The other customer is untouched.
 			if l := y.user.on(a).list(""); len(l.Conversations) != len(y.convs) {
 				t.Errorf("the other customer's list shows %d conversations, want %d", len(l.Conversations), len(y.convs))
@@ -366,4 +384,141 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatal("condition not met in time")
 		}
 	}
+}
+
+// failingRecords fails DeleteLog after its first calls: a replica that dies midway through an
+// erasure.
+type failingRecords struct {
+	datarights.Records
+	calls atomic.Int64
+	after int64
+}
+
+func (f *failingRecords) DeleteLog(ctx context.Context, tenantID, convID string, upTo int64) (int64, int64, error) {
+	if f.calls.Add(1) > f.after {
+		return 0, 0, errors.New("injected: the replica died")
+	}
+	return f.Records.DeleteLog(ctx, tenantID, convID, upTo)
+}
+
+// TestErasureSurvivesACrashMidway erases a customer on a replica that dies after erasing one
+// of their conversations: another replica takes the job over once its lease lapses, and the
+// erasure ends done, with nothing of the customer left; on FerretDB with SQLite and with
+// PostgreSQL.
+func TestErasureSurvivesACrashMidway(t *testing.T) {
+	for _, srv := range testenv.MongoServers() {
+		t.Run(srv.Name, func(t *testing.T) {
+			var dying *failingRecords
+			a := newStack(t, stackOptions{server: &srv, erasure: func(r datarights.Records) datarights.Records {
+				dying = &failingRecords{Records: r, after: 1}
+				return dying
+			}})
+			b := newStack(t, stackOptions{replicaOf: a})
+			gone := "erased-" + randomID()
+			x := seedCustomer(t, a, gone)
+			id := erase(t, a, gone)
+			if err := a.eraser.Tick(context.Background()); err == nil {
+				t.Fatal("the dying replica's pass did not fail")
+			}
+			e := erasureOn(t, b, id)
+			if e.Status != "pending" || e.Counts["conversations"] < 1 {
+				t.Fatalf("after the crash: %+v, want pending with the first conversation counted", e)
+			}
+			// a is gone; b waits for a's lease to lapse, then makes both passes.
+			done := finishErasures(t, b, id)
+			if done.Counts["conversations"] != int64(len(x.convs)) {
+				t.Errorf("counts %v, want %d conversations", done.Counts, len(x.convs))
+			}
+			assertNoTrace(t, b, gone, x.marker)
+		})
+	}
+}
+
+// TestRetentionErasesOldResolvedConversations sets a retention of 30 days and sweeps: the
+// conversations resolved longer ago go, with everything of them, and those open, resolved
+// lately or of another tenant stay; the sweep is counted and audited. On FerretDB with SQLite
+// and with PostgreSQL.
+func TestRetentionErasesOldResolvedConversations(t *testing.T) {
+	for _, srv := range testenv.MongoServers() {
+		t.Run(srv.Name, func(t *testing.T) {
+			s := newStack(t, stackOptions{server: &srv})
+			grace := s.admin(shop, "grace")
+			if r := grace.do("PUT", "/api/v1/admin/settings", map[string]any{"retention": map[string]any{"resolved_after_days": 30}}); r.Status != http.StatusOK {
+				t.Fatalf("PUT retention = %d %s", r.Status, r.Body)
+			}
+			old := seedCustomer(t, s, "old-"+randomID()) // convs[1] is resolved
+			open := seedCustomer(t, s, "open-"+randomID())
+			resolve := func(u user, conv string) {
+				if r := grace.do("PATCH", "/api/v1/chat/"+conv, map[string]any{"status": "resolved"}); r.Status != http.StatusOK {
+					t.Fatalf("resolve = %d %s", r.Status, r.Body)
+				}
+			}
+			s.clock.Advance(31 * 24 * time.Hour)
+			lately := seedCustomer(t, s, "lately-"+randomID())
+			resolve(lately.user, lately.convs[0])
+			agent := s.admin(outdoor, "agent-1")
+			other := s.customer(outdoor, "other-"+randomID()).start("elsewhere " + old.marker)
+			if r := agent.do("PATCH", "/api/v1/chat/"+other.ID, map[string]any{"status": "resolved"}); r.Status != http.StatusOK {
+				t.Fatalf("resolve = %d %s", r.Status, r.Body)
+			}
+			s.clock.Advance(24 * time.Hour)
+
+			c, err := s.retention.Sweep(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// old's resolved conversation, and open's (seedCustomer resolves its second).
+			if c.Conversations != 2 {
+				t.Errorf("the sweep erased %d conversations, want 2: %+v", c.Conversations, c)
+			}
+			for _, gone := range []string{old.convs[1], open.convs[1]} {
+				if r := grace.do("GET", "/api/v1/chat/"+gone, nil); r.Status != http.StatusNotFound {
+					t.Errorf("GET an erased conversation = %d", r.Status)
+				}
+			}
+			for _, kept := range []string{old.convs[0], open.convs[0], lately.convs[0], lately.convs[1]} {
+				if r := grace.do("GET", "/api/v1/chat/"+kept, nil); r.Status != http.StatusOK {
+					t.Errorf("GET a kept conversation = %d %s", r.Status, r.Body)
+				}
+			}
+			if r := agent.do("GET", "/api/v1/chat/"+other.ID, nil); r.Status != http.StatusOK {
+				t.Errorf("the other tenant's resolved conversation is gone: %d", r.Status)
+			}
+			if l := old.user.list(""); len(l.Conversations) != 1 || l.Conversations[0].ID != old.convs[0] {
+				t.Errorf("the customer's list after the sweep: %+v", l.Conversations)
+			}
+			assertNoTrace(t, s, old.marker+" first 1", open.marker+" first 1")
+			if again, err := s.retention.Sweep(context.Background()); err != nil || again.Conversations != 0 {
+				t.Errorf("a second sweep erased %+v, %v", again, err)
+			}
+			metrics := s.scrape()
+			if !strings.Contains(metrics, `chat_erased_conversations_total{reason="retention"} 2`) ||
+				!strings.Contains(metrics, "chat_retention_overdue_seconds 0") {
+				t.Errorf("metrics do not show the sweep:\n%s", grepLines(metrics, "retention"))
+			}
+			var runs int
+			for _, e := range grace.auditTrail("").Entries {
+				if e.Action == "retention.run" {
+					runs++
+					if e.Counts["conversations"] != 2 || e.Counts["resolved_after_days"] != 30 || e.Actor.ID != "retention" {
+						t.Errorf("audit entry of the sweep: %+v", e)
+					}
+				}
+			}
+			if runs != 1 {
+				t.Errorf("%d retention runs audited, want 1", runs)
+			}
+		})
+	}
+}
+
+// grepLines returns the lines of s holding sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -71,6 +71,8 @@ type stack struct {
 	metrics *telemetry.Metrics
 	limiter *limits.Limiter
 	eraser  *datarights.Eraser
+	// retention is the stack's retention sweeper, which tests run with Sweep.
+	retention *datarights.Sweeper
 	// group, tenantsDir, mongoURI, database and redisMode are what a replica of the stack shares
 	// with it; tenants are its own replica's.
 	group     *stackGroup
@@ -258,7 +260,7 @@ func newStack(t testing.TB, opts ...stackOptions) *stack {
 	}
 	s.group.tenants = append(s.group.tenants, app.Tenants)
 	s.tenants, s.store, s.rdb, s.hub, s.log, s.svc = app.Tenants, app.Store, app.Redis, app.Hub, app.Log, app.Chat
-	s.metrics, s.limiter, s.handler, s.eraser = app.Metrics, app.Limiter, app.Handler, app.Eraser
+	s.metrics, s.limiter, s.handler, s.eraser, s.retention = app.Metrics, app.Limiter, app.Handler, app.Eraser, app.Retention
 	relayCtx, stopRelay := context.WithCancel(context.WithValue(context.Background(), relayKey{}, true))
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); s.log.Run(relayCtx) }()

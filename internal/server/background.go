@@ -52,6 +52,7 @@ type Loop struct {
 //   - "presence sweep" marks admins offline whose heartbeats stopped;
 //   - "support clock" announces support blocks that change with the clock or a tenant file;
 //   - "erasures" takes up the erasures of customers, a job at a time on one replica;
+//   - "retention" erases resolved conversations past their tenant's retention, on one replica;
 //   - "webhooks" delivers webhook events (unless Options.Webhooks.Off).
 func (s *Service) Loops() []Loop {
 	loops := []Loop{
@@ -64,6 +65,7 @@ func (s *Service) Loops() []Loop {
 		{"presence sweep", s.sweepPresence},
 		{"support clock", s.runSupportClock},
 		{"erasures", s.Eraser.Run},
+		{"retention", s.Retention.Run},
 	}
 	if s.hooks != nil {
 		loops = append(loops, Loop{"webhooks", s.hooks.Run})

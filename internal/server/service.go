@@ -62,8 +62,9 @@ type Service struct {
 	Hub *events.Hub
 	// Limiter applies the limits.
 	Limiter *limits.Limiter
-	// Eraser erases customers.
-	Eraser *datarights.Eraser
+	// Eraser erases customers; Retention erases the conversations tenants keep no longer.
+	Eraser    *datarights.Eraser
+	Retention *datarights.Sweeper
 	// Audit is the tenants' audit trail of data rights work.
 	Audit *audit.Trail
 
@@ -240,7 +241,7 @@ func (s *Service) newLimiter() {
 }
 
 // assembleDataRights makes the eraser of customers, which erases from MongoDB, the event
-// streams, the cached lists and the limits.
+// streams, the cached lists and the limits, and the retention sweeper.
 func (s *Service) assembleDataRights(o Options, lists *cache.Cache, lease *redisconn.Lease) {
 	s.Eraser = datarights.NewEraser(datarights.EraserDeps{
 		Jobs:     s.Store,
@@ -257,6 +258,18 @@ func (s *Service) assembleDataRights(o Options, lists *cache.Cache, lease *redis
 		Settle:   o.Tuning.ErasureSettle,
 		Interval: o.Tuning.DataRightsInterval,
 		LeaseTTL: o.Tuning.ErasureLease,
+	})
+	s.Retention = datarights.NewSweeper(datarights.SweeperDeps{
+		Records:  s.Store,
+		Events:   s.bus,
+		Caches:   lists,
+		Lease:    lease,
+		Tenants:  s.Tenants.All,
+		Policy:   s.Chat,
+		Audit:    s.Audit,
+		Observer: s.Metrics,
+		Now:      o.Now,
+		Logger:   s.Logger,
 	})
 }
 
