@@ -40,9 +40,6 @@ func erasureOf(e *datarights.Erasure) erasureJSON {
 	return j
 }
 
-// errAdminsOnly answers a customer on the data rights endpoints.
-var errAdminsOnly = chat.Errorf(chat.Forbidden, "only the tenant's admins manage customers' data")
-
 // erasureHandlers are the thin handlers of the erasure endpoints.
 type erasureHandlers struct {
 	svc Erasures
@@ -50,15 +47,12 @@ type erasureHandlers struct {
 
 // erase answers DELETE /admin/customers/{customer_id}: 202 with the erasure.
 func (h *erasureHandlers) erase(c *gin.Context) {
-	t, caller, ok := requestScope(c)
-	if !ok {
+	tenantID, caller, err := adminScope(c.Request.Context())
+	if err != nil {
+		abortWithError(c, err)
 		return
 	}
-	if !caller.IsAdmin() {
-		abortWithError(c, errAdminsOnly)
-		return
-	}
-	e, err := h.svc.Request(c.Request.Context(), t.ID, c.Param("customer_id"), caller)
+	e, err := h.svc.Request(c.Request.Context(), tenantID, c.Param("customer_id"), caller)
 	if err != nil {
 		abortWithError(c, err)
 		return
@@ -69,15 +63,12 @@ func (h *erasureHandlers) erase(c *gin.Context) {
 
 // erasure answers GET /admin/erasures/{id}.
 func (h *erasureHandlers) erasure(c *gin.Context) {
-	t, caller, ok := requestScope(c)
-	if !ok {
+	tenantID, _, err := adminScope(c.Request.Context())
+	if err != nil {
+		abortWithError(c, err)
 		return
 	}
-	if !caller.IsAdmin() {
-		abortWithError(c, errAdminsOnly)
-		return
-	}
-	e, err := h.svc.Status(c.Request.Context(), t.ID, c.Param("id"))
+	e, err := h.svc.Status(c.Request.Context(), tenantID, c.Param("id"))
 	if err != nil {
 		abortWithError(c, err)
 		return

@@ -84,27 +84,9 @@ func (s *Store) Audit(ctx context.Context, tenantID, before string, limit int) (
 // servers without TTL indexes (DB.NeedsSweep), and returns how many it deleted.
 func (s *Store) SweepAudit(ctx context.Context, now time.Time) (int64, error) {
 	const op = "sweep audit entries"
-	var total int64
-	for {
-		if err := s.breaker.allow(op); err != nil {
-			return total, err
-		}
-		docs, err := findAll[idDoc](ctx, s, op, s.audit, bson.M{"expires_at": bson.M{"$lt": now}},
-			options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(auditSweepBatch))
-		if err != nil || len(docs) == 0 {
-			return total, err
-		}
-		ids := make([]string, len(docs))
-		for i, d := range docs {
-			ids[i] = d.ID
-		}
-		res, err := s.audit.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}, "expires_at": bson.M{"$lt": now}})
-		if err != nil {
-			return total, s.wrap(op, err)
-		}
-		total += res.DeletedCount
-		if len(docs) < auditSweepBatch {
-			return total, nil
-		}
+	if err := s.breaker.allow(op); err != nil {
+		return 0, err
 	}
+	n, err := deleteBatched(ctx, s.audit, bson.M{"expires_at": bson.M{"$lt": now}}, auditSweepBatch)
+	return n, s.wrap(op, err)
 }

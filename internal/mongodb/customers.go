@@ -16,24 +16,11 @@ import (
 // CustomerViews returns up to limit views of the conversations of a customer of the tenant, by
 // id, after the id after ("" from the first).
 func (s *Store) CustomerViews(ctx context.Context, tenantID, customerID, after string, limit int) ([]*chat.Conversation, error) {
-	const op = "customer conversations"
-	if err := s.breaker.allow(op); err != nil {
-		return nil, err
-	}
 	filter := bson.M{"tenant_id": tenantID, s.customerField(): customerID}
 	if after != "" {
 		filter["_id"] = bson.M{"$gt": after}
 	}
-	docs, err := findAll[conversationDoc](ctx, s, op, s.conversations, filter,
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, err
-	}
-	convs := make([]*chat.Conversation, len(docs))
-	for i := range docs {
-		convs[i] = docs[i].conversation()
-	}
-	return convs, nil
+	return s.findViews(ctx, "customer conversations", filter, bson.D{{Key: "_id", Value: 1}}, limit)
 }
 
 // CustomerLogs returns the ids of up to limit conversations of a customer of the tenant that

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/supportchat/supportchat/internal/chat"
@@ -215,57 +214,17 @@ func (s *Store) DeleteDeliveriesOf(ctx context.Context, tenantID string, ids []s
 		quoted[i] = regexp.QuoteMeta(id)
 	}
 	alt := "(" + strings.Join(quoted, "|") + ")"
-	var total int64
-	for _, del := range []struct {
-		coll   *mongo.Collection
-		filter bson.M
-		count  bool
-	}{
-		{s.webhookQueue, bson.M{"tenant_id": tenantID, "order": bson.M{"$regex": `^[0-9]+\|` + alt + `\|`}}, false},
-		{s.webhookDeliveries, bson.M{"tenant_id": tenantID, "event_id": bson.M{"$regex": "^" + regexp.QuoteMeta(tenantID) + ":" + alt + ":"}}, true},
-	} {
-		for {
-			docs, err := findAll[struct {
-				ID string `bson:"_id"`
-			}](ctx, s, op, del.coll, del.filter, options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(deleteBatch))
-			if err != nil {
-				return total, err
-			}
-			if len(docs) == 0 {
-				break
-			}
-			keys := make([]string, len(docs))
-			for i, d := range docs {
-				keys[i] = d.ID
-			}
-			res, err := del.coll.DeleteMany(ctx, bson.M{"_id": bson.M{"$in": keys}, "tenant_id": tenantID})
-			if err != nil {
-				return total, s.wrap(op, err)
-			}
-			if del.count {
-				total += res.DeletedCount
-			}
-		}
+	if _, err := deleteBatched(ctx, s.webhookQueue, bson.M{"tenant_id": tenantID, "order": bson.M{"$regex": `^[0-9]+\|` + alt + `\|`}}, deleteBatch); err != nil {
+		return 0, s.wrap(op, err)
 	}
-	return total, nil
+	n, err := deleteBatched(ctx, s.webhookDeliveries, bson.M{"tenant_id": tenantID, "event_id": bson.M{"$regex": "^" + regexp.QuoteMeta(tenantID) + ":" + alt + ":"}}, deleteBatch)
+	return n, s.wrap(op, err)
 }
 
 // ResolvedBefore returns up to limit conversations of the tenant resolved, and unchanged
 // since, before before: the oldest first.
 func (s *Store) ResolvedBefore(ctx context.Context, tenantID string, before time.Time, limit int) ([]*chat.Conversation, error) {
-	const op = "resolved conversations"
-	if err := s.breaker.allow(op); err != nil {
-		return nil, err
-	}
-	docs, err := findAll[conversationDoc](ctx, s, op, s.conversations,
+	return s.findViews(ctx, "resolved conversations",
 		bson.M{"tenant_id": tenantID, "status": string(chat.StatusResolved), "updated_at": bson.M{"$lt": before}},
-		options.Find().SetSort(bson.D{{Key: "updated_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, err
-	}
-	convs := make([]*chat.Conversation, len(docs))
-	for i := range docs {
-		convs[i] = docs[i].conversation()
-	}
-	return convs, nil
+		bson.D{{Key: "updated_at", Value: 1}, {Key: "_id", Value: 1}}, limit)
 }

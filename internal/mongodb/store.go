@@ -3,6 +3,7 @@ package mongodb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -162,4 +163,50 @@ type idDoc struct {
 func (s *Store) wrap(op string, err error) error {
 	s.breaker.observe(err)
 	return wrap(op, err)
+}
+
+// batchStalls is how many batches in a row deleteBatched lets delete nothing (documents found,
+// then gone, as a TTL index or another deleter removed them meanwhile) before it gives up
+// rather than loop.
+const batchStalls = 3
+
+// deleteBatched deletes the documents of coll matching filter, batch at a time: it finds the
+// _ids of a batch, then deletes those that still match, until none are left, so that no one
+// delete holds the server for long. It returns how many it deleted.
+func deleteBatched(ctx context.Context, coll *mongo.Collection, filter bson.M, batch int64) (int64, error) {
+	find := options.Find().SetProjection(bson.M{"_id": 1}).SetLimit(batch)
+	var total int64
+	for stalls := 0; ; {
+		cur, err := coll.Find(ctx, filter, find)
+		if err != nil {
+			return total, err
+		}
+		var docs []struct {
+			ID bson.RawValue `bson:"_id"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return total, err
+		}
+		if len(docs) == 0 {
+			return total, nil
+		}
+		ids := make([]bson.RawValue, len(docs))
+		for i, d := range docs {
+			ids[i] = d.ID
+		}
+		del := bson.M{"_id": bson.M{"$in": ids}}
+		for k, v := range filter {
+			del[k] = v
+		}
+		res, err := coll.DeleteMany(ctx, del)
+		if err != nil {
+			return total, err
+		}
+		total += res.DeletedCount
+		if res.DeletedCount > 0 {
+			stalls = 0
+		} else if stalls++; stalls >= batchStalls {
+			return total, fmt.Errorf("found documents to delete but deleted none %d times", stalls)
+		}
+	}
 }

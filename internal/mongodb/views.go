@@ -125,6 +125,11 @@ func (s *Store) AssignedOpen(ctx context.Context, tenantID, adminID string, limi
 
 // findConversations returns up to limit conversations matching filter, newest first.
 func (s *Store) findConversations(ctx context.Context, op string, filter bson.M, limit int) ([]*chat.Conversation, error) {
+	return s.findViews(ctx, op, filter, newestFirst(), limit)
+}
+
+// findViews returns up to limit conversations matching filter in the order sort.
+func (s *Store) findViews(ctx context.Context, op string, filter bson.M, sort bson.D, limit int) ([]*chat.Conversation, error) {
 	if err := s.breaker.allow(op); err != nil {
 		return nil, err
 	}
@@ -132,7 +137,7 @@ func (s *Store) findConversations(ctx context.Context, op string, filter bson.M,
 		return nil, nil
 	}
 	docs, err := findAll[conversationDoc](ctx, s, op, s.conversations, filter,
-		options.Find().SetSort(newestFirst()).SetLimit(int64(limit)))
+		options.Find().SetSort(sort).SetLimit(int64(limit)))
 	if err != nil {
 		return nil, err
 	}
