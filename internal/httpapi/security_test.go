@@ -92,6 +92,8 @@ var tenantEndpoints = []endpoint{
 	{"POST", "/api/v1/admin/webhooks/{id}/deliveries/:delivery_id/redeliver", nil},
 	{"GET", "/api/v1/admin/audit", nil},
 	{"GET", "/api/v1/admin/customers/:customer_id/export", nil},
+	{"DELETE", "/api/v1/admin/customers/:customer_id", nil},
+	{"GET", "/api/v1/admin/erasures/{id}", nil},
 }
 
 var (
