@@ -34,7 +34,7 @@ build:
 test: lint tools
 	@(exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null || [ -n "$$CHAT_TEST_POSTGRESQL_URL" ] || \
 	  echo "note: no PostgreSQL at 127.0.0.1:5432: the FerretDB-on-PostgreSQL runs of the consistency tests are skipped"
-	go test -race -count=1 -timeout 8m ./...
+	go test -race -count=1 -timeout 10m ./...
 	$(MAKE) fuzz
 
 ## fuzz: every fuzz target (func Fuzz... in a _test.go file) for FUZZTIME each, default 3s;
