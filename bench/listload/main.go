@@ -22,13 +22,14 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/supportchat/supportchat/bench/internal/machine"
+	"github.com/supportchat/supportchat/bench/internal/wrk"
 	"github.com/supportchat/supportchat/internal/localdeps"
 	"github.com/supportchat/supportchat/internal/server"
 )
@@ -85,9 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("the load generator wrk is not installed (Debian: apt-get install wrk): %w", err)
 	}
-	fmt.Fprintf(stdout, "machine: %s %s/%s, %d CPUs (%s), GOMAXPROCS %d, load average before the run %s\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), loadAverage())
-	fmt.Fprintf(stdout, "load generator: %s (%s), %d threads, %d connections, its own process\n", wrkPath, wrkVersion(ctx, wrkPath), p.threads, p.connections)
+	fmt.Fprintf(stdout, "machine: %s (before the run)\n", machine.Describe())
+	fmt.Fprintf(stdout, "load generator: %s (%s), %d threads, %d connections, its own process\n", wrkPath, wrk.Version(ctx, wrkPath), p.threads, p.connections)
 
 	dir, err := os.MkdirTemp("", "listload-")
 	if err != nil {
@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if p.cpuProfile != "" {
 		targets[1].profile = p.cpuProfile
 	}
-	g := generator{path: wrkPath, p: p, stdout: stdout}
+	g := generator{run: wrk.Runner{Path: wrkPath, Threads: p.threads, Connections: p.connections}, p: p, stdout: stdout}
 	for round := range p.rounds {
 		for _, t := range targets {
 			fmt.Fprintf(stdout, "round %d: %s: warming up %s, then measuring %s\n", round+1, t.name, p.warmup, p.duration)
@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "load average after the run %s\n", loadAverage())
+	fmt.Fprintf(stdout, "load average after the run %s\n", machine.LoadAverage())
 	return report(stdout, targets, p)
 }
 
@@ -138,10 +138,10 @@ func report(stdout io.Writer, targets []*target, p params) error {
 	for _, t := range targets {
 		r := t.total()
 		ratio := "—"
-		if ceiling.rate() > 0 {
-			ratio = fmt.Sprintf("%.2f", r.rate()/ceiling.rate())
+		if ceiling.Rate() > 0 {
+			ratio = fmt.Sprintf("%.2f", r.Rate()/ceiling.Rate())
 		}
-		fmt.Fprintf(tw, "| %s\t| %.0f\t| %s\t| %s\t| %s\t| %d of %d\t| %s\t|\n", t.name, r.rate(), ms(r.p50), ms(r.p99), ms(r.max), r.errors(), r.requests, ratio)
+		fmt.Fprintf(tw, "| %s\t| %.0f\t| %s\t| %s\t| %s\t| %d of %d\t| %s\t|\n", t.name, r.Rate(), ms(r.P50), ms(r.P99), ms(r.Max), r.Errors(), r.Requests, ratio)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -151,14 +151,14 @@ func report(stdout io.Writer, targets []*target, p params) error {
 		for _, t := range targets {
 			var rates []string
 			for _, r := range t.runs {
-				rates = append(rates, fmt.Sprintf("%.0f", r.rate()))
+				rates = append(rates, fmt.Sprintf("%.0f", r.Rate()))
 			}
 			fmt.Fprintf(stdout, "- %s: %s\n", t.name, strings.Join(rates, ", "))
 		}
 	}
 	fmt.Fprintln(stdout, "\np50 and p99 of pooled rounds are the medians of the rounds' own; max is the largest.")
 	for _, t := range targets {
-		if e := t.total().errors(); e > 0 {
+		if e := t.total().Errors(); e > 0 {
 			fmt.Fprintf(stdout, "%s: %d requests failed (non-2xx answers or socket errors)\n", t.name, e)
 		}
 	}
@@ -167,26 +167,6 @@ func report(stdout io.Writer, targets []*target, p params) error {
 
 // ms formats d in milliseconds.
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
-
-// loadAverage returns the 1, 5 and 15 minute load averages of the machine, or "unknown".
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "unknown"
-}
-
-// cpuModel returns the CPU's model name, or "unknown CPU".
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
 
 // startProfile starts a CPU profile into path, and returns what stops it.
 func startProfile(path string) (func(), error) {

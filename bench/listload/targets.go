@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/supportchat/supportchat/bench/internal/stack"
+	"github.com/supportchat/supportchat/bench/internal/wrk"
 )
 
 // listPath is the route every target answers.
@@ -30,7 +31,7 @@ type target struct {
 	sample []byte
 	// profile, when set, is where the CPU profile of this target's measured runs goes.
 	profile string
-	runs    []result
+	runs    []wrk.Result
 	close   func()
 }
 
