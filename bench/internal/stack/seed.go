@@ -13,12 +13,19 @@ import (
 type Plan struct {
 	// Conversations is how many conversations to store.
 	Conversations int
-	// Customers is how many customers they belong to: conversation i is customer i%Customers's.
+	// First is the index of the first conversation: Seed stores conversations First to
+	// First+Conversations-1, whose ids and times follow from their index. Default 0; a second
+	// Seed of the same tenant starts where the first ended.
+	First int
+	// Customers is how many customers they belong to: conversation i is customer
+	// FirstCustomer+i%Customers's.
 	Customers int
+	// FirstCustomer is the index of the first of the customers. Default 0.
+	FirstCustomer int
 	// Admins is how many admins answer, in turn. Default 4.
 	Admins int
 	// Messages is how many messages each conversation has, the customer's and an admin's in
-	// turn, the customer's first. Default 3.
+	// turn, the customer's first, at most 4096. Default 3.
 	Messages int
 	// OpenEvery, when above 1, leaves only every OpenEvery-th conversation open (0, k, 2k, ...)
 	// and the others resolved, as in a desk that answers. Default: every one open.
@@ -47,14 +54,14 @@ func Admin(i int) (id, name string) {
 // conversationID returns the id of conversation i: 24 hex digits, as the service's ids are.
 func conversationID(i int) string { return fmt.Sprintf("c0ffee%018x", i) }
 
-// messageID returns the id of message m of conversation i.
-func messageID(i, m int) string { return fmt.Sprintf("feed%02x%018x", m, i) }
+// messageID returns the id of message m (below 4096) of conversation i.
+func messageID(i, m int) string { return fmt.Sprintf("feed%03x%017x", m, i) }
 
 // conversationLog returns the log of conversation i of p in tenantID: a start followed by
 // replies, each entry with the state chat.Service would record (see newConversation,
 // Conversation.Record and addMessage in internal/chat).
 func (p Plan) conversationLog(tenantID string, i int) []chat.Entry {
-	custID, custName := Customer(i % p.Customers)
+	custID, custName := Customer(p.FirstCustomer + i%p.Customers)
 	customer := chat.Participant{ID: custID, Role: chat.RoleCustomer, Name: custName}
 	adminID, adminName := Admin(i % p.Admins)
 	admin := chat.Participant{ID: adminID, Role: chat.RoleAdmin, Name: adminName}
@@ -137,8 +144,8 @@ func Seed(ctx context.Context, uri, database, tenantID string, p Plan) error {
 		return err
 	}
 	store := db.Store()
-	for from := 0; from < p.Conversations; from += p.Batch {
-		to := min(from+p.Batch, p.Conversations)
+	for from := p.First; from < p.First+p.Conversations; from += p.Batch {
+		to := min(from+p.Batch, p.First+p.Conversations)
 		var entries []chat.Entry
 		views := make([]*chat.Conversation, 0, to-from)
 		for i := from; i < to; i++ {
@@ -160,7 +167,7 @@ func Seed(ctx context.Context, uri, database, tenantID string, p Plan) error {
 			return fmt.Errorf("project views of conversations %d..%d: %w", from, to-1, err)
 		}
 		if p.Progress != nil {
-			p.Progress(to)
+			p.Progress(to - p.First)
 		}
 	}
 	return nil

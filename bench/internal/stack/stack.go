@@ -77,6 +77,9 @@ type Options struct {
 	// Limits turns the rate limits on with quotas no benchmark reaches, so every request pays
 	// for its checks in Redis as in production but none is refused. Default: limits off.
 	Limits bool
+	// Tuning shortens the service's timings (server.Options.Tuning); zero values take the
+	// production defaults.
+	Tuning server.Tuning
 }
 
 // Stack is a running service with its servers.
@@ -203,6 +206,7 @@ func (s *Stack) start(ctx context.Context, o Options) error {
 			Stdout:   logs,
 			OnListen: func(a server.Addrs) { listening <- a.API },
 			Signals:  make(chan os.Signal), // no SIGHUP handler of its own
+			Tuning:   o.Tuning,
 		})
 	}()
 	s.onClose(func() {
