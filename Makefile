@@ -146,6 +146,15 @@ bench-flat:
 
 .PHONY: bench-list bench-flat
 
+## bench-erase: a customer's erasure (20 conversations x 500 messages) under the list load of
+## 100 other customers (wrk in its own process): messages erased per second, and the others'
+## list p99 during it against a baseline without it, in one run (bench/eraseload; flags such as
+## -backend postgresql, -rounds: go run ./bench/eraseload -h). bench/RESULTS.md.
+bench-erase:
+	go run ./bench/eraseload
+
+.PHONY: bench-erase
+
 ## bench-sse: memory of 10 000 idle event streams (bench/sseidle). bench/RESULTS.md.
 bench-sse:
 	go run ./bench/sseidle -streams 10000
