@@ -200,6 +200,11 @@ func (b *bench) round(ctx context.Context, stdout io.Writer, runner wrk.Runner, 
 		res.firstPass = last
 	}
 	e := res.erasure
+	if !e.finished {
+		fmt.Fprintf(stdout, "  the erasure was not done after %s (-timeout): %d messages counted\n  list during it: ", b.p.timeout, e.counts.Messages)
+		printResult(stdout, res.firstPass)
+		return res, nil
+	}
 	fmt.Fprintf(stdout, "  erased %d messages, %d conversations, %d log entries; all messages counted %s after the DELETE, done after %s\n",
 		e.counts.Messages, e.counts.Conversations, e.counts.Entries, e.deleted.Round(time.Millisecond), e.done.Round(time.Millisecond))
 	fmt.Fprint(stdout, "  list during the first pass: ")

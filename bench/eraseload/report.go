@@ -19,6 +19,10 @@ func report(stdout io.Writer, rounds []round, p params) error {
 	fmt.Fprintln(tw, "|---:\t|---:\t|---:\t|---:\t|---:\t|---:\t|---:\t|---:\t|")
 	for i, r := range rounds {
 		e := r.erasure
+		if !e.finished {
+			fmt.Fprintf(tw, "| %d\t| %d counted\t| %d\t| %d\t| —\t| —\t| not done after %s\t| —\t|\n", i+1, e.counts.Messages, e.counts.Conversations, e.counts.Entries, seconds(e.done))
+			continue
+		}
 		fmt.Fprintf(tw, "| %d\t| %d\t| %d\t| %d\t| %s\t| %.0f\t| %s\t| %.0f\t|\n", i+1, e.counts.Messages, e.counts.Conversations, e.counts.Entries,
 			seconds(e.deleted), perSecond(e.counts.Messages, e.deleted), seconds(e.done), perSecond(e.counts.Messages, e.done))
 	}
@@ -39,7 +43,11 @@ func report(stdout io.Writer, rounds []round, p params) error {
 	for i, r := range rounds {
 		n := fmt.Sprint(i + 1)
 		row(n, "baseline, no erasure", r.baseline, r.baseline)
-		row(n, "erasure: first pass", r.firstPass, r.baseline)
+		phase := "erasure: first pass"
+		if !r.erasure.finished {
+			phase = "erasure, not done within -timeout"
+		}
+		row(n, phase, r.firstPass, r.baseline)
 		base, first = append(base, r.baseline), append(first, r.firstPass)
 		if r.hasRest {
 			row(n, "erasure: settle and second pass", r.rest, r.baseline)
