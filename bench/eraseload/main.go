@@ -9,7 +9,7 @@
 // data rights worker are shortened (-settle, -interval), so a run does not wait 45 s between
 // the passes. See bench/RESULTS.md.
 //
-//	go run ./bench/eraseload [-duration 10s] [-erase-conversations 20] [-erase-messages 500] [-rounds 1]
+//	go run ./bench/eraseload [-duration 65s] [-erase-conversations 20] [-erase-messages 500] [-rounds 1]
 package main
 
 import (
@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var p params
 	fs := flag.NewFlagSet("eraseload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.DurationVar(&p.duration, "duration", 10*time.Second, "how long the baseline (the list load without an erasure) is measured in each round")
+	fs.DurationVar(&p.duration, "duration", 65*time.Second, "how long the baseline (the list load without an erasure) is measured in each round: longer than the 60s a cached page lives, so that it sees every page built again once, as a long erasure does")
 	fs.DurationVar(&p.warmup, "warmup", 3*time.Second, "how long the list is loaded before the baseline is measured")
 	fs.IntVar(&p.connections, "connections", 32, "wrk connections: concurrent requests, each sent as soon as the previous one is answered")
 	fs.IntVar(&p.threads, "threads", 2, "wrk threads")

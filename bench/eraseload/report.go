@@ -44,8 +44,11 @@ func report(stdout io.Writer, rounds []round, p params) error {
 		n := fmt.Sprint(i + 1)
 		row(n, "baseline, no erasure", r.baseline, r.baseline)
 		phase := "erasure: first pass"
-		if !r.erasure.finished {
+		switch {
+		case !r.erasure.finished:
 			phase = "erasure, not done within -timeout"
+		case !r.hasRest:
+			phase = "erasure, whole (fewer messages counted than seeded)"
 		}
 		row(n, phase, r.firstPass, r.baseline)
 		base, first = append(base, r.baseline), append(first, r.firstPass)
