@@ -119,8 +119,12 @@ func (b *bench) mint(ctx context.Context, s *stack.Stack) error {
 		if err != nil {
 			return err
 		}
-		if n, err := b.listed(ctx, token); err != nil || n < min(p.eraseConversations, 20) {
-			return fmt.Errorf("the list of %s, to erase: %d conversations, want %d: %v", id, n, min(p.eraseConversations, 20), err)
+		n, err := b.listed(ctx, token)
+		if err != nil {
+			return fmt.Errorf("the list of %s, to erase: %w", id, err)
+		}
+		if want := min(p.eraseConversations, 20); n < want {
+			return fmt.Errorf("the list of %s, to erase: %d conversations, want %d", id, n, want)
 		}
 		b.erased = append(b.erased, id)
 		b.erasedTokens = append(b.erasedTokens, token)
@@ -190,8 +194,11 @@ func (b *bench) erase(ctx context.Context, customerID string, want int64, counte
 		return run, err
 	}
 	var st erasureStatus
-	if err := json.Unmarshal(body, &st); err != nil || st.ID == "" {
-		return run, fmt.Errorf("DELETE answered %.300s: %v", body, err)
+	if err := json.Unmarshal(body, &st); err != nil {
+		return run, fmt.Errorf("DELETE answered %.300s: %w", body, err)
+	}
+	if st.ID == "" {
+		return run, fmt.Errorf("DELETE answered no erasure id: %.300s", body)
 	}
 	id := st.ID
 	deadline := t0.Add(b.p.timeout)
