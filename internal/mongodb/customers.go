@@ -54,22 +54,15 @@ func (s *Store) CustomerLogs(ctx context.Context, tenantID, customerID, after st
 }
 
 // EntriesPage returns up to limit entries of a conversation with Seq above after, in order.
-// On FerretDB it looks them up by _id, the one filter its backend answers from an index.
+// Its filter's equalities on the conversation are what FerretDB hands to its backend: it then
+// reads that conversation's log, not the tenant's (a filter of _id $in would read the whole
+// collection).
 func (s *Store) EntriesPage(ctx context.Context, tenantID, convID string, after int64, limit int) ([]chat.Entry, error) {
 	const op = "entries page"
 	if err := s.breaker.allow(op); err != nil {
 		return nil, err
 	}
-	var filter bson.M
-	if s.server.isFerretDB(ctx) {
-		keys := make([]string, limit)
-		for i := range keys {
-			keys[i] = entryKey(tenantID, convID, after+1+int64(i))
-		}
-		filter = bson.M{"_id": bson.M{"$in": keys}}
-	} else {
-		filter = bson.M{"tenant_id": tenantID, "conversation_id": convID, "seq": bson.M{"$gt": after}}
-	}
+	filter := bson.M{"tenant_id": tenantID, "conversation_id": convID, "seq": bson.M{"$gt": after}}
 	docs, err := findAll[entryDoc](ctx, s, op, s.entries, filter,
 		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {

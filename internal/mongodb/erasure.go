@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/supportchat/supportchat/internal/chat"
@@ -127,32 +128,56 @@ func (s *Store) LastEntry(ctx context.Context, tenantID, convID string) (*chat.E
 	return &e, nil
 }
 
-// DeleteLog deletes the entries of a conversation with Seq up to upTo but its seal
-// (chat.EntryErased), the oldest first and deleteBatch at a time, and the pending marks of the
-// conversation. It returns how many
+// DeleteLog deletes the entries of a conversation up to upTo but its seal (chat.EntryErased),
+// and the pending marks of the conversation, deleteBatch entries at a time. It returns how many
 // entries, and how many messages among them, it deleted.
+//
+// A batch is found by equality on the conversation, a filter FerretDB hands to its backend
+// (and MongoDB's index tenant_conversation_seq serves), then deleted entry by entry by _id in
+// one bulk write: the one look-up every server answers from an index. A filter of _id $in
+// would make FerretDB read the tenant's whole log for every batch.
 func (s *Store) DeleteLog(ctx context.Context, tenantID, convID string, upTo int64) (entries, messages int64, err error) {
 	const op = "delete log"
-	for from := int64(1); from <= upTo; from += deleteBatch {
+	find := options.Find().SetProjection(bson.M{"_id": 1, "kind": 1, "seq": 1}).SetLimit(deleteBatch + 1)
+	for stalls := 0; stalls < batchStalls; {
 		if err := s.breaker.allow(op); err != nil {
 			return entries, messages, err
 		}
-		to := min(from+deleteBatch-1, upTo)
-		keys := make([]string, 0, to-from+1)
-		for seq := from; seq <= to; seq++ {
-			keys = append(keys, entryKey(tenantID, convID, seq))
-		}
-		filter := bson.M{"_id": bson.M{"$in": keys}, "tenant_id": tenantID, "kind": bson.M{"$ne": string(chat.EntryErased)}}
-		n, err := s.entries.CountDocuments(ctx, bson.M{"_id": bson.M{"$in": keys}, "tenant_id": tenantID, "kind": string(chat.EntryMessage)})
+		docs, err := findAll[struct {
+			Key  string `bson:"_id"`
+			Kind string `bson:"kind"`
+			Seq  int64  `bson:"seq"`
+		}](ctx, s, op, s.entries, bson.M{"tenant_id": tenantID, "conversation_id": convID}, find)
 		if err != nil {
-			return entries, messages, s.wrap(op, err)
+			return entries, messages, err
 		}
-		res, err := s.entries.DeleteMany(ctx, filter)
+		var dels []mongo.WriteModel
+		var msgs int64
+		for _, d := range docs {
+			if d.Kind == string(chat.EntryErased) || d.Seq > upTo || len(dels) == deleteBatch {
+				continue
+			}
+			if d.Kind == string(chat.EntryMessage) {
+				msgs++
+			}
+			dels = append(dels, mongo.NewDeleteOneModel().SetFilter(bson.M{"_id": d.Key, "tenant_id": tenantID, "conversation_id": convID}))
+		}
+		if len(dels) == 0 {
+			break
+		}
+		res, err := s.entries.BulkWrite(ctx, dels, options.BulkWrite().SetOrdered(false))
 		if err != nil {
 			return entries, messages, s.wrap(op, err)
 		}
 		entries += res.DeletedCount
-		messages += n
+		if res.DeletedCount == int64(len(dels)) {
+			messages += msgs // every entry found is deleted: its messages with it
+		} else {
+			messages += msgs * res.DeletedCount / int64(len(dels)) // another deleter raced: an estimate
+		}
+		if res.DeletedCount == 0 {
+			stalls++
+		}
 	}
 	if _, err := s.outbox.DeleteMany(ctx, bson.M{"tenant_id": tenantID, "conversation_id": convID}); err != nil {
 		return entries, messages, s.wrap(op, err)
