@@ -123,7 +123,7 @@ type Tuning struct {
 	// RedisTimeout bounds dialling Redis and each read and write (redisconn.Options).
 	RedisTimeout time.Duration
 	// ErasureSettle is the pause between an erasure's two passes (datarights.DefaultSettle);
-	// DataRightsInterval how often erasures and retention look for work (a second).
+	// DataRightsInterval how often the eraser looks for work (a second).
 	ErasureSettle, DataRightsInterval time.Duration
 	// ErasureLease is how long a replica holds an erasure job without renewing it.
 	ErasureLease time.Duration
