@@ -101,7 +101,7 @@ type Records interface {
 	LastEntry(ctx context.Context, tenantID, convID string) (*chat.Entry, error)
 	// Append appends entries to logs (the seal), failing with chat.ErrConflict on a taken Seq.
 	Append(ctx context.Context, entries []chat.Entry) (int, error)
-	// DeleteLog deletes the entries of a conversation up to seq, the oldest first, but for its
+	// DeleteLog deletes the entries of a conversation up to seq, a batch at a time, but for its
 	// seal, and its pending marks, returning how many entries and how many messages it
 	// deleted.
 	DeleteLog(ctx context.Context, tenantID, convID string, upTo int64) (entries, messages int64, err error)
