@@ -2,6 +2,7 @@ package mongodb
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -139,7 +140,8 @@ func (s *Store) LastEntry(ctx context.Context, tenantID, convID string) (*chat.E
 func (s *Store) DeleteLog(ctx context.Context, tenantID, convID string, upTo int64) (entries, messages int64, err error) {
 	const op = "delete log"
 	find := options.Find().SetProjection(bson.M{"_id": 1, "kind": 1, "seq": 1}).SetLimit(deleteBatch + 1)
-	for stalls := 0; stalls < batchStalls; {
+	stalls := 0
+	for stalls < batchStalls {
 		if err := s.breaker.allow(op); err != nil {
 			return entries, messages, err
 		}
@@ -178,6 +180,9 @@ func (s *Store) DeleteLog(ctx context.Context, tenantID, convID string, upTo int
 		if res.DeletedCount == 0 {
 			stalls++
 		}
+	}
+	if stalls >= batchStalls {
+		return entries, messages, fmt.Errorf("mongodb delete log: found entries to delete but deleted none %d times", stalls)
 	}
 	if _, err := s.outbox.DeleteMany(ctx, bson.M{"tenant_id": tenantID, "conversation_id": convID}); err != nil {
 		return entries, messages, s.wrap(op, err)
