@@ -240,23 +240,5 @@ func (b *bench) erase(ctx context.Context, customerID string, want int64, counte
 
 // do sends a request with token and returns the body of an answer with status want.
 func (b *bench) do(ctx context.Context, method, path, token string, want int) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, b.url+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("X-Tenant-ID", stack.TenantID)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != want {
-		return nil, fmt.Errorf("%s %s: %d %.300s", method, path, resp.StatusCode, body)
-	}
-	return body, nil
+	return stack.Request(ctx, method, b.url+path, token, want)
 }

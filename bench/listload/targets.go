@@ -106,7 +106,7 @@ func (t *target) prime(ctx context.Context) error {
 	g.SetLimit(4)
 	for i, token := range t.tokens {
 		g.Go(func() error {
-			body, err := get(ctx, t.url+listPath, token)
+			body, err := stack.Request(ctx, http.MethodGet, t.url+listPath, token, http.StatusOK)
 			if err != nil {
 				return fmt.Errorf("caller %d: %w", i, err)
 			}
@@ -124,29 +124,6 @@ func (t *target) prime(ctx context.Context) error {
 		t.sample = bodies[0]
 	}
 	return nil
-}
-
-// get sends a GET of url with token and returns the body of a 200 answer.
-func get(ctx context.Context, url, token string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("X-Tenant-ID", stack.TenantID)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %d %.300s", url, resp.StatusCode, body)
-	}
-	return body, nil
 }
 
 // startCeiling serves body as the answer to every GET of listPath from a bare Gin engine
