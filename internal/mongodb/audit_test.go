@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/supportchat/supportchat/internal/audit"
-	"github.com/supportchat/supportchat/internal/mongodb"
 	"github.com/supportchat/supportchat/internal/testenv"
 )
 
@@ -20,16 +19,8 @@ func TestAuditStore(t *testing.T) {
 }
 
 func testAuditStore(t *testing.T, server testenv.MongoServer) {
-	uri, database := server.MustDatabase(t)
 	ctx := context.Background()
-	db, err := mongodb.Open(ctx, uri, database, mongodb.Options{Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer db.Close(ctx)
-	if err := db.EnsureIndexes(ctx); err != nil {
-		t.Fatalf("EnsureIndexes: %v", err)
-	}
+	db, _, _ := mustOpenOn(t, server, 10*time.Second)
 	s := db.Store()
 	clock := testenv.NewClock(t0)
 	trail := audit.New(s, time.Hour, clock.Now)

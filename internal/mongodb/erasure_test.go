@@ -6,32 +6,16 @@ import (
 	"time"
 
 	"github.com/supportchat/supportchat/internal/chat"
-	"github.com/supportchat/supportchat/internal/mongodb"
 	"github.com/supportchat/supportchat/internal/testenv"
 )
-
-// storeOn returns a store with indexes on a fresh database of srv.
-func storeOn(t *testing.T, srv testenv.MongoServer) *mongodb.Store {
-	t.Helper()
-	uri, database := srv.MustDatabase(t)
-	ctx := context.Background()
-	db, err := mongodb.Open(ctx, uri, database, mongodb.Options{Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close(context.Background()) })
-	if err := db.EnsureIndexes(ctx); err != nil {
-		t.Fatalf("EnsureIndexes: %v", err)
-	}
-	return db.Store()
-}
 
 // TestTheLogsOfACustomer checks the reads export and erasure make, page by page, on every
 // server: a customer's views and logs, a log in pages, a log's last entry; and the deletes.
 func TestTheLogsOfACustomer(t *testing.T) {
 	for _, srv := range testenv.MongoServers() {
 		t.Run(srv.Name, func(t *testing.T) {
-			s := storeOn(t, srv)
+			db, _, _ := mustOpenOn(t, srv, 10*time.Second)
+			s := db.Store()
 			ctx := context.Background()
 			for i := 1; i <= 3; i++ {
 				mustAppend(t, s, logOf(shop, id(i), 4*i))

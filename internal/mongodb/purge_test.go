@@ -25,15 +25,7 @@ func TestPurgeTenant(t *testing.T) {
 	for _, server := range testenv.MongoServers() {
 		t.Run(server.Name, func(t *testing.T) {
 			ctx := context.Background()
-			uri, database := server.MustDatabase(t)
-			db, err := mongodb.Open(ctx, uri, database, mongodb.Options{Timeout: 30 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = db.Close(context.Background()) })
-			if err := db.EnsureIndexes(ctx); err != nil {
-				t.Fatal(err)
-			}
+			db, uri, database := mustOpenOn(t, server, 30*time.Second)
 			raw := rawDatabase(t, uri, database)
 
 			// More than one batch of the purged tenant in one collection.

@@ -50,6 +50,23 @@ func mustOpen(tb testing.TB, now func() time.Time) *mongodb.DB {
 	return db
 }
 
+// mustOpenOn returns a DB with indexes on a fresh database of srv, its operations bounded by
+// timeout and closed when the test ends, with the database's URI and name.
+func mustOpenOn(tb testing.TB, srv testenv.MongoServer, timeout time.Duration) (db *mongodb.DB, uri, database string) {
+	tb.Helper()
+	uri, database = srv.MustDatabase(tb)
+	ctx := context.Background()
+	db, err := mongodb.Open(ctx, uri, database, mongodb.Options{Timeout: timeout})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { _ = db.Close(context.Background()) })
+	if err := db.EnsureIndexes(ctx); err != nil {
+		tb.Fatalf("EnsureIndexes: %v", err)
+	}
+	return db, uri, database
+}
+
 // mustStore returns a store on a fresh database.
 func mustStore(tb testing.TB) *mongodb.Store {
 	tb.Helper()
