@@ -31,8 +31,9 @@ type PresenceState struct {
 	Support   Support
 }
 
-// requireAdmin returns the scope of an admin-only call; customers get Forbidden.
-func requireAdmin(ctx context.Context) (*tenant.Tenant, Caller, error) {
+// RequireAdmin returns the tenant and caller of ctx for an admin-only call: NotFound without a
+// tenant, Unauthenticated without a caller, Forbidden for a customer.
+func RequireAdmin(ctx context.Context) (*tenant.Tenant, Caller, error) {
 	t, caller, err := scope(ctx)
 	if err != nil {
 		return nil, Caller{}, err
@@ -47,7 +48,7 @@ func requireAdmin(ctx context.Context) (*tenant.Tenant, Caller, error) {
 // of the tenant the service has seen (see NoteAdmin). Admins only: customers get Forbidden;
 // NotFound for an unknown id, Invalid for a bad patch.
 func (s *Service) Update(ctx context.Context, id string, p Patch) (*Summary, error) {
-	t, caller, err := requireAdmin(ctx)
+	t, caller, err := RequireAdmin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +136,7 @@ func (s *Service) NoteAdmin(ctx context.Context) {
 // has unassign_on_away. Returns Forbidden for customers, Invalid for another status and
 // Unavailable when presence cannot be stored.
 func (s *Service) SetPresence(ctx context.Context, status AdminStatus) (*PresenceState, error) {
-	t, caller, err := requireAdmin(ctx)
+	t, caller, err := RequireAdmin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +225,7 @@ func (s *Service) unassign(ctx context.Context, t *tenant.Tenant, adminID string
 
 // Settings returns the tenant's effective chat settings. Admins only.
 func (s *Service) Settings(ctx context.Context) (*SettingsReport, error) {
-	t, _, err := requireAdmin(ctx)
+	t, _, err := RequireAdmin(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +239,7 @@ func (s *Service) Settings(ctx context.Context) (*SettingsReport, error) {
 // PutSettings replaces the tenant's overrides with o; a field left nil falls back to the tenant
 // file. Admins only; Invalid for a bad away prompt or retention.
 func (s *Service) PutSettings(ctx context.Context, o Overrides) (*SettingsReport, error) {
-	t, caller, err := requireAdmin(ctx)
+	t, caller, err := RequireAdmin(ctx)
 	if err != nil {
 		return nil, err
 	}

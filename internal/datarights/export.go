@@ -8,7 +8,6 @@ import (
 
 	"github.com/supportchat/supportchat/internal/audit"
 	"github.com/supportchat/supportchat/internal/chat"
-	"github.com/supportchat/supportchat/internal/tenant"
 )
 
 // The pages an export reads: conversations by the hundred, a log by 500 entries, so that a
@@ -97,10 +96,11 @@ func NewExporter(store ExportStore, trail Trail, now func() time.Time) *Exporter
 // export is returned wrapping ErrNotRecorded.
 func (x *Exporter) Export(ctx context.Context, customerID string, sink ExportSink) (ExportCounts, error) {
 	var counts ExportCounts
-	tenantID, caller, err := exportScope(ctx)
+	t, caller, err := chat.RequireAdmin(ctx)
 	if err != nil {
 		return counts, err
 	}
+	tenantID := t.ID
 	if !chat.ValidID(customerID) {
 		return counts, chat.FieldError("customer_id", "must be a user id: 1 to 255 visible ASCII characters")
 	}
@@ -223,22 +223,6 @@ func seqAt(seqs []int64, n int64) int64 {
 		return 0
 	}
 	return seqs[n-1]
-}
-
-// exportScope returns the tenant of ctx and its caller, who must be one of its admins.
-func exportScope(ctx context.Context) (string, chat.Caller, error) {
-	t, err := tenant.FromContext(ctx)
-	if err != nil {
-		return "", chat.Caller{}, chat.Errorf(chat.NotFound, "unknown tenant")
-	}
-	c, err := chat.CallerFromContext(ctx)
-	if err != nil {
-		return "", chat.Caller{}, err
-	}
-	if !c.IsAdmin() {
-		return "", chat.Caller{}, chat.Errorf(chat.Forbidden, "only admins can do this")
-	}
-	return t.ID, c, nil
 }
 
 // exportMerge walks a customer's conversations by id: those with a view and those whose log

@@ -14,7 +14,6 @@ import (
 	"github.com/supportchat/supportchat/internal/audit"
 	"github.com/supportchat/supportchat/internal/chat"
 	"github.com/supportchat/supportchat/internal/datarights"
-	"github.com/supportchat/supportchat/internal/tenant"
 )
 
 // AuditTrail records data rights work and lists it (*audit.Trail).
@@ -110,26 +109,9 @@ func auditEntryOf(e *audit.Entry) auditEntryJSON {
 	}
 }
 
-// adminScope returns the tenant of the request and its caller, who must be one of its admins
-// (Forbidden otherwise, as every admin-only route answers customers).
-func adminScope(ctx context.Context) (string, chat.Caller, error) {
-	t, err := tenant.FromContext(ctx)
-	if err != nil {
-		return "", chat.Caller{}, chat.Errorf(chat.NotFound, "unknown tenant")
-	}
-	caller, err := chat.CallerFromContext(ctx)
-	if err != nil {
-		return "", chat.Caller{}, err
-	}
-	if !caller.IsAdmin() {
-		return "", chat.Caller{}, chat.Errorf(chat.Forbidden, "only admins can do this")
-	}
-	return t.ID, caller, nil
-}
-
 // audit answers GET /admin/audit: a page of the tenant's audit trail, newest first.
 func (d *dataRightsHandlers) audit(c *gin.Context) {
-	tenantID, _, err := adminScope(c.Request.Context())
+	t, _, err := chat.RequireAdmin(c.Request.Context())
 	if err != nil {
 		abortWithError(c, err)
 		return
@@ -144,7 +126,7 @@ func (d *dataRightsHandlers) audit(c *gin.Context) {
 		abortWithError(c, err)
 		return
 	}
-	es, next, err := d.trail.List(c.Request.Context(), tenantID, q.Get("cursor"), limit)
+	es, next, err := d.trail.List(c.Request.Context(), t.ID, q.Get("cursor"), limit)
 	if err != nil {
 		abortWithError(c, err)
 		return
@@ -163,7 +145,7 @@ func recordSettings(c *gin.Context, trail AuditTrail, body []byte) {
 	if trail == nil {
 		return
 	}
-	tenantID, caller, err := adminScope(c.Request.Context())
+	t, caller, err := chat.RequireAdmin(c.Request.Context())
 	if err != nil {
 		return
 	}
@@ -175,7 +157,7 @@ func recordSettings(c *gin.Context, trail AuditTrail, body []byte) {
 	}
 	slices.Sort(names)
 	err = trail.Record(c.Request.Context(), audit.Entry{
-		TenantID: tenantID, Actor: audit.Actor{ID: caller.ID, Role: string(caller.Role)},
+		TenantID: t.ID, Actor: audit.Actor{ID: caller.ID, Role: string(caller.Role)},
 		Action: audit.SettingsChanged, Fields: names,
 	})
 	if err != nil {

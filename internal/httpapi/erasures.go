@@ -47,12 +47,12 @@ type erasureHandlers struct {
 
 // erase answers DELETE /admin/customers/{customer_id}: 202 with the erasure.
 func (h *erasureHandlers) erase(c *gin.Context) {
-	tenantID, caller, err := adminScope(c.Request.Context())
+	t, caller, err := chat.RequireAdmin(c.Request.Context())
 	if err != nil {
 		abortWithError(c, err)
 		return
 	}
-	e, err := h.svc.Request(c.Request.Context(), tenantID, c.Param("customer_id"), caller)
+	e, err := h.svc.Request(c.Request.Context(), t.ID, c.Param("customer_id"), caller)
 	if err != nil {
 		abortWithError(c, err)
 		return
@@ -63,12 +63,12 @@ func (h *erasureHandlers) erase(c *gin.Context) {
 
 // erasure answers GET /admin/erasures/{id}.
 func (h *erasureHandlers) erasure(c *gin.Context) {
-	tenantID, _, err := adminScope(c.Request.Context())
+	t, _, err := chat.RequireAdmin(c.Request.Context())
 	if err != nil {
 		abortWithError(c, err)
 		return
 	}
-	e, err := h.svc.Status(c.Request.Context(), tenantID, c.Param("id"))
+	e, err := h.svc.Status(c.Request.Context(), t.ID, c.Param("id"))
 	if err != nil {
 		abortWithError(c, err)
 		return
