@@ -3,8 +3,6 @@ package tenant
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 )
 
 // ValidID reports whether id is a well-formed tenant id: 2 to 63 of a-z, 0-9 and -.
@@ -20,11 +18,7 @@ func Configured(dir, id string) (bool, error) {
 		return false, fmt.Errorf("read tenants dir: %w", err)
 	}
 	for _, de := range entries {
-		name := de.Name()
-		if ext := filepath.Ext(name); strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml") {
-			continue
-		}
-		if fileID(name) == id {
+		if name := de.Name(); isTenantFileName(name) && fileID(name) == id {
 			return true, nil
 		}
 	}

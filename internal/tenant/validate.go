@@ -75,6 +75,13 @@ type tenantFile struct {
 	err error
 }
 
+// isTenantFileName reports whether name is one the registry reads: *.yaml or *.yml, not
+// hidden.
+func isTenantFileName(name string) bool {
+	ext := filepath.Ext(name)
+	return !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml")
+}
+
 // loadDir reads and parses the tenant files directly in dir, in name order: *.yaml and *.yml,
 // following symlinks, skipping names that start with "." (such as the ..data entries of a
 // Kubernetes ConfigMap mount) and directories.
@@ -86,7 +93,7 @@ func loadDir(dir string) ([]tenantFile, error) {
 	var files []tenantFile
 	for _, de := range dirEntries {
 		name := de.Name()
-		if ext := filepath.Ext(name); strings.HasPrefix(name, ".") || (ext != ".yaml" && ext != ".yml") {
+		if !isTenantFileName(name) {
 			continue
 		}
 		path := filepath.Join(dir, name)
