@@ -33,8 +33,6 @@ const (
 	// eraseBatch is how many conversations one step seals and deletes before it saves its
 	// progress and pauses.
 	eraseBatch = 20
-	// findBatch is how many conversations a look-up of the customer's returns.
-	findBatch = 100
 	// defaultJobLease is how long a replica holds a job without renewing it: another replica
 	// takes a job over this long after its holder died.
 	defaultJobLease = 30 * time.Second
@@ -231,33 +229,15 @@ func (e *Eraser) pass(ctx context.Context, job *Erasure) error {
 // conversations returns the ids of the customer's conversations: those with a view and those
 // with log entries (a view may be missing while a write is in flight, or after one died).
 func (e *Eraser) conversations(ctx context.Context, tenantID, customerID string) ([]string, error) {
+	convs := conversationsOf(ctx, e.d.Records, tenantID, customerID)
 	var ids []string
-	for after := ""; ; {
-		views, err := e.d.Records.CustomerViews(ctx, tenantID, customerID, after, findBatch)
-		if err != nil {
-			return nil, err
+	for {
+		id, _, ok, err := convs.next()
+		if err != nil || !ok {
+			return ids, err
 		}
-		for _, v := range views {
-			ids = append(ids, v.ID)
-		}
-		if len(views) < findBatch {
-			break
-		}
-		after = views[len(views)-1].ID
+		ids = append(ids, id)
 	}
-	for after := ""; ; {
-		logs, err := e.d.Records.CustomerLogs(ctx, tenantID, customerID, after, findBatch)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, logs...)
-		if len(logs) < findBatch {
-			break
-		}
-		after = logs[len(logs)-1]
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids), nil
 }
 
 // record adds r to the audit trail; a failure is logged, as the erasure itself is done.

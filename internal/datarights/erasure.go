@@ -86,11 +86,7 @@ type Jobs interface {
 
 // Records are the MongoDB side of the data of conversations, as erasure needs it.
 type Records interface {
-	// CustomerViews returns up to limit views of a customer's conversations, by id after after.
-	CustomerViews(ctx context.Context, tenantID, customerID, after string, limit int) ([]*chat.Conversation, error)
-	// CustomerLogs returns the ids of up to limit conversations with log entries of the
-	// customer, by id after after.
-	CustomerLogs(ctx context.Context, tenantID, customerID, after string, limit int) ([]string, error)
+	Customers
 	// View returns the view of a conversation, or chat.ErrNotFound.
 	View(ctx context.Context, tenantID, id string) (*chat.Conversation, error)
 	// EntriesAfter returns the entries of a conversation after seq, in order.

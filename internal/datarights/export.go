@@ -10,21 +10,14 @@ import (
 	"github.com/supportchat/supportchat/internal/chat"
 )
 
-// The pages an export reads: conversations by the hundred, a log by 500 entries, so that a
-// conversation of 10,000 messages is never in memory whole.
-const (
-	exportConversationPage = 100
-	exportEntryPage        = 500
-)
+// exportEntryPage is how many entries of a log an export reads at a time (conversations are
+// read customerPage at a time), so that a conversation of 10,000 messages is never in memory
+// whole.
+const exportEntryPage = 500
 
 // ExportStore reads a customer's data page by page (*mongodb.Store).
 type ExportStore interface {
-	// CustomerViews returns up to limit views of the customer's conversations, by id, after
-	// the id after ("" from the first).
-	CustomerViews(ctx context.Context, tenantID, customerID, after string, limit int) ([]*chat.Conversation, error)
-	// CustomerLogs returns the ids of up to limit conversations of the customer whose log has
-	// its first entry, by id, after the id after.
-	CustomerLogs(ctx context.Context, tenantID, customerID, after string, limit int) ([]string, error)
+	Customers
 	// EntriesPage returns up to limit entries of a conversation's log after Seq after, in
 	// order and without gaps.
 	EntriesPage(ctx context.Context, tenantID, convID string, after int64, limit int) ([]chat.Entry, error)
@@ -107,16 +100,7 @@ func (x *Exporter) Export(ctx context.Context, customerID string, sink ExportSin
 	if err := sink.Begin(customerID, x.now()); err != nil {
 		return counts, err
 	}
-	convs := exportMerge{
-		views: exportPager[*chat.Conversation]{id: func(c *chat.Conversation) string { return c.ID },
-			fetch: func(after string) ([]*chat.Conversation, error) {
-				return x.store.CustomerViews(ctx, tenantID, customerID, after, exportConversationPage)
-			}},
-		logs: exportPager[string]{id: func(id string) string { return id },
-			fetch: func(after string) ([]string, error) {
-				return x.store.CustomerLogs(ctx, tenantID, customerID, after, exportConversationPage)
-			}},
-	}
+	convs := conversationsOf(ctx, x.store, tenantID, customerID)
 	for {
 		id, view, ok, err := convs.next()
 		if err != nil {
@@ -224,69 +208,3 @@ func seqAt(seqs []int64, n int64) int64 {
 	}
 	return seqs[n-1]
 }
-
-// exportMerge walks a customer's conversations by id: those with a view and those whose log
-// began without one yet, each once.
-type exportMerge struct {
-	views exportPager[*chat.Conversation]
-	logs  exportPager[string]
-}
-
-// next returns the next conversation's id and its view (nil without one); ok is false at
-// the end.
-func (m *exportMerge) next() (id string, view *chat.Conversation, ok bool, err error) {
-	v, vok, err := m.views.peek()
-	if err != nil {
-		return "", nil, false, err
-	}
-	l, lok, err := m.logs.peek()
-	if err != nil {
-		return "", nil, false, err
-	}
-	switch {
-	case !vok && !lok:
-		return "", nil, false, nil
-	case vok && (!lok || v.ID <= l):
-		m.views.pop()
-		if lok && v.ID == l {
-			m.logs.pop()
-		}
-		return v.ID, v, true, nil
-	default:
-		m.logs.pop()
-		return l, nil, true, nil
-	}
-}
-
-// exportPager reads a list ordered by id page by page.
-type exportPager[T any] struct {
-	fetch func(after string) ([]T, error)
-	id    func(T) string
-	buf   []T
-	after string
-	done  bool
-}
-
-// peek returns the next item, fetching a page when none is buffered; ok is false at the end.
-func (p *exportPager[T]) peek() (item T, ok bool, err error) {
-	if len(p.buf) == 0 && !p.done {
-		page, err := p.fetch(p.after)
-		if err != nil {
-			return item, false, err
-		}
-		if len(page) < exportConversationPage {
-			p.done = true
-		}
-		if len(page) > 0 {
-			p.after = p.id(page[len(page)-1])
-		}
-		p.buf = page
-	}
-	if len(p.buf) == 0 {
-		return item, false, nil
-	}
-	return p.buf[0], true, nil
-}
-
-// pop drops the item peek returned.
-func (p *exportPager[T]) pop() { p.buf = p.buf[1:] }
